@@ -1,0 +1,169 @@
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+import { SES_EVENT_TYPES } from '../core/types.js';
+
+// One schema for the whole file, parsed once (CONTRACT.md section 1). Defaults live here
+// so `config validate` can print the effective configuration.
+
+const duration = (def: string) =>
+  z
+    .union([z.string(), z.number()])
+    .default(def)
+    .transform((v, ctx) => {
+      const ms = parseDuration(v);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: `expected a duration such as 30s, 15m, 24h or 7d` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+export const EVENT_POLICIES = ['event', 'attributes', 'both', 'ignore'] as const;
+export type EventPolicy = (typeof EVENT_POLICIES)[number];
+const policy = (def: EventPolicy) => z.enum(EVENT_POLICIES).default(def);
+
+export const DEFAULT_SIGNING_CERT_HOST = '^sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$';
+
+const regex = z.string().refine(
+  (s) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected a valid regular expression' },
+);
+
+const eventsSchema = z
+  .object({
+    Send: policy('attributes'),
+    Delivery: policy('attributes'),
+    Open: policy('attributes'),
+    Click: policy('both'),
+    Bounce: policy('both'),
+    Complaint: policy('both'),
+    Reject: policy('event'),
+    DeliveryDelay: policy('event'),
+    RenderingFailure: policy('event'),
+    Subscription: policy('both'),
+  })
+  .strict()
+  .prefault({});
+
+export const sesConnectorSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as us-east-1'),
+    credentials: z
+      .object({
+        profile: z.string().default(''),
+        role_arn: z
+          .string()
+          .default('')
+          .refine((s) => s === '' || /^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(s), 'expected an IAM role ARN (arn:aws:iam::123456789012:role/Name) or ""'),
+        external_id: z.string().default(''),
+      })
+      .strict()
+      .prefault({}),
+    endpoint: z.string().default('').refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
+    sync: z
+      .object({
+        events: z.boolean().default(true),
+        suppressions: z.boolean().default(true),
+        contacts: z.boolean().default(true),
+        account: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    schedule: z
+      .object({ suppressions: duration('15m'), contacts: duration('24h'), account: duration('1h') })
+      .strict()
+      .prefault({}),
+    sns: z
+      .object({
+        topic_arns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/, 'expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)')).default([]),
+        auto_confirm_subscriptions: z.boolean().default(true),
+        max_message_age: duration('1h'),
+        signing_cert_hosts: z.array(regex).min(1).default([DEFAULT_SIGNING_CERT_HOST]),
+        allow_http_cert_urls: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    sqs: z
+      .object({
+        queue_url: z.string().default(''),
+        raw_message_delivery: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+      })
+      .strict()
+      .prefault({}),
+    field_mapping: z.record(z.string(), z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'expected a Brevo attribute name in upper case (A-Z, 0-9, _)')).default({}),
+    contacts: z
+      .object({
+        fetch_attributes: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    events: eventsSchema,
+    lists: z.object({ folder: z.string().min(1).default('Amazon SES') }).strict().prefault({}),
+    ses_rate_limit: z.number().positive().default(1),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    connectors: z
+      .object({ 'amazon-ses': sesConnectorSchema })
+      .catchall(z.unknown()),
+    brevo: z
+      .object({
+        api_key: z.string().default(''),
+        base_url: z.string().url().default('https://api.brevo.com/v3'),
+        plan: z.enum(['general', 'advanced', 'extended']).default('general'),
+        timeout: duration('30s'),
+      })
+      .strict()
+      .prefault({}),
+    store: z
+      .object({
+        url: z
+          .string()
+          .default('sqlite:./.tajo/amazon-ses.db')
+          .refine((s) => /^(sqlite:|postgres(ql)?:\/\/)/.test(s), 'expected sqlite:PATH or postgres://user@host:5432/db'),
+      })
+      .strict()
+      .prefault({}),
+    server: z
+      .object({
+        port: z.number().int().min(0).max(65535).default(8080),
+        host: z.string().default('0.0.0.0'),
+        admin_token: z.string().default(''),
+      })
+      .strict()
+      .prefault({}),
+    delivery: z
+      .object({
+        max_attempts: z.number().int().min(1).max(100).default(12),
+        concurrency: z.number().int().min(1).max(64).default(4),
+        batch_size: z.number().int().min(1).max(200).default(200),
+        backoff_base: duration('1s'),
+        backoff_max: duration('15m'),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type TajoConfig = z.output<typeof configSchema>;
+export type SesConnectorConfig = TajoConfig['connectors']['amazon-ses'];
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Keys whose values never appear in any output. */
+export const SECRET_KEYS = new Set(['api_key', 'admin_token', 'secret_access_key', 'session_token', 'external_id']);
+
+export { SES_EVENT_TYPES };

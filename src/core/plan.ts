@@ -1,0 +1,242 @@
+// Records -> Brevo operations. Pure: no I/O, no clock. Many records for one contact
+// become one contact write whose attributes each carry the time of the event that set
+// them, so a later merge (or the delivery ledger) keeps the newest value of each.
+import { EVENT_NAMES, SES_ATTRIBUTES, formatValue, type SesAttributeName } from './brevo-model.js';
+import type { Scalar, SesContactRecord, SesEventRecord, SesRecord, SesSuppressionRecord } from './types.js';
+import type { EventPolicy } from '../config/schema.js';
+import type { SesEventType } from './types.js';
+
+/** Lower is more urgent: blocklisting first, then bounce/complaint events, then the rest. */
+export const PRIORITY = { blocklist: 0, critical: 1, normal: 2, bulk: 3 } as const;
+export type Priority = (typeof PRIORITY)[keyof typeof PRIORITY];
+export const PRIORITY_NAMES: Record<number, string> = { 0: 'blocklist', 1: 'critical', 2: 'normal', 3: 'bulk' };
+
+export type Lane = 'realtime' | 'backfill';
+
+export interface AttrChange {
+  /** Value already in the format Brevo accepts for the attribute's type. */
+  v: string | number | boolean;
+  /** Event time in ms: the newest wins. */
+  at: number;
+}
+
+export interface ContactPayload {
+  attrs: Record<string, AttrChange>;
+  /** Only ever true: the connector never unblocks (CONTRACT.md section 4). */
+  blocklist: boolean;
+  /** Brevo list ids to add the contact to (backfill). */
+  listIds?: number[];
+}
+
+export interface EventPayload {
+  event_name: string;
+  event_date: string;
+  identifiers: { email_id: string };
+  event_properties: Record<string, Scalar>;
+}
+
+interface OpBase {
+  /** contact:<email> for contacts (coalescing key); the event key for events. */
+  key: string;
+  email: string;
+  priority: Priority;
+  lane: Lane;
+  /** Idempotency keys of the records behind the operation, for `failures show`. */
+  sources: string[];
+}
+export type ContactOp = OpBase & { kind: 'contact'; payload: ContactPayload };
+export type EventOp = OpBase & { kind: 'event'; payload: EventPayload };
+export type PlannedOp = ContactOp | EventOp;
+
+export interface PlanConfig {
+  events: Record<SesEventType, EventPolicy>;
+  field_mapping?: Record<string, string>;
+}
+
+const MAX_SOURCES = 20;
+
+export function mergeContactPayload(into: ContactPayload, from: ContactPayload): ContactPayload {
+  const attrs = { ...into.attrs };
+  for (const [name, ch] of Object.entries(from.attrs)) {
+    const cur = attrs[name];
+    if (!cur || ch.at > cur.at) attrs[name] = ch;
+  }
+  const out: ContactPayload = { attrs, blocklist: into.blocklist || from.blocklist };
+  if (into.listIds || from.listIds) out.listIds = [...new Set([...(into.listIds ?? []), ...(from.listIds ?? [])])].sort((a, b) => a - b);
+  return out;
+}
+
+export function mergeContactOps(a: ContactOp, b: ContactOp): ContactOp {
+  return {
+    ...a,
+    priority: Math.min(a.priority, b.priority) as Priority,
+    lane: a.lane === 'realtime' || b.lane === 'realtime' ? 'realtime' : 'backfill',
+    payload: mergeContactPayload(a.payload, b.payload),
+    sources: [...new Set([...a.sources, ...b.sources])].slice(-MAX_SOURCES),
+  };
+}
+
+function set(attrs: Record<string, AttrChange>, name: SesAttributeName, value: unknown, at: number): void {
+  const v = formatValue(SES_ATTRIBUTES[name], value);
+  if (v === undefined) return;
+  const cur = attrs[name];
+  if (!cur || at > cur.at) attrs[name] = { v, at };
+}
+
+function snake(k: string): string {
+  return k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function eventProperties(r: SesEventRecord): Record<string, Scalar> {
+  const p: Record<string, Scalar> = { event_key: r.key, message_id: r.messageId };
+  if (r.subject !== undefined) p.subject = r.subject;
+  if (r.from !== undefined) p.from = r.from;
+  if (r.configurationSet !== undefined) p.configuration_set = r.configurationSet;
+  for (const [k, v] of Object.entries(r.details)) {
+    const key = snake(k);
+    if (!(key in p)) p[key] = v;
+  }
+  return p;
+}
+
+/** What SES has told us about a contact, as attribute changes and the blocklist flag. */
+export function contactChangesForEvent(r: SesEventRecord): ContactPayload {
+  const at = Date.parse(r.timestamp);
+  const attrs: Record<string, AttrChange> = {};
+  let blocklist = false;
+  set(attrs, 'SES_LAST_EVENT', r.type, at);
+  set(attrs, 'SES_LAST_EVENT_AT', r.timestamp, at);
+  const suppress = (reason: string) => {
+    blocklist = true;
+    set(attrs, 'SES_SUPPRESSED', true, at);
+    set(attrs, 'SES_SUPPRESSION_REASON', reason, at);
+    set(attrs, 'SES_SUPPRESSED_AT', r.timestamp, at);
+  };
+  switch (r.type) {
+    case 'Delivery':
+      set(attrs, 'SES_LAST_DELIVERED_AT', r.timestamp, at);
+      break;
+    case 'Open':
+      set(attrs, 'SES_LAST_OPENED_AT', r.timestamp, at);
+      break;
+    case 'Click':
+      set(attrs, 'SES_LAST_CLICKED_AT', r.timestamp, at);
+      break;
+    case 'Bounce':
+      set(attrs, 'SES_BOUNCE_TYPE', r.details.bounceType, at);
+      set(attrs, 'SES_BOUNCE_SUBTYPE', r.details.bounceSubType, at);
+      set(attrs, 'SES_LAST_BOUNCED_AT', r.timestamp, at);
+      if (r.details.bounceType === 'Permanent') suppress('BOUNCE');
+      break;
+    case 'Complaint':
+      set(attrs, 'SES_COMPLAINT_TYPE', r.details.complaintFeedbackType ?? 'unknown', at);
+      set(attrs, 'SES_COMPLAINED_AT', r.timestamp, at);
+      suppress('COMPLAINT');
+      break;
+    case 'Subscription':
+      if (typeof r.details.unsubscribeAll === 'boolean') {
+        set(attrs, 'SES_UNSUBSCRIBED_ALL', r.details.unsubscribeAll, at);
+        if (r.details.unsubscribeAll) blocklist = true;
+      }
+      break;
+    default:
+      break;
+  }
+  return { attrs, blocklist };
+}
+
+function isCritical(r: SesEventRecord): boolean {
+  return r.type === 'Bounce' || r.type === 'Complaint';
+}
+
+function planEvent(r: SesEventRecord, policy: EventPolicy, lane: Lane): PlannedOp[] {
+  if (policy === 'ignore') {
+    // The blocklist is the promise of the connector: it holds even when the type is ignored.
+    const c = contactChangesForEvent(r);
+    return c.blocklist ? [contactOp(r.email, { attrs: {}, blocklist: true }, PRIORITY.blocklist, lane, r.key)] : [];
+  }
+  const out: PlannedOp[] = [];
+  if (policy === 'attributes' || policy === 'both') {
+    const c = contactChangesForEvent(r);
+    out.push(contactOp(r.email, c, c.blocklist ? PRIORITY.blocklist : PRIORITY.normal, lane, r.key));
+  } else {
+    const c = contactChangesForEvent(r);
+    if (c.blocklist) out.push(contactOp(r.email, { attrs: {}, blocklist: true }, PRIORITY.blocklist, lane, r.key));
+  }
+  if (policy === 'event' || policy === 'both') {
+    out.push({
+      kind: 'event',
+      key: r.key,
+      email: r.email,
+      priority: isCritical(r) ? PRIORITY.critical : PRIORITY.normal,
+      lane,
+      sources: [r.key],
+      payload: {
+        event_name: EVENT_NAMES[r.type],
+        event_date: new Date(r.timestamp).toISOString(),
+        identifiers: { email_id: r.email },
+        event_properties: eventProperties(r),
+      },
+    });
+  }
+  return out;
+}
+
+function contactOp(email: string, payload: ContactPayload, priority: Priority, lane: Lane, source: string): ContactOp {
+  return { kind: 'contact', key: `contact:${email}`, email, priority, lane, sources: [source], payload };
+}
+
+function planSuppression(r: SesSuppressionRecord, lane: Lane): PlannedOp {
+  const at = Date.parse(r.lastUpdated);
+  const attrs: Record<string, AttrChange> = {};
+  set(attrs, 'SES_SUPPRESSED', true, at);
+  set(attrs, 'SES_SUPPRESSION_REASON', r.reason, at);
+  set(attrs, 'SES_SUPPRESSED_AT', r.lastUpdated, at);
+  return contactOp(r.email, { attrs, blocklist: true }, PRIORITY.blocklist, lane, r.key);
+}
+
+/** Maps SES contact AttributesData fields to Brevo attributes through `field_mapping`. */
+function mappedAttributes(r: SesContactRecord, mapping: Record<string, string>, at: number): Record<string, AttrChange> {
+  const out: Record<string, AttrChange> = {};
+  for (const [from, to] of Object.entries(mapping)) {
+    const path = from.startsWith('attributes.') ? from.slice('attributes.'.length) : from;
+    const v = r.attributes[path];
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[to] = { v, at };
+  }
+  return out;
+}
+
+export function planContact(r: SesContactRecord, listIds: number[], mapping: Record<string, string>, lane: Lane): PlannedOp {
+  const at = r.lastUpdated ? Date.parse(r.lastUpdated) : 0;
+  const attrs = mappedAttributes(r, mapping, at);
+  set(attrs, 'SES_UNSUBSCRIBED_ALL', r.unsubscribeAll, at);
+  const payload: ContactPayload = { attrs, blocklist: r.unsubscribeAll };
+  if (listIds.length > 0) payload.listIds = [...listIds].sort((a, b) => a - b);
+  return contactOp(r.email, payload, r.unsubscribeAll ? PRIORITY.blocklist : PRIORITY.bulk, lane, r.key);
+}
+
+/**
+ * `planBrevoOperations(records, config)` (library export): one contact write per contact,
+ * coalesced, and one event per record whose type policy asks for events.
+ * Contact records need list ids, which only the engine knows; here they map to no list.
+ */
+export function planBrevoOperations(records: readonly SesRecord[], config: PlanConfig | { connectors: { 'amazon-ses': PlanConfig } }, lane: Lane = 'realtime'): PlannedOp[] {
+  const cfg: PlanConfig = 'connectors' in config ? config.connectors['amazon-ses'] : config;
+  const contacts = new Map<string, ContactOp>();
+  const events = new Map<string, EventOp>();
+  const addContact = (op: ContactOp) => {
+    const cur = contacts.get(op.email);
+    contacts.set(op.email, cur ? mergeContactOps(cur, op) : op);
+  };
+  for (const r of records) {
+    let ops: PlannedOp[];
+    if (r.kind === 'ses_event') ops = planEvent(r, cfg.events[r.type], lane);
+    else if (r.kind === 'ses_suppression') ops = [planSuppression(r, lane)];
+    else ops = [planContact(r, [], cfg.field_mapping ?? {}, lane)];
+    for (const op of ops) {
+      if (op.kind === 'contact') addContact(op);
+      else if (!events.has(op.key)) events.set(op.key, op);
+    }
+  }
+  return [...contacts.values(), ...events.values()];
+}

@@ -1,0 +1,391 @@
+// The embedded store: one SQLite file in WAL mode. better-sqlite3 is synchronous, which
+// suits a single process well: each method is one short transaction on one connection.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { SQLITE_MIGRATIONS } from './migrations.js';
+import { mergeContactOps, type ContactOp, type PlannedOp } from '../../core/plan.js';
+import { TajoError } from '../../core/errors.js';
+import type {
+  ClaimQuery,
+  CursorRow,
+  EnqueueResult,
+  InboxInsert,
+  InboxOutcome,
+  InboxRow,
+  LedgerEntry,
+  OpError,
+  OpRow,
+  Store,
+  StoreStats,
+} from '../port.js';
+
+type Row = Record<string, unknown>;
+
+export interface SqliteStoreOptions {
+  /** `FULL` fsyncs every commit: an acknowledged webhook survives power loss. */
+  synchronous?: 'FULL' | 'NORMAL';
+}
+
+function toOp(r: Row): OpRow {
+  return {
+    id: Number(r.id),
+    kind: r.kind as OpRow['kind'],
+    key: String(r.key),
+    email: String(r.email),
+    lane: r.lane as OpRow['lane'],
+    priority: Number(r.priority),
+    payload: JSON.parse(String(r.payload)),
+    sources: JSON.parse(String(r.sources)) as string[],
+    state: r.state as OpRow['state'],
+    attempts: Number(r.attempts),
+    nextAt: Number(r.next_at),
+    ref: (r.ref as string | null) ?? null,
+    lastCode: (r.last_code as string | null) ?? null,
+    lastMessage: (r.last_message as string | null) ?? null,
+    lastStatus: r.last_status === null || r.last_status === undefined ? null : Number(r.last_status),
+    createdAt: Number(r.created_at),
+    updatedAt: Number(r.updated_at),
+  };
+}
+
+function rowToContactOp(r: OpRow): ContactOp {
+  return { kind: 'contact', key: r.key, email: r.email, lane: r.lane, priority: r.priority as ContactOp['priority'], sources: r.sources, payload: r.payload as ContactOp['payload'] };
+}
+
+function placeholders(n: number): string {
+  return Array.from({ length: n }, () => '?').join(',');
+}
+
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly path: string;
+  private db: Database.Database;
+
+  constructor(path: string, opts: SqliteStoreOptions = {}) {
+    this.path = path;
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+      this.db.pragma('busy_timeout = 5000');
+      this.db.pragma('foreign_keys = ON');
+    } catch (err) {
+      throw new TajoError('store_unavailable', `cannot open SQLite store at ${path}: ${(err as Error).message}; check the path in store.url and its permissions`, { cause: err, retryable: true });
+    }
+  }
+
+  private tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)));
+    for (const m of SQLITE_MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      this.tx(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      });
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async insertInbox(rows: InboxInsert[]): Promise<Array<'inserted' | 'duplicate'>> {
+    const stmt = this.db.prepare('INSERT INTO inbox (message_id, source, topic_arn, received_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(message_id) DO NOTHING');
+    return this.tx(() => rows.map((r) => (stmt.run(r.messageId, r.source, r.topicArn ?? null, r.receivedAt, r.body).changes === 1 ? 'inserted' : 'duplicate')));
+  }
+
+  async claimInbox(limit: number, owner: string, leaseMs: number, now: number): Promise<InboxRow[]> {
+    return this.tx(() => {
+      const rows = this.db
+        .prepare("SELECT id, message_id, source, topic_arn, received_at, body FROM inbox WHERE state = 'pending' AND lease_until <= ? ORDER BY id LIMIT ?")
+        .all(now, limit) as Row[];
+      if (rows.length === 0) return [];
+      this.db.prepare(`UPDATE inbox SET lease_owner = ?, lease_until = ? WHERE id IN (${placeholders(rows.length)})`).run(owner, now + leaseMs, ...rows.map((r) => r.id));
+      return rows.map((r) => ({
+        id: Number(r.id),
+        messageId: String(r.message_id),
+        source: String(r.source),
+        topicArn: (r.topic_arn as string | null) ?? null,
+        receivedAt: Number(r.received_at),
+        body: String(r.body),
+      }));
+    });
+  }
+
+  async commitInbox(outcomes: InboxOutcome[], ops: PlannedOp[], now: number): Promise<EnqueueResult> {
+    const close = this.db.prepare("UPDATE inbox SET state = ?, note = ?, lease_owner = NULL, lease_until = 0 WHERE id = ? AND state = 'pending'");
+    return this.tx(() => {
+      for (const o of outcomes) close.run(o.state, o.note ?? null, o.id);
+      return this.enqueueSync(ops, now);
+    });
+  }
+
+  async enqueue(ops: PlannedOp[], now: number): Promise<EnqueueResult> {
+    return this.tx(() => this.enqueueSync(ops, now));
+  }
+
+  private enqueueSync(ops: PlannedOp[], now: number): EnqueueResult {
+    const res: EnqueueResult = { inserted: 0, merged: 0, duplicates: 0 };
+    const insEvent = this.db.prepare(
+      `INSERT INTO ops (kind, key, email, lane, priority, payload, sources, state, next_at, created_at, updated_at)
+       VALUES ('event', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT(key) WHERE kind = 'event' DO NOTHING`,
+    );
+    for (const op of ops) {
+      if (op.kind === 'event') {
+        const r = insEvent.run(op.key, op.email, op.lane, op.priority, JSON.stringify(op.payload), JSON.stringify(op.sources), now, now, now);
+        if (r.changes === 1) res.inserted++;
+        else res.duplicates++;
+      } else if (this.upsertContact(op, now, now)) res.merged++;
+      else res.inserted++;
+    }
+    return res;
+  }
+
+  /** Queues a contact write, folding it into the pending one for the same contact. Returns true when merged. */
+  private upsertContact(op: ContactOp, nextAt: number, now: number, attempts = 0): boolean {
+    const cur = this.db.prepare("SELECT * FROM ops WHERE kind = 'contact' AND key = ? AND state = 'pending'").get(op.key) as Row | undefined;
+    if (cur) {
+      const row = toOp(cur);
+      const merged = mergeContactOps(rowToContactOp(row), op);
+      this.db
+        .prepare('UPDATE ops SET payload = ?, sources = ?, priority = ?, lane = ?, next_at = MIN(next_at, ?), attempts = MAX(attempts, ?), updated_at = ? WHERE id = ?')
+        .run(JSON.stringify(merged.payload), JSON.stringify(merged.sources), merged.priority, merged.lane, nextAt, attempts, now, row.id);
+      return true;
+    }
+    this.db
+      .prepare(
+        `INSERT INTO ops (kind, key, email, lane, priority, payload, sources, state, attempts, next_at, created_at, updated_at)
+         VALUES ('contact', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
+      )
+      .run(op.key, op.email, op.lane, op.priority, JSON.stringify(op.payload), JSON.stringify(op.sources), attempts, nextAt, now, now);
+    return false;
+  }
+
+  /** Puts one claimed/dead row back to pending; a contact row merges into a newer pending one. */
+  private requeue(row: OpRow, nextAt: number, now: number, err?: OpError): void {
+    if (row.kind === 'contact') {
+      const other = this.db.prepare("SELECT id FROM ops WHERE kind = 'contact' AND key = ? AND state = 'pending' AND id <> ?").get(row.key, row.id) as Row | undefined;
+      if (other) {
+        this.upsertContact(rowToContactOp(row), nextAt, now, row.attempts);
+        this.db.prepare("UPDATE ops SET state = 'superseded', lease_owner = NULL, updated_at = ? WHERE id = ?").run(now, row.id);
+        return;
+      }
+    }
+    this.db
+      .prepare(
+        `UPDATE ops SET state = 'pending', next_at = ?, lease_owner = NULL, lease_until = 0, ref = NULL,
+           last_code = COALESCE(?, last_code), last_message = COALESCE(?, last_message), last_status = COALESCE(?, last_status), updated_at = ?
+         WHERE id = ?`,
+      )
+      .run(nextAt, err?.code ?? null, err?.message ?? null, err?.status ?? null, now, row.id);
+  }
+
+  async claimOps(q: ClaimQuery): Promise<OpRow[]> {
+    const lanes = q.lanes ?? ['realtime', 'backfill'];
+    return this.tx(() => {
+      const rows = this.db
+        .prepare(
+          `SELECT * FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND priority <= ? AND lane IN (${placeholders(lanes.length)})
+           ORDER BY priority, id LIMIT ?`,
+        )
+        .all(q.kind, q.now, q.maxPriority ?? 99, ...lanes, q.limit) as Row[];
+      if (rows.length === 0) return [];
+      this.db
+        .prepare(`UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE id IN (${placeholders(rows.length)})`)
+        .run(q.owner, q.now + q.leaseMs, q.now, ...rows.map((r) => r.id));
+      return rows.map((r) => ({ ...toOp(r), state: 'inflight' as const, attempts: Number(r.attempts) + 1 }));
+    });
+  }
+
+  private writeLedger(entries: LedgerEntry[], now: number): void {
+    if (entries.length === 0) return;
+    const get = this.db.prepare('SELECT attrs, blocklisted FROM contact_ledger WHERE email = ?');
+    const put = this.db.prepare(
+      'INSERT INTO contact_ledger (email, attrs, blocklisted, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(email) DO UPDATE SET attrs = excluded.attrs, blocklisted = excluded.blocklisted, updated_at = excluded.updated_at',
+    );
+    for (const e of entries) {
+      const cur = get.get(e.email) as Row | undefined;
+      const attrs: Record<string, number> = cur ? (JSON.parse(String(cur.attrs)) as Record<string, number>) : {};
+      for (const [k, at] of Object.entries(e.attrs)) if (!(k in attrs) || at > attrs[k]!) attrs[k] = at;
+      put.run(e.email, JSON.stringify(attrs), cur && Number(cur.blocklisted) === 1 ? 1 : e.blocklisted ? 1 : 0, now);
+    }
+  }
+
+  async completeOps(ids: number[], now: number, ledger: LedgerEntry[] = []): Promise<void> {
+    if (ids.length === 0 && ledger.length === 0) return;
+    this.tx(() => {
+      if (ids.length > 0) {
+        this.db.prepare(`UPDATE ops SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN (${placeholders(ids.length)})`).run(now, ...ids);
+      }
+      this.writeLedger(ledger, now);
+    });
+  }
+
+  async awaitOps(ids: number[], ref: string, now: number, ledger: LedgerEntry[] = []): Promise<void> {
+    this.tx(() => {
+      if (ids.length > 0) {
+        this.db.prepare(`UPDATE ops SET state = 'awaiting', ref = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN (${placeholders(ids.length)})`).run(ref, now, ...ids);
+      }
+      this.writeLedger(ledger, now);
+    });
+  }
+
+  async listAwaiting(limit: number): Promise<Array<{ ref: string; count: number; since: number }>> {
+    const rows = this.db
+      .prepare("SELECT ref, COUNT(*) AS n, MIN(updated_at) AS since FROM ops WHERE state = 'awaiting' GROUP BY ref ORDER BY since LIMIT ?")
+      .all(limit) as Row[];
+    return rows.map((r) => ({ ref: String(r.ref), count: Number(r.n), since: Number(r.since) }));
+  }
+
+  async opsByRef(ref: string): Promise<OpRow[]> {
+    return (this.db.prepare('SELECT * FROM ops WHERE ref = ?').all(ref) as Row[]).map(toOp);
+  }
+
+  private byIds(ids: number[]): Map<number, OpRow> {
+    if (ids.length === 0) return new Map();
+    const rows = this.db.prepare(`SELECT * FROM ops WHERE id IN (${placeholders(ids.length)})`).all(...ids) as Row[];
+    return new Map(rows.map((r) => [Number(r.id), toOp(r)]));
+  }
+
+  async retryOps(items: Array<OpError & { nextAt: number }>, now: number): Promise<void> {
+    this.tx(() => {
+      const rows = this.byIds(items.map((i) => i.id));
+      for (const it of items) {
+        const row = rows.get(it.id);
+        if (row && (row.state === 'inflight' || row.state === 'awaiting')) this.requeue(row, it.nextAt, now, it);
+      }
+    });
+  }
+
+  async deadOps(items: OpError[], now: number): Promise<void> {
+    const stmt = this.db.prepare(
+      "UPDATE ops SET state = 'dead', last_code = ?, last_message = ?, last_status = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id = ? AND state IN ('inflight', 'awaiting')",
+    );
+    this.tx(() => {
+      for (const it of items) stmt.run(it.code, it.message, it.status ?? null, now, it.id);
+    });
+  }
+
+  async recoverExpired(now: number): Promise<number> {
+    return this.tx(() => {
+      const rows = (this.db.prepare("SELECT * FROM ops WHERE state = 'inflight' AND lease_until <= ?").all(now) as Row[]).map(toOp);
+      for (const r of rows) this.requeue(r, now, now);
+      this.db.prepare("UPDATE inbox SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0 AND lease_until <= ?").run(now);
+      return rows.length;
+    });
+  }
+
+  async releaseOwner(owner: string): Promise<number> {
+    return this.tx(() => {
+      const n = this.db.prepare("UPDATE ops SET lease_until = 0 WHERE state = 'inflight' AND lease_owner = ?").run(owner).changes;
+      this.db.prepare("UPDATE inbox SET lease_until = 0, lease_owner = NULL WHERE state = 'pending' AND lease_owner = ?").run(owner);
+      return n;
+    });
+  }
+
+  async leaseOwners(): Promise<string[]> {
+    const rows = this.db
+      .prepare("SELECT DISTINCT lease_owner AS o FROM ops WHERE state = 'inflight' AND lease_owner IS NOT NULL UNION SELECT DISTINCT lease_owner FROM inbox WHERE state = 'pending' AND lease_owner IS NOT NULL")
+      .all() as Row[];
+    return rows.map((r) => String(r.o));
+  }
+
+  async getLedger(emails: string[]): Promise<Map<string, LedgerEntry>> {
+    const out = new Map<string, LedgerEntry>();
+    const stmt = this.db.prepare('SELECT email, attrs, blocklisted FROM contact_ledger WHERE email = ?');
+    for (const e of new Set(emails)) {
+      const r = stmt.get(e) as Row | undefined;
+      if (r) out.set(e, { email: e, attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 });
+    }
+    return out;
+  }
+
+  async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {
+    return (this.db.prepare("SELECT * FROM ops WHERE state = 'dead' ORDER BY id LIMIT ? OFFSET ?").all(opts.limit, opts.offset ?? 0) as Row[]).map(toOp);
+  }
+
+  async getOp(id: number): Promise<OpRow | undefined> {
+    const r = this.db.prepare('SELECT * FROM ops WHERE id = ?').get(id) as Row | undefined;
+    return r ? toOp(r) : undefined;
+  }
+
+  async retryFailures(ids: number[] | 'all', now: number): Promise<number> {
+    return this.tx(() => {
+      const rows =
+        ids === 'all'
+          ? (this.db.prepare("SELECT * FROM ops WHERE state = 'dead'").all() as Row[]).map(toOp)
+          : [...this.byIds(ids).values()].filter((r) => r.state === 'dead');
+      for (const r of rows) {
+        // A manual retry starts a fresh budget of attempts.
+        this.db.prepare('UPDATE ops SET attempts = 0 WHERE id = ?').run(r.id);
+        this.requeue({ ...r, attempts: 0 }, now, now);
+      }
+      return rows.length;
+    });
+  }
+
+  async discardFailures(ids: number[], now: number): Promise<number> {
+    if (ids.length === 0) return 0;
+    return this.db.prepare(`UPDATE ops SET state = 'discarded', updated_at = ? WHERE state = 'dead' AND id IN (${placeholders(ids.length)})`).run(now, ...ids).changes;
+  }
+
+  async getCursor(stream: string): Promise<CursorRow | undefined> {
+    const r = this.db.prepare('SELECT * FROM cursors WHERE stream = ?').get(stream) as Row | undefined;
+    return r ? { stream, value: (r.value as string | null) ?? null, status: (r.status as string | null) ?? null, note: (r.note as string | null) ?? null, updatedAt: Number(r.updated_at) } : undefined;
+  }
+
+  async setCursor(stream: string, value: string | null, now: number, status?: string, note?: string): Promise<void> {
+    this.db
+      .prepare(
+        'INSERT INTO cursors (stream, value, status, note, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(stream) DO UPDATE SET value = excluded.value, status = excluded.status, note = excluded.note, updated_at = excluded.updated_at',
+      )
+      .run(stream, value, status ?? null, note ?? null, now);
+  }
+
+  async listCursors(): Promise<CursorRow[]> {
+    return (this.db.prepare('SELECT * FROM cursors ORDER BY stream').all() as Row[]).map((r) => ({
+      stream: String(r.stream),
+      value: (r.value as string | null) ?? null,
+      status: (r.status as string | null) ?? null,
+      note: (r.note as string | null) ?? null,
+      updatedAt: Number(r.updated_at),
+    }));
+  }
+
+  async getState(key: string): Promise<string | undefined> {
+    const r = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(key) as Row | undefined;
+    return r ? String(r.value) : undefined;
+  }
+
+  async setState(key: string, value: string, now: number): Promise<void> {
+    this.db.prepare('INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at').run(key, value, now);
+  }
+
+  async stats(): Promise<StoreStats> {
+    const inbox = Object.fromEntries((this.db.prepare('SELECT state, COUNT(*) AS n FROM inbox GROUP BY state').all() as Row[]).map((r) => [String(r.state), Number(r.n)]));
+    const ops = (
+      this.db
+        .prepare("SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending','inflight','awaiting') THEN created_at END) AS oldest FROM ops GROUP BY kind, lane, state, priority")
+        .all() as Row[]
+    ).map((r) => ({
+      kind: r.kind as OpRow['kind'],
+      lane: r.lane as OpRow['lane'],
+      state: r.state as OpRow['state'],
+      priority: Number(r.priority),
+      count: Number(r.n),
+      oldestCreatedAt: r.oldest === null ? null : Number(r.oldest),
+    }));
+    return { inbox, ops };
+  }
+}

@@ -1,0 +1,70 @@
+// Numbered migrations, applied in order, each once, inside a transaction.
+export const SQLITE_MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'inbox, ops, ledger, cursors',
+    sql: `
+CREATE TABLE inbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  topic_arn TEXT,
+  received_at INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending',
+  note TEXT,
+  lease_owner TEXT,
+  lease_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX inbox_state ON inbox(state, id);
+
+CREATE TABLE ops (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  email TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  sources TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_until INTEGER NOT NULL DEFAULT 0,
+  ref TEXT,
+  last_code TEXT,
+  last_message TEXT,
+  last_status INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX ops_event_key ON ops(key) WHERE kind = 'event';
+CREATE UNIQUE INDEX ops_contact_pending ON ops(key) WHERE kind = 'contact' AND state = 'pending';
+CREATE INDEX ops_due ON ops(kind, state, priority, id);
+CREATE INDEX ops_ref ON ops(ref) WHERE ref IS NOT NULL;
+CREATE INDEX ops_inflight ON ops(state, lease_until) WHERE state = 'inflight';
+
+CREATE TABLE contact_ledger (
+  email TEXT PRIMARY KEY,
+  attrs TEXT NOT NULL,
+  blocklisted INTEGER NOT NULL DEFAULT 0,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE cursors (
+  stream TEXT PRIMARY KEY,
+  value TEXT,
+  status TEXT,
+  note TEXT,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE kv (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+`,
+  },
+];
