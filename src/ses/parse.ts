@@ -11,19 +11,19 @@ type Obj = Record<string, unknown>;
 
 // SES spells one type with a space in event publishing; the camel form is accepted too so
 // that payloads re-serialized by other tools still map.
-const RAW_TO_TYPE: Readonly<Record<string, SesEventType>> = {
-  Send: 'Send',
-  Delivery: 'Delivery',
-  Open: 'Open',
-  Click: 'Click',
-  Bounce: 'Bounce',
-  Complaint: 'Complaint',
-  Reject: 'Reject',
-  DeliveryDelay: 'DeliveryDelay',
-  'Rendering Failure': 'RenderingFailure',
-  RenderingFailure: 'RenderingFailure',
-  Subscription: 'Subscription',
-};
+const RAW_TO_TYPE: ReadonlyMap<string, SesEventType> = new Map<string, SesEventType>([
+  ['Send', 'Send'],
+  ['Delivery', 'Delivery'],
+  ['Open', 'Open'],
+  ['Click', 'Click'],
+  ['Bounce', 'Bounce'],
+  ['Complaint', 'Complaint'],
+  ['Reject', 'Reject'],
+  ['DeliveryDelay', 'DeliveryDelay'],
+  ['Rendering Failure', 'RenderingFailure'],
+  ['RenderingFailure', 'RenderingFailure'],
+  ['Subscription', 'Subscription'],
+]);
 
 // SES publishes this plain-text line (not JSON) once when an SNS event destination is added to a
 // configuration set. It is expected setup noise, so it must not be rejected as malformed.
@@ -41,12 +41,16 @@ function obj(v: unknown): Obj | undefined {
   return isObj(v) ? v : undefined;
 }
 
+const CANONICAL_UTC = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z$/;
+
 /**
  * ISO-8601 in UTC with milliseconds when the value parses; the raw string otherwise, so an
  * odd format still yields a stable key instead of a lost event. SES's own documentation shows
  * `2018-10-08T14:05:45 +0000`, which `Date` rejects: the offset is repaired first.
  */
 export function normalizeSesTimestamp(v: string): string {
+  // SES almost always sends this exact shape already; skipping Date halves the parse cost.
+  if (v.length === 24 && CANONICAL_UTC.test(v)) return v;
   let ms = Date.parse(v);
   if (Number.isNaN(ms)) {
     const repaired = v.replace(/\s*([+-])(\d{2}):?(\d{2})$/, '$1$2:$3');
@@ -218,7 +222,7 @@ function parsePayload(p: Obj): ParsedSesNotification {
   if (rawType === 'AmazonSnsSubscriptionSucceeded') {
     return unknown(rawType, 'SES notice that an identity feedback topic was subscribed (setup message, not an event)');
   }
-  const type = Object.hasOwn(RAW_TO_TYPE, rawType) ? RAW_TO_TYPE[rawType] : undefined;
+  const type = RAW_TO_TYPE.get(rawType);
   if (type === undefined) return unknown(rawType, `unknown SES ${format} ${JSON.stringify(rawType)}`);
 
   const mail = obj(p['mail']);
@@ -322,11 +326,13 @@ function parsePayload(p: Obj): ParsedSesNotification {
   }
 
   const records: SesEventRecord[] = [];
-  const seen = new Set<string>();
+  const seen = recipients.length > 1 ? new Set<string>() : undefined;
   for (const r of recipients) {
     const key = `ses:${messageId}:${type}:${r.email}:${discriminator}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
+    if (seen) {
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
     let details = shared;
     if (r.entry && (type === 'Bounce' || type === 'DeliveryDelay')) {
       details = { ...shared };

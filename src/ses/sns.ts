@@ -295,6 +295,11 @@ function describe(value: unknown): string {
   return `a ${typeof value}`;
 }
 
+/** A version-like value is echoed; anything longer is only described, since it may be a misplaced secret. */
+function shortValue(value: unknown): string {
+  return (typeof value === 'string' && value.length <= 12) || typeof value === 'number' ? JSON.stringify(value) : describe(value);
+}
+
 /** A short, escaped excerpt of an untrusted value for an error message. */
 function excerpt(value: unknown): string {
   const s = typeof value === 'string' ? value : String(value);
@@ -344,7 +349,7 @@ function parseEnvelope(body: unknown): SnsEnvelope {
   if (obj.SignatureVersion !== '1' && obj.SignatureVersion !== '2') {
     throw new SnsVerificationError(
       'unsupported_signature_version',
-      `SignatureVersion ${excerpt(obj.SignatureVersion)} is not supported: only "1" (SHA1withRSA) and "2" (SHA256withRSA) are. Set the topic's SignatureVersion attribute to 1 or 2.`,
+      `SignatureVersion ${shortValue(obj.SignatureVersion)} is not supported: only "1" (SHA1withRSA) and "2" (SHA256withRSA) are. Set the topic's SignatureVersion attribute to 1 or 2.`,
       { details: { topicArn: obj.TopicArn, messageId: obj.MessageId } },
     );
   }
@@ -433,7 +438,7 @@ function compileHostPatterns(patterns: Array<string | RegExp>): RegExp[] {
     try {
       return new RegExp(p);
     } catch (err) {
-      throw new TypeError(`signingCertHosts: ${JSON.stringify(p)} is not a valid regular expression (${errorMessage(err)}).`);
+      throw new TypeError(`signingCertHosts: ${JSON.stringify(p)} is not a valid regular expression (${errorMessage(err)}).`, { cause: err });
     }
   });
 }

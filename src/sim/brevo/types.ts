@@ -17,9 +17,9 @@ export interface BrevoFaults {
   /**
    * 0..1 fraction where the request IS applied and then the socket is destroyed without a
    * response (a lost response: the client cannot tell it from a lost request, so its retry
-   * must be idempotent). Independent of `dropRate`.
+   * must be idempotent). Independent of `dropRate`. Default 0.
    */
-  dropAfterApplyRate: number;
+  dropAfterApplyRate?: number;
   /** Seed of a deterministic PRNG; without it faults use Math.random. */
   seed?: number;
 }
@@ -125,7 +125,7 @@ export interface BrevoSim {
   stats(): BrevoSimStats;
   /** Resolves once every import accepted so far has been applied. */
   settle(): Promise<void>;
-  /** Clears data, stats, rate-limit windows and pending imports; faults and options are kept. */
+  /** Clears data, stats, rate-limit windows and pending imports; faults and options are kept (a seeded PRNG restarts from its seed). */
   reset(): void;
   close(): Promise<void>;
 }

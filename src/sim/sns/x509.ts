@@ -85,7 +85,6 @@ const OID = {
   commonName: '2.5.4.3',
   organizationName: '2.5.4.10',
   basicConstraints: '2.5.29.19',
-  keyUsage: '2.5.29.15',
 };
 
 function name(commonName: string, organization: string): Buffer {
@@ -133,9 +132,9 @@ export function createSelfSignedCertificate(opts: SelfSignedCertificateOptions):
     3,
     der.sequence(
       // An end-entity certificate: cA defaults to FALSE, so the value is an empty SEQUENCE.
+      // No keyUsage: a self-signed certificate restricted to digitalSignature would not be a
+      // valid issuer of itself (OpenSSL's X509_check_issued wants keyCertSign).
       der.sequence(der.oid(OID.basicConstraints), der.boolean(true), der.octetString(der.sequence())),
-      // digitalSignature only (bit 0): 7 unused bits in the single content byte.
-      der.sequence(der.oid(OID.keyUsage), der.boolean(true), der.octetString(Buffer.from([0x03, 0x02, 0x07, 0x80]))),
     ),
   );
 

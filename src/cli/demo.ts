@@ -1,0 +1,162 @@
+// `tajo-ses demo`: the whole path on loopback. Simulated SNS signs real envelopes, the real
+// server verifies and stores them, the real workers deliver to the Brevo simulator, and
+// what Brevo holds is compared with what was published.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { startBrevoSim } from '../sim/brevo/index.js';
+import { startSnsSim, type SnsSim } from '../sim/sns/index.js';
+import { sesEvent, sesNotification, realisticMix, type SesPayload } from '../sim/ses-events/index.js';
+import { expectedBrevoState, compareWithBrevo, type Comparison } from '../sim/oracle.js';
+import { parseSesNotification } from '../ses/parse.js';
+import { createConnector, defaultLogger } from '../engine/connector.js';
+import { buildServer } from '../server/app.js';
+import { parseConfig } from '../config/load.js';
+import type { SesEventRecord } from '../core/types.js';
+import type { SnsEnvelope } from '../ses/sns.js';
+import type { Out } from './output.js';
+
+export const DEMO_TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
+
+export interface DemoOptions {
+  events: number;
+  contacts: number;
+  out: Out;
+  keep?: boolean;
+}
+
+export interface DemoResult {
+  ok: boolean;
+  published: { envelopes: number; snsDuplicates: number; sesRecords: number };
+  comparison: Comparison;
+  brevoCalls: number;
+  brevo429: number;
+  seconds: number;
+}
+
+/** Every event type at least once, both formats, several recipients. */
+export function coverageEvents(): SesPayload[] {
+  const r = ['Ana@Example.com', 'bob@example.com', ' carl@example.com '];
+  const t = (m: number) => new Date(Date.UTC(2026, 10, 1, 12, m)).toISOString();
+  return [
+    sesEvent('Send', { messageId: 'demo-1', recipients: r, timestamp: t(0) }),
+    sesEvent('Delivery', { messageId: 'demo-1', recipients: r, timestamp: t(1) }),
+    sesEvent('Open', { messageId: 'demo-1', recipients: ['ana@example.com'], timestamp: t(2) }),
+    sesEvent('Click', { messageId: 'demo-1', recipients: ['ana@example.com'], timestamp: t(3), link: 'https://example.com/offer' }),
+    sesEvent('Bounce', { messageId: 'demo-2', recipients: ['gone@example.com', 'full@example.com'], bounceType: 'Permanent', bounceSubType: 'General', timestamp: t(4) }),
+    sesEvent('Bounce', { messageId: 'demo-3', recipients: ['busy@example.com'], bounceType: 'Transient', bounceSubType: 'MailboxFull', timestamp: t(5) }),
+    sesEvent('Complaint', { messageId: 'demo-4', recipients: ['angry@example.com'], timestamp: t(6) }),
+    sesEvent('Reject', { messageId: 'demo-5', recipients: ['virus@example.com'], timestamp: t(7) }),
+    sesEvent('DeliveryDelay', { messageId: 'demo-6', recipients: ['slow@example.com'], timestamp: t(8) }),
+    sesEvent('RenderingFailure', { messageId: 'demo-7', recipients: ['tpl@example.com'], timestamp: t(9) }),
+    sesEvent('Subscription', { messageId: 'demo-8', recipients: ['leaver@example.com'], unsubscribeAll: true, timestamp: t(10) }),
+    sesNotification('Bounce', { messageId: 'demo-9', recipients: ['old-format@example.com'], bounceType: 'Permanent', timestamp: t(11) }),
+    sesNotification('Complaint', { messageId: 'demo-10', recipients: ['old-angry@example.com'], timestamp: t(12) }),
+    sesNotification('Delivery', { messageId: 'demo-11', recipients: ['old-ok@example.com'], timestamp: t(13) }),
+  ];
+}
+
+async function publishAll(sns: SnsSim, url: string, envs: SnsEnvelope[], concurrency: number): Promise<number[]> {
+  const statuses: number[] = new Array(envs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < envs.length) {
+      const i = next++;
+      // SNS retries until it gets a 2xx; so does the demo.
+      for (let attempt = 0; ; attempt++) {
+        const res = await sns.publish(url, envs[i]!);
+        statuses[i] = res.status;
+        if (res.status < 500 || attempt >= 5) break;
+        await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return statuses;
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const started = Date.now();
+  const { out } = opts;
+  const dir = mkdtempSync(join(tmpdir(), 'tajo-demo-'));
+  const brevo = await startBrevoSim({ plan: 'general' });
+  const sns = await startSnsSim({ region: 'us-east-1' });
+  const config = parseConfig(
+    {
+      connectors: {
+        'amazon-ses': {
+          region: 'us-east-1',
+          sns: { topic_arns: [DEMO_TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
+        },
+      },
+      brevo: { api_key: brevo.apiKey, base_url: brevo.url },
+      store: { url: `sqlite:${join(dir, 'amazon-ses.db')}` },
+      server: { port: 0, host: '127.0.0.1' },
+      delivery: { backoff_base: '200ms', backoff_max: '5s' },
+      log: { level: 'warn' },
+    },
+    { requireBrevoKey: true },
+  );
+  const connector = await createConnector(config, { logger: defaultLogger('warn', 2) });
+  const app = buildServer(connector);
+  try {
+    await connector.start();
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/webhooks/amazon-ses`;
+    out.progress('subscribe', 0, 1);
+    const confirm = await sns.publish(url, sns.subscriptionConfirmation(DEMO_TOPIC));
+    if (confirm.status !== 200 || sns.confirmations().length !== 1) throw new Error(`subscription confirmation failed: ${confirm.status} ${confirm.body}`);
+
+    const payloads = [...coverageEvents(), ...realisticMix(Math.max(0, opts.events - 14), { recipients: Math.max(1, opts.contacts), seed: 42 })];
+    const envs = payloads.map((p) => sns.notification(DEMO_TOPIC, p));
+    // SNS delivers at least once: replay some envelopes, and resend some SES events in new envelopes.
+    const dupEnvelopes = envs.filter((_, i) => i % 10 === 0);
+    const dupEvents = payloads.filter((_, i) => i % 15 === 1).map((p) => sns.notification(DEMO_TOPIC, p));
+    const all = [...envs, ...dupEnvelopes, ...dupEvents];
+    out.progress('publish', 0, all.length);
+    const statuses = await publishAll(sns, url, all, 16);
+    const bad = statuses.filter((s) => s !== 200).length;
+    if (bad > 0) throw new Error(`${bad} SNS deliveries were not acknowledged`);
+    out.progress('publish', all.length, all.length);
+    out.endProgress();
+
+    await connector.waitIdle(300_000);
+    const records: SesEventRecord[] = payloads.flatMap((p) => parseSesNotification(p).records);
+    const exp = expectedBrevoState(records, config.connectors['amazon-ses'].events);
+    const comparison = compareWithBrevo(exp, brevo.state());
+    const stats = brevo.stats();
+    return {
+      ok: comparison.ok && bad === 0,
+      published: { envelopes: all.length, snsDuplicates: dupEnvelopes.length, sesRecords: records.length },
+      comparison,
+      brevoCalls: stats.requests,
+      brevo429: stats.throttled,
+      seconds: (Date.now() - started) / 1000,
+    };
+  } finally {
+    await app.close();
+    await connector.stop();
+    await brevo.close();
+    await sns.close();
+    if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function formatDemo(r: DemoResult): string {
+  const c = r.comparison;
+  const lines = [
+    `Published ${r.published.envelopes} signed SNS envelopes (${r.published.snsDuplicates} replayed) carrying ${r.published.sesRecords} SES records.`,
+    `Brevo received:`,
+    `  contacts      ${c.contacts}`,
+    `  blocklisted   ${c.blocklist.received} (expected ${c.blocklist.expected})`,
+    `  events        ${c.events.received} (expected ${c.events.expected}, duplicates ${c.events.duplicates}, missing ${c.events.missing})`,
+    ...Object.entries(c.byName)
+      .sort()
+      .map(([n, k]) => `    ${n.padEnd(28)} ${k}`),
+    `  dropped values ${c.droppedValues}`,
+    `Brevo API calls: ${r.brevoCalls} (429s: ${r.brevo429}) in ${r.seconds.toFixed(1)} s`,
+    c.ok ? 'Result: Brevo matches what SES published.' : `Result: MISMATCH\n${c.problems.map((p) => `  - ${p}`).join('\n')}`,
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,226 @@
+// `tajo-ses`: each command is a thin layer over engine functions.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError, configWarnings, loadConfig, maskSecrets, resolveConfigPath } from '../config/load.js';
+import { stringify } from 'yaml';
+import { makeOut, pad, type Out } from './output.js';
+import { formatDemo, runDemo } from './demo.js';
+import { openStore } from '../store/index.js';
+import { collectStatus, type StatusReport } from '../engine/status.js';
+import { failureView } from '../engine/failures.js';
+import { createConnector, defaultLogger } from '../engine/connector.js';
+import { buildServer } from '../server/app.js';
+import type { TajoConfig } from '../config/schema.js';
+import { errorMessage, TajoError } from '../core/errors.js';
+import type { BucketStatus } from '../brevo/governor.js';
+
+const USAGE = `tajo-ses: Amazon SES -> Brevo connector
+
+Usage: tajo-ses <command> [options]
+
+Commands:
+  demo [--events N] [--contacts N]      run everything on loopback simulators and compare what Brevo received
+  serve                                  webhook server, delivery workers and scheduled syncs
+  status [--json]                        queues, lag, dead letters, cursors, Brevo rate-limit budget
+  failures list|show ID|retry ID|--all|discard ID
+                                         dead letters: source, planned Brevo call, Brevo's error
+  config validate                        validate the configuration and print it with secrets masked
+
+Options for every command:
+  --config F   configuration file (default ./tajo.yaml, then $TAJO_CONFIG)
+  --json       JSON lines instead of human output
+  -h, --help   this help
+`;
+
+type Flags = Record<string, string | boolean | string[] | undefined>;
+
+class UsageError extends TajoError<'usage'> {
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
+
+function parse(argv: string[], options: ParseArgsConfig['options']): { flags: Flags; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals: true, strict: true });
+    return { flags: values as Flags, positionals };
+  } catch (err) {
+    throw new UsageError(`${errorMessage(err)}\nRun 'tajo-ses --help' for usage.`);
+  }
+}
+
+function intFlag(v: unknown, name: string, def: number, min: number, max: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name}: found ${JSON.stringify(v)}; expected a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function load(flags: Flags, requireBrevoKey = true): TajoConfig {
+  return loadConfig(resolveConfigPath(flags.config as string | undefined), { requireBrevoKey });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const json = rest.includes('--json');
+  const out = makeOut(json);
+  try {
+    switch (cmd) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        out.line(USAGE);
+        return cmd === undefined ? 2 : 0;
+      case 'demo':
+        return await demo(rest, out);
+      case 'serve':
+        return await serve(rest, out);
+      case 'status':
+        return await status(rest, out);
+      case 'failures':
+        return await failures(rest, out);
+      case 'config':
+        return await configCmd(rest, out);
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(cmd)}; run 'tajo-ses --help'`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      if (json) out.emit({ ok: false, error: 'invalid_config', problems: err.problems }, () => '');
+      else for (const p of err.problems) out.err(p);
+      return 2;
+    }
+    if (err instanceof UsageError) {
+      out.err(err.message);
+      return 2;
+    }
+    out.err(`error: ${errorMessage(err)}`);
+    return 1;
+  }
+}
+
+async function demo(argv: string[], out: Out): Promise<number> {
+  const { flags } = parse(argv, { events: { type: 'string' }, contacts: { type: 'string' }, keep: { type: 'boolean' } });
+  const events = intFlag(flags.events, 'events', 300, 14, 1_000_000);
+  const contacts = intFlag(flags.contacts, 'contacts', 60, 1, 1_000_000);
+  if (!out.json) out.line(`Starting the Brevo and SNS simulators and the connector on loopback (${events} SES events over ${contacts} contacts)...`);
+  const r = await runDemo({ events, contacts, out, keep: flags.keep === true });
+  out.emit(r, () => formatDemo(r));
+  return r.ok ? 0 : 1;
+}
+
+async function serve(argv: string[], out: Out): Promise<number> {
+  const { flags } = parse(argv, {});
+  const cfg = load(flags);
+  const log = defaultLogger(cfg.log.level, 1);
+  for (const w of configWarnings(cfg)) log.warn(w);
+  const connector = await createConnector(cfg, { logger: log, defaultMetrics: true });
+  const app = buildServer(connector);
+  await connector.start();
+  const host = cfg.server.admin_token ? cfg.server.host : cfg.server.host;
+  await app.listen({ port: cfg.server.port, host });
+  log.info({ host, port: cfg.server.port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length }, 'tajo-ses serving: POST /webhooks/amazon-ses');
+  if (!cfg.server.admin_token) log.warn('server.admin_token is not set: /admin and /ui answer loopback clients only');
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log.info({ signal: sig }, 'stopping: no new requests, finishing in-flight work');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await app.close();
+  await connector.stop();
+  log.info('stopped cleanly');
+  void out;
+  return 0;
+}
+
+function fmtBuckets(b: BucketStatus[]): string[][] {
+  return b.map((x) => [x.bucket, x.windows.map((w) => `${w.used}/${w.limit} per ${Math.round(w.windowMs / 1000)}s`).join(', '), String(x.throttled)]);
+}
+
+export function formatStatus(s: StatusReport): string {
+  const parts: string[] = [`Store: ${s.store}   at ${s.at}`, ''];
+  parts.push('Inbox (SNS envelopes): ' + (Object.entries(s.inbox).map(([k, v]) => `${k} ${v}`).join(', ') || 'empty'));
+  parts.push('', 'Queues:');
+  parts.push(s.queues.length ? pad([['kind', 'lane', 'state', 'class', 'count'], ...s.queues.map((q) => [q.kind, q.lane, q.state, q.class, String(q.count)])]) : '  (no operations)');
+  parts.push('', 'Lag (oldest open operation):');
+  parts.push(s.lag.length ? pad([['kind', 'class', 'open', 'seconds'], ...s.lag.map((l) => [l.kind, l.class, String(l.open), l.seconds.toFixed(1)])]) : '  nothing waiting');
+  parts.push('', `Dead letters: ${s.deadLetters}${s.deadLetters > 0 ? "  (see 'tajo-ses failures list')" : ''}`);
+  parts.push('', 'Streams:');
+  parts.push(s.streams.length ? pad([['stream', 'cursor', 'status', 'updated'], ...s.streams.map((c) => [c.stream, c.value ?? '', c.status ?? '', new Date(c.updatedAt).toISOString()])]) : '  no backfill has run');
+  if (s.rateLimit.length) parts.push('', 'Brevo rate-limit budget (last seen by serve):', pad([['bucket', 'used', '429s'], ...fmtBuckets(s.rateLimit)]));
+  return parts.join('\n');
+}
+
+async function withStore<T>(flags: Flags, fn: (store: Awaited<ReturnType<typeof openStore>>, cfg: TajoConfig) => Promise<T>): Promise<T> {
+  const cfg = load(flags, false);
+  const store = await openStore(cfg.store.url);
+  try {
+    await store.migrate();
+    return await fn(store, cfg);
+  } finally {
+    await store.close();
+  }
+}
+
+async function status(argv: string[], out: Out): Promise<number> {
+  const { flags } = parse(argv, {});
+  await withStore(flags, async (store) => {
+    const s = await collectStatus(store, undefined, undefined, Date.now());
+    const saved = await store.getState('governor');
+    if (saved) s.rateLimit = JSON.parse(saved) as BucketStatus[];
+    out.emit(s, () => formatStatus(s));
+  });
+  return 0;
+}
+
+async function failures(argv: string[], out: Out): Promise<number> {
+  const { flags, positionals } = parse(argv, { all: { type: 'boolean' }, limit: { type: 'string' } });
+  const [sub, idText] = positionals;
+  const id = () => {
+    const n = Number(idText);
+    if (!idText || !Number.isInteger(n) || n <= 0) throw new UsageError(`failures ${sub}: give the id of a dead letter (see 'tajo-ses failures list')`);
+    return n;
+  };
+  return withStore(flags, async (store) => {
+    switch (sub ?? 'list') {
+      case 'list': {
+        const rows = (await store.listFailures({ limit: intFlag(flags.limit, 'limit', 100, 1, 100_000) })).map(failureView);
+        if (out.json) for (const r of rows) out.emit(r, () => '');
+        else if (rows.length === 0) out.line('No dead letters.');
+        else out.line(pad([['id', 'kind', 'email', 'code', 'status', 'attempts', 'message'], ...rows.map((r) => [String(r.id), r.kind, r.email, r.error.code ?? '', String(r.error.status ?? ''), String(r.attempts), (r.error.message ?? '').slice(0, 80)])]));
+        return 0;
+      }
+      case 'show': {
+        const r = await store.getOp(id());
+        if (!r) throw new UsageError(`no operation with id ${idText}`);
+        const v = failureView(r);
+        out.emit(v, () => stringify(v));
+        return 0;
+      }
+      case 'retry': {
+        const n = flags.all ? await store.retryFailures('all', Date.now()) : await store.retryFailures([id()], Date.now());
+        out.emit({ retried: n }, () => `${n} dead letter(s) queued again; a running 'serve' delivers them.`);
+        return 0;
+      }
+      case 'discard': {
+        const n = await store.discardFailures([id()], Date.now());
+        out.emit({ discarded: n }, () => (n ? `Discarded ${idText}.` : `No dead letter with id ${idText}.`));
+        return 0;
+      }
+      default:
+        throw new UsageError(`failures: unknown subcommand ${JSON.stringify(sub)}; use list, show ID, retry ID|--all, discard ID`);
+    }
+  });
+}
+
+async function configCmd(argv: string[], out: Out): Promise<number> {
+  const { flags, positionals } = parse(argv, {});
+  if (positionals[0] !== 'validate') throw new UsageError(`config: unknown subcommand ${JSON.stringify(positionals[0] ?? '')}; use 'tajo-ses config validate'`);
+  const cfg = load(flags);
+  const masked = maskSecrets(cfg);
+  out.emit({ ok: true, config: masked, warnings: configWarnings(cfg) }, () => [`# valid; effective configuration (secrets masked)`, ...configWarnings(cfg).map((w) => `# warning: ${w}`), stringify(masked)].join('\n'));
+  return 0;
+}

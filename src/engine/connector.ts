@@ -1,0 +1,150 @@
+// The connector as one object: store, Brevo client under the governor, ingestion,
+// processing and delivery loops. `serve`, `demo`, tests and library users all build it here.
+import { pino, type Logger } from 'pino';
+import type { TajoConfig } from '../config/schema.js';
+import { parseConfig } from '../config/load.js';
+import { openStore } from '../store/index.js';
+import type { Store } from '../store/port.js';
+import { BrevoClient } from '../brevo/client.js';
+import { Governor } from '../brevo/governor.js';
+import { CertCache, type VerifySnsOptions } from '../ses/sns.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { InboxWriter, WebhookIngest, verifyOptions } from './ingest.js';
+import { Processor } from './processor.js';
+import { Deliverer, type DeliveryOptions } from './deliver.js';
+import { ensureAttributes, type AttributeReport } from './setup.js';
+import { makeOwnerId, isOwnerGone } from './owner.js';
+import { collectStatus, type StatusReport } from './status.js';
+
+export interface ConnectorOptions {
+  logger?: Logger;
+  now?: () => number;
+  /** Test hooks for SNS verification (certificate fetcher, clock). */
+  verify?: Partial<VerifySnsOptions>;
+  delivery?: Partial<DeliveryOptions>;
+  store?: Store;
+  fetchImpl?: typeof fetch;
+  /** Create missing Brevo attributes at start (default true). */
+  ensureAttributes?: boolean;
+  defaultMetrics?: boolean;
+}
+
+export interface Connector {
+  readonly config: TajoConfig;
+  readonly store: Store;
+  readonly client: BrevoClient;
+  readonly governor: Governor;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly owner: string;
+  readonly webhook: WebhookIngest;
+  readonly writer: InboxWriter;
+  readonly processor: Processor;
+  readonly deliverer: Deliverer;
+  attributes: AttributeReport | undefined;
+  /** Migrates, recovers work left by a dead process, prepares Brevo, starts the loops. */
+  start(): Promise<void>;
+  /** Stops the loops after in-flight work is recorded, and closes the store. */
+  stop(graceMs?: number): Promise<void>;
+  status(): Promise<StatusReport>;
+  /** Resolves when nothing is left to deliver (pending, in flight or unprocessed), or rejects at the timeout. */
+  waitIdle(timeoutMs: number): Promise<void>;
+}
+
+export function defaultLogger(level: string, dest: 1 | 2 = 2): Logger {
+  return pino({ level, base: undefined, redact: { paths: ['*.api_key', '*.admin_token', 'api_key', 'admin_token', 'headers["api-key"]'], censor: '****' } }, pino.destination({ fd: dest, sync: true }));
+}
+
+export async function createConnector(config: TajoConfig | Record<string, unknown>, opts: ConnectorOptions = {}): Promise<Connector> {
+  const cfg: TajoConfig = 'connectors' in config && isParsed(config) ? (config as TajoConfig) : parseConfig(config);
+  const ses = cfg.connectors['amazon-ses'];
+  const log = opts.logger ?? defaultLogger(cfg.log.level);
+  const now = opts.now ?? Date.now;
+  const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
+  const store = opts.store ?? (await openStore(cfg.store.url));
+  const governor = new Governor({ plan: cfg.brevo.plan, now });
+  const client = new BrevoClient({ baseUrl: cfg.brevo.base_url, apiKey: cfg.brevo.api_key, timeoutMs: cfg.brevo.timeout, governor, ...(opts.fetchImpl ? { fetchImpl: opts.fetchImpl } : {}) });
+  const owner = makeOwnerId();
+  const writer = new InboxWriter(store);
+  const delivery: DeliveryOptions = {
+    maxAttempts: cfg.delivery.max_attempts,
+    backoffBaseMs: cfg.delivery.backoff_base,
+    backoffMaxMs: cfg.delivery.backoff_max,
+    eventBatchSize: cfg.delivery.batch_size,
+    contactBatchSize: 50,
+    contactConcurrency: cfg.delivery.concurrency,
+    leaseMs: 120_000,
+    ...opts.delivery,
+  };
+  const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
+  const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake(), 500, now);
+  const webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => processor.wake(), now);
+
+  let started = false;
+  let snapshot: NodeJS.Timeout | undefined;
+  // `tajo-ses status` runs in another process: it reads the budget from the store.
+  const saveGovernor = () => store.setState('governor', JSON.stringify(governor.status()), now()).catch(() => undefined);
+  const connector: Connector = {
+    config: cfg,
+    store,
+    client,
+    governor,
+    metrics,
+    log,
+    owner,
+    webhook,
+    writer,
+    processor,
+    deliverer,
+    attributes: undefined,
+    async start() {
+      await store.migrate();
+      // Leases of a process that died on this host are released at once; others expire.
+      for (const o of await store.leaseOwners()) {
+        if (isOwnerGone(o)) {
+          const n = await store.releaseOwner(o);
+          if (n > 0) log.info({ owner: o, operations: n }, 'released the work of a process that is gone');
+        }
+      }
+      const recovered = await store.recoverExpired(now());
+      if (recovered > 0) log.info({ operations: recovered }, 'resumed operations whose worker stopped');
+      if (opts.ensureAttributes !== false) {
+        connector.attributes = await ensureAttributes(client, { create: true, mapped: Object.values(ses.field_mapping), log });
+      }
+      processor.start();
+      deliverer.start();
+      snapshot = setInterval(() => void saveGovernor(), 5000);
+      snapshot.unref();
+      started = true;
+    },
+    async stop(graceMs = 20_000) {
+      await writer.drain();
+      if (started) {
+        clearInterval(snapshot);
+        await processor.stop();
+        await deliverer.stop(graceMs);
+        await saveGovernor();
+      }
+      await store.close();
+    },
+    status: () => collectStatus(store, governor, metrics, now()),
+    async waitIdle(timeoutMs: number) {
+      const deadline = now() + timeoutMs;
+      for (;;) {
+        const st = await store.stats();
+        const open = (st.inbox.pending ?? 0) + st.ops.filter((o) => o.state === 'pending' || o.state === 'inflight' || o.state === 'awaiting').reduce((a, o) => a + o.count, 0);
+        if (open === 0) return;
+        if (Date.now() > deadline) throw new Error(`still ${open} open item(s) after ${timeoutMs} ms`);
+        processor.wake();
+        deliverer.wake();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+  };
+  return connector;
+}
+
+function isParsed(c: Record<string, unknown>): boolean {
+  // A parsed config has every section filled in by defaults.
+  return typeof c.store === 'object' && c.store !== null && typeof (c.store as { url?: unknown }).url === 'string' && typeof c.delivery === 'object';
+}

@@ -1,0 +1,34 @@
+// How a dead letter is shown to an operator: the source records, the Brevo call we planned,
+// and what Brevo answered.
+import type { OpRow } from '../store/port.js';
+import { plannedCall } from './deliver.js';
+
+export interface FailureView {
+  id: number;
+  kind: string;
+  state: string;
+  email: string;
+  key: string;
+  sources: string[];
+  call: { method: string; path: string; body: unknown };
+  error: { code: string | null; message: string | null; status: number | null };
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function failureView(r: OpRow): FailureView {
+  return {
+    id: r.id,
+    kind: r.kind,
+    state: r.state,
+    email: r.email,
+    key: r.key,
+    sources: r.sources,
+    call: plannedCall(r),
+    error: { code: r.lastCode, message: r.lastMessage, status: r.lastStatus },
+    attempts: r.attempts,
+    createdAt: new Date(r.createdAt).toISOString(),
+    updatedAt: new Date(r.updatedAt).toISOString(),
+  };
+}

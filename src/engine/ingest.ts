@@ -1,0 +1,143 @@
+// Ingestion: verify, then store the raw envelope durably before answering. Requests that
+// arrive in the same turn of the event loop share one transaction (group commit): each
+// still gets its answer only after that commit.
+import type { Logger } from 'pino';
+import type { Store, InboxInsert } from '../store/port.js';
+import { verifySnsMessage, confirmSubscription, SnsVerificationError, CertCache, type VerifySnsOptions, type SnsEnvelope } from '../ses/sns.js';
+import type { SesConnectorConfig } from '../config/schema.js';
+import type { Metrics } from './metrics.js';
+import { errorMessage, TajoError } from '../core/errors.js';
+
+type Pending = { row: InboxInsert; resolve: (r: 'inserted' | 'duplicate') => void; reject: (e: unknown) => void };
+
+export class InboxWriter {
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly store: Store,
+    private readonly maxBatch = 512,
+  ) {}
+
+  write(row: InboxInsert): Promise<'inserted' | 'duplicate'> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ row, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.flushing = this.flush();
+        });
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      try {
+        const res = await this.store.insertInbox(batch.map((p) => p.row));
+        batch.forEach((p, i) => p.resolve(res[i]!));
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+  }
+
+  /** Resolves once everything queued so far is committed (or failed). */
+  async drain(): Promise<void> {
+    while (this.scheduled || this.queue.length > 0) {
+      await new Promise((r) => setImmediate(r));
+      await this.flushing;
+    }
+    await this.flushing;
+  }
+}
+
+export interface WebhookAnswer {
+  status: number;
+  body: { ok: true; outcome: string } | { ok: false; reason: string; message: string };
+}
+
+export function verifyOptions(cfg: SesConnectorConfig, certCache: CertCache, overrides: Partial<VerifySnsOptions> = {}): VerifySnsOptions {
+  return {
+    topicArns: cfg.sns.topic_arns,
+    maxMessageAgeMs: cfg.sns.max_message_age,
+    signingCertHosts: cfg.sns.signing_cert_hosts,
+    allowHttpCertUrls: cfg.sns.allow_http_cert_urls,
+    certCache,
+    ...overrides,
+  };
+}
+
+export class WebhookIngest {
+  constructor(
+    private readonly writer: InboxWriter,
+    private readonly cfg: SesConnectorConfig,
+    private readonly verify: VerifySnsOptions,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly onStored: () => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private reject(reason: string, status: number, message: string): WebhookAnswer {
+    this.metrics.webhookRequests.inc({ outcome: reason });
+    return { status, body: { ok: false, reason, message } };
+  }
+
+  /** The whole `POST /webhooks/amazon-ses` decision, independent of the HTTP framework. */
+  async handle(body: string): Promise<WebhookAnswer> {
+    let env: SnsEnvelope;
+    try {
+      env = await verifySnsMessage(body, this.verify);
+    } catch (err) {
+      if (err instanceof SnsVerificationError) {
+        this.log.warn({ reason: err.code, status: err.status, ...(err.details ?? {}) }, `SNS message refused: ${err.message}`);
+        return this.reject(err.code, err.status, err.message);
+      }
+      this.log.error({ err: errorMessage(err) }, 'SNS verification failed unexpectedly');
+      return this.reject('internal_error', 500, 'verification failed unexpectedly; see the connector log');
+    }
+
+    if (env.Type === 'SubscriptionConfirmation') return this.subscription(env);
+    if (env.Type === 'UnsubscribeConfirmation') {
+      this.log.warn({ topicArn: env.TopicArn }, 'SNS says this endpoint was unsubscribed from the topic; events from it will stop. Re-subscribe the HTTPS endpoint in SNS if that was not intended.');
+      this.metrics.webhookRequests.inc({ outcome: 'unsubscribe_confirmation' });
+      return { status: 200, body: { ok: true, outcome: 'unsubscribe_noted' } };
+    }
+    try {
+      const res = await this.writer.write({ messageId: env.MessageId, source: 'sns', topicArn: env.TopicArn, receivedAt: this.now(), body });
+      this.metrics.webhookRequests.inc({ outcome: res === 'inserted' ? 'accepted' : 'duplicate' });
+      if (res === 'inserted') this.onStored();
+      return { status: 200, body: { ok: true, outcome: res === 'inserted' ? 'stored' : 'duplicate' } };
+    } catch (err) {
+      // 503 makes SNS retry: nothing is acknowledged that is not committed.
+      this.log.error({ err: errorMessage(err), messageId: env.MessageId }, 'could not commit the SNS message; answered 503 so SNS retries');
+      return this.reject('store_unavailable', 503, 'the store could not commit the message; SNS will retry');
+    }
+  }
+
+  private async subscription(env: SnsEnvelope): Promise<WebhookAnswer> {
+    if (!this.cfg.sns.auto_confirm_subscriptions) {
+      this.log.warn({ topicArn: env.TopicArn }, 'SNS subscription confirmation received; auto_confirm_subscriptions is false: confirm it in the SNS console (Subscriptions > Confirm) or with `aws sns confirm-subscription --topic-arn TOPIC --token TOKEN` using the Token from this request');
+      this.metrics.webhookRequests.inc({ outcome: 'subscription_pending' });
+      return { status: 200, body: { ok: true, outcome: 'confirmation_logged' } };
+    }
+    try {
+      await confirmSubscription(env, this.verify);
+      this.log.info({ topicArn: env.TopicArn }, 'SNS subscription confirmed');
+      this.metrics.webhookRequests.inc({ outcome: 'subscription_confirmed' });
+      return { status: 200, body: { ok: true, outcome: 'subscription_confirmed' } };
+    } catch (err) {
+      if (err instanceof SnsVerificationError) {
+        this.log.warn({ reason: err.code, topicArn: env.TopicArn }, `SNS subscription not confirmed: ${err.message}`);
+        return this.reject(err.code, err.status, err.message);
+      }
+      const retryable = err instanceof TajoError ? err.retryable : true;
+      this.log.warn({ topicArn: env.TopicArn, err: errorMessage(err) }, 'SNS subscription confirmation failed; SNS will resend it');
+      return this.reject('confirmation_failed', retryable ? 503 : 403, `could not confirm the subscription: ${errorMessage(err)}`);
+    }
+  }
+}

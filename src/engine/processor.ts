@@ -1,0 +1,109 @@
+// Normalize + plan: stored envelopes -> SES records -> Brevo operations, committed in the
+// same transaction that closes the envelopes, so a crash in between replays the batch.
+import type { Logger } from 'pino';
+import type { Store, InboxOutcome, InboxRow } from '../store/port.js';
+import { parseSesNotification } from '../ses/parse.js';
+import { planBrevoOperations, type PlanConfig } from '../core/plan.js';
+import type { SesEventRecord } from '../core/types.js';
+import type { Metrics } from './metrics.js';
+import { errorMessage } from '../core/errors.js';
+
+export interface ProcessResult {
+  envelopes: number;
+  records: number;
+  ops: number;
+  duplicates: number;
+}
+
+/** Parses stored envelopes; pure except for metrics. */
+export function normalizeInbox(rows: InboxRow[], metrics?: Metrics): { outcomes: InboxOutcome[]; records: SesEventRecord[] } {
+  const outcomes: InboxOutcome[] = [];
+  const records: SesEventRecord[] = [];
+  for (const row of rows) {
+    try {
+      const env = JSON.parse(row.body) as { Message?: unknown; Type?: unknown };
+      // SQS raw delivery stores the SES payload itself; SNS envelopes carry it in Message.
+      const message = typeof env.Message === 'string' && env.Type ? env.Message : row.body;
+      const parsed = parseSesNotification(message);
+      for (const r of parsed.records) {
+        records.push(r);
+        metrics?.records.inc({ type: r.type });
+      }
+      for (const u of parsed.unknown) metrics?.unknownRecords.inc({ type: u.rawType.slice(0, 40) || 'none' });
+      const note = parsed.unknown.length > 0 ? parsed.unknown.map((u) => `${u.rawType}: ${u.reason}`).join('; ').slice(0, 500) : undefined;
+      outcomes.push(note ? { id: row.id, state: 'done', note } : { id: row.id, state: 'done' });
+    } catch (err) {
+      metrics?.unparseable.inc();
+      outcomes.push({ id: row.id, state: 'unparseable', note: errorMessage(err).slice(0, 500) });
+    }
+  }
+  return { outcomes, records };
+}
+
+export class Processor {
+  private running = false;
+  private loopPromise: Promise<void> | undefined;
+  private wakeup: (() => void) | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly plan: PlanConfig,
+    private readonly owner: string,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly onPlanned: () => void,
+    private readonly batchSize = 500,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async runOnce(): Promise<ProcessResult> {
+    const rows = await this.store.claimInbox(this.batchSize, this.owner, 60_000, this.now());
+    if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
+    const { outcomes, records } = normalizeInbox(rows, this.metrics);
+    const ops = planBrevoOperations(records, this.plan, 'realtime');
+    const res = await this.store.commitInbox(outcomes, ops, this.now());
+    if (ops.length > 0) this.onPlanned();
+    return { envelopes: rows.length, records: records.length, ops: res.inserted + res.merged, duplicates: res.duplicates };
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopPromise = (async () => {
+      while (this.running) {
+        let n = 0;
+        try {
+          n = (await this.runOnce()).envelopes;
+        } catch (err) {
+          this.log.error({ err: errorMessage(err) }, 'processing stored envelopes failed; will retry');
+          await this.idle(1000);
+        }
+        if (n === 0 && this.running) await this.idle(200);
+      }
+    })();
+  }
+
+  wake(): void {
+    this.wakeup?.();
+  }
+
+  private idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeup = undefined;
+        resolve();
+      }, ms);
+      this.wakeup = () => {
+        clearTimeout(t);
+        this.wakeup = undefined;
+        resolve();
+      };
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loopPromise;
+  }
+}

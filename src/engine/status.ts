@@ -1,0 +1,57 @@
+// `tajo-ses status`, `/admin/status` and the dashboard read the same report.
+import type { Store, CursorRow } from '../store/port.js';
+import type { Governor, BucketStatus } from '../brevo/governor.js';
+import type { Metrics } from './metrics.js';
+import { PRIORITY_NAMES } from '../core/plan.js';
+
+export interface StatusReport {
+  at: string;
+  store: string;
+  inbox: Record<string, number>;
+  queues: Array<{ kind: string; lane: string; state: string; class: string; count: number }>;
+  /** Age in seconds of the oldest open operation per kind and priority class. */
+  lag: Array<{ kind: string; class: string; seconds: number; open: number }>;
+  deadLetters: number;
+  streams: CursorRow[];
+  rateLimit: BucketStatus[];
+}
+
+export async function collectStatus(store: Store, governor: Governor | undefined, metrics: Metrics | undefined, now: number): Promise<StatusReport> {
+  const st = await store.stats();
+  const queues = st.ops.map((o) => ({ kind: o.kind, lane: o.lane, state: o.state, class: PRIORITY_NAMES[o.priority] ?? String(o.priority), count: o.count }));
+  const lagMap = new Map<string, { kind: string; class: string; oldest: number; open: number }>();
+  for (const o of st.ops) {
+    if (o.state !== 'pending' && o.state !== 'inflight' && o.state !== 'awaiting') continue;
+    const cls = PRIORITY_NAMES[o.priority] ?? String(o.priority);
+    const k = `${o.kind}/${cls}`;
+    const cur = lagMap.get(k) ?? { kind: o.kind, class: cls, oldest: Infinity, open: 0 };
+    cur.open += o.count;
+    if (o.oldestCreatedAt !== null) cur.oldest = Math.min(cur.oldest, o.oldestCreatedAt);
+    lagMap.set(k, cur);
+  }
+  const lag = [...lagMap.values()].map((l) => ({ kind: l.kind, class: l.class, open: l.open, seconds: Number.isFinite(l.oldest) ? Math.max(0, (now - l.oldest) / 1000) : 0 }));
+  const deadLetters = st.ops.filter((o) => o.state === 'dead').reduce((a, o) => a + o.count, 0);
+  const report: StatusReport = {
+    at: new Date(now).toISOString(),
+    store: store.kind,
+    inbox: st.inbox,
+    queues,
+    lag,
+    deadLetters,
+    streams: await store.listCursors(),
+    rateLimit: governor?.status() ?? [],
+  };
+  if (metrics) {
+    metrics.queue.reset();
+    for (const q of queues) metrics.queue.inc({ kind: q.kind, state: q.state, priority: q.class }, q.count);
+    metrics.lag.reset();
+    for (const l of lag) metrics.lag.set({ kind: l.kind, priority: l.class }, l.seconds);
+    metrics.inbox.reset();
+    for (const [state, n] of Object.entries(st.inbox)) metrics.inbox.set({ state }, n);
+    for (const b of report.rateLimit) {
+      metrics.throttled.set({ bucket: b.bucket }, b.throttled);
+      for (const w of b.windows) metrics.rateBudget.set({ bucket: b.bucket, window: `${Math.round(w.windowMs / 1000)}s` }, w.used);
+    }
+  }
+  return report;
+}

@@ -1,0 +1,312 @@
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RateLimiter, bucketFor } from './rate-limit.js';
+import type { RateDecision } from './rate-limit.js';
+import { ApiError, matchRoute, reportCsv } from './routes.js';
+import type { Reply } from './routes.js';
+import { SimStore } from './store.js';
+import type { ProcessRec } from './store.js';
+import type { BrevoFaults, BrevoSim, BrevoSimOptions, BrevoSimStats } from './types.js';
+
+// Plain node:http rather than a framework: the simulator needs exact control over when a
+// socket is destroyed (before or after a write is applied), does no logging, and must keep
+// up with benchmark loads of ~100k requests.
+
+// Brevo documents 10 MB as the largest import body; nothing else it takes is larger.
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+const DEFAULT_IMPORT_MAX_BYTES = 8 * 1024 * 1024;
+// Past this the simulator stops reading and cuts the connection, as a gateway would.
+const ABSOLUTE_BODY_BYTES = 64 * 1024 * 1024;
+const INJECTED_ERROR_STATUSES = [500, 502, 503] as const;
+
+type Faults = Required<Omit<BrevoFaults, 'seed'>> & { seed?: number };
+
+const NO_FAULTS: Faults = { errorRate: 0, throttleRate: 0, latencyMs: 0, dropRate: 0, dropAfterApplyRate: 0 };
+
+/** Overlays the defined fields of `f` (an explicit undefined keeps the current value, except for seed). */
+function mergeFaults(base: Faults, f: Partial<BrevoFaults> | undefined): Faults {
+  const next: Faults = { ...base };
+  for (const k of ['errorRate', 'throttleRate', 'latencyMs', 'dropRate', 'dropAfterApplyRate'] as const) {
+    const v = f?.[k];
+    if (v !== undefined) next[k] = v;
+  }
+  if (f && 'seed' in f) {
+    if (f.seed === undefined) delete next.seed;
+    else next.seed = f.seed;
+  }
+  checkFaults(next);
+  return next;
+}
+
+/** mulberry32: tiny, fast and good enough to make fault sequences reproducible. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function checkFaults(f: Faults): void {
+  for (const k of ['errorRate', 'throttleRate', 'dropRate', 'dropAfterApplyRate'] as const) {
+    const v = f[k];
+    if (!(v >= 0 && v <= 1)) throw new RangeError(`faults.${k} must be between 0 and 1, got ${v}`);
+  }
+  if (!(f.latencyMs >= 0)) throw new RangeError(`faults.latencyMs must be >= 0, got ${f.latencyMs}`);
+}
+
+function emptyStats(): BrevoSimStats {
+  return { requests: 0, byRoute: {}, status: {}, throttled: 0, byBucket: {} };
+}
+
+function inc(rec: Record<string, number>, key: string): void {
+  rec[key] = (rec[key] ?? 0) + 1;
+}
+
+interface Body {
+  buf: Buffer;
+  size: number;
+}
+
+function readBody(req: IncomingMessage, keepUpTo: number): Promise<Body | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > ABSOLUTE_BODY_BYTES) {
+        req.socket.destroy();
+        resolve(null);
+        return;
+      }
+      // Past the limit the body is drained but not kept: the answer is a 413 anyway.
+      if (size <= keepUpTo) chunks.push(chunk);
+    });
+    req.on('end', () => resolve({ buf: size <= keepUpTo ? Buffer.concat(chunks) : Buffer.alloc(0), size }));
+    req.on('error', () => resolve(null));
+  });
+}
+
+interface PendingImport {
+  timers: NodeJS.Timeout[];
+  done: Promise<void>;
+  finish: () => void;
+}
+
+export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSim> {
+  const now = opts.now ?? Date.now;
+  const apiKey = opts.apiKey ?? 'sim-key';
+  const importDelayMs = opts.importDelayMs ?? 50;
+  const importMaxBytes = opts.importMaxBytes ?? DEFAULT_IMPORT_MAX_BYTES;
+  const keepUpTo = Math.max(MAX_BODY_BYTES, importMaxBytes);
+  const store = new SimStore(now);
+  const limiter = new RateLimiter(opts.plan ?? 'general', now);
+  let faults = mergeFaults(NO_FAULTS, opts.faults);
+  let random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
+  let stats = emptyStats();
+  const pending = new Set<PendingImport>();
+  let origin = '';
+
+  const chance = (rate: number): boolean => rate > 0 && random() < rate;
+
+  function scheduleImport(p: ProcessRec, apply: () => void): void {
+    let finish!: () => void;
+    const done = new Promise<void>((r) => (finish = r));
+    const job: PendingImport = { timers: [], done, finish };
+    const complete = (): void => {
+      p.status = 'in_process';
+      try {
+        apply();
+      } finally {
+        p.status = 'completed';
+        p.completedAt = store.iso();
+        pending.delete(job);
+        finish();
+      }
+    };
+    job.timers.push(
+      setTimeout(() => {
+        if (p.status === 'queued') p.status = 'in_process';
+      }, importDelayMs / 2),
+      setTimeout(complete, importDelayMs),
+    );
+    pending.add(job);
+  }
+
+  function cancelImports(): void {
+    for (const job of pending) {
+      for (const t of job.timers) clearTimeout(t);
+      job.finish();
+    }
+    pending.clear();
+  }
+
+  function send(res: ServerResponse, reply: Reply, rl: RateDecision | undefined): void {
+    inc(stats.status, String(reply.status));
+    const headers: Record<string, string | number> = {};
+    if (rl) {
+      headers['x-sib-ratelimit-limit'] = rl.limit;
+      headers['x-sib-ratelimit-remaining'] = rl.remaining;
+      headers['x-sib-ratelimit-reset'] = rl.resetSeconds;
+    }
+    let payload: string | undefined;
+    if (reply.text !== undefined) {
+      payload = reply.text;
+      headers['content-type'] = reply.contentType ?? 'text/plain; charset=utf-8';
+    } else if (reply.body !== undefined && reply.status !== 204) {
+      payload = JSON.stringify(reply.body);
+      headers['content-type'] = 'application/json; charset=utf-8';
+    }
+    headers['content-length'] = payload === undefined ? 0 : Buffer.byteLength(payload);
+    res.writeHead(reply.status, headers);
+    res.end(payload);
+  }
+
+  const fail = (status: number, code: string, message: string): Reply => ({ status, body: { code, message } });
+
+  function drop(req: IncomingMessage, key: string): void {
+    inc(stats.status, key);
+    req.socket.destroy();
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    // Cheaper than new URL() per request; paths here never carry a scheme or host.
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
+
+    // Simulator-only downloads (import report CSVs): no auth, no budget, no faults.
+    const csv = /^\/sim\/processes\/(\d+)\/([a-z_]+)\.csv$/.exec(path);
+    if (csv && method === 'GET') {
+      const text = reportCsv(store, Number(csv[1]), csv[2] ?? '');
+      if (text === undefined) send(res, fail(404, 'document_not_found', 'No such report'), undefined);
+      else send(res, { status: 200, text, contentType: 'text/csv; charset=utf-8' }, undefined);
+      return;
+    }
+
+    const body = await readBody(req, keepUpTo);
+    if (!body) return;
+    stats.requests++;
+    const bucket = bucketFor(path);
+    inc(stats.byBucket, bucket);
+    const match = matchRoute(method, path);
+    inc(stats.byRoute, match && 'route' in match ? match.route.key : 'UNMATCHED');
+
+    if (req.headers['api-key'] !== apiKey) {
+      send(res, fail(401, 'unauthorized', 'Key not found'), limiter.peek(bucket));
+      return;
+    }
+    if (faults.latencyMs > 0) await sleep(faults.latencyMs);
+
+    const rl = limiter.take(bucket);
+    if (!rl.allowed) {
+      stats.throttled++;
+      send(res, fail(429, 'too_many_requests', `Rate limit exceeded for the ${bucket} bucket; retry in ${rl.resetSeconds}s`), rl);
+      return;
+    }
+    if (chance(faults.dropRate)) return drop(req, 'dropped');
+    if (chance(faults.errorRate)) {
+      const status = INJECTED_ERROR_STATUSES[Math.floor(random() * INJECTED_ERROR_STATUSES.length)] ?? 500;
+      send(res, fail(status, 'internal_error', 'Simulated server error'), rl);
+      return;
+    }
+    if (chance(faults.throttleRate)) {
+      stats.throttled++;
+      send(res, fail(429, 'too_many_requests', 'Simulated burst throttling'), { ...rl, remaining: 0 });
+      return;
+    }
+
+    if (!match) {
+      send(res, fail(404, 'document_not_found', `No route for ${method} ${path}`), rl);
+      return;
+    }
+    if ('methodNotAllowed' in match) {
+      send(res, fail(405, 'method_not_allowed', `${method} is not allowed on ${path}`), rl);
+      return;
+    }
+    const limit = match.route.isImport ? importMaxBytes : MAX_BODY_BYTES;
+    if (body.size > limit) {
+      send(res, fail(413, 'invalid_parameter', `Request body of ${body.size} bytes exceeds the ${limit} byte limit of ${match.route.key}`), rl);
+      return;
+    }
+    let parsed: unknown;
+    if (body.size > 0) {
+      const ct = req.headers['content-type'] ?? '';
+      if (!/^application\/json\b/i.test(ct)) {
+        send(res, fail(400, 'invalid_parameter', 'Content-Type must be application/json'), rl);
+        return;
+      }
+      try {
+        parsed = JSON.parse(body.buf.toString('utf8'));
+      } catch {
+        send(res, fail(400, 'invalid_parameter', 'Malformed JSON body'), rl);
+        return;
+      }
+    }
+
+    let reply: Reply;
+    try {
+      reply = match.route.handler({ store, params: match.params, query, body: parsed, origin, scheduleImport });
+    } catch (e) {
+      reply = e instanceof ApiError ? fail(e.status, e.code, e.message) : fail(500, 'internal_error', `Simulator bug: ${(e as Error).message}`);
+    }
+    if (chance(faults.dropAfterApplyRate)) return drop(req, 'dropped_after_apply');
+    send(res, reply, rl);
+  }
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      if (!res.headersSent) send(res, fail(500, 'internal_error', `Simulator bug: ${(e as Error).message}`), undefined);
+      else req.socket.destroy();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  origin = `http://127.0.0.1:${port}`;
+
+  return {
+    url: `${origin}/v3`,
+    apiKey,
+    setFaults(f) {
+      faults = mergeFaults(faults, f);
+      if ('seed' in f) random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
+    },
+    state: () => store.snapshot(),
+    contact(email) {
+      const c = store.findContact(email);
+      return c ? store.contactView(c) : undefined;
+    },
+    stats: () => structuredClone(stats),
+    async settle() {
+      while (pending.size > 0) await Promise.all([...pending].map((j) => j.done));
+    },
+    reset() {
+      cancelImports();
+      store.reset();
+      limiter.reset();
+      stats = emptyStats();
+      if (faults.seed !== undefined) random = seededRandom(faults.seed);
+    },
+    async close() {
+      cancelImports();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

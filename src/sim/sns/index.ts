@@ -1,0 +1,246 @@
+// An SNS publisher simulator: signs envelopes with its own certificate (served over
+// loopback HTTP like SNS serves SigningCertURL), posts them to an endpoint the way SNS
+// does, and answers SubscribeURL visits. Used by `demo`, integration tests and benches.
+//
+// Its cert URL is http://127.0.0.1:<port>/..., so a verifier talking to it needs
+// allowHttpCertUrls: true and signingCertHosts: ['^127\\.0\\.0\\.1$'].
+
+import { randomBytes, randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { SnsEnvelope } from '../../ses/sns.js';
+import { loadSigningMaterial, signEnvelope, type SigningMaterial, type UnsignedSnsEnvelope } from './signer.js';
+
+export { loadSigningMaterial, signEnvelope, type SigningMaterial, type UnsignedSnsEnvelope } from './signer.js';
+export { createSelfSignedCertificate, toPem } from './x509.js';
+
+/** Misbehaving URLs on the simulator, for testing how clients cope. */
+export type SnsSimFault = 'redirect' | 'oversize' | 'slow' | 'not-pem' | 'error500';
+
+export interface SnsSimMessageOptions {
+  messageId?: string;
+  timestamp?: string;
+  signatureVersion?: '1' | '2';
+}
+
+export interface SnsSim {
+  /** http://127.0.0.1:PORT/SimpleNotificationService-<hex>.pem, served by this simulator. */
+  certUrl: string;
+  /** Base URL of the simulator (http://127.0.0.1:PORT). */
+  url: string;
+  region: string;
+  /** The certificate served at certUrl, for verifiers that take the PEM directly. */
+  certPem: string;
+  /** arn:aws:sns:<region>:123456789012:<name> */
+  topicArn(name: string): string;
+  /** Fills SigningCertURL (default certUrl), SignatureVersion (default the simulator's) and Signature. */
+  sign(env: UnsignedSnsEnvelope): SnsEnvelope;
+  notification(topicArn: string, message: string | object, opts?: SnsSimMessageOptions & { subject?: string; messageAttributes?: Record<string, unknown> }): SnsEnvelope;
+  /** SubscribeURL points to this simulator's /confirm?Token=..., which records the confirmation. */
+  subscriptionConfirmation(topicArn: string, opts?: SnsSimMessageOptions & { token?: string }): SnsEnvelope;
+  unsubscribeConfirmation(topicArn: string, opts?: SnsSimMessageOptions & { token?: string }): SnsEnvelope;
+  /** Tokens confirmed through SubscribeURL GETs, in order. */
+  confirmations(): string[];
+  /** POSTs like SNS: text/plain; charset=UTF-8 and the x-amz-sns-* headers. */
+  publish(endpointUrl: string, env: SnsEnvelope, opts?: { keepAliveAgent?: unknown; timeoutMs?: number }): Promise<{ status: number; body: string }>;
+  /** How many times the certificate was downloaded (to test caching). */
+  certFetches(): number;
+  /** A URL on this simulator that misbehaves; `target` is where 'redirect' points (default certUrl). */
+  faultUrl(kind: SnsSimFault, target?: string): string;
+  close(): Promise<void>;
+}
+
+const ACCOUNT_ID = '123456789012';
+const OVERSIZE_BYTES = 256 * 1024;
+
+export async function startSnsSim(opts: { region?: string; port?: number; signatureVersion?: '1' | '2' } = {}): Promise<SnsSim> {
+  const region = opts.region ?? 'us-east-1';
+  const material: SigningMaterial = await loadSigningMaterial();
+  const certPath = `/SimpleNotificationService-${material.certId}.pem`;
+  const issuedTokens = new Set<string>();
+  const confirmed: string[] = [];
+  let certFetchCount = 0;
+
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://sim.invalid');
+    if (req.method !== 'GET') {
+      res.writeHead(405, { allow: 'GET' }).end();
+      return;
+    }
+    if (url.pathname === certPath) {
+      certFetchCount++;
+      res.writeHead(200, { 'content-type': 'application/x-pem-file', 'content-length': Buffer.byteLength(material.certPem) }).end(material.certPem);
+      return;
+    }
+    if (url.pathname === '/confirm') {
+      const token = url.searchParams.get('Token') ?? '';
+      if (!issuedTokens.has(token)) {
+        res.writeHead(404, { 'content-type': 'text/xml' }).end('<ErrorResponse><Error><Code>NotFound</Code><Message>Unknown token</Message></Error></ErrorResponse>');
+        return;
+      }
+      confirmed.push(token);
+      const arn = `${url.searchParams.get('TopicArn') ?? ''}:${randomUUID()}`;
+      res
+        .writeHead(200, { 'content-type': 'text/xml' })
+        .end(`<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>${escapeXml(arn)}</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>`);
+      return;
+    }
+    if (url.pathname === '/unsubscribe') {
+      res.writeHead(200, { 'content-type': 'text/xml' }).end('<UnsubscribeResponse/>');
+      return;
+    }
+    if (url.pathname.startsWith('/fault/')) {
+      const kind = url.pathname.slice('/fault/'.length).replace(/\.pem$/, '');
+      switch (kind) {
+        case 'redirect':
+          res.writeHead(302, { location: url.searchParams.get('to') ?? certUrl }).end();
+          return;
+        case 'oversize': {
+          // Chunked, without content-length, so that only a limit enforced while reading stops it.
+          res.writeHead(200, { 'content-type': 'application/x-pem-file' });
+          const chunk = Buffer.alloc(16 * 1024, 'A');
+          let sent = 0;
+          const pump = (): void => {
+            while (sent < OVERSIZE_BYTES) {
+              sent += chunk.length;
+              if (!res.write(chunk)) {
+                res.once('drain', pump);
+                return;
+              }
+            }
+            res.end();
+          };
+          res.on('error', () => undefined);
+          pump();
+          return;
+        }
+        case 'slow':
+          // Never answers; close() tears the socket down.
+          return;
+        case 'not-pem':
+          res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>captive portal</body></html>');
+          return;
+        case 'error500':
+          res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error');
+          return;
+      }
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const base = `http://127.0.0.1:${port}`;
+  const certUrl = `${base}${certPath}`;
+
+  const sign = (env: UnsignedSnsEnvelope): SnsEnvelope =>
+    signEnvelope(env, material.privateKey, { certUrl, ...(opts.signatureVersion ? { signatureVersion: opts.signatureVersion } : {}) });
+
+  const confirmation = (type: 'SubscriptionConfirmation' | 'UnsubscribeConfirmation', topicArn: string, o: SnsSimMessageOptions & { token?: string } = {}): SnsEnvelope => {
+    const token = o.token ?? randomBytes(64).toString('hex');
+    issuedTokens.add(token);
+    const subscribeUrl = `${base}/confirm?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(topicArn)}&Token=${encodeURIComponent(token)}`;
+    const message =
+      type === 'SubscriptionConfirmation'
+        ? `Simulated SNS: this endpoint was subscribed to ${topicArn}. Visit the SubscribeURL to confirm.`
+        : `Simulated SNS: this endpoint was unsubscribed from ${topicArn}. Visit the SubscribeURL to subscribe again.`;
+    return sign({
+      Type: type,
+      MessageId: o.messageId ?? randomUUID(),
+      Token: token,
+      TopicArn: topicArn,
+      Message: message,
+      SubscribeURL: subscribeUrl,
+      Timestamp: o.timestamp ?? new Date().toISOString(),
+      ...(o.signatureVersion ? { SignatureVersion: o.signatureVersion } : {}),
+    });
+  };
+
+  return {
+    certUrl,
+    url: base,
+    region,
+    certPem: material.certPem,
+    topicArn: (name) => `arn:aws:sns:${region}:${ACCOUNT_ID}:${name}`,
+    sign,
+    notification(topicArn, message, o = {}) {
+      return sign({
+        Type: 'Notification',
+        MessageId: o.messageId ?? randomUUID(),
+        TopicArn: topicArn,
+        ...(o.subject !== undefined ? { Subject: o.subject } : {}),
+        Message: typeof message === 'string' ? message : JSON.stringify(message),
+        Timestamp: o.timestamp ?? new Date().toISOString(),
+        UnsubscribeURL: `${base}/unsubscribe?SubscriptionArn=${encodeURIComponent(`${topicArn}:${randomUUID()}`)}`,
+        ...(o.messageAttributes ? { MessageAttributes: o.messageAttributes } : {}),
+        ...(o.signatureVersion ? { SignatureVersion: o.signatureVersion } : {}),
+      });
+    },
+    subscriptionConfirmation: (topicArn, o) => confirmation('SubscriptionConfirmation', topicArn, o),
+    unsubscribeConfirmation: (topicArn, o) => confirmation('UnsubscribeConfirmation', topicArn, o),
+    confirmations: () => [...confirmed],
+    publish: (endpointUrl, env, o = {}) => postLikeSns(endpointUrl, env, o),
+    certFetches: () => certFetchCount,
+    faultUrl(kind, target) {
+      const u = new URL(`${base}/fault/${kind}.pem`);
+      if (target !== undefined) u.searchParams.set('to', target);
+      return u.href;
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((err) => (err ? reject(err) : resolve()));
+        // Keep-alive and deliberately hung ('slow') connections would hold close() open.
+        server.closeAllConnections();
+      }),
+  };
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function postLikeSns(endpointUrl: string, env: SnsEnvelope, opts: { keepAliveAgent?: unknown; timeoutMs?: number }): Promise<{ status: number; body: string }> {
+  const target = new URL(endpointUrl);
+  const client = target.protocol === 'https:' ? https : http;
+  const body = Buffer.from(JSON.stringify(env), 'utf8');
+  const headers: Record<string, string | number> = {
+    'content-type': 'text/plain; charset=UTF-8',
+    'content-length': body.length,
+    'user-agent': 'Amazon Simple Notification Service Agent',
+    'x-amz-sns-message-type': env.Type,
+    'x-amz-sns-message-id': env.MessageId,
+    'x-amz-sns-topic-arn': env.TopicArn,
+  };
+  if (env.Type === 'Notification') headers['x-amz-sns-subscription-arn'] = `${env.TopicArn}:sim-subscription`;
+  const agent = opts.keepAliveAgent instanceof http.Agent ? opts.keepAliveAgent : undefined;
+  // SNS gives up on an endpoint after 15 s and retries later.
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+
+  return new Promise((resolve, reject) => {
+    const req = client.request(target, { method: 'POST', headers, ...(agent ? { agent } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+      });
+      res.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`endpoint ${target.origin} did not answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(body);
+  });
+}

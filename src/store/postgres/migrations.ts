@@ -1,0 +1,84 @@
+// Numbered migrations, applied in order, each once, all pending ones in one transaction
+// under an advisory lock (see PostgresStore.migrate). They mirror the SQLite ones table
+// for table; the differences are types only: BIGSERIAL ids, BIGINT epoch-ms times,
+// BOOLEAN flags. `payload` and `sources` stay TEXT so the JSON planned by core/ comes back
+// byte for byte (JSONB would reorder keys); the ledger's attrs are JSONB because their
+// merge (newest time per attribute) runs in SQL, where concurrent writers cannot race.
+// Each migration is a function of the quoted schema name: every table is schema-qualified
+// rather than relying on search_path, which poolers in transaction mode do not keep.
+
+export interface PgMigration {
+  version: number;
+  name: string;
+  sql: (schema: string) => string;
+}
+
+export const PG_MIGRATIONS: PgMigration[] = [
+  {
+    version: 1,
+    name: 'inbox, ops, ledger, cursors',
+    sql: (s) => `
+CREATE TABLE ${s}.inbox (
+  id BIGSERIAL PRIMARY KEY,
+  message_id TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  topic_arn TEXT,
+  received_at BIGINT NOT NULL,
+  body TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending',
+  note TEXT,
+  lease_owner TEXT,
+  lease_until BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX inbox_state ON ${s}.inbox(state, id);
+
+CREATE TABLE ${s}.ops (
+  id BIGSERIAL PRIMARY KEY,
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  email TEXT NOT NULL,
+  lane TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  payload TEXT NOT NULL,
+  sources TEXT NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at BIGINT NOT NULL,
+  lease_owner TEXT,
+  lease_until BIGINT NOT NULL DEFAULT 0,
+  ref TEXT,
+  last_code TEXT,
+  last_message TEXT,
+  last_status INTEGER,
+  created_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX ops_event_key ON ${s}.ops(key) WHERE kind = 'event';
+CREATE UNIQUE INDEX ops_contact_pending ON ${s}.ops(key) WHERE kind = 'contact' AND state = 'pending';
+CREATE INDEX ops_due ON ${s}.ops(kind, state, priority, id);
+CREATE INDEX ops_ref ON ${s}.ops(ref) WHERE ref IS NOT NULL;
+CREATE INDEX ops_inflight ON ${s}.ops(state, lease_until) WHERE state = 'inflight';
+
+CREATE TABLE ${s}.contact_ledger (
+  email TEXT PRIMARY KEY,
+  attrs JSONB NOT NULL,
+  blocklisted BOOLEAN NOT NULL DEFAULT false,
+  updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE ${s}.cursors (
+  stream TEXT PRIMARY KEY,
+  value TEXT,
+  status TEXT,
+  note TEXT,
+  updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE ${s}.kv (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+`,
+  },
+];
