@@ -13,14 +13,17 @@ export interface WindowLimit {
   windowMs: number;
 }
 
-/** Limits published by Brevo per plan (general documented; the others are its higher tiers). */
+/** Limits Brevo publishes per plan (developers.brevo.com, "API limits"). */
 export const PLAN_LIMITS: Record<BrevoPlan, Record<BrevoBucket, WindowLimit[]>> = {
   general: {
     contacts: [
       { limit: 10, windowMs: 1000 },
       { limit: 36_000, windowMs: 3_600_000 },
     ],
-    events: [{ limit: 10, windowMs: 1000 }],
+    events: [
+      { limit: 10, windowMs: 1000 },
+      { limit: 36_000, windowMs: 3_600_000 },
+    ],
     other: [{ limit: 100, windowMs: 3_600_000 }],
   },
   advanced: {
@@ -28,16 +31,16 @@ export const PLAN_LIMITS: Record<BrevoPlan, Record<BrevoBucket, WindowLimit[]>> 
       { limit: 20, windowMs: 1000 },
       { limit: 72_000, windowMs: 3_600_000 },
     ],
-    events: [{ limit: 20, windowMs: 1000 }],
+    events: [
+      { limit: 20, windowMs: 1000 },
+      { limit: 72_000, windowMs: 3_600_000 },
+    ],
     other: [{ limit: 200, windowMs: 3_600_000 }],
   },
   extended: {
-    contacts: [
-      { limit: 40, windowMs: 1000 },
-      { limit: 144_000, windowMs: 3_600_000 },
-    ],
-    events: [{ limit: 40, windowMs: 1000 }],
-    other: [{ limit: 400, windowMs: 3_600_000 }],
+    contacts: [{ limit: 60, windowMs: 1000 }],
+    events: [{ limit: 60, windowMs: 1000 }],
+    other: [{ limit: 600, windowMs: 3_600_000 }],
   },
 };
 

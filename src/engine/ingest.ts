@@ -3,7 +3,7 @@
 // still gets its answer only after that commit.
 import type { Logger } from 'pino';
 import type { Store, InboxInsert } from '../store/port.js';
-import { verifySnsMessage, confirmSubscription, SnsVerificationError, CertCache, type VerifySnsOptions, type SnsEnvelope } from '../ses/sns.js';
+import { verifySnsMessage, confirmSubscription, SnsVerificationError, type CertCache, type VerifySnsOptions, type SnsEnvelope } from '../ses/sns.js';
 import type { SesConnectorConfig } from '../config/schema.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage, TajoError } from '../core/errors.js';

@@ -27,7 +27,6 @@ import type {
 } from '../port.js';
 
 type Row = Record<string, unknown>;
-type Db = pg.Pool | pg.PoolClient;
 
 export interface PostgresStoreOptions {
   /** Overrides `?schema=` of the URL. Default `public`. */
@@ -181,20 +180,26 @@ export class PostgresStore implements Store {
     return `${this.s}.${table}`;
   }
 
-  private async q(sql: string, params: unknown[] = [], db: Db = this.pool): Promise<Row[]> {
+  private assertOpen(): void {
+    // Otherwise pg's "Cannot use a pool after calling end" would read as an outage.
+    if (this.closed) throw new TajoError('store_closed', `PostgreSQL store (${this.label}) used after close()`);
+  }
+
+  private async run(sql: string, params: unknown[]): Promise<pg.QueryResult<Row>> {
+    this.assertOpen();
     try {
-      return (await db.query(sql, params)).rows as Row[];
+      return await this.pool.query<Row>(sql, params);
     } catch (err) {
       throw translate(`query failed on ${this.label}`, err, this.label);
     }
   }
 
-  private async exec(sql: string, params: unknown[] = [], db: Db = this.pool): Promise<number> {
-    try {
-      return (await db.query(sql, params)).rowCount ?? 0;
-    } catch (err) {
-      throw translate(`query failed on ${this.label}`, err, this.label);
-    }
+  private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
+    return (await this.run(sql, params)).rows;
+  }
+
+  private async exec(sql: string, params: unknown[] = []): Promise<number> {
+    return (await this.run(sql, params)).rowCount ?? 0;
   }
 
   /**
@@ -203,6 +208,7 @@ export class PostgresStore implements Store {
    */
   private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      this.assertOpen();
       let c: pg.PoolClient;
       try {
         c = await this.pool.connect();

@@ -1,0 +1,212 @@
+// Issue: nothing lost when Brevo fails or throttles, or when the process is killed.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { startBrevoSim, type BrevoSim } from '../src/sim/brevo/index.js';
+import { startSnsSim, type SnsSim } from '../src/sim/sns/index.js';
+import { realisticMix } from '../src/sim/ses-events/index.js';
+import { parseSesNotification } from '../src/ses/parse.js';
+import { expectedBrevoState, compareWithBrevo } from '../src/sim/oracle.js';
+import { parseConfig } from '../src/config/load.js';
+import { createConnector } from '../src/engine/connector.js';
+import { buildServer } from '../src/server/app.js';
+import { SES_EVENT_TYPES, type SesEventRecord } from '../src/core/types.js';
+import type { SnsEnvelope } from '../src/ses/sns.js';
+
+const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
+const ALL_BOTH = Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both']));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function publishAll(sns: SnsSim, url: string, envs: SnsEnvelope[], concurrency = 32): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < envs.length) {
+      const env = envs[next++]!;
+      for (let attempt = 0; ; attempt++) {
+        const res = await sns.publish(url, env).catch(() => ({ status: 0, body: '' }));
+        if (res.status === 200) break;
+        if (attempt > 50) throw new Error(`envelope ${env.MessageId} never acknowledged: ${res.status} ${res.body}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function recordsOf(payloads: Array<Record<string, unknown>>): SesEventRecord[] {
+  return payloads.flatMap((p) => parseSesNotification(p).records);
+}
+
+describe('delivery under Brevo faults', () => {
+  let brevo: BrevoSim;
+  let sns: SnsSim;
+  let dir: string;
+  beforeAll(async () => {
+    brevo = await startBrevoSim({ plan: 'general', faults: { errorRate: 0.3, throttleRate: 0.1, seed: 7 } });
+    sns = await startSnsSim();
+    dir = mkdtempSync(join(tmpdir(), 'tajo-faults-'));
+  });
+  afterAll(async () => {
+    await brevo.close();
+    await sns.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('5,000 events with 30% 5xx and 429 bursts: each arrives exactly once or is a dead letter with Brevo error', async () => {
+    const cfg = parseConfig({
+      connectors: { 'amazon-ses': { region: 'us-east-1', sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true }, events: ALL_BOTH } },
+      brevo: { api_key: brevo.apiKey, base_url: brevo.url },
+      store: { url: `sqlite:${join(dir, 'faults.db')}` },
+      delivery: { backoff_base: '100ms', backoff_max: '2s', max_attempts: 12 },
+    });
+    const connector = await createConnector(cfg, { logger: pino({ level: 'silent' }) });
+    const app = buildServer(connector);
+    try {
+      // Attributes are created while Brevo fails too: start() must get through it.
+      brevo.setFaults({ errorRate: 0, throttleRate: 0 });
+      await connector.start();
+      brevo.setFaults({ errorRate: 0.3, throttleRate: 0.1, seed: 7 });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/webhooks/amazon-ses`;
+      const payloads = realisticMix(5000, { recipients: 150, seed: 11 });
+      await publishAll(sns, url, payloads.map((p) => sns.notification(TOPIC, p)));
+      await connector.waitIdle(170_000);
+
+      const records = recordsOf(payloads);
+      const exp = expectedBrevoState(records, cfg.connectors['amazon-ses'].events);
+      const state = brevo.state();
+      const failures = await connector.store.listFailures({ limit: 10_000 });
+      const deadKeys = new Set(failures.filter((f) => f.kind === 'event').map((f) => f.key));
+      for (const f of failures) {
+        expect(f.lastCode).toBeTruthy();
+        expect(f.lastMessage).toBeTruthy();
+      }
+      const counts = new Map<string, number>();
+      for (const e of state.events) counts.set(String(e.event_properties?.event_key), (counts.get(String(e.event_properties?.event_key)) ?? 0) + 1);
+      let missing = 0;
+      for (const key of exp.events.keys()) {
+        const n = counts.get(key) ?? 0;
+        if (n === 0 && !deadKeys.has(key)) missing++;
+        expect(n, `event ${key} delivered ${n} times`).toBeLessThanOrEqual(1);
+      }
+      expect(missing).toBe(0);
+      expect(exp.events.size).toBeGreaterThan(4900);
+      const stats = brevo.stats();
+      // The faults really happened.
+      expect((stats.status['500'] ?? 0) + (stats.status['502'] ?? 0) + (stats.status['503'] ?? 0)).toBeGreaterThan(0);
+      expect(stats.throttled).toBeGreaterThan(0);
+      if (failures.length === 0) {
+        const cmp = compareWithBrevo(exp, state);
+        expect(cmp.problems).toEqual([]);
+      }
+    } finally {
+      await app.close();
+      await connector.stop();
+    }
+  });
+});
+
+describe('SIGKILL mid-delivery', () => {
+  let brevo: BrevoSim;
+  let sns: SnsSim;
+  let dir: string;
+  let child: ChildProcess | undefined;
+  let logs = '';
+  beforeAll(async () => {
+    brevo = await startBrevoSim({ plan: 'general', faults: { latencyMs: 20 } });
+    sns = await startSnsSim();
+    dir = mkdtempSync(join(tmpdir(), 'tajo-kill-'));
+  });
+  afterAll(async () => {
+    child?.kill('SIGKILL');
+    await brevo.close();
+    await sns.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function startServe(configPath: string): ChildProcess {
+    const c = spawn(process.execPath, ['bin/tajo-ses.js', 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+    c.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+    return c;
+  }
+
+  async function waitReady(port: number): Promise<void> {
+    await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false)), 30_000, `serve on ${port} (logs: ${logs.slice(-2000)})`);
+  }
+
+  it('a killed serve resumes after restart: nothing accepted is lost', async () => {
+    const port = await freePort();
+    const configPath = join(dir, 'tajo.yaml');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        connectors: { 'amazon-ses': { region: 'us-east-1', sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true }, events: ALL_BOTH } },
+        brevo: { api_key: '${SIM_KEY}', base_url: brevo.url },
+        store: { url: `sqlite:${join(dir, 'kill.db')}` },
+        server: { port, host: '127.0.0.1' },
+        delivery: { backoff_base: '100ms', backoff_max: '2s', batch_size: 50 },
+        log: { level: 'info' },
+      }),
+    );
+    process.env.SIM_KEY = brevo.apiKey;
+    child = startServe(configPath);
+    await waitReady(port);
+    const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
+    const payloads = realisticMix(5000, { recipients: 100, seed: 5 });
+    await publishAll(sns, url, payloads.map((p) => sns.notification(TOPIC, p)));
+    const records = recordsOf(payloads);
+    const exp = expectedBrevoState(records, Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both'])) as never);
+
+    // Kill it while Brevo holds part of the events (50 per batch at 10 batches/s).
+    await until(() => brevo.stats().byRoute['POST /v3/events/batch'] !== undefined && brevo.state().events.length >= 500, 60_000, 'first deliveries');
+    const before = brevo.state().events.length;
+    child.kill('SIGKILL');
+    await new Promise((r) => child!.once('exit', r));
+    expect(before).toBeLessThan(exp.events.size);
+
+    child = startServe(configPath);
+    await waitReady(port);
+    await until(
+      () => {
+        const keys = new Set(brevo.state().events.map((e) => String(e.event_properties?.event_key)));
+        for (const k of exp.events.keys()) if (!keys.has(k)) return false;
+        return true;
+      },
+      150_000,
+      'every event after restart',
+    );
+    // Attribute writes finish too: the blocklist and the newest event per contact.
+    await until(() => compareWithBrevo(exp, brevo.state(), { allowDuplicates: true }).ok, 60_000, 'contacts after restart');
+    const cmp = compareWithBrevo(exp, brevo.state(), { allowDuplicates: true });
+    expect(cmp.events.missing).toBe(0);
+    // At most the batches that were in flight at the kill can be resent.
+    expect(cmp.events.duplicates).toBeLessThanOrEqual(200);
+
+    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    child = undefined;
+  });
+});
