@@ -369,6 +369,31 @@ describe('attributes only move forward in time', () => {
     expect(s.dropped).toEqual([]);
   });
 
+  it('an older permanent bounce after a newer Delivery still blocklists and records the bounce, but SES_LAST_EVENT stays Delivery', async () => {
+    const email = 'late.bounce@example.com';
+    const delivery = sesEvent('Delivery', { messageId: 'itest-late-2', recipients: [email], timestamp: '2026-04-20T08:00:00.000Z' });
+    const bounce = sesEvent('Bounce', { messageId: 'itest-late-1', recipients: [email], timestamp: '2026-04-18T08:00:00.000Z', bounceType: 'Permanent', bounceSubType: 'General', feedbackId: 'itest-fb-late' });
+    expect((await stack.publish(stack.sns.notification(stack.topic, delivery))).status).toBe(200);
+    await stack.connector.waitIdle(60_000);
+    expect(stack.brevo.contact(email)?.emailBlacklisted).toBe(false);
+    expect((await stack.publish(stack.sns.notification(stack.topic, bounce))).status).toBe(200);
+    await stack.connector.waitIdle(60_000);
+    const s = stack.brevo.state();
+    expect(s.contacts[email]?.emailBlacklisted).toBe(true);
+    expect(sesAttributes(s, email)).toEqual({
+      SES_LAST_EVENT: 'Delivery',
+      SES_LAST_EVENT_AT: '2026-04-20',
+      SES_LAST_DELIVERED_AT: '2026-04-20',
+      SES_BOUNCE_TYPE: 'Permanent',
+      SES_BOUNCE_SUBTYPE: 'General',
+      SES_LAST_BOUNCED_AT: '2026-04-18',
+      SES_SUPPRESSED: true,
+      SES_SUPPRESSION_REASON: 'BOUNCE',
+      SES_SUPPRESSED_AT: '2026-04-18',
+    });
+    expect(eventsOf(s, email).map((e) => e.event_name)).toEqual(['ses_email_bounced']);
+  });
+
   it('the same holds when both arrive back to back (possibly in one processing batch), older last', async () => {
     const email = 'order.burst@example.com';
     const newer = sesEvent('Open', { messageId: 'itest-burst-1', recipients: [email], timestamp: '2026-05-20T08:00:00.000Z' });
@@ -388,5 +413,30 @@ describe('attributes only move forward in time', () => {
     expect(s.contacts[email]?.emailBlacklisted).toBe(false);
     expect(s.dropped).toEqual([]);
     expect(s.unblocks).toEqual([]);
+  });
+});
+
+describe('a payload the connector cannot plan', () => {
+  // BUG: an SES event whose own timestamp does not parse is accepted (200, stored) and then
+  // wedges processing. src/ses/parse.ts:59 (normalizeSesTimestamp) keeps the raw string, and
+  // src/core/plan.ts:176 calls `new Date(r.timestamp).toISOString()`, which throws RangeError
+  // for an event-producing type; src/engine/processor.ts:63 plans the whole claimed batch at
+  // once, so the error also blocks every other envelope claimed with it, retried every 60 s
+  // (inbox lease) forever. Expected: the bad envelope is closed as unparseable (or its record
+  // sent without event_date) and the others in its batch are delivered.
+  it('BUG: an event with an unparsable timestamp does not block the envelopes processed with it', async () => {
+    const s = await startStack({ plan: 'unlimited' });
+    try {
+      const bad = sesEvent('Click', { messageId: 'itest-poison', recipients: ['poison@example.com'], timestamp: 'not-a-time', mailTimestamp: '2026-03-01T10:00:00.000Z' });
+      const good = sesEvent('Reject', { messageId: 'itest-good', recipients: ['Good@Example.com'], timestamp: '2026-03-01T10:00:00.000Z' });
+      // Published together so that both are stored in one commit and claimed in one batch.
+      const answers = await Promise.all([s.publish(s.sns.notification(s.topic, bad)), s.publish(s.sns.notification(s.topic, good))]);
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      await s.connector.waitIdle(5_000);
+      expect(eventsOf(s.brevo.state(), 'good@example.com').map((e) => e.event_name)).toEqual(['ses_email_rejected']);
+      expect((await s.connector.store.stats()).inbox.pending ?? 0).toBe(0);
+    } finally {
+      await s.stop();
+    }
   });
 });

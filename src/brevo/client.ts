@@ -181,6 +181,10 @@ export class BrevoClient {
     return this.request<BrevoProcess>('GET', `/processes/${encodeURIComponent(String(id))}`, undefined, signal);
   }
 
+  listProcesses(limit: number, offset: number, signal?: AbortSignal) {
+    return this.request<{ processes?: BrevoProcess[]; count?: number }>('GET', `/processes?limit=${limit}&offset=${offset}&sort=desc`, undefined, signal);
+  }
+
   sendEvent(ev: EventPayload, signal?: AbortSignal) {
     return this.request<undefined>('POST', '/events', ev, signal);
   }

@@ -15,6 +15,10 @@ import { Deliverer, type DeliveryOptions } from './deliver.js';
 import { ensureAttributes, type AttributeReport } from './setup.js';
 import { makeOwnerId, isOwnerGone } from './owner.js';
 import { collectStatus, type StatusReport } from './status.js';
+import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
+import { runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
+import { createSesClient, type RateLimiter, type SesClientOptions } from '../ses/client.js';
+import type { SESv2Client } from '@aws-sdk/client-sesv2';
 
 export interface ConnectorOptions {
   logger?: Logger;
@@ -26,6 +30,8 @@ export interface ConnectorOptions {
   fetchImpl?: typeof fetch;
   /** Create missing Brevo attributes at start (default true). */
   ensureAttributes?: boolean;
+  /** SES client options (static credentials for simulators, a shared limiter). */
+  ses?: SesClientOptions;
   defaultMetrics?: boolean;
 }
 
@@ -47,6 +53,11 @@ export interface Connector {
   /** Stops the loops after in-flight work is recorded, and closes the store. */
   stop(graceMs?: number): Promise<void>;
   status(): Promise<StatusReport>;
+  readonly lists: BrevoLists;
+  /** Runs a backfill in this process (its bulk writes go through this connector's workers). */
+  backfill(opts?: BackfillOptions, hooks?: { onProgress?: (p: BackfillProgress) => void; signal?: AbortSignal; ses?: { client: SESv2Client; limiter: RateLimiter } }): Promise<BackfillSummary>;
+  /** The SES client (created on first use). */
+  ses(): { client: SESv2Client; limiter: RateLimiter };
   /** Resolves when nothing is left to deliver (pending, in flight or unprocessed), or rejects at the timeout. */
   waitIdle(timeoutMs: number): Promise<void>;
 }
@@ -66,6 +77,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const client = new BrevoClient({ baseUrl: cfg.brevo.base_url, apiKey: cfg.brevo.api_key, timeoutMs: cfg.brevo.timeout, governor, ...(opts.fetchImpl ? { fetchImpl: opts.fetchImpl } : {}) });
   const owner = makeOwnerId();
   const writer = new InboxWriter(store);
+  const lists = new BrevoLists(client, store, ses.lists.folder, now);
   const delivery: DeliveryOptions = {
     maxAttempts: cfg.delivery.max_attempts,
     backoffBaseMs: cfg.delivery.backoff_base,
@@ -74,12 +86,20 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     contactBatchSize: 50,
     contactConcurrency: cfg.delivery.concurrency,
     leaseMs: 120_000,
+    lanes: ['realtime'],
+    bulk: { lanes: ['backfill'], claimLimit: 20_000, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: 5_000 },
     ...opts.delivery,
   };
   const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
   const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake(), 500, now);
   const webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => processor.wake(), now);
 
+  let sesClient: { client: SESv2Client; limiter: RateLimiter } | undefined;
+  const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));
+  const backfillOpen = async () => {
+    const st = await store.stats();
+    return st.ops.filter((o) => o.lane === 'backfill' && (o.state === 'pending' || o.state === 'inflight')).reduce((a, o) => a + o.count, 0);
+  };
   let started = false;
   let snapshot: NodeJS.Timeout | undefined;
   // `tajo-ses status` runs in another process: it reads the budget from the store.
@@ -126,6 +146,33 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
         await saveGovernor();
       }
       await store.close();
+    },
+    lists,
+    ses: getSes,
+    async backfill(bopts = {}, hooks = {}) {
+      const sesParts = hooks.ses ?? getSes();
+      return runBackfill(
+        {
+          store,
+          ses: sesParts.client,
+          limiter: sesParts.limiter,
+          ...(bopts.dryRun ? {} : { lists }),
+          cfg: ses,
+          log,
+          now,
+          onQueued: () => deliverer.wake(),
+          waitAccepted: async () => {
+            while ((await backfillOpen()) > 0) {
+              if (hooks.signal?.aborted) throw new Error('backfill stopped');
+              deliverer.wake();
+              await new Promise((r) => setTimeout(r, 50));
+            }
+          },
+          ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+          ...(hooks.signal ? { signal: hooks.signal } : {}),
+        },
+        bopts,
+      );
     },
     status: () => collectStatus(store, governor, metrics, now()),
     async waitIdle(timeoutMs: number) {

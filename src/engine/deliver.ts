@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { Store, OpRow, LedgerEntry, OpKind } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
-import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
+import { BrevoError, type BatchEventsResult, type BrevoProcess } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import type { Metrics } from './metrics.js';
@@ -19,8 +19,23 @@ export interface DeliveryOptions {
   contactBatchSize: number;
   contactConcurrency: number;
   leaseMs: number;
+  /** Lanes written one contact at a time (POST /contacts) and whose events are sent. */
   lanes?: Lane[];
+  /** Lanes written in bulk through /contacts/import (backfill). */
+  bulk?: {
+    lanes: Lane[];
+    /** Contacts per claim; split further by list set and by body size. */
+    claimLimit: number;
+    /** Brevo's import needs a list for every row: rows with none go to this one. */
+    defaultListId: (op: OpRow) => Promise<number>;
+    /** How often the import processes are checked (the /processes budget is 100/h). */
+    reconcileEveryMs: number;
+  };
 }
+
+/** Rows per /contacts/import call; ~200 bytes a row keeps a call well under Brevo's 8 MB. */
+export const IMPORT_MAX_ROWS = 10_000;
+export const IMPORT_MAX_BYTES = 7_500_000;
 
 /** Exponential backoff with full jitter between half and all of the step. */
 export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
@@ -48,7 +63,27 @@ function contactBody(email: string, p: ContactPayload, ledger: LedgerEntry | und
   return body;
 }
 
-type Outcome = { kind: 'done'; ledger?: LedgerEntry } | { kind: 'retry'; err: BrevoError | Error } | { kind: 'dead'; err: BrevoError | Error };
+type Outcome =
+  | { kind: 'done'; ledger?: LedgerEntry }
+  | { kind: 'accepted'; ref: string; ledger?: LedgerEntry }
+  | { kind: 'retry'; err: BrevoError | Error }
+  | { kind: 'dead'; err: BrevoError | Error };
+
+function ledgerOf(op: OpRow): LedgerEntry {
+  const p = op.payload as ContactPayload;
+  return { email: op.email, attrs: Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at])), blocklisted: p.blocklist };
+}
+
+/** `EMAIL;REASON` lines of a Brevo import report file. */
+export function parseImportReport(csv: string): Array<{ email: string; reason: string }> {
+  const out: Array<{ email: string; reason: string }> = [];
+  for (const line of csv.split(/\r?\n/).slice(1)) {
+    if (!line.trim()) continue;
+    const [email, ...rest] = line.split(/[;,]/);
+    if (email) out.push({ email: email.trim().toLowerCase(), reason: rest.join(';').trim() || 'invalid row' });
+  }
+  return out;
+}
 
 export class Deliverer {
   private running = false;
@@ -71,6 +106,7 @@ export class Deliverer {
     if (this.running) return;
     this.running = true;
     this.loops = [this.loop('event'), this.loop('contact')];
+    if (this.opts.bulk) this.loops.push(this.bulkLoop());
   }
 
   /** New work arrived: stop idling. */
@@ -196,6 +232,132 @@ export class Deliverer {
     }
   }
 
+  private async bulkLoop(): Promise<void> {
+    let lastReconcile = 0;
+    while (this.running) {
+      let n = 0;
+      try {
+        n = await this.deliverContactsBulk();
+        if (this.now() - lastReconcile >= this.opts.bulk!.reconcileEveryMs) {
+          lastReconcile = this.now();
+          await this.reconcileImports();
+        }
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry');
+        await this.idle(1000);
+      }
+      if (n === 0 && this.running) await this.idle(250);
+    }
+  }
+
+  /** One round of bulk contact writes through /contacts/import; returns how many operations it handled. */
+  async deliverContactsBulk(): Promise<number> {
+    const bulk = this.opts.bulk;
+    if (!bulk) return 0;
+    const ops = await this.store.claimOps({ kind: 'contact', lanes: bulk.lanes, limit: bulk.claimLimit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
+    if (ops.length === 0) return 0;
+    this.inflight += ops.length;
+    try {
+      const ledger = await this.store.getLedger(ops.map((o) => o.email));
+      const outcomes: Outcome[] = new Array(ops.length);
+      // One import per (blocklist, list set): both apply to every row of an import.
+      const groups = new Map<string, Array<{ i: number; row: { email: string; attributes?: Record<string, string | number | boolean> } }>>();
+      for (let i = 0; i < ops.length; i++) {
+        const op = ops[i]!;
+        const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email));
+        if (!body.attributes && !body.emailBlacklisted && !body.listIds) {
+          outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
+          continue;
+        }
+        const listIds = body.listIds ?? [await bulk.defaultListId(op)];
+        const key = `${body.emailBlacklisted ? 'B' : '-'}|${listIds.join(',')}`;
+        const row = body.attributes ? { email: op.email, attributes: body.attributes } : { email: op.email };
+        const g = groups.get(key) ?? [];
+        g.push({ i, row });
+        groups.set(key, g);
+      }
+      for (const [key, members] of groups) {
+        const [flag, ids] = key.split('|') as [string, string];
+        const listIds = ids.split(',').map(Number);
+        for (const chunk of chunkBySize(members, IMPORT_MAX_ROWS, IMPORT_MAX_BYTES, (m) => JSON.stringify(m.row).length + 1)) {
+          let processId: number | undefined;
+          const outcome = await this.attempt(async () => {
+            const res = await this.client.importContacts(
+              { jsonBody: chunk.map((m) => m.row), listIds, updateExistingContacts: true, emptyContactsAttributes: false, disableNotification: true, ...(flag === 'B' ? { emailBlacklist: true } : {}) },
+              this.abort.signal,
+            );
+            processId = res.data?.processId;
+          }, 'contacts_import');
+          for (const m of chunk) {
+            const op = ops[m.i]!;
+            outcomes[m.i] = outcome.kind === 'done' ? (processId !== undefined ? { kind: 'accepted', ref: `import:${processId}`, ledger: ledgerOf(op) } : { kind: 'done', ledger: ledgerOf(op) }) : outcome;
+          }
+        }
+      }
+      await this.settle(ops, outcomes);
+      return ops.length;
+    } finally {
+      this.inflight -= ops.length;
+    }
+  }
+
+  /**
+   * Follows accepted imports to their end within the /processes budget: one listing call
+   * covers up to 50 processes. Rows Brevo reports invalid become dead letters; the rest done.
+   */
+  async reconcileImports(): Promise<{ completed: number; open: number }> {
+    const awaiting = (await this.store.listAwaiting(1000)).filter((a) => a.ref.startsWith('import:'));
+    if (awaiting.length === 0) return { completed: 0, open: 0 };
+    if (this.client.governor && this.client.governor.waitMs('other') > 0) return { completed: 0, open: awaiting.length };
+    const want = new Map(awaiting.map((a) => [Number(a.ref.slice('import:'.length)), a.ref]));
+    const minId = Math.min(...want.keys());
+    let completed = 0;
+    for (let offset = 0; want.size > 0; offset += 50) {
+      if (offset > 0 && this.client.governor && this.client.governor.waitMs('other') > 0) break;
+      const { data } = await this.client.listProcesses(50, offset, this.abort.signal);
+      const procs = data?.processes ?? [];
+      for (const p of procs) {
+        const ref = want.get(p.id);
+        if (!ref) continue;
+        if (p.status === 'completed') {
+          await this.finishImport(ref, p);
+          completed++;
+          want.delete(p.id);
+        } else if (p.status === 'failed' || p.status === 'aborted') {
+          const rows = await this.store.opsByRef(ref);
+          await this.store.retryOps(rows.map((r) => ({ id: r.id, nextAt: this.now(), code: 'import_failed', message: `Brevo import process ${p.id} ended ${p.status}` })), this.now());
+          want.delete(p.id);
+        } else want.delete(p.id); // still running: look again next round
+      }
+      if (procs.length < 50 || procs.every((p) => p.id < minId)) break;
+    }
+    return { completed, open: awaiting.length - completed };
+  }
+
+  private async finishImport(ref: string, p: BrevoProcess): Promise<void> {
+    const invalid = new Map<string, string>();
+    const files = ((p.info as { import?: Record<string, unknown> } | undefined)?.import ?? {}) as Record<string, unknown>;
+    for (const [name, url] of Object.entries(files)) {
+      if (typeof url !== 'string' || !/^https?:\/\//.test(url)) continue;
+      try {
+        // Report files are plain downloads: never send the API key to them.
+        const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+        if (res.ok) for (const r of parseImportReport(await res.text())) invalid.set(r.email, `${name}: ${r.reason}`);
+      } catch (err) {
+        this.log.warn({ ref, file: name, err: errorMessage(err) }, 'could not read a Brevo import report; its rows are counted as imported');
+      }
+    }
+    const rows = await this.store.opsByRef(ref);
+    const done = rows.filter((r) => !invalid.has(r.email)).map((r) => r.id);
+    const dead = rows.filter((r) => invalid.has(r.email)).map((r) => ({ id: r.id, code: 'import_invalid_row', message: `Brevo import ${p.id} refused the row: ${invalid.get(r.email)}` }));
+    if (done.length) await this.store.completeOps(done, this.now());
+    if (dead.length) {
+      await this.store.deadOps(dead, this.now());
+      for (const r of dead) this.metrics.dead.inc({ kind: 'contact', code: r.code });
+    }
+    this.metrics.delivered.inc({ kind: 'contact' }, done.length);
+  }
+
   private async attempt(fn: () => Promise<unknown>, endpoint: string): Promise<Outcome> {
     try {
       await fn();
@@ -217,6 +379,7 @@ export class Deliverer {
     const now = this.now();
     const done: number[] = [];
     const ledger: LedgerEntry[] = [];
+    const accepted = new Map<string, { ids: number[]; ledger: LedgerEntry[] }>();
     const retry: Array<{ id: number; nextAt: number; code: string; message: string; status?: number }> = [];
     const dead: Array<{ id: number; code: string; message: string; status?: number }> = [];
     ops.forEach((op, i) => {
@@ -225,6 +388,13 @@ export class Deliverer {
         done.push(op.id);
         if (o.ledger) ledger.push(o.ledger);
         this.metrics.delivered.inc({ kind: op.kind });
+        return;
+      }
+      if (o.kind === 'accepted') {
+        const a = accepted.get(o.ref) ?? { ids: [], ledger: [] };
+        a.ids.push(op.id);
+        if (o.ledger) a.ledger.push(o.ledger);
+        accepted.set(o.ref, a);
         return;
       }
       const be = o.err instanceof BrevoError ? o.err : undefined;
@@ -242,7 +412,27 @@ export class Deliverer {
       }
     });
     if (done.length > 0 || ledger.length > 0) await this.store.completeOps(done, now, ledger);
+    for (const [ref, a] of accepted) await this.store.awaitOps(a.ids, ref, now, a.ledger);
     if (retry.length > 0) await this.store.retryOps(retry, now);
     if (dead.length > 0) await this.store.deadOps(dead, now);
   }
+}
+
+/** Splits items into chunks of at most maxRows and about maxBytes each. */
+export function chunkBySize<T>(items: T[], maxRows: number, maxBytes: number, size: (t: T) => number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const it of items) {
+    const b = size(it);
+    if (cur.length > 0 && (cur.length >= maxRows || bytes + b > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(it);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }

@@ -99,3 +99,81 @@ export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: { al
     byName,
   };
 }
+
+/** What Brevo must hold after a backfill, from the SES simulator's data (CONTRACT.md section 4). */
+export interface SesDataForOracle {
+  contactLists: Array<{ name: string; topics: Array<{ name: string; defaultSubscriptionStatus: 'OPT_IN' | 'OPT_OUT' }> }>;
+  contacts: Array<{ list: string; email: string; topicPreferences: Record<string, 'OPT_IN' | 'OPT_OUT'>; unsubscribeAll: boolean }>;
+  suppressions: Array<{ email: string; reason: string }>;
+}
+
+export function compareBackfill(ses: SesDataForOracle, state: BrevoSimState, folder = 'Amazon SES'): { ok: boolean; problems: string[]; checked: { contacts: number; memberships: number; blocklisted: number } } {
+  const problems: string[] = [];
+  const add = (p: string) => {
+    if (problems.length < 25) problems.push(p);
+  };
+  const f = state.folders.filter((x) => x.name === folder);
+  if (f.length !== 1) add(`expected exactly one Brevo folder named ${folder}, found ${f.length}`);
+  const listsByName = new Map<string, number[]>();
+  for (const l of state.lists) if (f.some((x) => x.id === l.folderId)) listsByName.set(l.name, [...(listsByName.get(l.name) ?? []), l.id]);
+  for (const [n, ids] of listsByName) if (ids.length > 1) add(`list ${n} exists ${ids.length} times`);
+  const expectedMembers = new Map<string, Set<string>>();
+  const member = (list: string, email: string) => {
+    const s = expectedMembers.get(list) ?? new Set<string>();
+    s.add(email);
+    expectedMembers.set(list, s);
+  };
+  const blocklisted = new Set<string>();
+  const unsubAll = new Map<string, boolean>();
+  for (const c of ses.contacts) {
+    const email = c.email.trim().toLowerCase();
+    const list = ses.contactLists.find((l) => l.name === c.list);
+    member(c.list, email);
+    if (c.unsubscribeAll) blocklisted.add(email);
+    unsubAll.set(email, (unsubAll.get(email) ?? false) || c.unsubscribeAll);
+    if (!list || c.unsubscribeAll) continue;
+    for (const t of list.topics) if ((c.topicPreferences[t.name] ?? t.defaultSubscriptionStatus) === 'OPT_IN') member(`${c.list} / ${t.name}`, email);
+  }
+  for (const s of ses.suppressions) blocklisted.add(s.email.trim().toLowerCase());
+  for (const l of ses.contactLists) {
+    if (!listsByName.has(l.name)) add(`Brevo has no list ${l.name}`);
+    for (const t of l.topics) if (!listsByName.has(`${l.name} / ${t.name}`)) add(`Brevo has no list ${l.name} / ${t.name}`);
+  }
+  let memberships = 0;
+  const byId = new Map<number, string>();
+  for (const [n, ids] of listsByName) for (const id of ids) byId.set(id, n);
+  const actualMembers = new Map<string, Set<string>>();
+  for (const c of Object.values(state.contacts)) {
+    for (const id of c.listIds) {
+      const n = byId.get(id);
+      if (!n) continue;
+      const s = actualMembers.get(n) ?? new Set<string>();
+      s.add(c.email.toLowerCase());
+      actualMembers.set(n, s);
+    }
+  }
+  for (const [list, emails] of expectedMembers) {
+    const got = actualMembers.get(list) ?? new Set<string>();
+    for (const e of emails) if (!got.has(e)) add(`${e} missing from list ${list}`);
+    for (const e of got) if (!emails.has(e)) add(`${e} is in list ${list} but should not be`);
+    memberships += emails.size;
+  }
+  const contacts = Object.values(state.contacts);
+  for (const c of contacts) {
+    const e = c.email.toLowerCase();
+    if (c.emailBlacklisted && !blocklisted.has(e)) add(`${e} is blocklisted but SES has no reason`);
+  }
+  for (const e of blocklisted) if (!state.contacts[e]?.emailBlacklisted) add(`${e} should be blocklisted`);
+  for (const s of ses.suppressions) {
+    const c = state.contacts[s.email.toLowerCase()];
+    if (!c) continue;
+    if (c.attributes.SES_SUPPRESSED !== true) add(`${s.email}: SES_SUPPRESSED is ${JSON.stringify(c.attributes.SES_SUPPRESSED)}`);
+    if (c.attributes.SES_SUPPRESSION_REASON !== s.reason) add(`${s.email}: SES_SUPPRESSION_REASON is ${JSON.stringify(c.attributes.SES_SUPPRESSION_REASON)}, expected ${s.reason}`);
+  }
+  for (const [e, v] of unsubAll) {
+    const got = state.contacts[e]?.attributes.SES_UNSUBSCRIBED_ALL;
+    if (got !== v) add(`${e}: SES_UNSUBSCRIBED_ALL is ${JSON.stringify(got)}, expected ${v}`);
+  }
+  if (state.dropped.length > 0) add(`Brevo dropped ${state.dropped.length} attribute value(s), e.g. ${JSON.stringify(state.dropped[0])}`);
+  return { ok: problems.length === 0, problems, checked: { contacts: unsubAll.size, memberships, blocklisted: blocklisted.size } };
+}

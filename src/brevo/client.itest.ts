@@ -1,0 +1,380 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startBrevoSim, type BrevoSim, type BrevoSimOptions } from '../sim/brevo/index.js';
+import { planBrevoOperations, type EventOp, type EventPayload } from '../core/plan.js';
+import { SES_ATTRIBUTES } from '../core/brevo-model.js';
+import { parseSesNotification } from '../ses/parse.js';
+import { sesEvent } from '../sim/ses-events/index.js';
+import { BrevoClient, BrevoError, isRetryableStatus, type BrevoClientOptions } from './client.js';
+import { Governor } from './governor.js';
+
+// 2026-01-01T00:00:00Z plus 1000 s: the sim's per-second window resets in 1 s, its hourly one in 2600 s.
+const HOUR_START = Date.parse('2026-01-01T00:00:00.000Z');
+const SIM_NOW = HOUR_START + 1_000_000;
+
+interface Recorded {
+  method: string;
+  url: string;
+  body: string | undefined;
+}
+
+function recordingFetch(log: Recorded[]): typeof fetch {
+  return async (input, init) => {
+    log.push({ method: init?.method ?? 'GET', url: String(input), body: typeof init?.body === 'string' ? init.body : undefined });
+    return fetch(input, init);
+  };
+}
+
+function client(sim: BrevoSim, opts: Partial<BrevoClientOptions> = {}): BrevoClient {
+  return new BrevoClient({ baseUrl: sim.url, apiKey: sim.apiKey, timeoutMs: 5000, ...opts });
+}
+
+async function caught(p: Promise<unknown>): Promise<BrevoError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(BrevoError);
+    return err as BrevoError;
+  }
+  throw new Error('expected the call to fail with a BrevoError');
+}
+
+async function withSim<T>(opts: BrevoSimOptions, fn: (sim: BrevoSim) => Promise<T>): Promise<T> {
+  const sim = await startBrevoSim(opts);
+  try {
+    return await fn(sim);
+  } finally {
+    await sim.close();
+  }
+}
+
+function eventPayloads(n: number, email: string): EventPayload[] {
+  const records = Array.from({ length: n }, (_, i) =>
+    parseSesNotification(sesEvent('Click', { recipients: [email], timestamp: new Date(Date.parse('2026-01-15T10:00:00.000Z') + i * 1000).toISOString() })).records,
+  ).flat();
+  const ops = planBrevoOperations(records, { events: { Send: 'event', Delivery: 'event', Open: 'event', Click: 'event', Bounce: 'event', Complaint: 'event', Reject: 'event', DeliveryDelay: 'event', RenderingFailure: 'event', Subscription: 'event' } });
+  return ops.filter((o): o is EventOp => o.kind === 'event').map((o) => o.payload);
+}
+
+describe('isRetryableStatus', () => {
+  it('retries throttling, timeouts, Too Early and server faults only', () => {
+    for (const s of [408, 425, 429, 500, 502, 503, 504]) expect(isRetryableStatus(s), String(s)).toBe(true);
+    for (const s of [400, 401, 402, 403, 404, 405, 409, 413, 422]) expect(isRetryableStatus(s), String(s)).toBe(false);
+  });
+});
+
+describe('BrevoClient against the Brevo simulator: error classification', () => {
+  let simNow = SIM_NOW;
+  let sim: BrevoSim;
+  beforeAll(async () => {
+    sim = await startBrevoSim({ plan: 'general', now: () => simNow });
+  });
+  afterAll(async () => {
+    await sim.close();
+  });
+  afterEach(() => {
+    sim.setFaults({ errorRate: 0, throttleRate: 0, latencyMs: 0, dropRate: 0, dropAfterApplyRate: 0 });
+    sim.reset();
+    simNow = SIM_NOW;
+  });
+
+  it('429 over budget: retryable too_many_requests, retryAfterMs from x-sib-ratelimit-reset', async () => {
+    const c = client(sim);
+    for (let i = 0; i < 10; i++) await c.upsertContact({ email: `u${i}@example.com` });
+    const err = await caught(c.upsertContact({ email: 'u10@example.com' }));
+    expect(err.code).toBe('too_many_requests');
+    expect(err.status).toBe(429);
+    expect(err.retryable).toBe(true);
+    expect(err.bucket).toBe('contacts');
+    expect(err.retryAfterMs).toBe(1000);
+    expect(sim.contact('u10@example.com')).toBeUndefined();
+  });
+
+  it('429 on the hourly "other" bucket carries the hour reset (2600 s here)', async () => {
+    sim.setFaults({ throttleRate: 1 });
+    const err = await caught(client(sim).getAccount());
+    expect(err.code).toBe('too_many_requests');
+    expect(err.retryable).toBe(true);
+    expect(err.bucket).toBe('other');
+    expect(err.retryAfterMs).toBe(2_600_000);
+  });
+
+  it('5xx: retryable, Brevo code and message kept', async () => {
+    sim.setFaults({ errorRate: 1 });
+    const err = await caught(client(sim).upsertContact({ email: 'a@example.com' }));
+    expect([500, 502, 503]).toContain(err.status);
+    expect(err.retryable).toBe(true);
+    expect(err.code).toBe('internal_error');
+    expect(err.message).toContain('Simulated server error');
+    expect(err.retryAfterMs).toBeUndefined();
+  });
+
+  it('5xx without a JSON body: server_error with the text as message', async () => {
+    const c = new BrevoClient({ baseUrl: 'http://brevo.invalid/v3', apiKey: 'k', fetchImpl: async () => new Response('upstream connect error', { status: 503, statusText: 'Service Unavailable' }) });
+    const err = await caught(c.sendEvent(eventPayloads(1, 'a@example.com')[0]!));
+    expect(err.code).toBe('server_error');
+    expect(err.status).toBe(503);
+    expect(err.retryable).toBe(true);
+    expect(err.message).toContain('upstream connect error');
+  });
+
+  it('400: not retryable, Brevo code and message kept', async () => {
+    const err = await caught(client(sim).upsertContact({ email: 'not-an-email' }));
+    expect(err.status).toBe(400);
+    expect(err.code).toBe('invalid_parameter');
+    expect(err.message).toContain('Invalid email address');
+    expect(err.message).toContain('POST /contacts');
+    expect(err.retryable).toBe(false);
+    expect(err.retryAfterMs).toBeUndefined();
+  });
+
+  it('400 duplicate and 404 not found keep their codes', async () => {
+    const c = client(sim);
+    await c.createAttribute('normal', 'SES_LAST_EVENT', 'text');
+    const dup = await caught(c.createAttribute('normal', 'SES_LAST_EVENT', 'text'));
+    expect(dup).toMatchObject({ code: 'duplicate_parameter', status: 400, retryable: false });
+    const nf = await caught(c.getProcess(987654));
+    expect(nf).toMatchObject({ code: 'document_not_found', status: 404, retryable: false });
+  });
+
+  it('401: unauthorized, not retryable', async () => {
+    const err = await caught(client(sim, { apiKey: 'wrong-key' }).upsertContact({ email: 'a@example.com' }));
+    expect(err.code).toBe('unauthorized');
+    expect(err.status).toBe(401);
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain('Key not found');
+    expect(err.message).not.toContain('wrong-key');
+  });
+
+  it('a dropped connection is a retryable network_error', async () => {
+    sim.setFaults({ dropRate: 1 });
+    const err = await caught(client(sim).upsertContact({ email: 'a@example.com' }));
+    expect(err.code).toBe('network_error');
+    expect(err.status).toBe(0);
+    expect(err.retryable).toBe(true);
+    expect(sim.contact('a@example.com')).toBeUndefined();
+  });
+
+  it('a response lost after Brevo applied the request is a retryable network_error too (the retry must be idempotent)', async () => {
+    sim.setFaults({ dropAfterApplyRate: 1 });
+    const err = await caught(client(sim).upsertContact({ email: 'b@example.com', emailBlacklisted: true }));
+    expect(err.code).toBe('network_error');
+    expect(err.retryable).toBe(true);
+    expect(sim.contact('b@example.com')?.emailBlacklisted).toBe(true);
+  });
+
+  it('no answer within timeoutMs is a retryable timeout', async () => {
+    sim.setFaults({ latencyMs: 600 });
+    const started = Date.now();
+    const err = await caught(client(sim, { timeoutMs: 100 }).upsertContact({ email: 'a@example.com' }));
+    expect(err.code).toBe('timeout');
+    expect(err.retryable).toBe(true);
+    expect(err.status).toBe(0);
+    expect(err.message).toContain('100 ms');
+    expect(Date.now() - started).toBeLessThan(550);
+  });
+
+  it("the caller's abort is not reported as a timeout", async () => {
+    sim.setFaults({ latencyMs: 600 });
+    const ctrl = new AbortController();
+    setTimeout(() => ctrl.abort(new Error('shutdown')), 50);
+    const err = await caught(client(sim, { timeoutMs: 5000 }).upsertContact({ email: 'a@example.com' }, ctrl.signal));
+    expect(err.code).not.toBe('timeout');
+    expect(err.retryable).toBe(true);
+  });
+});
+
+describe('BrevoClient feeds the governor', () => {
+  let simNow = SIM_NOW;
+  let sim: BrevoSim;
+  beforeAll(async () => {
+    sim = await startBrevoSim({ plan: 'general', now: () => simNow });
+  });
+  afterAll(async () => {
+    await sim.close();
+  });
+  afterEach(() => {
+    sim.setFaults({ throttleRate: 0 });
+    sim.reset();
+    simNow = SIM_NOW;
+  });
+
+  it('records x-sib-ratelimit-remaining and -reset per bucket', async () => {
+    const governor = new Governor();
+    const c = client(sim, { governor });
+    await c.getAccount();
+    await c.upsertContact({ email: 'a@example.com' });
+    await c.upsertContact({ email: 'b@example.com' });
+    const st = Object.fromEntries(governor.status().map((b) => [b.bucket, b]));
+    expect(st.other).toMatchObject({ requests: 1, lastRemaining: 99, lastResetMs: 2_600_000, throttled: 0 });
+    expect(st.contacts).toMatchObject({ requests: 2, lastRemaining: 8, lastResetMs: 1000, throttled: 0 });
+    expect(st.events).toMatchObject({ requests: 0, lastRemaining: null });
+    expect(governor.waitMs('contacts')).toBe(0);
+  });
+
+  it('a 429 pauses that bucket in the governor, not the others', async () => {
+    const governor = new Governor();
+    const c = client(sim, { governor });
+    sim.setFaults({ throttleRate: 1 });
+    const err = await caught(c.sendEvent(eventPayloads(1, 'a@example.com')[0]!));
+    expect(err.code).toBe('too_many_requests');
+    const events = governor.status().find((b) => b.bucket === 'events')!;
+    expect(events.throttled).toBe(1);
+    expect(events.pausedUntil).toBeGreaterThan(Date.now() + 500);
+    expect(governor.waitMs('events')).toBeGreaterThan(500);
+    expect(governor.waitMs('contacts')).toBe(0);
+    expect(governor.waitMs('other')).toBe(0);
+  });
+
+  it('remaining 0 pauses the bucket until the reset the answer announced', async () => {
+    const governor = new Governor({ marginMs: 0 });
+    const c = client(sim, { governor });
+    for (let i = 0; i < 10; i++) await c.upsertContact({ email: `p${i}@example.com` });
+    // The tenth answer said remaining 0, reset 1 s: the governor waits instead of drawing a 429.
+    const contacts = governor.status().find((b) => b.bucket === 'contacts')!;
+    expect(contacts.lastRemaining).toBe(0);
+    // pausedUntil is set by header feedback only (the sliding windows do not touch it).
+    expect(contacts.pausedUntil).toBeGreaterThan(Date.now() + 500);
+    expect(governor.waitMs('contacts')).toBeGreaterThan(500);
+    expect(sim.stats().throttled).toBe(0);
+  });
+});
+
+describe('BrevoClient end to end against the simulator', () => {
+  let sim: BrevoSim;
+  const log: Recorded[] = [];
+  let c: BrevoClient;
+  beforeAll(async () => {
+    sim = await startBrevoSim({ plan: 'unlimited', importDelayMs: 10 });
+    c = client(sim, { fetchImpl: recordingFetch(log), governor: new Governor({ plan: 'extended' }) });
+  });
+  afterAll(async () => {
+    await sim.close();
+  });
+
+  it('creates and lists the SES attributes with their types', async () => {
+    for (const [name, type] of Object.entries(SES_ATTRIBUTES)) {
+      const r = await c.createAttribute('normal', name, type);
+      expect(r.status).toBe(201);
+    }
+    const res = await c.listAttributes();
+    expect(res.status).toBe(200);
+    for (const [name, type] of Object.entries(SES_ATTRIBUTES)) {
+      expect(res.data.attributes).toContainEqual(expect.objectContaining({ name, category: 'normal', type }));
+    }
+  });
+
+  it('upserts a contact, blocklists it, and a later upsert leaves it blocklisted', async () => {
+    const first = await c.upsertContact({
+      email: 'ann@example.com',
+      attributes: { SES_LAST_EVENT: 'Bounce', SES_LAST_BOUNCED_AT: '2026-01-15', SES_SUPPRESSED: true, SES_BOUNCE_TYPE: 'Permanent' },
+      emailBlacklisted: true,
+    });
+    expect(first.status).toBe(201);
+    expect(first.data).toMatchObject({ id: expect.any(Number) });
+    const second = await c.upsertContact({ email: 'ann@example.com', attributes: { SES_LAST_EVENT: 'Open', SES_LAST_OPENED_AT: '2026-01-16' } });
+    expect(second.status).toBe(204);
+    const ann = sim.contact('ann@example.com');
+    expect(ann?.emailBlacklisted).toBe(true);
+    expect(ann?.attributes).toMatchObject({ SES_LAST_EVENT: 'Open', SES_LAST_OPENED_AT: '2026-01-16', SES_LAST_BOUNCED_AT: '2026-01-15', SES_SUPPRESSED: true });
+    const st = sim.state();
+    expect(st.dropped).toEqual([]);
+    expect(st.unblocks).toEqual([]);
+  });
+
+  it('sends one event and a batch of events', async () => {
+    const [one, ...batch] = eventPayloads(4, 'bob@example.com');
+    const r1 = await c.sendEvent(one!);
+    expect(r1.status).toBe(204);
+    const r2 = await c.sendEvents(batch);
+    expect(r2.status).toBe(202);
+    const events = sim.state().events.filter((e) => e.identifiers.email_id === 'bob@example.com');
+    expect(events).toHaveLength(4);
+    expect(events.map((e) => e.event_name)).toEqual(Array(4).fill('ses_email_clicked'));
+    expect(events.map((e) => e.event_properties?.event_key)).toEqual([one!, ...batch].map((p) => p.event_properties.event_key));
+  });
+
+  it('a batch with one bad event answers 207 and lists its index; the others are applied', async () => {
+    const good = eventPayloads(1, 'cid@example.com')[0]!;
+    const bad: EventPayload = { ...good, identifiers: { email_id: 'not an email' } };
+    const r = await c.sendEvents([good, bad]);
+    expect(r.status).toBe(207);
+    expect(r.data?.errors?.[0]?.eventIndex).toEqual([1]);
+    expect(sim.state().events.filter((e) => e.identifiers.email_id === 'cid@example.com')).toHaveLength(1);
+  });
+
+  it('a batch of only bad events is a non-retryable 400', async () => {
+    const good = eventPayloads(1, 'dee@example.com')[0]!;
+    const err = await caught(c.sendEvents([{ ...good, identifiers: { email_id: 'nope' } }]));
+    expect(err.status).toBe(400);
+    expect(err.retryable).toBe(false);
+  });
+
+  it('folders, lists, list membership and an asynchronous import', async () => {
+    const folder = await c.createFolder('Amazon SES');
+    expect(folder.status).toBe(201);
+    const folders = await c.listFolders(50, 0);
+    expect(folders.data.folders).toContainEqual(expect.objectContaining({ id: folder.data.id, name: 'Amazon SES' }));
+    const list = await c.createList('Customers', folder.data.id);
+    const lists = await c.listFolderLists(folder.data.id, 50, 0);
+    expect(lists.data.lists).toContainEqual(expect.objectContaining({ id: list.data.id, name: 'Customers' }));
+    await c.upsertContact({ email: 'eve@example.com' });
+    const added = await c.addToList(list.data.id, ['eve@example.com']);
+    expect(added.data.contacts?.success).toEqual(['eve@example.com']);
+
+    const imp = await c.importContacts({
+      jsonBody: [{ email: 'fay@example.com', attributes: { SES_UNSUBSCRIBED_ALL: false } }],
+      listIds: [list.data.id],
+      updateExistingContacts: true,
+      emptyContactsAttributes: false,
+    });
+    expect(imp.status).toBe(202);
+    await sim.settle();
+    const proc = await c.getProcess(imp.data.processId);
+    expect(proc.data.status).toBe('completed');
+    expect(sim.contact('fay@example.com')?.listIds).toEqual([list.data.id]);
+    expect(sim.contact('fay@example.com')?.emailBlacklisted).toBe(false);
+  });
+
+  it('never sent emailBlacklisted:false in any request above', () => {
+    expect(log.length).toBeGreaterThan(10);
+    for (const r of log) {
+      if (r.body === undefined) continue;
+      expect(r.body, `${r.method} ${r.url}`).not.toMatch(/"emailBlacklisted"\s*:\s*false/);
+    }
+    expect(sim.state().unblocks).toEqual([]);
+    expect(sim.state().dropped).toEqual([]);
+    // Every request carried the key and JSON content type when it had a body.
+    expect(log.every((r) => r.url.startsWith(sim.url))).toBe(true);
+  });
+
+  // Defence in depth: ContactUpsert types emailBlacklisted as `true` only, but payloads come
+  // back from the store as JSON (cast, not checked). The client is the last gate before Brevo
+  // (src/brevo/client.ts, upsertContact spreads the object as is).
+  it('upsertContact drops emailBlacklisted:false even from an untyped caller', async () => {
+    await c.upsertContact({ email: 'gus@example.com', emailBlacklisted: true });
+    const untyped = { email: 'gus@example.com', emailBlacklisted: false } as unknown as Parameters<BrevoClient['upsertContact']>[0];
+    await c.upsertContact(untyped);
+    expect(sim.contact('gus@example.com')?.emailBlacklisted).toBe(true);
+    expect(sim.state().unblocks).toEqual([]);
+  });
+});
+
+describe('BrevoClient sends what Brevo expects', () => {
+  it('api-key, accept and JSON content type; base URL with or without a trailing slash', async () => {
+    await withSim({ plan: 'unlimited' }, async (sim) => {
+      const seen: Array<{ url: string; headers: Record<string, string> }> = [];
+      const fetchImpl: typeof fetch = async (input, init) => {
+        seen.push({ url: String(input), headers: { ...(init?.headers as Record<string, string>) } });
+        return fetch(input, init);
+      };
+      const c = new BrevoClient({ baseUrl: `${sim.url}/`, apiKey: sim.apiKey, fetchImpl });
+      await c.upsertContact({ email: 'h@example.com' });
+      await c.getAccount();
+      expect(seen[0]!.url).toBe(`${sim.url}/contacts`);
+      expect(seen[0]!.headers).toMatchObject({ 'api-key': sim.apiKey, accept: 'application/json', 'content-type': 'application/json' });
+      expect(seen[1]!.headers['content-type']).toBeUndefined();
+      const body = sim.state().contacts['h@example.com'];
+      expect(body).toBeDefined();
+    });
+  });
+});

@@ -1,0 +1,110 @@
+// Brevo lists that mirror SES: a folder (lists.folder), one list per SES contact list and
+// one per topic. Lists are found again by name on later runs, so they are never duplicated;
+// the ids are cached in the store.
+import type { BrevoClient } from '../brevo/client.js';
+import type { Store } from '../store/port.js';
+import type { SesContactList } from '../ses/streams.js';
+
+/** Extra lists the connector keeps in the folder: Brevo's import needs a list for every row. */
+export const SUPPRESSION_LIST = 'SES suppression list';
+export const RECIPIENTS_LIST = 'SES recipients';
+
+export function topicListName(list: string, topic: string): string {
+  return `${list} / ${topic}`;
+}
+
+export interface ListMap {
+  folderId: number;
+  lists: Record<string, number>;
+}
+
+const PAGE = 50;
+
+export class BrevoLists {
+  private cache: ListMap | undefined;
+  private inflight = new Map<string, Promise<number>>();
+
+  constructor(
+    private readonly client: BrevoClient,
+    private readonly store: Store,
+    private readonly folderName: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private async load(): Promise<ListMap> {
+    if (this.cache) return this.cache;
+    const saved = await this.store.getState('brevo:lists');
+    if (saved) {
+      const m = JSON.parse(saved) as ListMap & { folder?: string };
+      if (m.folder === this.folderName) return (this.cache = { folderId: m.folderId, lists: m.lists });
+    }
+    const folderId = await this.findOrCreateFolder();
+    const lists: Record<string, number> = {};
+    for (let offset = 0; ; offset += PAGE) {
+      const { data } = await this.client.listFolderLists(folderId, PAGE, offset);
+      for (const l of data?.lists ?? []) if (!(l.name in lists)) lists[l.name] = l.id;
+      if ((data?.lists ?? []).length < PAGE) break;
+    }
+    this.cache = { folderId, lists };
+    await this.save();
+    return this.cache;
+  }
+
+  private async save(): Promise<void> {
+    if (this.cache) await this.store.setState('brevo:lists', JSON.stringify({ folder: this.folderName, ...this.cache }), this.now());
+  }
+
+  private async findOrCreateFolder(): Promise<number> {
+    for (let offset = 0; ; offset += PAGE) {
+      const { data } = await this.client.listFolders(PAGE, offset);
+      const found = (data?.folders ?? []).find((f) => f.name === this.folderName);
+      if (found) return found.id;
+      if ((data?.folders ?? []).length < PAGE) break;
+    }
+    const { data } = await this.client.createFolder(this.folderName);
+    return data.id;
+  }
+
+  /** Id of the list with this name in the folder, created when missing. */
+  async ensure(name: string): Promise<number> {
+    const m = await this.load();
+    const known = m.lists[name];
+    if (known !== undefined) return known;
+    // Two callers asking for the same new list must not create it twice.
+    let p = this.inflight.get(name);
+    if (!p) {
+      p = (async () => {
+        const { data } = await this.client.createList(name, m.folderId);
+        m.lists[name] = data.id;
+        await this.save();
+        return data.id;
+      })().finally(() => this.inflight.delete(name));
+      this.inflight.set(name, p);
+    }
+    return p;
+  }
+
+  /**
+   * The list ids an SES contact belongs to: its list, and each topic it is opted in to.
+   * UnsubscribeAll overrides every topic preference, as it does when SES sends.
+   */
+  async idsFor(list: SesContactList, topics: Record<string, 'OPT_IN' | 'OPT_OUT'>, unsubscribeAll = false): Promise<number[]> {
+    const ids = [await this.ensure(list.name)];
+    if (unsubscribeAll) return ids;
+    for (const t of list.topics) if (topics[t.name] === 'OPT_IN') ids.push(await this.ensure(topicListName(list.name, t.name)));
+    return ids;
+  }
+
+  async ensureAll(lists: SesContactList[]): Promise<void> {
+    for (const l of lists) {
+      await this.ensure(l.name);
+      for (const t of l.topics) await this.ensure(topicListName(l.name, t.name));
+    }
+  }
+
+  /** Forget the cache (a list was deleted in Brevo). */
+  async reset(): Promise<void> {
+    this.cache = undefined;
+    await this.store.setState('brevo:lists', '', this.now());
+  }
+}

@@ -1,0 +1,277 @@
+// Operator surface (CONTRACT.md section 3): /healthz, /readyz, /metrics, /admin/status,
+// /admin/failures, POST /admin/failures/:id/retry, /ui, and the admin_token guard.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PlannedOp } from '../src/core/plan.js';
+import { sesEvent } from '../src/sim/ses-events/index.js';
+import { metricValue, startStack, until, type Stack } from './helpers.js';
+
+const TOKEN = 'itest-admin-token-0123456789';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+
+let stack: Stack;
+
+beforeAll(async () => {
+  // max_attempts 1: a retryable Brevo failure becomes a dead letter at once, so a test can
+  // make one quickly and then see POST /admin/failures/:id/retry deliver it.
+  stack = await startStack({ plan: 'unlimited', adminToken: TOKEN, delivery: { max_attempts: 1 } });
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function badEvent(key: string, email: string): PlannedOp {
+  return {
+    kind: 'event',
+    key,
+    email,
+    priority: 2,
+    lane: 'realtime',
+    sources: [key],
+    // Brevo refuses this name (letters, digits, '-' and '_' only): 400, not retryable.
+    payload: { event_name: 'Bad Name!', event_date: '2026-03-01T10:00:00.000Z', identifiers: { email_id: email }, event_properties: { event_key: key } },
+  };
+}
+
+interface FailureJson {
+  id: number;
+  kind: string;
+  state: string;
+  email: string;
+  key: string;
+  sources: string[];
+  call: { method: string; path: string; body: unknown };
+  error: { code: string | null; message: string | null; status: number | null };
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+async function failures(): Promise<FailureJson[]> {
+  const res = await stack.get('/admin/failures', AUTH);
+  expect(res.status, res.text).toBe(200);
+  return (res.json as { failures: FailureJson[] }).failures;
+}
+
+describe('liveness, readiness, metrics', () => {
+  it('GET /healthz answers 200 without a token', async () => {
+    const res = await stack.get('/healthz');
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ ok: true });
+  });
+
+  it('GET /readyz answers 200 with the store kind when the store is reachable', async () => {
+    const res = await stack.get('/readyz');
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ ok: true, store: 'sqlite' });
+  });
+
+  it('GET /metrics is Prometheus text with the connector series', async () => {
+    // Something to count first.
+    const env = stack.sns.notification(stack.topic, sesEvent('Click', { messageId: 'admin-click', recipients: ['Metrics@Example.com'], timestamp: '2026-03-01T10:00:00.000Z' }));
+    expect((await stack.publish(env)).status).toBe(200);
+    await stack.connector.waitIdle(30_000);
+    const res = await stack.get('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(res.text).toMatch(/^# HELP tajo_ses_webhook_requests_total /m);
+    expect(res.text).toMatch(/^# TYPE tajo_ses_webhook_requests_total counter$/m);
+    expect(res.text).toMatch(/^# TYPE tajo_ses_queue_depth gauge$/m);
+    expect(res.text).toMatch(/^# TYPE tajo_ses_webhook_seconds histogram$/m);
+    expect(metricValue(res.text, 'tajo_ses_webhook_requests_total', { outcome: 'accepted' })).toBe(1);
+    expect(metricValue(res.text, 'tajo_ses_records_total', { type: 'Click' })).toBe(1);
+    expect(metricValue(res.text, 'tajo_ses_delivered_total', { kind: 'event' })).toBe(1);
+    expect(metricValue(res.text, 'tajo_ses_delivered_total', { kind: 'contact' })).toBe(1);
+    // Every sample line is `name{labels} value`.
+    for (const line of res.text.split('\n')) {
+      if (line === '' || line.startsWith('#')) continue;
+      expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/);
+    }
+  });
+});
+
+describe('admin token', () => {
+  const guarded = ['/admin/status', '/admin/failures', '/ui'];
+
+  it.each(guarded)('GET %s without a token is 401', async (path) => {
+    const res = await stack.get(path);
+    expect(res.status).toBe(401);
+    expect(res.json?.reason).toBe('unauthorized');
+  });
+
+  it.each(guarded)('GET %s with a wrong bearer token is 401', async (path) => {
+    for (const h of [{ authorization: 'Bearer wrong' }, { authorization: `Bearer ${TOKEN}x` }, { authorization: `Basic ${TOKEN}` }, { authorization: TOKEN }]) {
+      const res = await stack.get(path, h);
+      expect(res.status, JSON.stringify(h)).toBe(401);
+    }
+  });
+
+  it.each(guarded)('GET %s with the right bearer token is 200', async (path) => {
+    expect((await stack.get(path, AUTH)).status).toBe(200);
+  });
+
+  it('POST /admin/failures/:id/retry needs the token too', async () => {
+    expect((await stack.request('POST', '/admin/failures/1/retry')).status).toBe(401);
+    expect((await stack.request('POST', '/admin/failures/1/retry', { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+  });
+
+  it('/metrics, /healthz and /readyz stay open (no token)', async () => {
+    for (const p of ['/metrics', '/healthz', '/readyz']) expect((await stack.get(p)).status, p).toBe(200);
+  });
+
+  it('without admin_token, /admin answers loopback clients', async () => {
+    const open = await startStack({ plan: 'unlimited' });
+    try {
+      expect((await open.get('/admin/status')).status).toBe(200);
+      expect((await open.get('/ui')).status).toBe(200);
+    } finally {
+      await open.stop();
+    }
+  });
+});
+
+describe('status, failures, retry, dashboard', () => {
+  it('GET /admin/status has the documented shape', async () => {
+    const res = await stack.get('/admin/status', AUTH);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/application\/json/);
+    const s = res.json!;
+    expect(s).toMatchObject({ store: 'sqlite', deadLetters: 0 });
+    expect(Number.isNaN(Date.parse(String(s.at)))).toBe(false);
+    expect(s.inbox).toEqual({ done: 1 });
+    expect(Array.isArray(s.queues)).toBe(true);
+    expect(s.queues).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'event', state: 'done', count: 1 })]));
+    expect(Array.isArray(s.lag)).toBe(true);
+    expect(Array.isArray(s.streams)).toBe(true);
+    expect(Array.isArray(s.rateLimit)).toBe(true);
+    expect((s.rateLimit as Array<{ bucket: string }>).map((b) => b.bucket)).toEqual(expect.arrayContaining(['contacts', 'events']));
+  });
+
+  it('an event Brevo refuses becomes a dead letter listed by GET /admin/failures with Brevo code and message', async () => {
+    expect(await failures()).toEqual([]);
+    await stack.connector.store.enqueue([badEvent('admin:bad-name', 'dead.letter@example.com')], Date.now());
+    stack.connector.deliverer.wake();
+    await stack.connector.waitIdle(30_000);
+    const list = await failures();
+    expect(list).toHaveLength(1);
+    const f = list[0]!;
+    expect(f).toMatchObject({
+      kind: 'event',
+      state: 'dead',
+      email: 'dead.letter@example.com',
+      key: 'admin:bad-name',
+      sources: ['admin:bad-name'],
+      attempts: 1,
+      error: { code: 'invalid_parameter', status: 400 },
+      call: { method: 'POST', path: '/v3/events', body: expect.objectContaining({ event_name: 'Bad Name!' }) },
+    });
+    expect(f.error.message).toMatch(/event_name/);
+    expect(stack.brevo.state().events.filter((e) => e.event_name === 'Bad Name!')).toEqual([]);
+
+    const status = await stack.get('/admin/status', AUTH);
+    expect(status.json?.deadLetters).toBe(1);
+    const m = await stack.get('/metrics');
+    expect(metricValue(m.text, 'tajo_ses_dead_letters_total', { kind: 'event', code: 'invalid_parameter' })).toBe(1);
+  });
+
+  it('GET /ui is HTML and shows the dead-letter count', async () => {
+    const res = await stack.get('/ui', AUTH);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(res.text).toMatch(/^<!doctype html>/i);
+    expect(res.text).toMatch(/1 dead letter\(s\)/);
+    expect(res.text).toContain('dead.letter@example.com');
+    // The token also works as ?token= (links in the page carry it).
+    const viaQuery = await stack.get(`/ui?token=${encodeURIComponent(TOKEN)}`);
+    expect(viaQuery.status).toBe(200);
+    expect(viaQuery.text).toMatch(/1 dead letter\(s\)/);
+  });
+
+  it('POST /admin/failures/:id/retry of a refused event sends it again (and it dies again, with a fresh attempt count)', async () => {
+    const [f] = await failures();
+    const requestsBefore = stack.brevo.stats().byRoute['POST /v3/events'] ?? 0;
+    const res = await stack.request('POST', `/admin/failures/${f!.id}/retry`, { headers: AUTH });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json).toEqual({ ok: true, retried: 1 });
+    await until(async () => (stack.brevo.stats().byRoute['POST /v3/events'] ?? 0) > requestsBefore, 'the retried event to reach Brevo');
+    await stack.connector.waitIdle(30_000);
+    const again = await failures();
+    expect(again).toHaveLength(1);
+    expect(again[0]).toMatchObject({ id: f!.id, state: 'dead', attempts: 1, error: { code: 'invalid_parameter' } });
+  });
+
+  it('POST /admin/failures/:id/retry delivers a dead letter once Brevo is healthy again', async () => {
+    // Brevo fails every request: with max_attempts 1 the event goes dead at once.
+    stack.brevo.setFaults({ errorRate: 1 });
+    const payload = sesEvent('Reject', { messageId: 'admin-reject', recipients: ['Retry.Me@Example.com'], timestamp: '2026-03-02T10:00:00.000Z' });
+    try {
+      expect((await stack.publish(stack.sns.notification(stack.topic, payload))).status).toBe(200);
+      await stack.connector.waitIdle(30_000);
+    } finally {
+      stack.brevo.setFaults({ errorRate: 0 });
+    }
+    const list = await failures();
+    const dead = list.find((x) => x.email === 'retry.me@example.com');
+    expect(dead).toMatchObject({ kind: 'event', state: 'dead', error: { status: expect.any(Number) } });
+    expect(dead!.error.status).toBeGreaterThanOrEqual(500);
+    expect(stack.brevo.state().events.filter((e) => e.identifiers.email_id === 'retry.me@example.com')).toEqual([]);
+
+    const res = await stack.request('POST', `/admin/failures/${dead!.id}/retry`, { headers: AUTH });
+    expect(res.json).toEqual({ ok: true, retried: 1 });
+    await stack.connector.waitIdle(30_000);
+    const evs = stack.brevo.state().events.filter((e) => e.identifiers.email_id === 'retry.me@example.com');
+    expect(evs.map((e) => e.event_name)).toEqual(['ses_email_rejected']);
+    expect(evs[0]!.event_properties?.event_key).toBe('ses:admin-reject:Reject:retry.me@example.com:2026-03-02T10:00:00.000Z');
+    expect((await failures()).map((x) => x.email)).toEqual(['dead.letter@example.com']);
+    const ui = await stack.get('/ui', AUTH);
+    expect(ui.text).toMatch(/1 dead letter\(s\)/);
+  });
+
+  it('POST /admin/failures/:id/retry: 404 for an id that is not a dead letter, 400 for a malformed id', async () => {
+    const notFound = await stack.request('POST', '/admin/failures/999999/retry', { headers: AUTH });
+    expect(notFound.status).toBe(404);
+    expect(notFound.json?.reason).toBe('not_found');
+    for (const id of ['abc', '0', '-1', '1.5']) {
+      const bad = await stack.request('POST', `/admin/failures/${id}/retry`, { headers: AUTH });
+      expect(bad.status, id).toBe(400);
+      expect(bad.json?.reason).toBe('invalid_id');
+    }
+  });
+
+  it('GET /admin/failures pages with limit and offset', async () => {
+    await stack.connector.store.enqueue([badEvent('admin:bad-2', 'dead2@example.com'), badEvent('admin:bad-3', 'dead3@example.com')], Date.now());
+    stack.connector.deliverer.wake();
+    await stack.connector.waitIdle(30_000);
+    const all = await failures();
+    expect(all.map((f) => f.key)).toEqual(['admin:bad-name', 'admin:bad-2', 'admin:bad-3']);
+    const page = await stack.get('/admin/failures?limit=1&offset=1', AUTH);
+    expect((page.json as { failures: FailureJson[] }).failures.map((f) => f.key)).toEqual(['admin:bad-2']);
+    const ui = await stack.get('/ui', AUTH);
+    expect(ui.text).toMatch(/3 dead letter\(s\)/);
+    expect((await stack.get('/admin/status', AUTH)).json?.deadLetters).toBe(3);
+  });
+
+  it('one refused event in a batch does not sink the others: only it becomes a dead letter', async () => {
+    const good = (i: number): PlannedOp => ({
+      kind: 'event',
+      key: `admin:good-${i}`,
+      email: `batch${i}@example.com`,
+      priority: 2,
+      lane: 'realtime',
+      sources: [`admin:good-${i}`],
+      payload: { event_name: 'ses_email_rejected', event_date: '2026-03-03T10:00:00.000Z', identifiers: { email_id: `batch${i}@example.com` }, event_properties: { event_key: `admin:good-${i}` } },
+    });
+    const batchesBefore = stack.brevo.stats().byRoute['POST /v3/events/batch'] ?? 0;
+    // One transaction: the deliverer claims them together and sends one /events/batch.
+    await stack.connector.store.enqueue([good(1), badEvent('admin:bad-batch', 'batch.bad@example.com'), good(2), good(3)], Date.now());
+    stack.connector.deliverer.wake();
+    await stack.connector.waitIdle(30_000);
+    const keys = stack.brevo
+      .state()
+      .events.map((e) => String(e.event_properties?.event_key))
+      .filter((k) => k.startsWith('admin:'));
+    expect(keys.sort()).toEqual(['admin:good-1', 'admin:good-2', 'admin:good-3']);
+    expect(stack.brevo.stats().byRoute['POST /v3/events/batch'] ?? 0).toBe(batchesBefore + 1);
+    expect((await failures()).map((f) => f.key)).toEqual(['admin:bad-name', 'admin:bad-2', 'admin:bad-3', 'admin:bad-batch']);
+    expect((await stack.get('/ui', AUTH)).text).toMatch(/4 dead letter\(s\)/);
+  });
+});
