@@ -130,7 +130,7 @@ export class BrevoClient {
       });
     } catch (err) {
       const timedOut = ctrl.signal.aborted && !signal?.aborted;
-      // The request may or may not have reached Brevo: retryable, and event keys make the retry safe.
+      // The request may or may not have reached Brevo: retryable (a duplicate keeps its event_key).
       throw new BrevoError(timedOut ? 'timeout' : 'network_error', `${method} ${path}: ${timedOut ? `no answer within ${this.timeoutMs} ms` : (err as Error).message}`, 0, bucket, true);
     } finally {
       clearTimeout(timer);
@@ -170,7 +170,11 @@ export class BrevoClient {
 
   /** Creates or updates one contact (POST /contacts with updateEnabled). */
   upsertContact(c: ContactUpsert, signal?: AbortSignal) {
-    return this.request<{ id?: number } | undefined>('POST', '/contacts', { ...c, updateEnabled: true }, signal);
+    // Only `true` is ever sent: payloads come back from the store untyped, and a `false`
+    // would unblock a contact in Brevo (CONTRACT.md section 4).
+    const { emailBlacklisted, ...rest } = c;
+    const body = emailBlacklisted === true ? { ...rest, emailBlacklisted: true, updateEnabled: true } : { ...rest, updateEnabled: true };
+    return this.request<{ id?: number } | undefined>('POST', '/contacts', body, signal);
   }
 
   importContacts(req: ImportRequest, signal?: AbortSignal) {

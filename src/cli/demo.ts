@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { startBrevoSim } from '../sim/brevo/index.js';
 import { startSnsSim, type SnsSim } from '../sim/sns/index.js';
 import { sesEvent, sesNotification, realisticMix, type SesPayload } from '../sim/ses-events/index.js';
-import { expectedBrevoState, compareWithBrevo, type Comparison } from '../sim/oracle.js';
+import { expectedBrevoState, compareWithBrevo, compareBackfill, type Comparison } from '../sim/oracle.js';
+import { startSesSim } from '../sim/ses/index.js';
+import type { BackfillSummary } from '../engine/backfill.js';
 import { parseSesNotification } from '../ses/parse.js';
 import { createConnector, defaultLogger } from '../engine/connector.js';
 import { buildServer } from '../server/app.js';
@@ -30,6 +32,7 @@ export interface DemoResult {
   ok: boolean;
   published: { envelopes: number; snsDuplicates: number; sesRecords: number };
   comparison: Comparison;
+  backfill: { summary: BackfillSummary; problems: string[]; contacts: number; memberships: number; blocklisted: number };
   brevoCalls: number;
   brevo429: number;
   seconds: number;
@@ -82,11 +85,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const dir = mkdtempSync(join(tmpdir(), 'tajo-demo-'));
   const brevo = await startBrevoSim({ plan: 'general' });
   const sns = await startSnsSim({ region: 'us-east-1' });
+  // The SES API simulator answers like SES (paging, throttling); the demo allows it 20 req/s.
+  const sesSim = await startSesSim({ rps: 20 });
+  sesSim.generate({ lists: 2, topicsPerList: 2, contacts: opts.contacts, suppressions: Math.max(1, Math.round(opts.contacts / 10)), seed: 7 });
   const config = parseConfig(
     {
       connectors: {
         'amazon-ses': {
           region: 'us-east-1',
+          endpoint: sesSim.endpoint,
+          ses_rate_limit: 20,
           sns: { topic_arns: [DEMO_TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
         },
       },
@@ -98,7 +106,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     },
     { requireBrevoKey: true },
   );
-  const connector = await createConnector(config, { logger: defaultLogger('warn', 2) });
+  const connector = await createConnector(config, { logger: defaultLogger('warn', 2), ses: { credentials: { accessKeyId: 'DEMO', secretAccessKey: 'demo' } } });
   const app = buildServer(connector);
   try {
     await connector.start();
@@ -107,6 +115,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     out.progress('subscribe', 0, 1);
     const confirm = await sns.publish(url, sns.subscriptionConfirmation(DEMO_TOPIC));
     if (confirm.status !== 200 || sns.confirmations().length !== 1) throw new Error(`subscription confirmation failed: ${confirm.status} ${confirm.body}`);
+
+    out.progress('backfill', 0, undefined);
+    const summary = await connector.backfill({}, { onProgress: (p) => out.progress('backfill', p.read, undefined, p.stream) });
+    out.endProgress();
 
     const payloads = [...coverageEvents(), ...realisticMix(Math.max(0, opts.events - 14), { recipients: Math.max(1, opts.contacts), seed: 42 })];
     const envs = payloads.map((p) => sns.notification(DEMO_TOPIC, p));
@@ -124,10 +136,16 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     await connector.waitIdle(300_000);
     const records: SesEventRecord[] = payloads.flatMap((p) => parseSesNotification(p).records);
     const exp = expectedBrevoState(records, config.connectors['amazon-ses'].events);
-    const comparison = compareWithBrevo(exp, brevo.state());
+    await brevo.settle();
+    const state = brevo.state();
+    const sesData = sesSim.data();
+    const sesBlocked = new Set([...sesData.suppressions.map((s) => s.email), ...sesData.contacts.filter((c) => c.unsubscribeAll).map((c) => c.email)]);
+    const comparison = compareWithBrevo(exp, state, { alsoBlocklisted: sesBlocked });
+    const bf = compareBackfill(sesData, state, config.connectors['amazon-ses'].lists.folder, exp.blocklisted);
     const stats = brevo.stats();
     return {
-      ok: comparison.ok && bad === 0,
+      ok: comparison.ok && bf.ok && bad === 0,
+      backfill: { summary, problems: bf.problems, ...bf.checked },
       published: { envelopes: all.length, snsDuplicates: dupEnvelopes.length, sesRecords: records.length },
       comparison,
       brevoCalls: stats.requests,
@@ -139,13 +157,17 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     await connector.stop();
     await brevo.close();
     await sns.close();
+    await sesSim.close();
     if (!opts.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
 
 export function formatDemo(r: DemoResult): string {
   const c = r.comparison;
+  const b = r.backfill;
   const lines = [
+    `Backfill from the SES API: ${b.summary.streams.contacts?.read ?? 0} contacts, ${b.summary.streams.suppressions?.read ?? 0} suppressions, ${b.summary.streams.contact_lists?.read ?? 0} contact lists (${b.summary.sesCalls} SES calls)`,
+    `  Brevo lists hold ${b.memberships} memberships for ${b.contacts} contacts; ${b.blocklisted} addresses blocklisted from SES state${b.problems.length ? `\n  MISMATCH:\n${b.problems.map((p) => `    - ${p}`).join('\n')}` : ' (matches SES)'}`,
     `Published ${r.published.envelopes} signed SNS envelopes (${r.published.snsDuplicates} replayed) carrying ${r.published.sesRecords} SES records.`,
     `Brevo received:`,
     `  contacts      ${c.contacts}`,

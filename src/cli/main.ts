@@ -12,6 +12,9 @@ import { buildServer } from '../server/app.js';
 import type { TajoConfig } from '../config/schema.js';
 import { errorMessage, TajoError } from '../core/errors.js';
 import type { BucketStatus } from '../brevo/governor.js';
+import { Scheduler } from '../engine/scheduler.js';
+import { STREAMS, type StreamName, type BackfillSummary } from '../engine/backfill.js';
+import { runChecks } from '../engine/check.js';
 
 const USAGE = `tajo-ses: Amazon SES -> Brevo connector
 
@@ -20,6 +23,10 @@ Usage: tajo-ses <command> [options]
 Commands:
   demo [--events N] [--contacts N]      run everything on loopback simulators and compare what Brevo received
   serve                                  webhook server, delivery workers and scheduled syncs
+  backfill [--stream S]... [--full] [--dry-run]
+                                         historical sync of contact lists, contacts, suppressions, account;
+                                         resumes from the stored cursor (S: contact_lists, contacts, suppressions, account)
+  check [--fix]                          verify SES and Brevo set-up and print a fix for each failure
   status [--json]                        queues, lag, dead letters, cursors, Brevo rate-limit budget
   failures list|show ID|retry ID|--all|discard ID
                                          dead letters: source, planned Brevo call, Brevo's error
@@ -75,6 +82,10 @@ export async function main(argv: string[]): Promise<number> {
         return await demo(rest, out);
       case 'serve':
         return await serve(rest, out);
+      case 'backfill':
+        return await backfill(rest, out);
+      case 'check':
+        return await check(rest, out);
       case 'status':
         return await status(rest, out);
       case 'failures':
@@ -117,8 +128,11 @@ async function serve(argv: string[], out: Out): Promise<number> {
   const connector = await createConnector(cfg, { logger: log, defaultMetrics: true });
   const app = buildServer(connector);
   await connector.start();
-  const host = cfg.server.admin_token ? cfg.server.host : cfg.server.host;
+  const host = cfg.server.host;
   await app.listen({ port: cfg.server.port, host });
+  const ses = cfg.connectors['amazon-ses'];
+  const scheduler = ses.enabled ? new Scheduler(connector, log) : undefined;
+  await scheduler?.start();
   log.info({ host, port: cfg.server.port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length }, 'tajo-ses serving: POST /webhooks/amazon-ses');
   if (!cfg.server.admin_token) log.warn('server.admin_token is not set: /admin and /ui answer loopback clients only');
   await new Promise<void>((resolve) => {
@@ -130,6 +144,7 @@ async function serve(argv: string[], out: Out): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await app.close();
+  await scheduler?.stop();
   await connector.stop();
   log.info('stopped cleanly');
   void out;
@@ -223,4 +238,81 @@ async function configCmd(argv: string[], out: Out): Promise<number> {
   const masked = maskSecrets(cfg);
   out.emit({ ok: true, config: masked, warnings: configWarnings(cfg) }, () => [`# valid; effective configuration (secrets masked)`, ...configWarnings(cfg).map((w) => `# warning: ${w}`), stringify(masked)].join('\n'));
   return 0;
+}
+
+async function backfill(argv: string[], out: Out): Promise<number> {
+  const { flags } = parse(argv, { stream: { type: 'string', multiple: true }, full: { type: 'boolean' }, 'dry-run': { type: 'boolean' } });
+  const streams = (flags.stream as string[] | undefined) ?? [];
+  for (const s of streams) if (!(STREAMS as readonly string[]).includes(s)) throw new UsageError(`--stream: found ${JSON.stringify(s)}; allowed: ${STREAMS.join(', ')}`);
+  const dryRun = flags['dry-run'] === true;
+  const cfg = load(flags, !dryRun);
+  const log = defaultLogger(cfg.log.level === 'info' ? 'warn' : cfg.log.level, 2);
+  const connector = await createConnector(cfg, { logger: log, ensureAttributes: !dryRun });
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let summary: BackfillSummary | undefined;
+  try {
+    if (dryRun) await connector.store.migrate();
+    else await connector.start();
+    if (!out.json) out.line(`Backfill of ${streams.length ? streams.join(', ') : 'all enabled streams'} from SES ${cfg.connectors['amazon-ses'].region} at ${cfg.connectors['amazon-ses'].ses_rate_limit} req/s${dryRun ? ' (dry run: nothing is written)' : ''}`);
+    summary = await connector.backfill(
+      { streams: streams as StreamName[], full: flags.full === true, dryRun },
+      { signal: abort.signal, onProgress: (p) => out.progress(p.stream, p.read, undefined, `read, ${p.written} queued, ${p.ratePerSec.toFixed(0)}/s, ${p.sesCalls} SES calls${p.detail ? ` (${p.detail})` : ''}`) },
+    );
+    out.endProgress();
+    if (abort.signal.aborted) throw new Error('interrupted; the cursor is kept and the next run resumes');
+    if (!dryRun) {
+      // Wait for Brevo to finish the imports it accepted (their invalid rows become dead letters).
+      if (!out.json) out.line('Waiting for Brevo to finish the imports...');
+      await connector.waitIdle(30 * 60_000).catch((err: unknown) => out.err(`note: ${errorMessage(err)}; 'serve' or the next backfill finishes following them`));
+    }
+    const s = summary;
+    out.emit({ ok: true, ...s, deadLetters: (await connector.status()).deadLetters }, () => formatBackfill(s));
+    return 0;
+  } catch (err) {
+    out.endProgress();
+    out.err(`backfill failed: ${errorMessage(err)}`);
+    out.err("The cursor is kept: run 'tajo-ses backfill' again to resume ('tajo-ses status' shows where it stopped).");
+    return 1;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await connector.stop(5_000);
+  }
+}
+
+function formatBackfill(s: BackfillSummary): string {
+  const rows = Object.entries(s.streams).map(([k, v]) => [k, String(v?.read ?? 0), String(v?.written ?? 0), String(v?.pages ?? 0), String(v?.restarts ?? 0)]);
+  const lines = [pad([['stream', 'read', 'queued', 'pages', 'restarts'], ...rows]), `${s.sesCalls} SES calls in ${s.seconds.toFixed(1)} s`];
+  if (s.plan) {
+    lines.push('', `Dry run: would write ${s.plan.contacts} contacts and ${s.plan.suppressions} suppressions; ${s.plan.blocklisted} blocklisted`);
+    for (const [l, n] of Object.entries(s.plan.lists).sort()) lines.push(`  list ${l}: ${n}`);
+    lines.push('Sample:', ...s.plan.sample.map((x) => `  ${JSON.stringify(x)}`));
+  }
+  return lines.join('\n');
+}
+
+async function check(argv: string[], out: Out): Promise<number> {
+  const { flags } = parse(argv, { fix: { type: 'boolean' } });
+  const cfg = load(flags, false);
+  const connector = await createConnector(cfg, { logger: defaultLogger('silent', 2), ensureAttributes: false });
+  try {
+    await connector.store.migrate();
+    const results = await runChecks(connector, { fix: flags.fix === true });
+    if (cfg.brevo.api_key === '') results.unshift({ name: 'brevo.api_key', ok: false, detail: 'brevo.api_key is empty', fix: 'set BREVO_API_KEY' });
+    const failed = results.filter((r) => !r.ok && !r.warning);
+    if (out.json) for (const r of results) out.emit(r, () => '');
+    else {
+      for (const r of results) {
+        out.line(`${r.ok ? (r.warning ? '!' : '✓') : '✗'} ${r.name}: ${r.detail}`);
+        if (r.fix && (!r.ok || r.warning)) out.line(`    fix: ${r.fix}`);
+      }
+      out.line(failed.length ? `${failed.length} check(s) failed.` : 'All checks passed.');
+    }
+    return failed.length ? 1 : 0;
+  } finally {
+    await connector.stop();
+  }
 }

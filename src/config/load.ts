@@ -29,35 +29,51 @@ function isSecretPath(path: (string | number | symbol)[]): boolean {
 function describe(v: unknown, secret: boolean): string {
   if (v === undefined) return 'nothing';
   if (secret) return '(secret, masked)';
-  const s = JSON.stringify(v);
+  const s = JSON.stringify(typeof v === 'string' ? maskUrlPassword(v) : v);
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
 /** Replaces ${VAR} / ${VAR:-default} in every string value, collecting one problem per missing variable. */
-function interpolate(node: unknown, env: NodeJS.ProcessEnv, path: string[], problems: string[]): unknown {
+function interpolate(node: unknown, env: NodeJS.ProcessEnv, path: string[], problems: string[], optional: Set<string>): unknown {
   if (typeof node === 'string') {
-    const whole = /^\$\{[^}]+\}$/.test(node);
-    const out = node.replace(VAR, (_m, name: string, def: string | undefined) => {
+    const key = path.join('.');
+    return node.replace(VAR, (_m, name: string, def: string | undefined) => {
       const v = env[name];
       if (v !== undefined && v !== '') return v;
       if (def !== undefined) return def;
-      problems.push(`${path.join('.') || '(root)'}: environment variable ${name} is not set; set it, or write \${${name}:-default}`);
+      if (!optional.has(key)) problems.push(`${key || '(root)'}: environment variable ${name} is not set; set it, or write \${${name}:-default}`);
       return '';
     });
-    // `port: ${PORT:-8080}` should stay a number, `enabled: ${X:-true}` a boolean.
-    if (whole && out !== '') {
-      if (/^-?\d+(\.\d+)?$/.test(out)) return Number(out);
-      if (out === 'true' || out === 'false') return out === 'true';
-    }
-    return out;
   }
-  if (Array.isArray(node)) return node.map((v, i) => interpolate(v, env, [...path, String(i)], problems));
+  if (Array.isArray(node)) return node.map((v, i) => interpolate(v, env, [...path, String(i)], problems, optional));
   if (node && typeof node === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(node)) out[k] = interpolate(v, env, [...path, k], problems);
+    for (const [k, v] of Object.entries(node)) out[k] = interpolate(v, env, [...path, k], problems, optional);
     return out;
   }
   return node;
+}
+
+/** The keys a schema allows at `path`, to suggest them for an unknown key. */
+function allowedKeys(path: PropertyKey[]): string[] {
+  let cur: unknown = configSchema;
+  const unwrap = (s: unknown): unknown => {
+    let x = s as { _zod?: { def?: { innerType?: unknown; in?: unknown; type?: string } } };
+    for (let i = 0; i < 10 && x?._zod?.def; i++) {
+      const d = x._zod.def;
+      if (d.innerType) x = d.innerType as typeof x;
+      else if (d.type === 'pipe' && d.in) x = d.in as typeof x;
+      else break;
+    }
+    return x;
+  };
+  for (const k of path) {
+    const s = unwrap(cur) as { shape?: Record<string, unknown> };
+    if (!s?.shape) return [];
+    cur = s.shape[String(k)];
+  }
+  const s = unwrap(cur) as { shape?: Record<string, unknown> };
+  return s?.shape ? Object.keys(s.shape) : [];
 }
 
 function getAt(obj: unknown, path: PropertyKey[]): unknown {
@@ -74,8 +90,10 @@ function formatIssue(issue: z.core.$ZodIssue, input: unknown): string {
   const secret = isSecretPath(issue.path);
   const found = getAt(input, issue.path);
   switch (issue.code) {
-    case 'unrecognized_keys':
-      return `${path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove or fix the spelling`;
+    case 'unrecognized_keys': {
+      const allowed = allowedKeys(issue.path);
+      return `${path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; allowed here: ${allowed.join(', ') || '(none)'}`;
+    }
     case 'invalid_type':
       return `${path}: found ${describe(found, secret)}; expected ${issue.expected}`;
     case 'invalid_value':
@@ -92,10 +110,13 @@ export function parseConfig(doc: unknown, opts: LoadOptions = {}): TajoConfig {
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
     throw new ConfigError(['(root): expected a mapping with `connectors:` (see README, Configuration)']);
   }
-  const input = interpolate(doc, env, [], problems);
+  // `status` and `failures` never call Brevo: an unset ${BREVO_API_KEY} must not stop them.
+  const optional = new Set(opts.requireBrevoKey === false ? ['brevo.api_key'] : []);
+  const input = interpolate(doc, env, [], problems, optional);
   const res = configSchema.safeParse(input);
   if (!res.success) {
-    for (const issue of res.error.issues) problems.push(formatIssue(issue, input));
+    const missingVars = new Set(problems.map((p) => p.slice(0, p.indexOf(':'))));
+    for (const issue of res.error.issues) if (!missingVars.has(issue.path.map(String).join('.'))) problems.push(formatIssue(issue, input));
   }
   if (problems.length > 0 || !res.success) throw new ConfigError(problems);
   const cfg = res.data;
@@ -130,16 +151,22 @@ export function loadConfig(source: string | Record<string, unknown>, opts: LoadO
     doc = parseYaml(text, { prettyErrors: true });
   } catch (err) {
     const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
-    throw new ConfigError([`(file): ${source} is not valid YAML${where}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`]);
+    const first = err instanceof Error ? (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '') : String(err);
+    throw new ConfigError([`(file): ${source} is not valid YAML${where}: ${first}`]);
   }
   return parseConfig(doc, opts);
+}
+
+/** user:password@ in any URL-looking string becomes user:****@, and ?password= is masked. */
+export function maskUrlPassword(v: string): string {
+  return v.replace(/(\/\/[^:/@\s]+:)[^@\s]*@/g, '$1****@').replace(/([?&]password=)[^&\s]*/gi, '$1****');
 }
 
 /** A deep copy with every secret replaced, for printing and logging. */
 export function maskSecrets<T>(value: T): T {
   const walk = (v: unknown, key: string | undefined): unknown => {
     if (key !== undefined && SECRET_KEYS.has(key)) return typeof v === 'string' && v.length > 0 ? '****' : v;
-    if (typeof v === 'string' && key === 'url') return v.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1****@');
+    if (typeof v === 'string') return maskUrlPassword(v);
     if (Array.isArray(v)) return v.map((x) => walk(x, undefined));
     if (v && typeof v === 'object') {
       return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, k)]));

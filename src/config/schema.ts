@@ -18,6 +18,13 @@ const duration = (def: string) =>
       return ms;
     });
 
+// `${VAR}` always yields text: numbers and booleans are read from it here, where the
+// schema knows the key wants one (a numeric API key stays a string).
+const toNumber = (v: unknown) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : v);
+const toBool = (v: unknown) => (v === 'true' ? true : v === 'false' ? false : v);
+const num = <T extends z.ZodType>(t: T) => z.preprocess(toNumber, t);
+const bool = (def: boolean) => z.preprocess(toBool, z.boolean()).default(def);
+
 export const EVENT_POLICIES = ['event', 'attributes', 'both', 'ignore'] as const;
 export type EventPolicy = (typeof EVENT_POLICIES)[number];
 const policy = (def: EventPolicy) => z.enum(EVENT_POLICIES).default(def);
@@ -54,7 +61,7 @@ const eventsSchema = z
 
 export const sesConnectorSchema = z
   .object({
-    enabled: z.boolean().default(true),
+    enabled: bool(true),
     region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as us-east-1'),
     credentials: z
       .object({
@@ -70,10 +77,10 @@ export const sesConnectorSchema = z
     endpoint: z.string().default('').refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
     sync: z
       .object({
-        events: z.boolean().default(true),
-        suppressions: z.boolean().default(true),
-        contacts: z.boolean().default(true),
-        account: z.boolean().default(true),
+        events: bool(true),
+        suppressions: bool(true),
+        contacts: bool(true),
+        account: bool(true),
       })
       .strict()
       .prefault({}),
@@ -84,30 +91,30 @@ export const sesConnectorSchema = z
     sns: z
       .object({
         topic_arns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/, 'expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)')).default([]),
-        auto_confirm_subscriptions: z.boolean().default(true),
+        auto_confirm_subscriptions: bool(true),
         max_message_age: duration('1h'),
         signing_cert_hosts: z.array(regex).min(1).default([DEFAULT_SIGNING_CERT_HOST]),
-        allow_http_cert_urls: z.boolean().default(false),
+        allow_http_cert_urls: bool(false),
       })
       .strict()
       .prefault({}),
     sqs: z
       .object({
         queue_url: z.string().default(''),
-        raw_message_delivery: z.union([z.literal('auto'), z.boolean()]).default('auto'),
+        raw_message_delivery: z.preprocess(toBool, z.union([z.literal('auto'), z.boolean()])).default('auto'),
       })
       .strict()
       .prefault({}),
     field_mapping: z.record(z.string(), z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'expected a Brevo attribute name in upper case (A-Z, 0-9, _)')).default({}),
     contacts: z
       .object({
-        fetch_attributes: z.boolean().default(false),
+        fetch_attributes: bool(false),
       })
       .strict()
       .prefault({}),
     events: eventsSchema,
     lists: z.object({ folder: z.string().min(1).default('Amazon SES') }).strict().prefault({}),
-    ses_rate_limit: z.number().positive().default(1),
+    ses_rate_limit: num(z.number().positive()).default(1),
   })
   .strict();
 
@@ -136,7 +143,7 @@ export const configSchema = z
       .prefault({}),
     server: z
       .object({
-        port: z.number().int().min(0).max(65535).default(8080),
+        port: num(z.number().int().min(0).max(65535)).default(8080),
         host: z.string().default('0.0.0.0'),
         admin_token: z.string().default(''),
       })
@@ -144,9 +151,9 @@ export const configSchema = z
       .prefault({}),
     delivery: z
       .object({
-        max_attempts: z.number().int().min(1).max(100).default(12),
-        concurrency: z.number().int().min(1).max(64).default(4),
-        batch_size: z.number().int().min(1).max(200).default(200),
+        max_attempts: num(z.number().int().min(1).max(100)).default(12),
+        concurrency: num(z.number().int().min(1).max(64)).default(4),
+        batch_size: num(z.number().int().min(1).max(200)).default(200),
         backoff_base: duration('1s'),
         backoff_max: duration('15m'),
       })

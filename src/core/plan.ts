@@ -55,11 +55,20 @@ export interface PlanConfig {
 
 const MAX_SOURCES = 20;
 
+/**
+ * The newest value wins; on equal times (an Open and a Click in the same millisecond) the
+ * greater value does, so the outcome never depends on the order records arrive in.
+ */
+export function newer(ch: AttrChange, cur: AttrChange | undefined): boolean {
+  if (!cur) return true;
+  if (ch.at !== cur.at) return ch.at > cur.at;
+  return String(ch.v) > String(cur.v);
+}
+
 export function mergeContactPayload(into: ContactPayload, from: ContactPayload): ContactPayload {
   const attrs = { ...into.attrs };
   for (const [name, ch] of Object.entries(from.attrs)) {
-    const cur = attrs[name];
-    if (!cur || ch.at > cur.at) attrs[name] = ch;
+    if (newer(ch, attrs[name])) attrs[name] = ch;
   }
   const out: ContactPayload = { attrs, blocklist: into.blocklist || from.blocklist };
   if (into.listIds || from.listIds) out.listIds = [...new Set([...(into.listIds ?? []), ...(from.listIds ?? [])])].sort((a, b) => a - b);
@@ -79,8 +88,8 @@ export function mergeContactOps(a: ContactOp, b: ContactOp): ContactOp {
 function set(attrs: Record<string, AttrChange>, name: SesAttributeName, value: unknown, at: number): void {
   const v = formatValue(SES_ATTRIBUTES[name], value);
   if (v === undefined) return;
-  const cur = attrs[name];
-  if (!cur || at > cur.at) attrs[name] = { v, at };
+  const ch = { v, at };
+  if (newer(ch, attrs[name])) attrs[name] = ch;
 }
 
 function snake(k: string): string {

@@ -10,7 +10,8 @@ import type { SesConnectorConfig } from '../config/schema.js';
 import { planBrevoOperations, planContact, type PlannedOp } from '../core/plan.js';
 import type { SesContactRecord, SesSuppressionRecord } from '../core/types.js';
 import { isExpiredToken, readAccount, readContactLists, readContactsPage, readSuppressionsPage, explainSesError, type SesContactList } from '../ses/streams.js';
-import { BrevoLists, SUPPRESSION_LIST, topicListName } from './lists.js';
+import type { BrevoLists} from './lists.js';
+import { SUPPRESSION_LIST, topicListName } from './lists.js';
 import type { RateLimiter } from '../ses/client.js';
 import { TajoError } from '../core/errors.js';
 

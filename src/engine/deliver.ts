@@ -117,7 +117,8 @@ export class Deliverer {
   /**
    * Stops claiming and waits for in-flight calls to finish (they are recorded as done or
    * retried). After `graceMs` the calls are cut; their leases then expire and a restart
-   * delivers them again, safely, because event keys make the retry idempotent downstream.
+   * delivers them again. Brevo does not deduplicate events, so a call whose answer was
+   * lost can arrive twice; each carries its `event_key` for automations to dedupe on.
    */
   async stop(graceMs = 20_000): Promise<void> {
     if (!this.running) return;

@@ -16,7 +16,9 @@ export interface ProcessResult {
 }
 
 /** Parses stored envelopes; pure except for metrics. */
-export function normalizeInbox(rows: InboxRow[], metrics?: Metrics): { outcomes: InboxOutcome[]; records: SesEventRecord[] } {
+const PERMISSIVE: PlanConfig = { events: { Send: 'both', Delivery: 'both', Open: 'both', Click: 'both', Bounce: 'both', Complaint: 'both', Reject: 'both', DeliveryDelay: 'both', RenderingFailure: 'both', Subscription: 'both' } };
+
+export function normalizeInbox(rows: InboxRow[], metrics?: Metrics, plan?: PlanConfig): { outcomes: InboxOutcome[]; records: SesEventRecord[] } {
   const outcomes: InboxOutcome[] = [];
   const records: SesEventRecord[] = [];
   for (const row of rows) {
@@ -25,6 +27,8 @@ export function normalizeInbox(rows: InboxRow[], metrics?: Metrics): { outcomes:
       // SQS raw delivery stores the SES payload itself; SNS envelopes carry it in Message.
       const message = typeof env.Message === 'string' && env.Type ? env.Message : row.body;
       const parsed = parseSesNotification(message);
+      // Plan this envelope alone first: one bad record must not hold up the batch it came in.
+      planBrevoOperations(parsed.records, plan ?? PERMISSIVE);
       for (const r of parsed.records) {
         records.push(r);
         metrics?.records.inc({ type: r.type });
@@ -59,7 +63,7 @@ export class Processor {
   async runOnce(): Promise<ProcessResult> {
     const rows = await this.store.claimInbox(this.batchSize, this.owner, 60_000, this.now());
     if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
-    const { outcomes, records } = normalizeInbox(rows, this.metrics);
+    const { outcomes, records } = normalizeInbox(rows, this.metrics, this.plan);
     const ops = planBrevoOperations(records, this.plan, 'realtime');
     const res = await this.store.commitInbox(outcomes, ops, this.now());
     if (ops.length > 0) this.onPlanned();

@@ -56,7 +56,11 @@ export function buildServer(connector: Connector): FastifyInstance {
     }
   });
   app.get('/metrics', async (_req, reply) => {
-    await connector.status(); // refreshes queue gauges
+    try {
+      await connector.status(); // refreshes queue gauges
+    } catch {
+      // The counters still tell the story of an outage while the store is down.
+    }
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 

@@ -247,6 +247,8 @@ function parsePayload(p: Obj): ParsedSesNotification {
   const rawTime = ownTime ?? str(mail['timestamp']);
   if (rawTime === undefined) return unknown(rawType, `no timestamp in ${typeKey}.timestamp or mail.timestamp`);
   const timestamp = normalizeSesTimestamp(rawTime);
+  // Every record carries a usable event time: ordering and Brevo's event_date depend on it.
+  if (Number.isNaN(Date.parse(timestamp))) return unknown(rawType, `unparsable timestamp ${JSON.stringify(rawTime.slice(0, 40))}`);
 
   const common = obj(mail['commonHeaders']);
   const subject = common ? str(common['subject']) : undefined;

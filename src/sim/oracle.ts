@@ -51,7 +51,7 @@ export interface Comparison {
   byName: Record<string, number>;
 }
 
-export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: { allowDuplicates?: boolean } = {}): Comparison {
+export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: { allowDuplicates?: boolean; alsoBlocklisted?: Set<string> } = {}): Comparison {
   const problems: string[] = [];
   const seen = new Map<string, number>();
   const byName: Record<string, number> = {};
@@ -76,7 +76,7 @@ export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: { al
   const contacts = Object.values(state.contacts);
   const blocked = new Set(contacts.filter((c) => c.emailBlacklisted).map((c) => c.email.toLowerCase()));
   for (const e of exp.blocklisted) if (!blocked.has(e)) problems.push(`${e} should be blocklisted in Brevo but is not`);
-  for (const e of blocked) if (!exp.blocklisted.has(e)) problems.push(`${e} is blocklisted in Brevo but SES gave no reason`);
+  for (const e of blocked) if (!exp.blocklisted.has(e) && !opts.alsoBlocklisted?.has(e)) problems.push(`${e} is blocklisted in Brevo but SES gave no reason`);
 
   let wrongLast = 0;
   for (const [email, l] of exp.lastEvent) {
@@ -107,7 +107,7 @@ export interface SesDataForOracle {
   suppressions: Array<{ email: string; reason: string }>;
 }
 
-export function compareBackfill(ses: SesDataForOracle, state: BrevoSimState, folder = 'Amazon SES'): { ok: boolean; problems: string[]; checked: { contacts: number; memberships: number; blocklisted: number } } {
+export function compareBackfill(ses: SesDataForOracle, state: BrevoSimState, folder = 'Amazon SES', alsoBlocklisted: Set<string> = new Set()): { ok: boolean; problems: string[]; checked: { contacts: number; memberships: number; blocklisted: number } } {
   const problems: string[] = [];
   const add = (p: string) => {
     if (problems.length < 25) problems.push(p);
@@ -161,12 +161,12 @@ export function compareBackfill(ses: SesDataForOracle, state: BrevoSimState, fol
   const contacts = Object.values(state.contacts);
   for (const c of contacts) {
     const e = c.email.toLowerCase();
-    if (c.emailBlacklisted && !blocklisted.has(e)) add(`${e} is blocklisted but SES has no reason`);
+    if (c.emailBlacklisted && !blocklisted.has(e) && !alsoBlocklisted.has(e)) add(`${e} is blocklisted but SES has no reason`);
   }
   for (const e of blocklisted) if (!state.contacts[e]?.emailBlacklisted) add(`${e} should be blocklisted`);
   for (const s of ses.suppressions) {
     const c = state.contacts[s.email.toLowerCase()];
-    if (!c) continue;
+    if (!c || alsoBlocklisted.has(s.email.toLowerCase())) continue;
     if (c.attributes.SES_SUPPRESSED !== true) add(`${s.email}: SES_SUPPRESSED is ${JSON.stringify(c.attributes.SES_SUPPRESSED)}`);
     if (c.attributes.SES_SUPPRESSION_REASON !== s.reason) add(`${s.email}: SES_SUPPRESSION_REASON is ${JSON.stringify(c.attributes.SES_SUPPRESSION_REASON)}, expected ${s.reason}`);
   }
