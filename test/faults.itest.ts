@@ -92,6 +92,7 @@ describe('delivery under Brevo faults', () => {
       const payloads = realisticMix(5000, { recipients: 150, seed: 11 });
       await publishAll(sns, url, payloads.map((p) => sns.notification(TOPIC, p)));
       await connector.waitIdle(170_000);
+      await brevo.settle();
 
       const records = recordsOf(payloads);
       const exp = expectedBrevoState(records, cfg.connectors['amazon-ses'].events);

@@ -266,7 +266,7 @@ async function backfill(argv: string[], out: Out): Promise<number> {
     if (!dryRun) {
       // Wait for Brevo to finish the imports it accepted (their invalid rows become dead letters).
       if (!out.json) out.line('Waiting for Brevo to finish the imports...');
-      await connector.waitIdle(30 * 60_000).catch((err: unknown) => out.err(`note: ${errorMessage(err)}; 'serve' or the next backfill finishes following them`));
+      await connector.waitIdle(5 * 60_000, { includeAwaiting: true }).catch((err: unknown) => out.err(`note: ${errorMessage(err)}; 'serve' or the next backfill finishes following them`));
     }
     const s = summary;
     out.emit({ ok: true, ...s, deadLetters: (await connector.status()).deadLetters }, () => formatBackfill(s));

@@ -58,8 +58,12 @@ export interface Connector {
   backfill(opts?: BackfillOptions, hooks?: { onProgress?: (p: BackfillProgress) => void; signal?: AbortSignal; ses?: { client: SESv2Client; limiter: RateLimiter } }): Promise<BackfillSummary>;
   /** The SES client (created on first use). */
   ses(): { client: SESv2Client; limiter: RateLimiter };
-  /** Resolves when nothing is left to deliver (pending, in flight or unprocessed), or rejects at the timeout. */
-  waitIdle(timeoutMs: number): Promise<void>;
+  /**
+   * Resolves when nothing is left to deliver (unprocessed, pending or in flight), or rejects
+   * at the timeout. Imports Brevo has accepted but not finished count as delivered unless
+   * `includeAwaiting`, in which case they are followed to their end within the budget.
+   */
+  waitIdle(timeoutMs: number, opts?: { includeAwaiting?: boolean }): Promise<void>;
 }
 
 export function defaultLogger(level: string, dest: 1 | 2 = 2): Logger {
@@ -87,7 +91,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     contactConcurrency: cfg.delivery.concurrency,
     leaseMs: 120_000,
     lanes: ['realtime'],
-    bulk: { lanes: ['backfill'], claimLimit: 20_000, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: 5_000 },
+    bulk: { lanes: ['backfill'], claimLimit: 20_000, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: 30_000 },
     ...opts.delivery,
   };
   const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
@@ -175,15 +179,21 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
       );
     },
     status: () => collectStatus(store, governor, metrics, now()),
-    async waitIdle(timeoutMs: number) {
-      const deadline = now() + timeoutMs;
+    async waitIdle(timeoutMs: number, wopts = {}) {
+      const deadline = Date.now() + timeoutMs;
+      const openStates = new Set(wopts.includeAwaiting ? ['pending', 'inflight', 'awaiting'] : ['pending', 'inflight']);
+      let lastReconcile = 0;
       for (;;) {
         const st = await store.stats();
-        const open = (st.inbox.pending ?? 0) + st.ops.filter((o) => o.state === 'pending' || o.state === 'inflight' || o.state === 'awaiting').reduce((a, o) => a + o.count, 0);
+        const open = (st.inbox.pending ?? 0) + st.ops.filter((o) => openStates.has(o.state)).reduce((a, o) => a + o.count, 0);
         if (open === 0) return;
         if (Date.now() > deadline) throw new Error(`still ${open} open item(s) after ${timeoutMs} ms`);
         processor.wake();
         deliverer.wake();
+        if (wopts.includeAwaiting && Date.now() - lastReconcile > 1000 && st.ops.some((o) => o.state === 'awaiting')) {
+          lastReconcile = Date.now();
+          await deliverer.reconcileImports().catch(() => undefined);
+        }
         await new Promise((r) => setTimeout(r, 100));
       }
     },

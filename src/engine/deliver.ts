@@ -33,6 +33,9 @@ export interface DeliveryOptions {
   };
 }
 
+/** From this many contacts in one claim, an import beats one call per contact. */
+export const BULK_THRESHOLD = 20;
+
 /** Rows per /contacts/import call; ~200 bytes a row keeps a call well under Brevo's 8 MB. */
 export const IMPORT_MAX_ROWS = 10_000;
 export const IMPORT_MAX_BYTES = 7_500_000;
@@ -91,6 +94,7 @@ export class Deliverer {
   private wakeups = new Set<() => void>();
   private readonly abort = new AbortController();
   private inflight = 0;
+  private stopWaiters: Array<() => void> = [];
 
   constructor(
     private readonly store: Store,
@@ -105,7 +109,7 @@ export class Deliverer {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loops = [this.loop('event'), this.loop('contact')];
+    this.loops = [this.loop('event'), this.loop('contact'), this.maintenance()];
     if (this.opts.bulk) this.loops.push(this.bulkLoop());
   }
 
@@ -124,6 +128,7 @@ export class Deliverer {
     if (!this.running) return;
     this.running = false;
     this.wake();
+    for (const w of this.stopWaiters.splice(0)) w();
     const timer = setTimeout(() => this.abort.abort(new Error('shutdown')), graceMs);
     try {
       await Promise.all(this.loops);
@@ -148,6 +153,26 @@ export class Deliverer {
     });
   }
 
+  /** Work whose worker died (lease expired) becomes due again, also in a long-running process. */
+  private async maintenance(): Promise<void> {
+    while (this.running) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 15_000);
+        this.stopWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      if (!this.running) break;
+      try {
+        const n = await this.store.recoverExpired(this.now());
+        if (n > 0) this.log.info({ operations: n }, 'resumed operations whose lease expired');
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry');
+      }
+    }
+  }
+
   private async loop(kind: OpKind): Promise<void> {
     while (this.running) {
       let n = 0;
@@ -165,8 +190,7 @@ export class Deliverer {
   async deliverEvents(): Promise<number> {
     const ops = await this.store.claimOps({ kind: 'event', lanes: this.opts.lanes, limit: this.opts.eventBatchSize, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
     if (ops.length === 0) return 0;
-    this.inflight += ops.length;
-    try {
+    return this.guarded(ops, async () => {
       if (ops.length === 1) {
         await this.settle(ops, [await this.call(ops[0]!, () => this.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal), 'events')]);
         return 1;
@@ -196,16 +220,17 @@ export class Deliverer {
         await this.settle(ops, ops.map(() => outcome));
       }
       return ops.length;
-    } finally {
-      this.inflight -= ops.length;
-    }
+    });
   }
 
   async deliverContacts(): Promise<number> {
-    const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit: this.opts.contactBatchSize, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
+    const bulk = this.opts.bulk;
+    // A backlog is written in bulk: one import call per list set instead of one call per contact.
+    const limit = bulk ? Math.max(this.opts.contactBatchSize, bulk.claimLimit) : this.opts.contactBatchSize;
+    const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
     if (ops.length === 0) return 0;
-    this.inflight += ops.length;
-    try {
+    if (bulk && ops.length >= BULK_THRESHOLD) return this.importOps(ops, bulk.defaultListId);
+    return this.guarded(ops, async () => {
       const ledger = await this.store.getLedger(ops.map((o) => o.email));
       const outcomes: Outcome[] = new Array(ops.length);
       let next = 0;
@@ -228,9 +253,7 @@ export class Deliverer {
       await Promise.all(Array.from({ length: Math.min(this.opts.contactConcurrency, ops.length) }, worker));
       await this.settle(ops, outcomes);
       return ops.length;
-    } finally {
-      this.inflight -= ops.length;
-    }
+    });
   }
 
   private async bulkLoop(): Promise<void> {
@@ -257,8 +280,12 @@ export class Deliverer {
     if (!bulk) return 0;
     const ops = await this.store.claimOps({ kind: 'contact', lanes: bulk.lanes, limit: bulk.claimLimit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
     if (ops.length === 0) return 0;
-    this.inflight += ops.length;
-    try {
+    return this.importOps(ops, bulk.defaultListId);
+  }
+
+  /** Writes claimed contact operations through /contacts/import, blocklisting groups first. */
+  private async importOps(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>): Promise<number> {
+    return this.guarded(ops, async () => {
       const ledger = await this.store.getLedger(ops.map((o) => o.email));
       const outcomes: Outcome[] = new Array(ops.length);
       // One import per (blocklist, list set): both apply to every row of an import.
@@ -270,14 +297,15 @@ export class Deliverer {
           outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
           continue;
         }
-        const listIds = body.listIds ?? [await bulk.defaultListId(op)];
+        const listIds = body.listIds ?? [await defaultListId(op)];
         const key = `${body.emailBlacklisted ? 'B' : '-'}|${listIds.join(',')}`;
         const row = body.attributes ? { email: op.email, attributes: body.attributes } : { email: op.email };
         const g = groups.get(key) ?? [];
         g.push({ i, row });
         groups.set(key, g);
       }
-      for (const [key, members] of groups) {
+      // Blocklisting is the most urgent write: its imports go first.
+      for (const [key, members] of [...groups].sort(([a], [b]) => Number(b.startsWith('B')) - Number(a.startsWith('B')))) {
         const [flag, ids] = key.split('|') as [string, string];
         const listIds = ids.split(',').map(Number);
         for (const chunk of chunkBySize(members, IMPORT_MAX_ROWS, IMPORT_MAX_BYTES, (m) => JSON.stringify(m.row).length + 1)) {
@@ -297,9 +325,7 @@ export class Deliverer {
       }
       await this.settle(ops, outcomes);
       return ops.length;
-    } finally {
-      this.inflight -= ops.length;
-    }
+    });
   }
 
   /**
@@ -357,6 +383,26 @@ export class Deliverer {
       for (const r of dead) this.metrics.dead.inc({ kind: 'contact', code: r.code });
     }
     this.metrics.delivered.inc({ kind: 'contact' }, done.length);
+  }
+
+  /**
+   * Runs one round on claimed operations. If the round itself fails (store error, a list
+   * that cannot be created), its operations go back to the queue instead of waiting for
+   * their lease to run out.
+   */
+  private async guarded(ops: OpRow[], fn: () => Promise<number>): Promise<number> {
+    this.inflight += ops.length;
+    try {
+      return await fn();
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), operations: ops.length }, 'delivery round failed; its operations are queued again');
+      const now = this.now();
+      const at = now + backoffMs(1, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
+      await this.store.retryOps(ops.map((o) => ({ id: o.id, nextAt: at, code: 'internal_error', message: errorMessage(err) })), now).catch(() => undefined);
+      return ops.length;
+    } finally {
+      this.inflight -= ops.length;
+    }
   }
 
   private async attempt(fn: () => Promise<unknown>, endpoint: string): Promise<Outcome> {
