@@ -15,7 +15,7 @@ import type { Connector } from '../src/engine/connector.js';
 import type { BackfillSummary } from '../src/engine/backfill.js';
 import type { StatusReport } from '../src/engine/status.js';
 import type { FailureView } from '../src/engine/failures.js';
-import { childEnv, ensureBuilt, extraListProblems, inProcessConnector, runCli, simConfig, totalWrites, writeConfig, writeRequests } from './backfill-helpers.js';
+import { childEnv, ensureBuilt, extraListProblems, inProcessConnector, runCli, simConfig, spawnCli, totalWrites, until, writeConfig, writeRequests } from './backfill-helpers.js';
 
 let root: string;
 let env: Record<string, string>;
@@ -61,7 +61,8 @@ async function withConnector<T>(cfg: Record<string, unknown>, fn: (c: Connector)
 /** A complete (non-dry) backfill, then waits for Brevo to apply it. */
 async function fullRun(c: Connector, brevo: BrevoSim, opts: Parameters<Connector['backfill']>[0] = {}): Promise<BackfillSummary> {
   const s = await c.backfill(opts);
-  await c.waitIdle(60_000);
+  // Until Brevo has finished the accepted imports (their invalid rows become dead letters).
+  await c.waitIdle(60_000, { includeAwaiting: true });
   await brevo.settle();
   return s;
 }
@@ -150,12 +151,12 @@ describe('backfill --dry-run', () => {
   it('BUG: a real backfill after --dry-run skips the suppressions the dry run paged through (the dry run leaves a resumable suppressions cursor)', async () => {
     brevo.reset();
     const cfg = simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: freshDb() });
-    await withConnector(cfg, async (c) => {
+    const real = await withConnector(cfg, async (c) => {
       await c.backfill({ dryRun: true });
-      const real = await fullRun(c, brevo);
-      // The real run must read (and write) the whole suppression list: nothing was written by the dry run.
-      expect(real.streams.suppressions?.read).toBe(1_500);
+      return fullRun(c, brevo);
     });
+    // The real run must read (and write) the whole suppression list: the dry run wrote nothing.
+    expect.soft(real.streams.suppressions?.read).toBe(1_500);
     expect(compareBackfill(sesSim.data(), brevo.state()).problems).toEqual([]);
   }, 120_000);
 });
@@ -192,7 +193,7 @@ describe('backfill over SES paging and throttling', () => {
             },
           },
         );
-        await c.waitIdle(60_000);
+        await c.waitIdle(60_000, { includeAwaiting: true });
         await brevo.settle();
         return summary;
       });
@@ -327,9 +328,49 @@ describe('backfill failures an operator sees', () => {
     console.log(`[backfill-behaviour] unreachable SES: exit 1 after ${r.ms} ms: ${r.stderr.trim().split('\n')[0]}`);
   }, 150_000);
 
+  it('SIGINT stops a running backfill promptly with exit 1 and a kept cursor; the next run resumes and completes', async () => {
+    brevo.reset();
+    const ses = await startSesSim({ rps: 1 });
+    try {
+      ses.seed({
+        contactLists: [{ name: 'digest', topics: [{ name: 'daily', defaultSubscriptionStatus: 'OPT_IN' }] }],
+        contacts: Array.from({ length: 4_000 }, (_, i) => ({ list: 'digest', email: `d${i}@example.net`, ...(i % 4 === 0 ? { topicPreferences: { daily: 'OPT_OUT' as const } } : {}), ...(i % 50 === 0 ? { unsubscribeAll: true } : {}) })),
+      });
+      const dir = mkdtempSync(join(root, 'sigint-'));
+      const configPath = writeConfig(join(dir, 'tajo.yaml'), simConfig({ sesEndpoint: ses.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'amazon-ses.db') }));
+      const run = spawnCli(['backfill', '--stream', 'contact_lists', '--stream', 'contacts', '--config', configPath], { cwd: dir, env });
+      await until(() => (ses.calls().ListContacts ?? 0) >= 2 || run.child.exitCode !== null, 'two contact pages', 60_000, 20);
+      expect(run.child.exitCode, run.output()).toBeNull();
+      const t0 = Date.now();
+      run.child.kill('SIGINT');
+      const ex = await run.exited;
+      const stopMs = Date.now() - t0;
+      expect(ex.code, run.output()).toBe(1);
+      expect(run.output()).toMatch(/interrupted|stopped/);
+      expect(run.output()).toMatch(/cursor is kept/);
+      expect(stopMs).toBeLessThan(10_000);
+      const st = lastJson<StatusReport>((await runCli(['status', '--json', '--config', configPath], { cwd: dir, env })).stdout);
+      const cur = st.streams.find((c) => c.stream === 'contacts');
+      expect(['running', 'failed']).toContain(cur?.status);
+      expect(JSON.parse(cur!.value!)).toMatchObject({ list: 'digest' });
+
+      const again = await runCli(['backfill', '--json', '--stream', 'contact_lists', '--stream', 'contacts', '--config', configPath], { cwd: dir, env });
+      expect(again.code, again.stderr).toBe(0);
+      expect(lastJson<BackfillSummary>(again.stdout).streams.contacts?.read).toBeLessThan(4_000);
+      await brevo.settle();
+      const state = brevo.state();
+      expect(compareBackfill({ ...ses.data(), suppressions: [] }, state).problems).toEqual([]);
+      expect(extraListProblems({ ...ses.data(), suppressions: [] }, state)).toEqual([]);
+      console.log(`[backfill-behaviour] SIGINT: exit ${ex.code} after ${stopMs} ms; resumed run read ${lastJson<BackfillSummary>(again.stdout).streams.contacts?.read} contacts`);
+    } finally {
+      await ses.close();
+    }
+  }, 120_000);
+
   it('a row Brevo refuses in an import becomes a dead letter with code import_invalid_row (tajo-ses failures list --json)', async () => {
     brevo.reset();
     // SES (the simulator) stores any address; Brevo's import refuses one without a dot in its domain.
+    const sesSim = await startSesSim({ rps: 1 });
     sesSim.seed({
       contactLists: [{ name: 'odd', topics: [] }],
       contacts: [
@@ -341,10 +382,7 @@ describe('backfill failures an operator sees', () => {
     const dir = mkdtempSync(join(root, 'invalid-'));
     const db = join(dir, 'amazon-ses.db');
     const cfg = simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db });
-    await withConnector(cfg, async (c) => {
-      // contact_lists reads every list; only 'odd' is then read for contacts... all lists are read: keep the run small.
-      await fullRun(c, brevo, { streams: ['contact_lists', 'contacts'] });
-    });
+    await withConnector(cfg, (c) => fullRun(c, brevo, { streams: ['contact_lists', 'contacts'] })).finally(() => sesSim.close());
     expect(brevo.contact('fine@example.com')).toBeDefined();
     expect(brevo.contact('also-fine@example.org')).toBeDefined();
     expect(brevo.contact('broken@localhost')).toBeUndefined();

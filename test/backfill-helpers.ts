@@ -7,8 +7,8 @@ import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import type { BrevoSim, BrevoSimState, BrevoSimStats } from '../src/sim/brevo/index.js';
-import type { SesSim, SesSimData } from '../src/sim/ses/index.js';
+import type { BrevoSimState, BrevoSimStats } from '../src/sim/brevo/index.js';
+import type { SesSimData } from '../src/sim/ses/index.js';
 import { parseConfig } from '../src/config/load.js';
 import { createConnector, type Connector, type ConnectorOptions } from '../src/engine/connector.js';
 

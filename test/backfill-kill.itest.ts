@@ -142,7 +142,7 @@ describe('backfill killed with SIGKILL three times', () => {
     console.log(
       `[backfill-kill] kills: ${kills.map((k) => `${k.at} (SES calls ${k.sesCalls}, cursors ${JSON.stringify(k.cursors)}, Brevo imports so far ${k.imports})`).join('; ')}; ` +
         `final run ${finalMs} ms, read ${JSON.stringify(Object.fromEntries(Object.entries(summary.streams).map(([k, v]) => [k, v.read])))}; ` +
-        `Brevo imports ${state.processes.length}, writes ${JSON.stringify(writeRequests(stats))}, SES calls ${JSON.stringify(sesSim.calls())}, throttled ${sesSim.throttled()}`,
+        `Brevo imports ${state.processes.length}, GET /v3/processes ${stats.byRoute['GET /v3/processes'] ?? 0}, writes ${JSON.stringify(writeRequests(stats))}, SES calls ${JSON.stringify(sesSim.calls())}, throttled ${sesSim.throttled()}`,
     );
   }, 300_000);
 });

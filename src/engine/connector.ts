@@ -15,6 +15,7 @@ import { Deliverer, type DeliveryOptions } from './deliver.js';
 import { ensureAttributes, type AttributeReport } from './setup.js';
 import { makeOwnerId, isOwnerGone } from './owner.js';
 import { collectStatus, type StatusReport } from './status.js';
+import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
 import { runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
 import { createSesClient, type RateLimiter, type SesClientOptions } from '../ses/client.js';
@@ -82,6 +83,10 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const owner = makeOwnerId();
   const writer = new InboxWriter(store);
   const lists = new BrevoLists(client, store, ses.lists.folder, now);
+  // eslint-disable-next-line prefer-const
+  let webhook: WebhookIngest;
+  const elu = new LoopPressure();
+  const pressure = () => webhook.rate() > 200 && elu.busy();
   const delivery: DeliveryOptions = {
     maxAttempts: cfg.delivery.max_attempts,
     backoffBaseMs: cfg.delivery.backoff_base,
@@ -91,12 +96,13 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     contactConcurrency: cfg.delivery.concurrency,
     leaseMs: 120_000,
     lanes: ['realtime'],
+    underPressure: () => pressure(),
     bulk: { lanes: ['backfill'], claimLimit: 20_000, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: 30_000 },
     ...opts.delivery,
   };
   const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
-  const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake(), 500, now);
-  const webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => processor.wake(), now);
+  const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake(), 100, now, () => pressure());
+  webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => processor.wake(), now);
 
   let sesClient: { client: SESv2Client; limiter: RateLimiter } | undefined;
   const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));

@@ -19,6 +19,9 @@ export interface DeliveryOptions {
   contactBatchSize: number;
   contactConcurrency: number;
   leaseMs: number;
+  /** True while webhooks saturate the process: delivery yields (at most `maxDeferMs`). */
+  underPressure?: () => boolean;
+  maxDeferMs?: number;
   /** Lanes written one contact at a time (POST /contacts) and whose events are sent. */
   lanes?: Lane[];
   /** Lanes written in bulk through /contacts/import (backfill). */
@@ -32,6 +35,9 @@ export interface DeliveryOptions {
     reconcileEveryMs: number;
   };
 }
+
+/** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
+export const REALTIME_BULK_CLAIM = 2000;
 
 /** From this many contacts in one claim, an import beats one call per contact. */
 export const BULK_THRESHOLD = 20;
@@ -174,8 +180,17 @@ export class Deliverer {
   }
 
   private async loop(kind: OpKind): Promise<void> {
+    let deferSince = 0;
     while (this.running) {
       let n = 0;
+      if (this.opts.underPressure?.()) {
+        deferSince ||= this.now();
+        if (this.now() - deferSince < (this.opts.maxDeferMs ?? 2000)) {
+          await this.idle(50);
+          continue;
+        }
+      }
+      deferSince = 0;
       try {
         n = kind === 'event' ? await this.deliverEvents() : await this.deliverContacts();
       } catch (err) {
@@ -226,7 +241,7 @@ export class Deliverer {
   async deliverContacts(): Promise<number> {
     const bulk = this.opts.bulk;
     // A backlog is written in bulk: one import call per list set instead of one call per contact.
-    const limit = bulk ? Math.max(this.opts.contactBatchSize, bulk.claimLimit) : this.opts.contactBatchSize;
+    const limit = bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
     const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
     if (ops.length === 0) return 0;
     if (bulk && ops.length >= BULK_THRESHOLD) return this.importOps(ops, bulk.defaultListId);

@@ -72,6 +72,26 @@ export function verifyOptions(cfg: SesConnectorConfig, certCache: CertCache, ove
 }
 
 export class WebhookIngest {
+  private windowStart = 0;
+  private windowCount = 0;
+  private lastRate = 0;
+
+  /** Notifications per second over the last quarter second: the processor yields to a burst. */
+  rate(now = Date.now()): number {
+    const age = now - this.windowStart;
+    if (age > 500) return 0;
+    return age > 250 ? this.lastRate : Math.max(this.lastRate, (this.windowCount * 1000) / Math.max(age, 50));
+  }
+
+  private count(now: number): void {
+    if (now - this.windowStart > 250) {
+      this.lastRate = (this.windowCount * 1000) / Math.max(1, now - this.windowStart);
+      this.windowStart = now;
+      this.windowCount = 0;
+    }
+    this.windowCount++;
+  }
+
   constructor(
     private readonly writer: InboxWriter,
     private readonly cfg: SesConnectorConfig,
@@ -89,6 +109,7 @@ export class WebhookIngest {
 
   /** The whole `POST /webhooks/amazon-ses` decision, independent of the HTTP framework. */
   async handle(body: string): Promise<WebhookAnswer> {
+    this.count(Date.now());
     let env: SnsEnvelope;
     try {
       env = await verifySnsMessage(body, this.verify);

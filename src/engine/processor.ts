@@ -18,7 +18,11 @@ export interface ProcessResult {
 /** Parses stored envelopes; pure except for metrics. */
 const PERMISSIVE: PlanConfig = { events: { Send: 'both', Delivery: 'both', Open: 'both', Click: 'both', Bounce: 'both', Complaint: 'both', Reject: 'both', DeliveryDelay: 'both', RenderingFailure: 'both', Subscription: 'both' } };
 
-export function normalizeInbox(rows: InboxRow[], metrics?: Metrics, plan?: PlanConfig): { outcomes: InboxOutcome[]; records: SesEventRecord[] } {
+/**
+ * With `isolate`, each envelope is planned alone, so one that cannot be planned is marked
+ * unparseable instead of holding up the batch it came in (used after a batch failed).
+ */
+export function normalizeInbox(rows: InboxRow[], metrics?: Metrics, plan?: PlanConfig, isolate = false): { outcomes: InboxOutcome[]; records: SesEventRecord[] } {
   const outcomes: InboxOutcome[] = [];
   const records: SesEventRecord[] = [];
   for (const row of rows) {
@@ -27,8 +31,7 @@ export function normalizeInbox(rows: InboxRow[], metrics?: Metrics, plan?: PlanC
       // SQS raw delivery stores the SES payload itself; SNS envelopes carry it in Message.
       const message = typeof env.Message === 'string' && env.Type ? env.Message : row.body;
       const parsed = parseSesNotification(message);
-      // Plan this envelope alone first: one bad record must not hold up the batch it came in.
-      planBrevoOperations(parsed.records, plan ?? PERMISSIVE);
+      if (isolate) planBrevoOperations(parsed.records, plan ?? PERMISSIVE);
       for (const r of parsed.records) {
         records.push(r);
         metrics?.records.inc({ type: r.type });
@@ -58,13 +61,28 @@ export class Processor {
     private readonly onPlanned: () => void,
     private readonly batchSize = 500,
     private readonly now: () => number = Date.now,
+    /**
+     * During a burst of webhooks, acknowledging SNS quickly matters more than planning:
+     * the stored envelopes wait (at most `maxDeferMs`) and the CPU goes to ingestion.
+     */
+    private readonly underPressure: () => boolean = () => false,
+    private readonly maxDeferMs = 2000,
+    /** Small slices keep the event loop free for webhooks between them. */
+    private readonly slicePauseMs = 1,
   ) {}
 
   async runOnce(): Promise<ProcessResult> {
     const rows = await this.store.claimInbox(this.batchSize, this.owner, 60_000, this.now());
     if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
-    const { outcomes, records } = normalizeInbox(rows, this.metrics, this.plan);
-    const ops = planBrevoOperations(records, this.plan, 'realtime');
+    let { outcomes, records } = normalizeInbox(rows, this.metrics, this.plan);
+    let ops: ReturnType<typeof planBrevoOperations>;
+    try {
+      ops = planBrevoOperations(records, this.plan, 'realtime');
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err), envelopes: rows.length }, 'planning a batch failed; planning its envelopes one by one');
+      ({ outcomes, records } = normalizeInbox(rows, undefined, this.plan, true));
+      ops = planBrevoOperations(records, this.plan, 'realtime');
+    }
     const res = await this.store.commitInbox(outcomes, ops, this.now());
     if (ops.length > 0) this.onPlanned();
     return { envelopes: rows.length, records: records.length, ops: res.inserted + res.merged, duplicates: res.duplicates };
@@ -74,15 +92,29 @@ export class Processor {
     if (this.running) return;
     this.running = true;
     this.loopPromise = (async () => {
+      let deferSince = 0;
+      let catchingUp = false;
       while (this.running) {
         let n = 0;
+        if (!catchingUp && this.underPressure()) {
+          deferSince ||= this.now();
+          if (this.now() - deferSince < this.maxDeferMs) {
+            await this.idle(50);
+            continue;
+          }
+          // Deferred long enough: catch up on everything stored before yielding again.
+          catchingUp = true;
+        }
+        deferSince = 0;
         try {
           n = (await this.runOnce()).envelopes;
+          if (n === 0) catchingUp = false;
         } catch (err) {
           this.log.error({ err: errorMessage(err) }, 'processing stored envelopes failed; will retry');
           await this.idle(1000);
         }
         if (n === 0 && this.running) await this.idle(200);
+        else if (this.running) await new Promise((r) => setTimeout(r, this.slicePauseMs));
       }
     })();
   }

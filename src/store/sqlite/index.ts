@@ -303,10 +303,11 @@ export class SqliteStore implements Store {
 
   async getLedger(emails: string[]): Promise<Map<string, LedgerEntry>> {
     const out = new Map<string, LedgerEntry>();
-    const stmt = this.db.prepare('SELECT email, attrs, blocklisted FROM contact_ledger WHERE email = ?');
-    for (const e of new Set(emails)) {
-      const r = stmt.get(e) as Row | undefined;
-      if (r) out.set(e, { email: e, attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 });
+    const all = [...new Set(emails)];
+    for (let i = 0; i < all.length; i += 500) {
+      const chunk = all.slice(i, i + 500);
+      const rows = this.db.prepare(`SELECT email, attrs, blocklisted FROM contact_ledger WHERE email IN (${placeholders(chunk.length)})`).all(...chunk) as Row[];
+      for (const r of rows) out.set(String(r.email), { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 });
     }
     return out;
   }

@@ -1,0 +1,138 @@
+// Issue: `tajo-ses check` verifies the SES and Brevo set-up and prints a fix for each
+// failure. The command runs as a child process (bin/tajo-ses.js) against the SES simulator
+// (AWS keys from the environment, as the SDK's default chain reads them) and the Brevo
+// simulator.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBrevoSim, type BrevoSim } from '../src/sim/brevo/index.js';
+import { startSesSim, type SesSim } from '../src/sim/ses/index.js';
+import type { CheckResult } from '../src/engine/check.js';
+import { childEnv, ensureBuilt, runCli, simConfig, TOPIC, writeConfig, type CliRun } from './backfill-helpers.js';
+
+const WRONG_KEY = 'xkeysib-wrong-SECRET-7a7a7a7a';
+const SES_ATTRIBUTES = 14;
+
+describe('tajo-ses check', () => {
+  let brevo: BrevoSim;
+  let sesSim: SesSim;
+  let dir: string;
+  let env: Record<string, string>;
+  let good: string;
+  let wrongKey: string;
+
+  const publishing = (topic: string, enabled = true) => ({
+    configurationSets: [{ name: 'marketing', eventDestinations: [{ name: 'to-sns', enabled, matchingEventTypes: ['SEND', 'DELIVERY', 'BOUNCE', 'COMPLAINT'], snsTopicArn: topic }] }],
+  });
+
+  beforeAll(async () => {
+    ensureBuilt();
+    brevo = await startBrevoSim({ plan: 'general' });
+    sesSim = await startSesSim({ rps: 1 });
+    sesSim.seed({ identities: [{ name: 'example.com' }], ...publishing(TOPIC) });
+    dir = mkdtempSync(join(tmpdir(), 'tajo-check-'));
+    env = childEnv(dir);
+    good = writeConfig(join(dir, 'tajo.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'store', 'amazon-ses.db') }));
+    wrongKey = writeConfig(join(dir, 'wrong-key.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: WRONG_KEY }, db: join(dir, 'store', 'amazon-ses.db') }));
+  });
+
+  afterAll(async () => {
+    await brevo?.close();
+    await sesSim?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const check = (...args: string[]) => runCli(['check', ...args], { cwd: dir, env });
+
+  /** The `fix:` line printed right under the failed check's line. */
+  function fixFor(r: CliRun, name: string): string | undefined {
+    const lines = r.stdout.split('\n');
+    const i = lines.findIndex((l) => l.startsWith(`✗ ${name}:`));
+    if (i < 0) return undefined;
+    const next = lines[i + 1] ?? '';
+    return /^\s+fix: /.test(next) ? next.trim() : undefined;
+  }
+
+  it('missing Brevo attributes: exits 1 with the fix; --fix creates them and exits 0', async () => {
+    const before = await check('--config', good);
+    expect(before.code, before.stdout + before.stderr).toBe(1);
+    expect(before.stdout).toMatch(/^✗ brevo\.attributes: 14 SES_\* attribute\(s\) missing$/m);
+    expect(fixFor(before, 'brevo.attributes')).toMatch(/^fix: run tajo-ses check --fix/);
+    expect(before.stdout).toContain('1 check(s) failed.');
+
+    const fixed = await check('--fix', '--config', good);
+    expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
+    expect(fixed.stdout).toMatch(/^✓ brevo\.attributes: created SES_/m);
+    expect(fixed.stdout).toContain('All checks passed.');
+    const attrs = brevo.state().attributes.filter((a) => a.name.startsWith('SES_'));
+    expect(attrs).toHaveLength(SES_ATTRIBUTES);
+    expect(attrs.every((a) => a.category === 'normal')).toBe(true);
+  }, 60_000);
+
+  it('all good: exits 0, every check passes (the folder not existing yet is only a warning)', async () => {
+    const r = await check('--config', good);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    for (const name of ['ses.credentials', 'ses.sending', 'ses.event_publishing', 'ses.contact_lists', 'ses.suppressions', 'brevo.api_key', 'brevo.attributes', 'store']) {
+      expect(r.stdout).toMatch(new RegExp(`^✓ ${name.replace('.', '\\.')}: `, 'm'));
+    }
+    expect(r.stdout).toMatch(/^✓ ses\.event_publishing: marketing\/to-sns publish BOUNCE, COMPLAINT, DELIVERY, SEND to an allowed topic$/m);
+    expect(r.stdout).toMatch(/^! brevo\.lists: folder "Amazon SES" does not exist yet$/m);
+    expect(r.stdout).not.toMatch(/^✗/m);
+    expect(r.stdout).toContain('All checks passed.');
+    expect(r.stdout + r.stderr).not.toContain(brevo.apiKey);
+  }, 60_000);
+
+  it('--json prints one JSON object per check', async () => {
+    const r = await check('--json', '--config', good);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    const results = lines.map((l) => JSON.parse(l) as CheckResult);
+    expect(results.length).toBeGreaterThanOrEqual(9);
+    for (const c of results) {
+      expect(Object.keys(c).sort()).toEqual(expect.arrayContaining(['detail', 'name', 'ok']));
+      expect(typeof c.name).toBe('string');
+      expect(typeof c.ok).toBe('boolean');
+      expect(typeof c.detail).toBe('string');
+      if (!c.ok || c.warning) expect(c.fix, c.name).toBeTruthy();
+    }
+    expect(new Set(results.map((c) => c.name)).size).toBe(results.length);
+    expect(results.filter((c) => !c.ok && !c.warning)).toEqual([]);
+    expect(results.map((c) => c.name)).toEqual(expect.arrayContaining(['ses.credentials', 'ses.event_publishing', 'brevo.api_key', 'brevo.attributes', 'brevo.lists', 'store']));
+  }, 60_000);
+
+  it('the allowed topic missing from the configuration set: exits 1 and prints a fix', async () => {
+    const other = 'arn:aws:sns:us-east-1:123456789012:someone-elses-topic';
+    sesSim.seed(publishing(other));
+    try {
+      const r = await check('--config', good);
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stdout).toMatch(new RegExp(`^✗ ses\\.event_publishing: no enabled configuration set event destination publishes to ${TOPIC} \\(found topics: ${other}\\)$`, 'm'));
+      expect(fixFor(r, 'ses.event_publishing')).toMatch(/^fix: .*SNS event destination.*topic_arns/);
+      expect(r.stdout).toContain('1 check(s) failed.');
+
+      // A destination to the right topic that is disabled does not count either.
+      sesSim.seed(publishing(TOPIC, false));
+      const disabled = await check('--json', '--config', good);
+      expect(disabled.code).toBe(1);
+      const ep = disabled.stdout.trim().split('\n').map((l) => JSON.parse(l) as CheckResult).find((c) => c.name === 'ses.event_publishing');
+      expect(ep).toMatchObject({ ok: false, fix: expect.stringContaining('topic_arns') });
+    } finally {
+      sesSim.seed(publishing(TOPIC));
+    }
+  }, 60_000);
+
+  it('a wrong Brevo key: exits 1 with a fix, and the key is never printed', async () => {
+    const r = await check('--config', wrongKey);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/^✗ brevo\.api_key: .*401/m);
+    expect(fixFor(r, 'brevo.api_key')).toMatch(/^fix: set brevo\.api_key \(BREVO_API_KEY\) to a valid Brevo v3 API key/);
+    // SES is fine, so only the Brevo check fails.
+    expect(r.stdout).toMatch(/^✓ ses\.credentials: /m);
+    expect(r.stdout).toContain('1 check(s) failed.');
+    expect(r.stdout + r.stderr).not.toContain(WRONG_KEY);
+    const j = await check('--json', '--config', wrongKey);
+    expect(j.code).toBe(1);
+    expect(j.stdout + j.stderr).not.toContain(WRONG_KEY);
+  }, 60_000);
+});
