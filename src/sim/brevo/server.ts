@@ -9,6 +9,7 @@ import type { Reply } from './routes.js';
 import { SimStore } from './store.js';
 import type { ProcessRec } from './store.js';
 import type { BrevoFaults, BrevoSim, BrevoSimOptions, BrevoSimStats } from './types.js';
+import { prng as seededRandom } from '../prng.js';
 
 // Plain node:http rather than a framework: the simulator needs exact control over when a
 // socket is destroyed (before or after a write is applied), does no logging, and must keep
@@ -40,17 +41,6 @@ function mergeFaults(base: Faults, f: Partial<BrevoFaults> | undefined): Faults 
   return next;
 }
 
-/** mulberry32: tiny, fast and good enough to make fault sequences reproducible. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function checkFaults(f: Faults): void {
   for (const k of ['errorRate', 'throttleRate', 'dropRate', 'dropAfterApplyRate'] as const) {

@@ -3,6 +3,7 @@
 // Deterministic: the same calls in the same order give the same payloads.
 
 import type { SesEventType } from '../../core/types.js';
+import { prng as rng } from '../prng.js';
 
 export type SesPayload = Record<string, unknown>;
 
@@ -354,17 +355,6 @@ export function sesNotification(type: 'Bounce' | 'Complaint' | 'Delivery', opts:
 
 // ---- realistic mix ----------------------------------------------------------------------
 
-/** mulberry32: tiny, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Per message, chosen so that events come out as Send 40%, Delivery 38%, Open 12%, Click 5%,
 // Bounce 3%, DeliveryDelay 1.5%, Complaint 0.5% (2.5 events per message on average).

@@ -25,17 +25,8 @@ export interface SesSimGenerateOptions {
 
 const DAY_MS = 86_400_000;
 
-/** mulberry32: tiny, fast, and good enough to make test data look random yet repeatable. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng } from '../prng.js';
+import { prng } from '../prng.js';
 
 export function generate(state: SesState, now: number, opts: SesSimGenerateOptions): void {
   for (const [key, n] of [['lists', opts.lists], ['topicsPerList', opts.topicsPerList], ['contacts', opts.contacts], ['suppressions', opts.suppressions]] as const) {

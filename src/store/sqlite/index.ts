@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SQLITE_MIGRATIONS } from './migrations.js';
+import { toOp, type Row } from '../rows.js';
 import { mergeContactOps, type ContactOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
 import type {
@@ -20,34 +21,12 @@ import type {
   StoreStats,
 } from '../port.js';
 
-type Row = Record<string, unknown>;
 
 export interface SqliteStoreOptions {
   /** `FULL` fsyncs every commit: an acknowledged webhook survives power loss. */
   synchronous?: 'FULL' | 'NORMAL';
 }
 
-function toOp(r: Row): OpRow {
-  return {
-    id: Number(r.id),
-    kind: r.kind as OpRow['kind'],
-    key: String(r.key),
-    email: String(r.email),
-    lane: r.lane as OpRow['lane'],
-    priority: Number(r.priority),
-    payload: JSON.parse(String(r.payload)),
-    sources: JSON.parse(String(r.sources)) as string[],
-    state: r.state as OpRow['state'],
-    attempts: Number(r.attempts),
-    nextAt: Number(r.next_at),
-    ref: (r.ref as string | null) ?? null,
-    lastCode: (r.last_code as string | null) ?? null,
-    lastMessage: (r.last_message as string | null) ?? null,
-    lastStatus: r.last_status === null || r.last_status === undefined ? null : Number(r.last_status),
-    createdAt: Number(r.created_at),
-    updatedAt: Number(r.updated_at),
-  };
-}
 
 function rowToContactOp(r: OpRow): ContactOp {
   return { kind: 'contact', key: r.key, email: r.email, lane: r.lane, priority: r.priority as ContactOp['priority'], sources: r.sources, payload: r.payload as ContactOp['payload'] };

@@ -1,0 +1,51 @@
+import { describe, it, expect, afterEach } from 'vitest';
+import { pino } from 'pino';
+import { SqliteStore } from '../store/sqlite/index.js';
+import { Processor, normalizeInbox } from './processor.js';
+import { createMetrics } from './metrics.js';
+import { sesEvent } from '../sim/ses-events/index.js';
+import { parseConfig } from '../config/load.js';
+
+const cfg = parseConfig({ connectors: { 'amazon-ses': { region: 'us-east-1' } }, brevo: { api_key: 'k' } }).connectors['amazon-ses'];
+const envelope = (i: number, message: unknown) => ({ messageId: `m${i}`, source: 'sns' as const, receivedAt: 0, body: JSON.stringify({ Type: 'Notification', MessageId: `m${i}`, Message: typeof message === 'string' ? message : JSON.stringify(message) }) });
+
+describe('Processor', () => {
+  let store: SqliteStore;
+  afterEach(async () => {
+    await store.close();
+  });
+
+  async function pending(): Promise<number> {
+    return (await store.stats()).inbox.pending ?? 0;
+  }
+
+  it('yields to a webhook burst for at most maxDeferMs, then catches up', async () => {
+    store = new SqliteStore(':memory:');
+    await store.migrate();
+    await store.insertInbox([envelope(1, sesEvent('Click', { recipients: ['a@x.io'] })), envelope(2, sesEvent('Bounce', { recipients: ['b@x.io'], bounceType: 'Permanent' }))]);
+    const p = new Processor(store, cfg, 'w', pino({ level: 'silent' }), createMetrics(), () => undefined, 100, Date.now, () => true, 400);
+    p.start();
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await pending()).toBe(2);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await pending()).toBe(0);
+    await p.stop();
+  });
+
+  it('processes at once without pressure, and a bad envelope does not hold up the others', async () => {
+    store = new SqliteStore(':memory:');
+    await store.migrate();
+    await store.insertInbox([envelope(1, 'not json at all'), envelope(2, sesEvent('Delivery', { recipients: ['c@x.io'] }))]);
+    const p = new Processor(store, cfg, 'w', pino({ level: 'silent' }), createMetrics(), () => undefined);
+    const r = await p.runOnce();
+    expect(r).toMatchObject({ envelopes: 2, records: 1 });
+    expect((await store.stats()).inbox).toEqual({ done: 1, unparseable: 1 });
+  });
+
+  it('normalizeInbox reads raw SES payloads (SQS raw delivery) as well as SNS envelopes', () => {
+    const raw = { id: 1, messageId: 'x', source: 'sqs', topicArn: null, receivedAt: 0, body: JSON.stringify(sesEvent('Open', { recipients: ['d@x.io'] })) };
+    const { records, outcomes } = normalizeInbox([raw]);
+    expect(records.map((r) => r.type)).toEqual(['Open']);
+    expect(outcomes).toEqual([{ id: 1, state: 'done' }]);
+  });
+});
