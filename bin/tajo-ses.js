@@ -3,7 +3,8 @@
 // once, and the lock file pins the SDK. Other warnings are printed as usual.
 process.removeAllListeners('warning');
 process.on('warning', (w) => {
-  if (w && w.name === 'NodeVersionSupportWarning') return;
+  // @aws-sdk/core emits it as a plain Warning whose message starts with the name.
+  if (w && (w.name === 'NodeVersionSupportWarning' || String(w.message).startsWith('NodeVersionSupportWarning'))) return;
   process.stderr.write(`${w && w.name ? w.name : 'Warning'}: ${w && w.message ? w.message : String(w)}\n`);
 });
 

@@ -325,7 +325,7 @@ describe('backfill failures an operator sees', () => {
     const news = { ...sesSim.data(), contacts: sesSim.data().contacts.filter((c) => c.list === 'news'), contactLists: sesSim.data().contactLists.filter((l) => l.name === 'news'), suppressions: [] };
     expect(compareBackfill(news, state).problems).toEqual([]);
     expect(Object.keys(state.contacts)).toHaveLength(3_000);
-    console.log(`[backfill-behaviour] unreachable SES: exit 1 after ${r.ms} ms: ${r.stderr.trim().split('\n')[0]}`);
+    console.log(`[backfill-behaviour] unreachable SES: exit 1 after ${r.ms} ms: ${r.stderr.split('\n').find((l) => l.startsWith('backfill failed')) ?? ''}`);
   }, 150_000);
 
   it('SIGINT stops a running backfill promptly with exit 1 and a kept cursor; the next run resumes and completes', async () => {

@@ -13,6 +13,7 @@ export interface Out {
 export function makeOut(json: boolean, stdout: NodeJS.WriteStream = process.stdout, stderr: NodeJS.WriteStream = process.stderr): Out {
   const tty = Boolean(stdout.isTTY);
   let progressShown = false;
+  let lastJsonProgress = 0;
   return {
     json,
     tty,
@@ -27,11 +28,14 @@ export function makeOut(json: boolean, stdout: NodeJS.WriteStream = process.stdo
       stderr.write(s + '\n');
     },
     progress(label, done, total, extra = '') {
-      if (json) {
-        stdout.write(JSON.stringify({ progress: label, done, total: total ?? null, ...(extra ? { info: extra } : {}) }) + '\n');
+      if (json || !tty) {
+        // Without a terminal: JSON lines (stdout with --json, else stderr), at most one a second.
+        const now = Date.now();
+        if (now - lastJsonProgress < 1000 && (!total || done < total)) return;
+        lastJsonProgress = now;
+        (json ? stdout : stderr).write(JSON.stringify({ progress: label, done, total: total ?? null, ...(extra ? { info: extra } : {}) }) + '\n');
         return;
       }
-      if (!tty) return;
       const width = 30;
       const frac = total ? Math.min(1, done / total) : 0;
       const bar = total ? '█'.repeat(Math.round(frac * width)).padEnd(width, '░') : '';

@@ -94,6 +94,9 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
     deps.onProgress?.({ stream, read, written, sesCalls: deps.limiter.calls - callsAtStart, ratePerSec: read / secs, ...(detail ? { detail } : {}) });
   };
 
+  // A dry run reads from the saved cursors like a real run would, but never moves them.
+  const setCursor: typeof deps.store.setCursor = opts.dryRun ? async () => undefined : (...a) => deps.store.setCursor(...a);
+
   const enqueue = async (ops: PlannedOp[]) => {
     if (ops.length === 0) return;
     await deps.store.enqueue(ops, now());
@@ -116,7 +119,7 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
         const snap = await ses('GetAccount', () => readAccount(deps.ses, new Date(now())));
         if (!opts.dryRun) await deps.store.setState('ses:account', JSON.stringify(snap), now());
         record('account').read = 1;
-        await deps.store.setCursor('account', snap.at, now(), 'complete');
+        await setCursor('account', snap.at, now(), 'complete');
       } else if (stream === 'contact_lists') {
         contactLists = await ses('ListContactLists', () => readContactLists(deps.ses));
         const r = record('contact_lists');
@@ -126,14 +129,14 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
           await deps.lists?.ensureAll(contactLists);
           r.written = contactLists.reduce((a, l) => a + 1 + l.topics.length, 0);
         }
-        await deps.store.setCursor('contact_lists', String(contactLists.length), now(), 'complete', contactLists.map((l) => l.name).join(', '));
+        await setCursor('contact_lists', String(contactLists.length), now(), 'complete', contactLists.map((l) => l.name).join(', '));
       } else if (stream === 'contacts') {
         await backfillContacts(await loadLists());
       } else if (stream === 'suppressions') {
         await backfillSuppressions();
       }
     } catch (err) {
-      await deps.store.setCursor(stream, (await deps.store.getCursor(stream))?.value ?? null, now(), 'failed', (err as Error).message.slice(0, 500));
+      await setCursor(stream, (await deps.store.getCursor(stream))?.value ?? null, now(), 'failed', (err as Error).message.slice(0, 500));
       throw err;
     }
   }
@@ -169,7 +172,7 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
         r.pages++;
         r.read += page.records.length;
         await deps.waitAccepted();
-        await deps.store.setCursor('contacts', JSON.stringify({ list: list.name, token: readWith ?? null, done: cur.done }), now(), 'running', `${list.name}: ${r.read} read`);
+        await setCursor('contacts', JSON.stringify({ list: list.name, token: readWith ?? null, done: cur.done }), now(), 'running', `${list.name}: ${r.read} read`);
         r.written += await writeContacts(list, page.records);
         progress('contacts', r.read, r.written, list.name);
         token = page.nextToken;
@@ -178,9 +181,9 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
       }
       await deps.waitAccepted();
       cur = { list: '', token: null, done: [...cur.done, list.name] };
-      await deps.store.setCursor('contacts', JSON.stringify(cur), now(), 'running', `${list.name}: done`);
+      await setCursor('contacts', JSON.stringify(cur), now(), 'running', `${list.name}: done`);
     }
-    await deps.store.setCursor('contacts', JSON.stringify(cur), now(), 'complete', `${r.read} contacts in ${lists.length} list(s)`);
+    await setCursor('contacts', JSON.stringify(cur), now(), 'complete', `${r.read} contacts in ${lists.length} list(s)`);
   }
 
   async function writeContacts(list: SesContactList, records: SesContactRecord[]): Promise<number> {
@@ -225,7 +228,7 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
       r.pages++;
       r.read += page.records.length;
       await deps.waitAccepted();
-      await deps.store.setCursor(
+      await setCursor(
         'suppressions',
         JSON.stringify({ hw: cur.hw, window: { start: window.start.toISOString(), end: window.end.toISOString() }, ...(readWith ? { token: readWith } : {}) } satisfies SuppressionCursor),
         now(),
@@ -238,7 +241,7 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
       readWith = page.nextToken;
     }
     await deps.waitAccepted();
-    if (!opts.dryRun) await deps.store.setCursor('suppressions', JSON.stringify({ hw: window.end.toISOString() } satisfies SuppressionCursor), now(), 'complete', `${r.read} read up to ${window.end.toISOString()}`);
+    if (!opts.dryRun) await setCursor('suppressions', JSON.stringify({ hw: window.end.toISOString() } satisfies SuppressionCursor), now(), 'complete', `${r.read} read up to ${window.end.toISOString()}`);
   }
 
   async function writeSuppressions(records: SesSuppressionRecord[], listId: number): Promise<number> {

@@ -67,13 +67,17 @@ export async function runChecks(c: Connector, opts: { fix?: boolean } = {}): Pro
 
   // --- Brevo
   let brevoOk = false;
-  try {
-    await c.client.getAccount();
-    brevoOk = true;
-    push({ name: 'brevo.api_key', ok: true, detail: `Brevo answered at ${c.config.brevo.base_url}` });
-  } catch (err) {
-    const code = err instanceof BrevoError ? err.code : 'error';
-    push({ name: 'brevo.api_key', ok: false, detail: errorMessage(err), fix: code === 'unauthorized' ? 'set brevo.api_key (BREVO_API_KEY) to a valid Brevo v3 API key (Brevo > SMTP & API > API keys)' : 'check brevo.base_url and the network path to Brevo' });
+  if (c.config.brevo.api_key === '') {
+    push({ name: 'brevo.api_key', ok: false, detail: 'brevo.api_key is empty', fix: 'set brevo.api_key (usually ${BREVO_API_KEY}) to a Brevo v3 API key (Brevo > SMTP & API > API keys)' });
+  } else {
+    try {
+      await c.client.getAccount();
+      brevoOk = true;
+      push({ name: 'brevo.api_key', ok: true, detail: `Brevo answered at ${c.config.brevo.base_url}` });
+    } catch (err) {
+      const code = err instanceof BrevoError ? err.code : 'error';
+      push({ name: 'brevo.api_key', ok: false, detail: errorMessage(err), fix: code === 'unauthorized' ? 'set brevo.api_key (BREVO_API_KEY) to a valid Brevo v3 API key (Brevo > SMTP & API > API keys)' : 'check brevo.base_url and the network path to Brevo' });
+    }
   }
   if (brevoOk) {
     try {

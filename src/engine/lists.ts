@@ -54,6 +54,15 @@ export class BrevoLists {
     if (this.cache) await this.store.setState('brevo:lists', JSON.stringify({ folder: this.folderName, ...this.cache }), this.now());
   }
 
+  private async findInFolder(folderId: number, name: string): Promise<number | undefined> {
+    for (let offset = 0; ; offset += PAGE) {
+      const { data } = await this.client.listFolderLists(folderId, PAGE, offset);
+      const hit = (data?.lists ?? []).find((l) => l.name === name);
+      if (hit) return hit.id;
+      if ((data?.lists ?? []).length < PAGE) return undefined;
+    }
+  }
+
   private async findOrCreateFolder(): Promise<number> {
     for (let offset = 0; ; offset += PAGE) {
       const { data } = await this.client.listFolders(PAGE, offset);
@@ -74,10 +83,13 @@ export class BrevoLists {
     let p = this.inflight.get(name);
     if (!p) {
       p = (async () => {
-        const { data } = await this.client.createList(name, m.folderId);
-        m.lists[name] = data.id;
+        // A create whose answer was lost, or a process killed before saving the id, left the
+        // list in Brevo: look at the folder again before creating anything.
+        const found = await this.findInFolder(m.folderId, name);
+        const id = found ?? (await this.client.createList(name, m.folderId)).data.id;
+        m.lists[name] = id;
         await this.save();
-        return data.id;
+        return id;
       })().finally(() => this.inflight.delete(name));
       this.inflight.set(name, p);
     }
