@@ -148,7 +148,7 @@ describe('backfill --dry-run', () => {
     expect(report.deadLetters).toBe(0);
   }, 90_000);
 
-  it('BUG: a real backfill after --dry-run skips the suppressions the dry run paged through (the dry run leaves a resumable suppressions cursor)', async () => {
+  it('a real backfill after --dry-run reads every suppression (a dry run never moves a cursor)', async () => {
     brevo.reset();
     const cfg = simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: freshDb() });
     const real = await withConnector(cfg, async (c) => {
@@ -397,7 +397,7 @@ describe('backfill failures an operator sees', () => {
     expect(human.stdout).toContain('import_invalid_row');
   }, 120_000);
 
-  it('BUG: a list whose creation answer was lost is created again on the next run (duplicate Brevo list)', async () => {
+  it('a list whose creation answer was lost is found again, not created twice', async () => {
     brevo.reset();
     const s = await startSesSim({ rps: 1 });
     try {

@@ -139,15 +139,13 @@ describe('tajo-ses check', () => {
     expect(j.stdout + j.stderr).not.toContain(WRONG_KEY);
   }, 60_000);
 
-  it('BUG: the AWS SDK "NodeVersionSupportWarning" is printed to stderr on Node 20 although bin/tajo-ses.js means to hide it', async () => {
-    // bin/tajo-ses.js filters on w.name === 'NodeVersionSupportWarning', but @aws-sdk/core emits
-    // process.emitWarning('NodeVersionSupportWarning: The AWS SDK ...') (name 'Warning').
+  it('the AWS SDK Node-version notice is not printed by the CLI (the README says it once)', async () => {
     if (Number(process.versions.node.split('.')[0]) >= 22) return;
     const stderr = allGoodStderr ?? (await check('--config', good)).stderr;
     expect(stderr).not.toContain('NodeVersionSupportWarning');
   }, 60_000);
 
-  it('BUG: an empty Brevo key gives two "brevo.api_key" results (--json is no longer one object per check)', async () => {
+  it('an empty Brevo key gives one "brevo.api_key" result (--json stays one object per check)', async () => {
     const noKey = writeConfig(join(dir, 'no-key.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: '' }, db: join(dir, 'store', 'amazon-ses.db') }));
     const r = await check('--json', '--config', noKey);
     expect(r.code, r.stdout + r.stderr).toBe(1);

@@ -274,7 +274,7 @@ describe('store failure', () => {
   // BUG (src/server/app.ts, GET /metrics): the handler awaits connector.status(), which reads
   // the store; when the store is down the scrape fails with 500, so the very counter that
   // reports the outage (outcome="store_unavailable") cannot be scraped while it happens.
-  it('BUG: GET /metrics still answers 200 (with the store_unavailable count) while the store is down', async () => {
+  it('GET /metrics still answers 200 (with the store_unavailable count) while the store is down', async () => {
     const broken = await startStack({ plan: 'unlimited' });
     try {
       await broken.connector.store.close();

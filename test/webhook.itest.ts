@@ -424,7 +424,7 @@ describe('a payload the connector cannot plan', () => {
   // once, so the error also blocks every other envelope claimed with it, retried every 60 s
   // (inbox lease) forever. Expected: the bad envelope is closed as unparseable (or its record
   // sent without event_date) and the others in its batch are delivered.
-  it('BUG: an event with an unparsable timestamp does not block the envelopes processed with it', async () => {
+  it('an event with an unparsable timestamp does not block the envelopes processed with it', async () => {
     const s = await startStack({ plan: 'unlimited' });
     try {
       const bad = sesEvent('Click', { messageId: 'itest-poison', recipients: ['poison@example.com'], timestamp: 'not-a-time', mailTimestamp: '2026-03-01T10:00:00.000Z' });
