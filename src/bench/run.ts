@@ -1,32 +1,29 @@
 // `npm run bench`: ingest and drain, side by side with a verify-only handler and with a
 // per-event baseline, on this machine. Prints a JSON summary and a Markdown table.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
-import { pino } from 'pino';
 import { startBrevoSim, type BrevoSimState } from '../sim/brevo/index.js';
 import { startSnsSim } from '../sim/sns/index.js';
 import { startSesSim } from '../sim/ses/index.js';
 import { realisticMix } from '../sim/ses-events/index.js';
 import { verifySnsMessage, CertCache, SnsVerificationError } from '../ses/sns.js';
 import { parseConfig } from '../config/load.js';
-import { createConnector } from '../engine/connector.js';
-import { buildServer } from '../server/app.js';
 import { parseSesNotification } from '../ses/parse.js';
 import { contactChangesForEvent } from '../core/plan.js';
 import { EVENT_NAMES, SES_ATTRIBUTES } from '../core/brevo-model.js';
 import { BrevoClient } from '../brevo/client.js';
 import { ensureAttributes } from '../engine/setup.js';
-import { expectedBrevoState, compareWithBrevo } from '../sim/oracle.js';
+import { expectedBrevoState, compareWithBrevo, compareBackfill } from '../sim/oracle.js';
+import { SqliteStore } from '../store/sqlite/index.js';
 import type { SnsEnvelope } from '../ses/sns.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
-const quiet = pino({ level: 'silent' });
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
@@ -41,17 +38,6 @@ function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
-function rssPeak(): { sample: () => void; stop: () => number } {
-  let peak = process.memoryUsage().rss;
-  const t = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
-  return {
-    sample: () => (peak = Math.max(peak, process.memoryUsage().rss)),
-    stop: () => {
-      clearInterval(t);
-      return Math.max(peak, process.memoryUsage().rss);
-    },
-  };
-}
 
 interface LoadResult {
   sent: number;
@@ -78,6 +64,48 @@ function loadgen(url: string, bodies: string[], concurrency: number, rate?: numb
       else reject(new Error(`loadgen exited ${code}`));
     });
   });
+}
+
+const CLI = join(here, '..', '..', 'bin', 'tajo-ses.js');
+
+/** Peak resident set of a process, from the kernel (VmHWM), in MB. */
+function peakRssOf(pid: number): number {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs the real CLI as its own process, so its memory is measured alone. */
+function cli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  child.stdout!.resume();
+  child.stderr!.resume();
+  return child;
+}
+
+async function waitHttp(url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await fetch(url).then((r) => r.ok).catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} never answered`);
+}
+
+async function freePort(): Promise<number> {
+  const srv = Fastify();
+  await srv.listen({ port: 0, host: '127.0.0.1' });
+  const port = (srv.server.address() as AddressInfo).port;
+  await srv.close();
+  return port;
+}
+
+function writeConfig(dir: string, doc: Record<string, unknown>): string {
+  const file = join(dir, 'tajo.yaml');
+  writeFileSync(file, JSON.stringify(doc));
+  return file;
 }
 
 function startBrevoChild(plan: string): Promise<{ url: string; stop: () => void }> {
@@ -119,79 +147,90 @@ async function ingest() {
 
   const brevo = await startBrevoChild('unlimited');
   const dir = mkdtempSync(join(tmpdir(), 'tajo-bench-'));
-  const cfg = parseConfig({
-    connectors: { 'amazon-ses': { region: 'us-east-1', sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true } } },
+  const port = await freePort();
+  const config = writeConfig(dir, {
+    connectors: { 'amazon-ses': { region: 'us-east-1', sync: { contacts: false, suppressions: false, account: false }, sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true } } },
     brevo: { api_key: 'sim-key', base_url: brevo.url, plan: 'extended' },
     store: { url: `sqlite:${join(dir, 'ingest.db')}` },
+    server: { port, host: '127.0.0.1' },
+    log: { level: 'warn' },
   });
-  const connector = await createConnector(cfg, { logger: quiet });
-  await connector.start();
-  const app = buildServer(connector);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/webhooks/amazon-ses`;
+  const serve = cli(['serve', '--config', config]);
+  await waitHttp(`http://127.0.0.1:${port}/readyz`);
+  const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
   await loadgen(url, rest.slice(0, 1000), 64);
-  log('connector (durable commit on SQLite, synchronous=FULL, workers running)...');
-  const rss = rssPeak();
+  log('connector (tajo-ses serve: durable commit on SQLite, synchronous=FULL, workers running)...');
   const ours = await loadgen(url, main, 64);
+  // Half rate is a steady load: let the burst's backlog drain first.
+  for (let i = 0; i < 600; i++) {
+    const st = (await fetch(`http://127.0.0.1:${port}/admin/status`).then((r) => r.json())) as { inbox: Record<string, number>; lag: unknown[] };
+    if ((st.inbox.pending ?? 0) === 0 && st.lag.length === 0) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
   const halfRate = Math.max(1, Math.round(ours.perSecond / 2));
   const halfBodies = rest.slice(1000, 1000 + Math.min(rest.length - 1000, halfRate * 8));
   log(`connector at half its rate (${halfRate}/s)...`);
   const half = await loadgen(url, halfBodies, 64, halfRate);
-  const peak = rss.stop();
-  const stored = (await connector.store.stats()).inbox;
-  await app.close();
-  await connector.stop();
+  const peak = peakRssOf(serve.pid!);
+  const status = (await fetch(`http://127.0.0.1:${port}/admin/status`).then((r) => r.json())) as { inbox: Record<string, number> };
+  const exited = new Promise((r) => serve.once('exit', r));
+  serve.kill('SIGTERM');
+  await exited;
   brevo.stop();
   await sns.close();
   rmSync(dir, { recursive: true, force: true });
-  return { verifyOnly: bareRes, connector: ours, connectorHalfRate: { rate: halfRate, ...half }, ratio: ours.perSecond / bareRes.perSecond, peakRssMb: peak / 1048576, stored };
+  const stored = status.inbox;
+  return { verifyOnly: bareRes, connector: ours, connectorHalfRate: { rate: halfRate, ...half }, ratio: ours.perSecond / bareRes.perSecond, connectorPeakRssMb: peak, storedAtEnd: stored };
 }
 
 function sesRecords(payloads: Array<Record<string, unknown>>) {
   return payloads.flatMap((p) => parseSesNotification(p).records);
 }
 
-/** Our drain: envelopes already stored (as the webhook leaves them), then time to Brevo's final state. */
-async function drain(payloads: Array<Record<string, unknown>>, plan: 'general' | 'unlimited') {
-  const brevo = await startBrevoSim({ plan, importDelayMs: 50 });
-  const sns = await startSnsSim();
+/** Our drain: envelopes already stored (as the webhook leaves them), then `serve` until Brevo holds the final state. */
+async function drain(payloads: Array<Record<string, unknown>>) {
+  const brevo = await startBrevoSim({ plan: 'general', importDelayMs: 50 });
   const dir = mkdtempSync(join(tmpdir(), 'tajo-drain-'));
-  const cfg = parseConfig({
-    connectors: { 'amazon-ses': { region: 'us-east-1', sns: { topic_arns: [TOPIC] } } },
+  const port = await freePort();
+  const doc = {
+    connectors: { 'amazon-ses': { region: 'us-east-1', sync: { contacts: false, suppressions: false, account: false }, sns: { topic_arns: [TOPIC] } } },
     brevo: { api_key: brevo.apiKey, base_url: brevo.url, plan: 'general' },
     store: { url: `sqlite:${join(dir, 'drain.db')}` },
-  });
-  const connector = await createConnector(cfg, { logger: quiet });
-  await connector.store.migrate();
+    server: { port, host: '127.0.0.1' },
+    log: { level: 'warn' },
+  };
+  const cfg = parseConfig(doc);
+  const store = new SqliteStore(join(dir, 'drain.db'));
+  await store.migrate();
   const envs: SnsEnvelope[] = payloads.map((p, i) => ({ Type: 'Notification', MessageId: `m-${i}`, TopicArn: TOPIC, Message: JSON.stringify(p), Timestamp: new Date().toISOString(), SignatureVersion: '2', Signature: '', SigningCertURL: '' }));
   for (let i = 0; i < envs.length; i += 5000) {
-    await connector.store.insertInbox(envs.slice(i, i + 5000).map((e) => ({ messageId: e.MessageId, source: 'sns', topicArn: TOPIC, receivedAt: Date.now(), body: JSON.stringify(e) })));
+    await store.insertInbox(envs.slice(i, i + 5000).map((e) => ({ messageId: e.MessageId, source: 'sns', topicArn: TOPIC, receivedAt: Date.now(), body: JSON.stringify(e) })));
   }
+  await store.close();
   const records = sesRecords(payloads);
   const exp = expectedBrevoState(records, cfg.connectors['amazon-ses'].events);
-  const rss = rssPeak();
   const t0 = Date.now();
-  await connector.start();
-  let finalMs: number;
+  const serve = cli(['serve', '--config', writeConfig(dir, doc)]);
+  let seconds: number;
   for (;;) {
-    await connector.waitIdle(3_600_000);
+    await new Promise((r) => setTimeout(r, 250));
     await brevo.settle();
-    const cmp = compareWithBrevo(exp, brevo.state());
-    if (cmp.ok) {
-      finalMs = Date.now() - t0;
+    const st = brevo.state();
+    if (st.events.length >= exp.events.size && compareWithBrevo(exp, st).ok) {
+      seconds = (Date.now() - t0) / 1000;
       break;
     }
-    if (Date.now() - t0 > 3_600_000) throw new Error(`drain never reached the final state: ${cmp.problems.slice(0, 3).join('; ')}`);
-    await new Promise((r) => setTimeout(r, 200));
+    if (Date.now() - t0 > 3_600_000) throw new Error('drain never reached the final state');
   }
-  const peak = rss.stop();
+  const peak = peakRssOf(serve.pid!);
+  const exited = new Promise((r) => serve.once('exit', r));
+  serve.kill('SIGTERM');
+  await exited;
   const stats = brevo.stats();
   const state = brevo.state();
-  await connector.stop();
   await brevo.close();
-  await sns.close();
   rmSync(dir, { recursive: true, force: true });
-  return { events: payloads.length, brevoEvents: exp.events.size, contacts: Object.keys(state.contacts).length, calls: stats.requests, byRoute: stats.byRoute, throttled429: stats.throttled, seconds: finalMs / 1000, peakRssMb: peak / 1048576, state };
+  return { events: payloads.length, brevoEvents: exp.events.size, contacts: Object.keys(state.contacts).length, calls: stats.requests, byRoute: stats.byRoute, throttled429: stats.throttled, seconds, connectorPeakRssMb: peak, state };
 }
 
 /** The usual hand-written handler: for each SES record, one contact write and, when the type has one, one event call. */
@@ -245,28 +284,30 @@ async function backfill() {
   const ses = await startSesSim({ rps: 1 });
   ses.generate({ lists: 2, topicsPerList: 2, contacts: BACKFILL_N, suppressions: Math.round(BACKFILL_N / 10), seed: 9 });
   const dir = mkdtempSync(join(tmpdir(), 'tajo-bfb-'));
-  const cfg = parseConfig({
+  const config = writeConfig(dir, {
     connectors: { 'amazon-ses': { region: 'us-east-1', endpoint: ses.endpoint } },
     brevo: { api_key: brevo.apiKey, base_url: brevo.url },
     store: { url: `sqlite:${join(dir, 'bf.db')}` },
+    log: { level: 'warn' },
   });
-  const connector = await createConnector(cfg, { logger: quiet, ses: { credentials: { accessKeyId: 'B', secretAccessKey: 'b' } } });
-  await connector.start();
-  const rss = rssPeak();
   const t0 = Date.now();
-  const summary = await connector.backfill();
-  await connector.waitIdle(3_600_000);
-  await brevo.settle();
+  const child = cli(['backfill', '--json', '--config', config], { AWS_ACCESS_KEY_ID: 'BENCH', AWS_SECRET_ACCESS_KEY: 'bench', AWS_EC2_METADATA_DISABLED: 'true' });
+  // VmHWM is gone once the process exits: sample it while it runs.
+  let peak = 0;
+  const timer = setInterval(() => (peak = Math.max(peak, peakRssOf(child.pid!) || 0)), 200);
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  clearInterval(timer);
   const seconds = (Date.now() - t0) / 1000;
-  const peak = rss.stop();
+  await brevo.settle();
+  const cmp = compareBackfill(ses.data(), brevo.state());
   const calls = ses.calls();
   const totalCalls = Object.values(calls).reduce((a, b) => a + b, 0);
   const stats = brevo.stats();
-  await connector.stop();
   await brevo.close();
   await ses.close();
   rmSync(dir, { recursive: true, force: true });
-  return { contacts: summary.streams.contacts?.read ?? 0, suppressions: summary.streams.suppressions?.read ?? 0, seconds, sesCalls: totalCalls, lowerBoundSeconds: totalCalls - 1, sesThrottled: ses.throttled(), brevoCalls: stats.requests, peakRssMb: peak / 1048576 };
+  // The SES quota alone needs one second per call after the first.
+  return { exitCode: code, contacts: BACKFILL_N, suppressions: Math.round(BACKFILL_N / 10), seconds, sesCalls: totalCalls, sesCallsByOperation: calls, lowerBoundSeconds: totalCalls - 1, sesThrottled: ses.throttled(), brevoCalls: stats.requests, brevoByRoute: stats.byRoute, matchesSes: cmp.ok, problems: cmp.problems.slice(0, 5), connectorPeakRssMb: peak };
 }
 
 async function main(): Promise<void> {
@@ -280,12 +321,12 @@ async function main(): Promise<void> {
     const full = realisticMix(DRAIN_N, { recipients: RECIPIENTS, seed: 33 });
     const slice = full.slice(0, SLICE_N);
     log(`drain: our connector on the ${SLICE_N}-event slice...`);
-    const oursSlice = await drain(slice, 'general');
+    const oursSlice = await drain(slice);
     log(`drain: baseline on the slice...`);
     const base = await baseline(slice);
     const diff = sameState(oursSlice.state, base.state);
     log(`drain: our connector on the full ${DRAIN_N} events...`);
-    const oursFull = await drain(full, 'general');
+    const oursFull = await drain(full);
     const strip = <T extends { state: unknown }>(x: T) => ({ ...x, state: undefined });
     out.drain = {
       slice: { ours: strip(oursSlice), baseline: strip(base), sameFinalState: diff.length === 0, differences: diff.slice(0, 10) },

@@ -101,7 +101,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     ...opts.delivery,
   };
   const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
-  const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake(), 100, now, () => pressure());
+  const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake(), 50, now, () => pressure());
   webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => processor.wake(), now);
 
   let sesClient: { client: SESv2Client; limiter: RateLimiter } | undefined;

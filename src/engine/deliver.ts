@@ -37,7 +37,7 @@ export interface DeliveryOptions {
 }
 
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
-export const REALTIME_BULK_CLAIM = 2000;
+export const REALTIME_BULK_CLAIM = 500;
 
 /** From this many contacts in one claim, an import beats one call per contact. */
 export const BULK_THRESHOLD = 20;
