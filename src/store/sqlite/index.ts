@@ -23,7 +23,13 @@ import type {
 
 
 export interface SqliteStoreOptions {
-  /** `FULL` fsyncs every commit: an acknowledged webhook survives power loss. */
+  /**
+   * Durability of the commits that acknowledge a webhook (inbox inserts). `FULL` fsyncs
+   * each one: an acknowledged message survives power loss. Bookkeeping commits (planning,
+   * delivery outcomes, cursors) run with `NORMAL`: in WAL mode they survive a process
+   * crash, and the next FULL commit's fsync persists them too, in order. A power cut can
+   * only roll back the newest bookkeeping, which is replayed (at worst an event is resent).
+   */
   synchronous?: 'FULL' | 'NORMAL';
 }
 
@@ -40,9 +46,13 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly path: string;
   private db: Database.Database;
+  private readonly durableLevel: 'FULL' | 'NORMAL';
+  private level: 'FULL' | 'NORMAL';
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     this.path = path;
+    this.durableLevel = opts.synchronous ?? 'FULL';
+    this.level = this.durableLevel;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     try {
       this.db = new Database(path);
@@ -55,24 +65,43 @@ export class SqliteStore implements Store {
     }
   }
 
-  private tx<T>(fn: () => T): T {
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  /** Prepared statements are cached: preparing one costs more than running it. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.stmts.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      // Statements with a variable IN (...) list are many; keep the cache bounded.
+      if (this.stmts.size > 500) this.stmts.clear();
+      this.stmts.set(sql, st);
+    }
+    return st;
+  }
+
+  private tx<T>(fn: () => T, durable = false): T {
+    const level = durable ? this.durableLevel : 'NORMAL';
+    if (level !== this.level) {
+      this.db.pragma(`synchronous = ${level}`);
+      this.level = level;
+    }
     return this.db.transaction(fn).immediate();
   }
 
   async migrate(): Promise<void> {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)));
+    const applied = new Set((this.stmt('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)));
     for (const m of SQLITE_MIGRATIONS) {
       if (applied.has(m.version)) continue;
       this.tx(() => {
         this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+        this.stmt('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       });
     }
   }
 
   async ping(): Promise<void> {
-    this.db.prepare('SELECT 1').get();
+    this.stmt('SELECT 1').get();
   }
 
   async close(): Promise<void> {
@@ -80,17 +109,27 @@ export class SqliteStore implements Store {
   }
 
   async insertInbox(rows: InboxInsert[]): Promise<Array<'inserted' | 'duplicate'>> {
-    const stmt = this.db.prepare('INSERT INTO inbox (message_id, source, topic_arn, received_at, body) VALUES (?, ?, ?, ?, ?) ON CONFLICT(message_id) DO NOTHING');
-    return this.tx(() => rows.map((r) => (stmt.run(r.messageId, r.source, r.topicArn ?? null, r.receivedAt, r.body).changes === 1 ? 'inserted' : 'duplicate')));
+    const stmt = this.stmt("INSERT INTO inbox (message_id, source, topic_arn, received_at, body, state) VALUES (?, ?, ?, ?, ?, 'stored') ON CONFLICT(message_id) DO NOTHING");
+    const queue = this.stmt('INSERT INTO inbox_pending (id) VALUES (?)');
+    return this.tx(
+      () =>
+        rows.map((r) => {
+          const res = stmt.run(r.messageId, r.source, r.topicArn ?? null, r.receivedAt, r.body);
+          if (res.changes !== 1) return 'duplicate';
+          queue.run(res.lastInsertRowid);
+          return 'inserted';
+        }),
+      true,
+    );
   }
 
   async claimInbox(limit: number, owner: string, leaseMs: number, now: number): Promise<InboxRow[]> {
     return this.tx(() => {
       const rows = this.db
-        .prepare("SELECT id, message_id, source, topic_arn, received_at, body FROM inbox WHERE state = 'pending' AND lease_until <= ? ORDER BY id LIMIT ?")
+        .prepare('SELECT i.id, i.message_id, i.source, i.topic_arn, i.received_at, i.body FROM inbox_pending p JOIN inbox i ON i.id = p.id WHERE p.lease_until <= ? ORDER BY p.id LIMIT ?')
         .all(now, limit) as Row[];
       if (rows.length === 0) return [];
-      this.db.prepare(`UPDATE inbox SET lease_owner = ?, lease_until = ? WHERE id IN (${placeholders(rows.length)})`).run(owner, now + leaseMs, ...rows.map((r) => r.id));
+      this.stmt(`UPDATE inbox_pending SET lease_owner = ?, lease_until = ? WHERE id IN (${placeholders(rows.length)})`).run(owner, now + leaseMs, ...rows.map((r) => r.id));
       return rows.map((r) => ({
         id: Number(r.id),
         messageId: String(r.message_id),
@@ -103,9 +142,14 @@ export class SqliteStore implements Store {
   }
 
   async commitInbox(outcomes: InboxOutcome[], ops: PlannedOp[], now: number): Promise<EnqueueResult> {
-    const close = this.db.prepare("UPDATE inbox SET state = ?, note = ?, lease_owner = NULL, lease_until = 0 WHERE id = ? AND state = 'pending'");
+    const dequeue = this.stmt('DELETE FROM inbox_pending WHERE id = ?');
+    // The large row is only touched when there is something to say about it.
+    const mark = this.stmt('UPDATE inbox SET outcome = ?, note = ? WHERE id = ?');
     return this.tx(() => {
-      for (const o of outcomes) close.run(o.state, o.note ?? null, o.id);
+      for (const o of outcomes) {
+        if (dequeue.run(o.id).changes === 0) continue;
+        if (o.state !== 'done' || o.note) mark.run(o.state === 'done' ? null : o.state, o.note ?? null, o.id);
+      }
       return this.enqueueSync(ops, now);
     });
   }
@@ -116,7 +160,7 @@ export class SqliteStore implements Store {
 
   private enqueueSync(ops: PlannedOp[], now: number): EnqueueResult {
     const res: EnqueueResult = { inserted: 0, merged: 0, duplicates: 0 };
-    const insEvent = this.db.prepare(
+    const insEvent = this.stmt(
       `INSERT INTO ops (kind, key, email, lane, priority, payload, sources, state, next_at, created_at, updated_at)
        VALUES ('event', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT(key) WHERE kind = 'event' DO NOTHING`,
     );
@@ -133,7 +177,7 @@ export class SqliteStore implements Store {
 
   /** Queues a contact write, folding it into the pending one for the same contact. Returns true when merged. */
   private upsertContact(op: ContactOp, nextAt: number, now: number, attempts = 0): boolean {
-    const cur = this.db.prepare("SELECT * FROM ops WHERE kind = 'contact' AND key = ? AND state = 'pending'").get(op.key) as Row | undefined;
+    const cur = this.stmt("SELECT * FROM ops WHERE kind = 'contact' AND key = ? AND state = 'pending'").get(op.key) as Row | undefined;
     if (cur) {
       const row = toOp(cur);
       const merged = mergeContactOps(rowToContactOp(row), op);
@@ -154,10 +198,10 @@ export class SqliteStore implements Store {
   /** Puts one claimed/dead row back to pending; a contact row merges into a newer pending one. */
   private requeue(row: OpRow, nextAt: number, now: number, err?: OpError): void {
     if (row.kind === 'contact') {
-      const other = this.db.prepare("SELECT id FROM ops WHERE kind = 'contact' AND key = ? AND state = 'pending' AND id <> ?").get(row.key, row.id) as Row | undefined;
+      const other = this.stmt("SELECT id FROM ops WHERE kind = 'contact' AND key = ? AND state = 'pending' AND id <> ?").get(row.key, row.id) as Row | undefined;
       if (other) {
         this.upsertContact(rowToContactOp(row), nextAt, now, row.attempts);
-        this.db.prepare("UPDATE ops SET state = 'superseded', lease_owner = NULL, updated_at = ? WHERE id = ?").run(now, row.id);
+        this.stmt("UPDATE ops SET state = 'superseded', lease_owner = NULL, updated_at = ? WHERE id = ?").run(now, row.id);
         return;
       }
     }
@@ -189,8 +233,8 @@ export class SqliteStore implements Store {
 
   private writeLedger(entries: LedgerEntry[], now: number): void {
     if (entries.length === 0) return;
-    const get = this.db.prepare('SELECT attrs, blocklisted FROM contact_ledger WHERE email = ?');
-    const put = this.db.prepare(
+    const get = this.stmt('SELECT attrs, blocklisted FROM contact_ledger WHERE email = ?');
+    const put = this.stmt(
       'INSERT INTO contact_ledger (email, attrs, blocklisted, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(email) DO UPDATE SET attrs = excluded.attrs, blocklisted = excluded.blocklisted, updated_at = excluded.updated_at',
     );
     for (const e of entries) {
@@ -205,7 +249,7 @@ export class SqliteStore implements Store {
     if (ids.length === 0 && ledger.length === 0) return;
     this.tx(() => {
       if (ids.length > 0) {
-        this.db.prepare(`UPDATE ops SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN (${placeholders(ids.length)})`).run(now, ...ids);
+        this.stmt(`UPDATE ops SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN (${placeholders(ids.length)})`).run(now, ...ids);
       }
       this.writeLedger(ledger, now);
     });
@@ -214,7 +258,7 @@ export class SqliteStore implements Store {
   async awaitOps(ids: number[], ref: string, now: number, ledger: LedgerEntry[] = []): Promise<void> {
     this.tx(() => {
       if (ids.length > 0) {
-        this.db.prepare(`UPDATE ops SET state = 'awaiting', ref = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN (${placeholders(ids.length)})`).run(ref, now, ...ids);
+        this.stmt(`UPDATE ops SET state = 'awaiting', ref = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN (${placeholders(ids.length)})`).run(ref, now, ...ids);
       }
       this.writeLedger(ledger, now);
     });
@@ -228,12 +272,12 @@ export class SqliteStore implements Store {
   }
 
   async opsByRef(ref: string): Promise<OpRow[]> {
-    return (this.db.prepare('SELECT * FROM ops WHERE ref = ?').all(ref) as Row[]).map(toOp);
+    return (this.stmt('SELECT * FROM ops WHERE ref = ?').all(ref) as Row[]).map(toOp);
   }
 
   private byIds(ids: number[]): Map<number, OpRow> {
     if (ids.length === 0) return new Map();
-    const rows = this.db.prepare(`SELECT * FROM ops WHERE id IN (${placeholders(ids.length)})`).all(...ids) as Row[];
+    const rows = this.stmt(`SELECT * FROM ops WHERE id IN (${placeholders(ids.length)})`).all(...ids) as Row[];
     return new Map(rows.map((r) => [Number(r.id), toOp(r)]));
   }
 
@@ -248,7 +292,7 @@ export class SqliteStore implements Store {
   }
 
   async deadOps(items: OpError[], now: number): Promise<void> {
-    const stmt = this.db.prepare(
+    const stmt = this.stmt(
       "UPDATE ops SET state = 'dead', last_code = ?, last_message = ?, last_status = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id = ? AND state IN ('inflight', 'awaiting')",
     );
     this.tx(() => {
@@ -258,24 +302,24 @@ export class SqliteStore implements Store {
 
   async recoverExpired(now: number): Promise<number> {
     return this.tx(() => {
-      const rows = (this.db.prepare("SELECT * FROM ops WHERE state = 'inflight' AND lease_until <= ?").all(now) as Row[]).map(toOp);
+      const rows = (this.stmt("SELECT * FROM ops WHERE state = 'inflight' AND lease_until <= ?").all(now) as Row[]).map(toOp);
       for (const r of rows) this.requeue(r, now, now);
-      this.db.prepare("UPDATE inbox SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0 AND lease_until <= ?").run(now);
+      this.stmt('UPDATE inbox_pending SET lease_owner = NULL, lease_until = 0 WHERE lease_until > 0 AND lease_until <= ?').run(now);
       return rows.length;
     });
   }
 
   async releaseOwner(owner: string): Promise<number> {
     return this.tx(() => {
-      const n = this.db.prepare("UPDATE ops SET lease_until = 0 WHERE state = 'inflight' AND lease_owner = ?").run(owner).changes;
-      this.db.prepare("UPDATE inbox SET lease_until = 0, lease_owner = NULL WHERE state = 'pending' AND lease_owner = ?").run(owner);
+      const n = this.stmt("UPDATE ops SET lease_until = 0 WHERE state = 'inflight' AND lease_owner = ?").run(owner).changes;
+      this.stmt('UPDATE inbox_pending SET lease_until = 0, lease_owner = NULL WHERE lease_owner = ?').run(owner);
       return n;
     });
   }
 
   async leaseOwners(): Promise<string[]> {
     const rows = this.db
-      .prepare("SELECT DISTINCT lease_owner AS o FROM ops WHERE state = 'inflight' AND lease_owner IS NOT NULL UNION SELECT DISTINCT lease_owner FROM inbox WHERE state = 'pending' AND lease_owner IS NOT NULL")
+      .prepare("SELECT DISTINCT lease_owner AS o FROM ops WHERE state = 'inflight' AND lease_owner IS NOT NULL UNION SELECT DISTINCT lease_owner FROM inbox_pending WHERE lease_owner IS NOT NULL")
       .all() as Row[];
     return rows.map((r) => String(r.o));
   }
@@ -285,18 +329,18 @@ export class SqliteStore implements Store {
     const all = [...new Set(emails)];
     for (let i = 0; i < all.length; i += 500) {
       const chunk = all.slice(i, i + 500);
-      const rows = this.db.prepare(`SELECT email, attrs, blocklisted FROM contact_ledger WHERE email IN (${placeholders(chunk.length)})`).all(...chunk) as Row[];
+      const rows = this.stmt(`SELECT email, attrs, blocklisted FROM contact_ledger WHERE email IN (${placeholders(chunk.length)})`).all(...chunk) as Row[];
       for (const r of rows) out.set(String(r.email), { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 });
     }
     return out;
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {
-    return (this.db.prepare("SELECT * FROM ops WHERE state = 'dead' ORDER BY id LIMIT ? OFFSET ?").all(opts.limit, opts.offset ?? 0) as Row[]).map(toOp);
+    return (this.stmt("SELECT * FROM ops WHERE state = 'dead' ORDER BY id LIMIT ? OFFSET ?").all(opts.limit, opts.offset ?? 0) as Row[]).map(toOp);
   }
 
   async getOp(id: number): Promise<OpRow | undefined> {
-    const r = this.db.prepare('SELECT * FROM ops WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM ops WHERE id = ?').get(id) as Row | undefined;
     return r ? toOp(r) : undefined;
   }
 
@@ -304,11 +348,11 @@ export class SqliteStore implements Store {
     return this.tx(() => {
       const rows =
         ids === 'all'
-          ? (this.db.prepare("SELECT * FROM ops WHERE state = 'dead'").all() as Row[]).map(toOp)
+          ? (this.stmt("SELECT * FROM ops WHERE state = 'dead'").all() as Row[]).map(toOp)
           : [...this.byIds(ids).values()].filter((r) => r.state === 'dead');
       for (const r of rows) {
         // A manual retry starts a fresh budget of attempts.
-        this.db.prepare('UPDATE ops SET attempts = 0 WHERE id = ?').run(r.id);
+        this.stmt('UPDATE ops SET attempts = 0 WHERE id = ?').run(r.id);
         this.requeue({ ...r, attempts: 0 }, now, now);
       }
       return rows.length;
@@ -317,11 +361,11 @@ export class SqliteStore implements Store {
 
   async discardFailures(ids: number[], now: number): Promise<number> {
     if (ids.length === 0) return 0;
-    return this.db.prepare(`UPDATE ops SET state = 'discarded', updated_at = ? WHERE state = 'dead' AND id IN (${placeholders(ids.length)})`).run(now, ...ids).changes;
+    return this.stmt(`UPDATE ops SET state = 'discarded', updated_at = ? WHERE state = 'dead' AND id IN (${placeholders(ids.length)})`).run(now, ...ids).changes;
   }
 
   async getCursor(stream: string): Promise<CursorRow | undefined> {
-    const r = this.db.prepare('SELECT * FROM cursors WHERE stream = ?').get(stream) as Row | undefined;
+    const r = this.stmt('SELECT * FROM cursors WHERE stream = ?').get(stream) as Row | undefined;
     return r ? { stream, value: (r.value as string | null) ?? null, status: (r.status as string | null) ?? null, note: (r.note as string | null) ?? null, updatedAt: Number(r.updated_at) } : undefined;
   }
 
@@ -334,7 +378,7 @@ export class SqliteStore implements Store {
   }
 
   async listCursors(): Promise<CursorRow[]> {
-    return (this.db.prepare('SELECT * FROM cursors ORDER BY stream').all() as Row[]).map((r) => ({
+    return (this.stmt('SELECT * FROM cursors ORDER BY stream').all() as Row[]).map((r) => ({
       stream: String(r.stream),
       value: (r.value as string | null) ?? null,
       status: (r.status as string | null) ?? null,
@@ -344,16 +388,22 @@ export class SqliteStore implements Store {
   }
 
   async getState(key: string): Promise<string | undefined> {
-    const r = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(key) as Row | undefined;
+    const r = this.stmt('SELECT value FROM kv WHERE key = ?').get(key) as Row | undefined;
     return r ? String(r.value) : undefined;
   }
 
   async setState(key: string, value: string, now: number): Promise<void> {
-    this.db.prepare('INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at').run(key, value, now);
+    this.stmt('INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at').run(key, value, now);
   }
 
   async stats(): Promise<StoreStats> {
-    const inbox = Object.fromEntries((this.db.prepare('SELECT state, COUNT(*) AS n FROM inbox GROUP BY state').all() as Row[]).map((r) => [String(r.state), Number(r.n)]));
+    const total = Number((this.stmt('SELECT COUNT(*) AS n FROM inbox').get() as Row).n);
+    const pending = Number((this.stmt('SELECT COUNT(*) AS n FROM inbox_pending').get() as Row).n);
+    const unparseable = Number((this.stmt("SELECT COUNT(*) AS n FROM inbox WHERE outcome = 'unparseable'").get() as Row).n);
+    const inbox: Record<string, number> = {};
+    if (pending) inbox.pending = pending;
+    if (total - pending - unparseable) inbox.done = total - pending - unparseable;
+    if (unparseable) inbox.unparseable = unparseable;
     const ops = (
       this.db
         .prepare("SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending','inflight','awaiting') THEN created_at END) AS oldest FROM ops GROUP BY kind, lane, state, priority")

@@ -67,4 +67,21 @@ CREATE TABLE kv (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'narrow queue of pending envelopes',
+    // Claiming and closing an envelope used to rewrite its (large) row twice; a narrow queue
+    // table keeps those writes to a few bytes, and the raw envelope is written once.
+    sql: `
+CREATE TABLE inbox_pending (
+  id INTEGER PRIMARY KEY,
+  lease_owner TEXT,
+  lease_until INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO inbox_pending (id, lease_owner, lease_until) SELECT id, lease_owner, lease_until FROM inbox WHERE state = 'pending';
+ALTER TABLE inbox ADD COLUMN outcome TEXT;
+UPDATE inbox SET outcome = 'unparseable' WHERE state = 'unparseable';
+CREATE INDEX inbox_outcome ON inbox(outcome) WHERE outcome IS NOT NULL;
+`,
+  },
 ];
