@@ -13,6 +13,8 @@ interface Result {
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
+  /** CPU time the load generator itself used (it shares the machine with the server). */
+  cpuSeconds: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -28,6 +30,7 @@ async function run(url: string, bodies: string[], concurrency: number, rate: num
   let ok = 0;
   let next = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const post = (body: string) =>
     new Promise<number>((resolve) => {
       const req = request(
@@ -61,7 +64,8 @@ async function run(url: string, bodies: string[], concurrency: number, rate: num
   const seconds = (performance.now() - t0) / 1000;
   agent.destroy();
   lat.sort((a, b) => a - b);
-  return { sent: bodies.length, ok, other, seconds, perSecond: ok / seconds, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), maxMs: lat[lat.length - 1] ?? 0 };
+  const cpu = process.cpuUsage(cpu0);
+  return { sent: bodies.length, ok, other, seconds, perSecond: ok / seconds, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), maxMs: lat[lat.length - 1] ?? 0, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
 }
 
 const [url, file, conc, rate] = process.argv.slice(2);
