@@ -4,7 +4,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { startBrevoSim, type BrevoSim } from '../src/sim/brevo/index.js';
 import { startSnsSim, type SnsSim } from '../src/sim/sns/index.js';
@@ -16,19 +15,11 @@ import { createConnector } from '../src/engine/connector.js';
 import { buildServer } from '../src/server/app.js';
 import { SES_EVENT_TYPES, type SesEventRecord } from '../src/core/types.js';
 import type { SnsEnvelope } from '../src/ses/sns.js';
+import type { AddressInfo } from 'node:net';
+import { freePort } from './helpers.js';
 
 const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
 const ALL_BOTH = Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both']));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function publishAll(sns: SnsSim, url: string, envs: SnsEnvelope[], concurrency = 32): Promise<void> {
   let next = 0;

@@ -125,13 +125,21 @@ async function serve(argv: string[], out: Out): Promise<number> {
   const cfg = load(flags);
   const log = defaultLogger(cfg.log.level, 1);
   for (const w of configWarnings(cfg)) log.warn(w);
-  const connector = await createConnector(cfg, { logger: log, defaultMetrics: true });
+  const threaded = cfg.server.engine_thread;
+  const connector = await createConnector(cfg, {
+    logger: log,
+    defaultMetrics: true,
+    engine: threaded ? 'thread' : 'inline',
+    // Exit so a supervisor restarts serve: SNS retries what was not acknowledged, the rest is stored.
+    onEngineFailure: () => process.exit(1),
+  });
   const app = buildServer(connector);
   await connector.start();
   const host = cfg.server.host;
   await app.listen({ port: cfg.server.port, host });
   const ses = cfg.connectors['amazon-ses'];
-  const scheduler = ses.enabled ? new Scheduler(connector, log) : undefined;
+  // With the engine on its own thread, the scheduled syncs run there.
+  const scheduler = ses.enabled && !threaded ? new Scheduler(connector, log) : undefined;
   await scheduler?.start();
   log.info({ host, port: cfg.server.port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length }, 'tajo-ses serving: POST /webhooks/amazon-ses');
   if (!cfg.server.admin_token) log.warn('server.admin_token is not set: /admin and /ui answer loopback clients only');

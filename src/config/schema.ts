@@ -146,6 +146,7 @@ export const configSchema = z
         port: num(z.number().int().min(0).max(65535)).default(8080),
         host: z.string().default('0.0.0.0'),
         admin_token: z.string().default(''),
+        engine_thread: bool(true),
       })
       .strict()
       .prefault({}),

@@ -20,6 +20,9 @@ import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
 import { runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
 import { createSesClient, type RateLimiter, type SesClientOptions } from '../ses/client.js';
 import type { SESv2Client } from '@aws-sdk/client-sesv2';
+import { startEngineThread, type EngineLink } from './thread.js';
+import { ENGINE_METRICS } from './metrics.js';
+import { WriteGate } from '../store/sqlite/gate.js';
 
 export interface ConnectorOptions {
   logger?: Logger;
@@ -34,6 +37,18 @@ export interface ConnectorOptions {
   /** SES client options (static credentials for simulators, a shared limiter). */
   ses?: SesClientOptions;
   defaultMetrics?: boolean;
+  /**
+   * `inline` (default) runs processing and delivery on this thread. `thread` runs them, and
+   * the scheduled syncs, on an engine thread (what `serve` does): this thread then only
+   * answers HTTP, verifies and commits. Needs the built package (dist/).
+   */
+  engine?: 'inline' | 'thread';
+  /** Thread engine only: called if the engine thread dies after it started. */
+  onEngineFailure?: (reason: string) => void;
+  /** The engine thread's side of the SQLite write gate (set by engine-worker.ts). */
+  writeGate?: WriteGate;
+  /** The engine thread's view of the answering thread's load (set by engine-worker.ts). */
+  ingestPressure?: Int32Array;
 }
 
 export interface Connector {
@@ -48,6 +63,10 @@ export interface Connector {
   readonly writer: InboxWriter;
   readonly processor: Processor;
   readonly deliverer: Deliverer;
+  /** Tells the workers (here or on the engine thread) that work is waiting: `stored` envelopes only, or `all` queues. */
+  wake(what?: 'stored' | 'all'): void;
+  /** Prometheus text of every metric, wherever the engine runs. */
+  metricsText(): Promise<string>;
   attributes: AttributeReport | undefined;
   /** Migrates, recovers work left by a dead process, prepares Brevo, starts the loops. */
   start(): Promise<void>;
@@ -77,7 +96,9 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const log = opts.logger ?? defaultLogger(cfg.log.level);
   const now = opts.now ?? Date.now;
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
-  const store = opts.store ?? (await openStore(cfg.store.url));
+  // With an engine thread on the same SQLite file, acknowledgements go first (gate.ts).
+  const writeGate = opts.writeGate ?? (opts.engine === 'thread' ? new WriteGate('ingest') : undefined);
+  const store = opts.store ?? (await openStore(cfg.store.url, { sqlite: { ...(writeGate ? { gate: writeGate } : {}) } }));
   const governor = new Governor({ plan: cfg.brevo.plan, now });
   const client = new BrevoClient({ baseUrl: cfg.brevo.base_url, apiKey: cfg.brevo.api_key, timeoutMs: cfg.brevo.timeout, governor, ...(opts.fetchImpl ? { fetchImpl: opts.fetchImpl } : {}) });
   const owner = makeOwnerId();
@@ -86,7 +107,10 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   // eslint-disable-next-line prefer-const
   let webhook: WebhookIngest;
   const elu = new LoopPressure();
-  const pressure = () => webhook.rate() > 200 && elu.busy();
+  // Is the thread that answers webhooks saturated? On the engine thread the answer comes
+  // from that thread, through shared memory (cell 0 is 1 while it is).
+  const ingestPressure = opts.ingestPressure ?? (opts.engine === 'thread' ? new Int32Array(new SharedArrayBuffer(4)) : undefined);
+  const pressure = opts.ingestPressure ? () => Atomics.load(opts.ingestPressure!, 0) === 1 : () => webhook.rate() > 200 && elu.busy();
   const delivery: DeliveryOptions = {
     maxAttempts: cfg.delivery.max_attempts,
     backoffBaseMs: cfg.delivery.backoff_base,
@@ -101,8 +125,15 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     ...opts.delivery,
   };
   const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
-  const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake(), 50, now, () => pressure());
-  webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => processor.wake(), now);
+  const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake('realtime'), 50, now, () => pressure());
+  let engine: EngineLink | undefined;
+  const wake = (what: 'stored' | 'all' = 'all') => {
+    if (engine) return engine.wake(what);
+    processor.wake();
+    if (what === 'all') deliverer.wake();
+  };
+  // A stored envelope needs planning; planning wakes the delivery loops it feeds.
+  webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => wake('stored'), now);
 
   let sesClient: { client: SESv2Client; limiter: RateLimiter } | undefined;
   const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));
@@ -112,6 +143,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   };
   let started = false;
   let snapshot: NodeJS.Timeout | undefined;
+  let pressureTimer: NodeJS.Timeout | undefined;
   // `tajo-ses status` runs in another process: it reads the budget from the store.
   const saveGovernor = () => store.setState('governor', JSON.stringify(governor.status()), now()).catch(() => undefined);
   const connector: Connector = {
@@ -129,6 +161,14 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     attributes: undefined,
     async start() {
       await store.migrate();
+      if (opts.engine === 'thread') {
+        // The engine thread recovers leases, prepares Brevo and runs the loops and schedules.
+        engine = await startEngineThread(cfg, log, { onFailure: opts.onEngineFailure ?? (() => undefined), gate: writeGate!.buffer, pressure: ingestPressure!.buffer as SharedArrayBuffer });
+        // During a burst the engine holds back (as the inline loops do), so acknowledgements get the CPU.
+        pressureTimer = setInterval(() => Atomics.store(ingestPressure!, 0, pressure() ? 1 : 0), 100);
+        pressureTimer.unref();
+        return;
+      }
       // Leases of a process that died on this host are released at once; others expire.
       for (const o of await store.leaseOwners()) {
         if (isOwnerGone(o)) {
@@ -149,6 +189,8 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     },
     async stop(graceMs = 20_000) {
       await writer.drain();
+      clearInterval(pressureTimer);
+      if (engine) await engine.stop(graceMs);
       if (started) {
         clearInterval(snapshot);
         await processor.stop();
@@ -158,6 +200,13 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
       await store.close();
     },
     lists,
+    wake,
+    async metricsText() {
+      if (!engine) return metrics.registry.metrics();
+      const own = metrics.registry.getMetricsAsArray().map((m) => m.name).filter((n) => !(ENGINE_METRICS as readonly string[]).includes(n));
+      const parts = await Promise.all(own.map((n) => metrics.registry.getSingleMetricAsString(n)));
+      return `${[...parts, await engine.metricsText()].filter(Boolean).join('\n')}\n`;
+    },
     ses: getSes,
     async backfill(bopts = {}, hooks = {}) {
       const sesParts = hooks.ses ?? getSes();
@@ -170,11 +219,11 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
           cfg: ses,
           log,
           now,
-          onQueued: () => deliverer.wake(),
+          onQueued: () => wake(),
           waitAccepted: async () => {
             while ((await backfillOpen()) > 0) {
               if (hooks.signal?.aborted) throw new Error('backfill stopped');
-              deliverer.wake();
+              wake();
               await new Promise((r) => setTimeout(r, 50));
             }
           },
@@ -184,7 +233,10 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
         bopts,
       );
     },
-    status: () => collectStatus(store, governor, metrics, now()),
+    status() {
+      const e = engine;
+      return collectStatus(store, e ? { status: () => e.rateLimit() } : governor, metrics, now());
+    },
     async waitIdle(timeoutMs: number, wopts = {}) {
       const deadline = Date.now() + timeoutMs;
       const openStates = new Set(wopts.includeAwaiting ? ['pending', 'inflight', 'awaiting'] : ['pending', 'inflight']);
@@ -194,9 +246,8 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
         const open = (st.inbox.pending ?? 0) + st.ops.filter((o) => openStates.has(o.state)).reduce((a, o) => a + o.count, 0);
         if (open === 0) return;
         if (Date.now() > deadline) throw new Error(`still ${open} open item(s) after ${timeoutMs} ms`);
-        processor.wake();
-        deliverer.wake();
-        if (wopts.includeAwaiting && Date.now() - lastReconcile > 1000 && st.ops.some((o) => o.state === 'awaiting')) {
+        wake();
+        if (!engine && wopts.includeAwaiting && Date.now() - lastReconcile > 1000 && st.ops.some((o) => o.state === 'awaiting')) {
           lastReconcile = Date.now();
           await deliverer.reconcileImports().catch(() => undefined);
         }

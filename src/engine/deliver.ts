@@ -24,6 +24,12 @@ export interface DeliveryOptions {
   maxDeferMs?: number;
   /** Lanes written one contact at a time (POST /contacts) and whose events are sent. */
   lanes?: Lane[];
+  /**
+   * After a round that found less than a full batch, wait this long before the next claim,
+   * so that under a steady trickle each call carries more (fewer Brevo calls, less CPU).
+   * A full batch goes on at once. Default 100 ms.
+   */
+  lingerMs?: number;
   /** Lanes written in bulk through /contacts/import (backfill). */
   bulk?: {
     lanes: Lane[];
@@ -97,7 +103,7 @@ export function parseImportReport(csv: string): Array<{ email: string; reason: s
 export class Deliverer {
   private running = false;
   private loops: Promise<void>[] = [];
-  private wakeups = new Set<() => void>();
+  private wakeups = new Set<{ bulk: boolean; done: () => void }>();
   private readonly abort = new AbortController();
   private inflight = 0;
   private stopWaiters: Array<() => void> = [];
@@ -119,9 +125,12 @@ export class Deliverer {
     if (this.opts.bulk) this.loops.push(this.bulkLoop());
   }
 
-  /** New work arrived: stop idling. */
-  wake(): void {
-    for (const w of this.wakeups) w();
+  /**
+   * New work arrived: stop idling. `realtime` (what planning webhooks produces) leaves the
+   * bulk loop of the backfill lane asleep: waking it would only cost an empty claim.
+   */
+  wake(scope: 'all' | 'realtime' = 'all'): void {
+    for (const w of this.wakeups) if (scope === 'all' || !w.bulk) w.done();
   }
 
   /**
@@ -147,28 +156,25 @@ export class Deliverer {
     return this.inflight;
   }
 
-  private async idle(ms: number): Promise<void> {
+  private async idle(ms: number, bulk = false): Promise<void> {
     await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.wakeups.delete(done);
-        resolve();
+      const w = {
+        bulk,
+        done: () => {
+          clearTimeout(t);
+          this.wakeups.delete(w);
+          resolve();
+        },
       };
-      const t = setTimeout(done, ms);
-      this.wakeups.add(done);
+      const t = setTimeout(w.done, ms);
+      this.wakeups.add(w);
     });
   }
 
   /** Work whose worker died (lease expired) becomes due again, also in a long-running process. */
   private async maintenance(): Promise<void> {
     while (this.running) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 15_000);
-        this.stopWaiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
+      await this.pause(15_000);
       if (!this.running) break;
       try {
         const n = await this.store.recoverExpired(this.now());
@@ -198,7 +204,31 @@ export class Deliverer {
         await this.idle(1000);
       }
       if (n === 0 && this.running) await this.idle(250);
+      else if (n < this.fullRound(kind) && this.running) await this.linger();
     }
+  }
+
+  private fullRound(kind: OpKind): number {
+    if (kind === 'event') return this.opts.eventBatchSize;
+    return this.opts.bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
+  }
+
+  private async linger(): Promise<void> {
+    const ms = this.opts.lingerMs ?? 100;
+    if (ms > 0) await this.pause(ms);
+  }
+
+  /** A pause that new work does not cut short (stopping does). */
+  private pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.stopWaiters = this.stopWaiters.filter((w) => w !== done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.stopWaiters.push(done);
+    });
   }
 
   /** One round of events; returns how many operations it handled. */
@@ -241,8 +271,7 @@ export class Deliverer {
   async deliverContacts(): Promise<number> {
     const bulk = this.opts.bulk;
     // A backlog is written in bulk: one import call per list set instead of one call per contact.
-    const limit = bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
-    const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
+    const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit: this.fullRound('contact'), owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
     if (ops.length === 0) return 0;
     if (bulk && ops.length >= BULK_THRESHOLD) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
@@ -283,9 +312,9 @@ export class Deliverer {
         }
       } catch (err) {
         this.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry');
-        await this.idle(1000);
+        await this.idle(1000, true);
       }
-      if (n === 0 && this.running) await this.idle(250);
+      if (n === 0 && this.running) await this.idle(250, true);
     }
   }
 

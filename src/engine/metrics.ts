@@ -25,3 +25,17 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * Counters that the engine (processing and delivery) moves. When the engine runs on its own
+ * thread, `/metrics` takes these from it and everything else from the answering thread.
+ */
+export const ENGINE_METRICS = [
+  'tajo_ses_records_total',
+  'tajo_ses_unknown_records_total',
+  'tajo_ses_unparseable_total',
+  'tajo_ses_brevo_calls_total',
+  'tajo_ses_delivered_total',
+  'tajo_ses_retries_total',
+  'tajo_ses_dead_letters_total',
+] as const;

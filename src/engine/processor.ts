@@ -69,6 +69,8 @@ export class Processor {
     private readonly maxDeferMs = 2000,
     /** Small slices keep the event loop free for webhooks between them. */
     private readonly slicePauseMs = 1,
+    /** After a partial batch, wait this long (not cut short by new envelopes) so the next one is fuller. */
+    private readonly lingerMs = 50,
   ) {}
 
   async runOnce(): Promise<ProcessResult> {
@@ -114,7 +116,7 @@ export class Processor {
           await this.idle(1000);
         }
         if (n === 0 && this.running) await this.idle(200);
-        else if (this.running) await new Promise((r) => setTimeout(r, this.slicePauseMs));
+        else if (this.running) await new Promise((r) => setTimeout(r, n < this.batchSize ? this.lingerMs : this.slicePauseMs));
       }
     })();
   }

@@ -1,6 +1,6 @@
 // `tajo-ses status`, `/admin/status` and the dashboard read the same report.
 import type { Store, CursorRow } from '../store/port.js';
-import type { Governor, BucketStatus } from '../brevo/governor.js';
+import type { BucketStatus } from '../brevo/governor.js';
 import type { Metrics } from './metrics.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 
@@ -16,7 +16,7 @@ export interface StatusReport {
   rateLimit: BucketStatus[];
 }
 
-export async function collectStatus(store: Store, governor: Governor | undefined, metrics: Metrics | undefined, now: number): Promise<StatusReport> {
+export async function collectStatus(store: Store, governor: { status(): BucketStatus[] } | undefined, metrics: Metrics | undefined, now: number): Promise<StatusReport> {
   const st = await store.stats();
   const queues = st.ops.map((o) => ({ kind: o.kind, lane: o.lane, state: o.state, class: PRIORITY_NAMES[o.priority] ?? String(o.priority), count: o.count }));
   const lagMap = new Map<string, { kind: string; class: string; oldest: number; open: number }>();

@@ -61,7 +61,7 @@ export function buildServer(connector: Connector): FastifyInstance {
     } catch {
       // The counters still tell the story of an outage while the store is down.
     }
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    return reply.type(metrics.registry.contentType).send(await connector.metricsText());
   });
 
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -92,7 +92,7 @@ export function buildServer(connector: Connector): FastifyInstance {
     if (!Number.isInteger(id) || id <= 0) return reply.code(400).send({ ok: false, reason: 'invalid_id', message: 'id must be a positive integer (see GET /admin/failures)' });
     const n = await connector.store.retryFailures([id], Date.now());
     if (n === 0) return reply.code(404).send({ ok: false, reason: 'not_found', message: `no dead letter with id ${id}` });
-    connector.deliverer.wake();
+    connector.wake();
     return { ok: true, retried: n };
   });
   app.get('/ui', { preHandler: guard }, async (req, reply) => {

@@ -7,6 +7,8 @@ import { SQLITE_MIGRATIONS } from './migrations.js';
 import { toOp, type Row } from '../rows.js';
 import { mergeContactOps, type ContactOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
+import type { WriteGate } from './gate.js';
+import { WalSync } from './wal-sync.js';
 import type {
   ClaimQuery,
   CursorRow,
@@ -24,19 +26,35 @@ import type {
 
 export interface SqliteStoreOptions {
   /**
-   * Durability of the commits that acknowledge a webhook (inbox inserts). `FULL` fsyncs
-   * each one: an acknowledged message survives power loss. Bookkeeping commits (planning,
-   * delivery outcomes, cursors) run with `NORMAL`: in WAL mode they survive a process
-   * crash, and the next FULL commit's fsync persists them too, in order. A power cut can
+   * Durability of the commits that acknowledge a webhook (inbox inserts). `FULL`: each is
+   * on disk before `insertInbox` resolves (the WAL is flushed off the event loop, see
+   * wal-sync.ts), so an acknowledged message survives power loss. Bookkeeping commits
+   * (planning, delivery outcomes, cursors) are not flushed one by one: in WAL mode they
+   * survive a process crash, and the next flush persists them too, in order. A power cut can
    * only roll back the newest bookkeeping, which is replayed (at worst an event is resent).
+   * `NORMAL` flushes nothing (tests, throwaway stores).
    */
   synchronous?: 'FULL' | 'NORMAL';
+  /**
+   * Set when another thread writes the same file (see gate.ts). The `ingest` side never
+   * blocks its event loop on the lock and leaves WAL checkpoints to the `engine` side.
+   */
+  gate?: WriteGate;
 }
+
+const isBusy = (err: unknown) => (err as { code?: unknown }).code === 'SQLITE_BUSY';
 
 
 function rowToContactOp(r: OpRow): ContactOp {
   return { kind: 'contact', key: r.key, email: r.email, lane: r.lane, priority: r.priority as ContactOp['priority'], sources: r.sources, payload: r.payload as ContactOp['payload'] };
 }
+
+const BUSY_TIMEOUT_MS = 5000;
+/** A cell nobody notifies: Atomics.wait on it is a short synchronous pause. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/** `IN ${IN_LIST}` takes one JSON array parameter: one prepared statement for any number of values. */
+const IN_LIST = '(SELECT value FROM json_each(?))';
 
 function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(',');
@@ -46,20 +64,23 @@ export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly path: string;
   private db: Database.Database;
-  private readonly durableLevel: 'FULL' | 'NORMAL';
-  private level: 'FULL' | 'NORMAL';
+  private readonly walSync: WalSync | undefined;
+  private readonly gate: WriteGate | undefined;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     this.path = path;
-    this.durableLevel = opts.synchronous ?? 'FULL';
-    this.level = this.durableLevel;
+    this.walSync = (opts.synchronous ?? 'FULL') === 'FULL' && path !== ':memory:' ? new WalSync(`${path}-wal`) : undefined;
+    this.gate = opts.gate;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     try {
       this.db = new Database(path);
       this.db.pragma('journal_mode = WAL');
-      this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
-      this.db.pragma('busy_timeout = 5000');
+      this.db.pragma('synchronous = NORMAL');
+      // The acknowledging thread never sleeps inside SQLite on a busy lock: it retries itself (ingestTx, tx).
+      this.db.pragma(`busy_timeout = ${this.gate?.role === 'ingest' ? 0 : BUSY_TIMEOUT_MS}`);
       this.db.pragma('foreign_keys = ON');
+      // Copying the WAL into the database (and its fsync) is the engine's chore, not the acknowledging thread's.
+      if (this.gate?.role === 'ingest') this.db.pragma('wal_autocheckpoint = 0');
     } catch (err) {
       throw new TajoError('store_unavailable', `cannot open SQLite store at ${path}: ${(err as Error).message}; check the path in store.url and its permissions`, { cause: err, retryable: true });
     }
@@ -79,13 +100,41 @@ export class SqliteStore implements Store {
     return st;
   }
 
-  private tx<T>(fn: () => T, durable = false): T {
-    const level = durable ? this.durableLevel : 'NORMAL';
-    if (level !== this.level) {
-      this.db.pragma(`synchronous = ${level}`);
-      this.level = level;
+  private tx<T>(fn: () => T): T {
+    if (this.gate?.role === 'engine') this.gate.yieldToIngest();
+    if (this.gate?.role !== 'ingest') return this.db.transaction(fn).immediate();
+    // Rare writes of the acknowledging thread other than inbox inserts (admin actions).
+    const deadline = Date.now() + BUSY_TIMEOUT_MS;
+    for (;;) {
+      try {
+        return this.db.transaction(fn).immediate();
+      } catch (err) {
+        if (!isBusy(err) || Date.now() > deadline) throw err;
+        Atomics.wait(PAUSE, 0, 0, 1);
+      }
     }
-    return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * The acknowledging thread's write: while the lock is held elsewhere it waits without
+   * blocking its event loop (requests keep arriving and join the next group commit).
+   */
+  private async ingestTx<T>(fn: () => T): Promise<T> {
+    if (this.gate?.role !== 'ingest') return this.tx(fn);
+    this.gate.enter();
+    try {
+      const deadline = Date.now() + BUSY_TIMEOUT_MS;
+      for (;;) {
+        try {
+          return this.db.transaction(fn).immediate();
+        } catch (err) {
+          if (!isBusy(err) || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
+    } finally {
+      this.gate.leave();
+    }
   }
 
   async migrate(): Promise<void> {
@@ -106,31 +155,39 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
+    this.walSync?.close();
   }
 
   async insertInbox(rows: InboxInsert[]): Promise<Array<'inserted' | 'duplicate'>> {
     const stmt = this.stmt("INSERT INTO inbox (message_id, source, topic_arn, received_at, body, state) VALUES (?, ?, ?, ?, ?, 'stored') ON CONFLICT(message_id) DO NOTHING");
     const queue = this.stmt('INSERT INTO inbox_pending (id) VALUES (?)');
-    return this.tx(
-      () =>
-        rows.map((r) => {
-          const res = stmt.run(r.messageId, r.source, r.topicArn ?? null, r.receivedAt, r.body);
-          if (res.changes !== 1) return 'duplicate';
-          queue.run(res.lastInsertRowid);
-          return 'inserted';
-        }),
-      true,
+    const res = await this.ingestTx(() =>
+      rows.map((r) => {
+        const res = stmt.run(r.messageId, r.source, r.topicArn ?? null, r.receivedAt, r.body);
+        if (res.changes !== 1) return 'duplicate';
+        queue.run(res.lastInsertRowid);
+        return 'inserted';
+      }),
     );
+    // Also for duplicates: their first copy may still be on its way to disk.
+    await this.walSync?.afterCommit();
+    return res;
   }
 
   async claimInbox(limit: number, owner: string, leaseMs: number, now: number): Promise<InboxRow[]> {
-    return this.tx(() => {
-      const rows = this.db
-        .prepare('SELECT i.id, i.message_id, i.source, i.topic_arn, i.received_at, i.body FROM inbox_pending p JOIN inbox i ON i.id = p.id WHERE p.lease_until <= ? ORDER BY p.id LIMIT ?')
-        .all(now, limit) as Row[];
-      if (rows.length === 0) return [];
-      this.stmt(`UPDATE inbox_pending SET lease_owner = ?, lease_until = ? WHERE id IN (${placeholders(rows.length)})`).run(owner, now + leaseMs, ...rows.map((r) => r.id));
-      return rows.map((r) => ({
+    // Reading the (large) envelopes needs no write lock; only the lease does, and it is taken
+    // on the rows that are still free at that moment. An empty poll writes nothing.
+    const rows = this.stmt('SELECT i.id, i.message_id, i.source, i.topic_arn, i.received_at, i.body FROM inbox_pending p JOIN inbox i ON i.id = p.id WHERE p.lease_until <= ? ORDER BY p.id LIMIT ?').all(now, limit) as Row[];
+    if (rows.length === 0) return [];
+    const taken = this.tx(
+      () =>
+        new Set(
+          (this.stmt(`UPDATE inbox_pending SET lease_owner = ?, lease_until = ? WHERE lease_until <= ? AND id IN ${IN_LIST} RETURNING id`).all(owner, now + leaseMs, now, JSON.stringify(rows.map((r) => r.id))) as Row[]).map((r) => Number(r.id)),
+        ),
+    );
+    return rows
+      .filter((r) => taken.has(Number(r.id)))
+      .map((r) => ({
         id: Number(r.id),
         messageId: String(r.message_id),
         source: String(r.source),
@@ -138,7 +195,6 @@ export class SqliteStore implements Store {
         receivedAt: Number(r.received_at),
         body: String(r.body),
       }));
-    });
   }
 
   async commitInbox(outcomes: InboxOutcome[], ops: PlannedOp[], now: number): Promise<EnqueueResult> {
@@ -181,13 +237,11 @@ export class SqliteStore implements Store {
     if (cur) {
       const row = toOp(cur);
       const merged = mergeContactOps(rowToContactOp(row), op);
-      this.db
-        .prepare('UPDATE ops SET payload = ?, sources = ?, priority = ?, lane = ?, next_at = MIN(next_at, ?), attempts = MAX(attempts, ?), updated_at = ? WHERE id = ?')
+      this.stmt('UPDATE ops SET payload = ?, sources = ?, priority = ?, lane = ?, next_at = MIN(next_at, ?), attempts = MAX(attempts, ?), updated_at = ? WHERE id = ?')
         .run(JSON.stringify(merged.payload), JSON.stringify(merged.sources), merged.priority, merged.lane, nextAt, attempts, now, row.id);
       return true;
     }
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO ops (kind, key, email, lane, priority, payload, sources, state, attempts, next_at, created_at, updated_at)
          VALUES ('contact', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
       )
@@ -205,8 +259,7 @@ export class SqliteStore implements Store {
         return;
       }
     }
-    this.db
-      .prepare(
+    this.stmt(
         `UPDATE ops SET state = 'pending', next_at = ?, lease_owner = NULL, lease_until = 0, ref = NULL,
            last_code = COALESCE(?, last_code), last_message = COALESCE(?, last_message), last_status = COALESCE(?, last_status), updated_at = ?
          WHERE id = ?`,
@@ -216,19 +269,26 @@ export class SqliteStore implements Store {
 
   async claimOps(q: ClaimQuery): Promise<OpRow[]> {
     const lanes = q.lanes ?? ['realtime', 'backfill'];
-    return this.tx(() => {
-      const rows = this.db
-        .prepare(
-          `SELECT * FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND priority <= ? AND lane IN (${placeholders(lanes.length)})
-           ORDER BY priority, id LIMIT ?`,
-        )
-        .all(q.kind, q.now, q.maxPriority ?? 99, ...lanes, q.limit) as Row[];
-      if (rows.length === 0) return [];
-      this.db
-        .prepare(`UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE id IN (${placeholders(rows.length)})`)
-        .run(q.owner, q.now + q.leaseMs, q.now, ...rows.map((r) => r.id));
-      return rows.map((r) => ({ ...toOp(r), state: 'inflight' as const, attempts: Number(r.attempts) + 1 }));
-    });
+    // As claimInbox: choose without the write lock, then lease what is still pending. The
+    // rows come back from the UPDATE itself, so a payload merged in between is the one sent.
+    const ids = (
+      this.stmt(
+        `SELECT id FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND priority <= ? AND lane IN (${placeholders(lanes.length)})
+         ORDER BY priority, id LIMIT ?`,
+      ).all(q.kind, q.now, q.maxPriority ?? 99, ...lanes, q.limit) as Row[]
+    ).map((r) => Number(r.id));
+    if (ids.length === 0) return [];
+    const rows = this.tx(
+      () =>
+        this.stmt(`UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND id IN ${IN_LIST} RETURNING *`).all(
+          q.owner,
+          q.now + q.leaseMs,
+          q.now,
+          JSON.stringify(ids),
+        ) as Row[],
+    );
+    const order = new Map(ids.map((id, i) => [id, i]));
+    return rows.map(toOp).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   }
 
   private writeLedger(entries: LedgerEntry[], now: number): void {
@@ -249,7 +309,7 @@ export class SqliteStore implements Store {
     if (ids.length === 0 && ledger.length === 0) return;
     this.tx(() => {
       if (ids.length > 0) {
-        this.stmt(`UPDATE ops SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN (${placeholders(ids.length)})`).run(now, ...ids);
+        this.stmt(`UPDATE ops SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN ${IN_LIST}`).run(now, JSON.stringify(ids));
       }
       this.writeLedger(ledger, now);
     });
@@ -258,15 +318,14 @@ export class SqliteStore implements Store {
   async awaitOps(ids: number[], ref: string, now: number, ledger: LedgerEntry[] = []): Promise<void> {
     this.tx(() => {
       if (ids.length > 0) {
-        this.stmt(`UPDATE ops SET state = 'awaiting', ref = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN (${placeholders(ids.length)})`).run(ref, now, ...ids);
+        this.stmt(`UPDATE ops SET state = 'awaiting', ref = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN ${IN_LIST}`).run(ref, now, JSON.stringify(ids));
       }
       this.writeLedger(ledger, now);
     });
   }
 
   async listAwaiting(limit: number): Promise<Array<{ ref: string; count: number; since: number }>> {
-    const rows = this.db
-      .prepare("SELECT ref, COUNT(*) AS n, MIN(updated_at) AS since FROM ops WHERE state = 'awaiting' GROUP BY ref ORDER BY since LIMIT ?")
+    const rows = this.stmt("SELECT ref, COUNT(*) AS n, MIN(updated_at) AS since FROM ops WHERE state = 'awaiting' GROUP BY ref ORDER BY since LIMIT ?")
       .all(limit) as Row[];
     return rows.map((r) => ({ ref: String(r.ref), count: Number(r.n), since: Number(r.since) }));
   }
@@ -277,7 +336,7 @@ export class SqliteStore implements Store {
 
   private byIds(ids: number[]): Map<number, OpRow> {
     if (ids.length === 0) return new Map();
-    const rows = this.stmt(`SELECT * FROM ops WHERE id IN (${placeholders(ids.length)})`).all(...ids) as Row[];
+    const rows = this.stmt(`SELECT * FROM ops WHERE id IN ${IN_LIST}`).all(JSON.stringify(ids)) as Row[];
     return new Map(rows.map((r) => [Number(r.id), toOp(r)]));
   }
 
@@ -318,20 +377,15 @@ export class SqliteStore implements Store {
   }
 
   async leaseOwners(): Promise<string[]> {
-    const rows = this.db
-      .prepare("SELECT DISTINCT lease_owner AS o FROM ops WHERE state = 'inflight' AND lease_owner IS NOT NULL UNION SELECT DISTINCT lease_owner FROM inbox_pending WHERE lease_owner IS NOT NULL")
+    const rows = this.stmt("SELECT DISTINCT lease_owner AS o FROM ops WHERE state = 'inflight' AND lease_owner IS NOT NULL UNION SELECT DISTINCT lease_owner FROM inbox_pending WHERE lease_owner IS NOT NULL")
       .all() as Row[];
     return rows.map((r) => String(r.o));
   }
 
   async getLedger(emails: string[]): Promise<Map<string, LedgerEntry>> {
     const out = new Map<string, LedgerEntry>();
-    const all = [...new Set(emails)];
-    for (let i = 0; i < all.length; i += 500) {
-      const chunk = all.slice(i, i + 500);
-      const rows = this.stmt(`SELECT email, attrs, blocklisted FROM contact_ledger WHERE email IN (${placeholders(chunk.length)})`).all(...chunk) as Row[];
-      for (const r of rows) out.set(String(r.email), { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 });
-    }
+    const rows = this.stmt(`SELECT email, attrs, blocklisted FROM contact_ledger WHERE email IN ${IN_LIST}`).all(JSON.stringify([...new Set(emails)])) as Row[];
+    for (const r of rows) out.set(String(r.email), { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 });
     return out;
   }
 
@@ -361,7 +415,7 @@ export class SqliteStore implements Store {
 
   async discardFailures(ids: number[], now: number): Promise<number> {
     if (ids.length === 0) return 0;
-    return this.stmt(`UPDATE ops SET state = 'discarded', updated_at = ? WHERE state = 'dead' AND id IN (${placeholders(ids.length)})`).run(now, ...ids).changes;
+    return this.stmt(`UPDATE ops SET state = 'discarded', updated_at = ? WHERE state = 'dead' AND id IN ${IN_LIST}`).run(now, JSON.stringify(ids)).changes;
   }
 
   async getCursor(stream: string): Promise<CursorRow | undefined> {
@@ -370,8 +424,7 @@ export class SqliteStore implements Store {
   }
 
   async setCursor(stream: string, value: string | null, now: number, status?: string, note?: string): Promise<void> {
-    this.db
-      .prepare(
+    this.stmt(
         'INSERT INTO cursors (stream, value, status, note, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(stream) DO UPDATE SET value = excluded.value, status = excluded.status, note = excluded.note, updated_at = excluded.updated_at',
       )
       .run(stream, value, status ?? null, note ?? null, now);
@@ -405,8 +458,7 @@ export class SqliteStore implements Store {
     if (total - pending - unparseable) inbox.done = total - pending - unparseable;
     if (unparseable) inbox.unparseable = unparseable;
     const ops = (
-      this.db
-        .prepare("SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending','inflight','awaiting') THEN created_at END) AS oldest FROM ops GROUP BY kind, lane, state, priority")
+      this.stmt("SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending','inflight','awaiting') THEN created_at END) AS oldest FROM ops GROUP BY kind, lane, state, priority")
         .all() as Row[]
     ).map((r) => ({
       kind: r.kind as OpRow['kind'],

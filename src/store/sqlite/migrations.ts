@@ -84,4 +84,13 @@ UPDATE inbox SET outcome = 'unparseable' WHERE state = 'unparseable';
 CREATE INDEX inbox_outcome ON inbox(outcome) WHERE outcome IS NOT NULL;
 `,
   },
+  {
+    version: 3,
+    name: 'drop the unused inbox state index',
+    // Since v2 every envelope keeps state 'stored' (the queue is inbox_pending), so the index
+    // answered no query and cost a page write on every acknowledged webhook.
+    sql: `
+DROP INDEX IF EXISTS inbox_state;
+`,
+  },
 ];

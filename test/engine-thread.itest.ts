@@ -1,0 +1,123 @@
+// `serve` runs processing and delivery on an engine thread: what an operator sees must not
+// change (deliveries, /metrics, /admin/status, a clean SIGTERM, a clear failure at start).
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startBrevoSim, type BrevoSim } from '../src/sim/brevo/index.js';
+import { startSnsSim, type SnsSim } from '../src/sim/sns/index.js';
+import { realisticMix } from '../src/sim/ses-events/index.js';
+import { parseSesNotification } from '../src/ses/parse.js';
+import { expectedBrevoState, compareWithBrevo } from '../src/sim/oracle.js';
+import { SES_EVENT_TYPES } from '../src/core/types.js';
+import { TOPIC, LOOPBACK_CERT_HOST, freePort, metricValue, until } from './helpers.js';
+
+const ALL_BOTH = Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both']));
+
+describe('serve with its engine thread', () => {
+  let brevo: BrevoSim;
+  let sns: SnsSim;
+  let dir: string;
+  let child: ChildProcess | undefined;
+  let logs = '';
+
+  beforeAll(async () => {
+    brevo = await startBrevoSim({ plan: 'unlimited', importDelayMs: 20 });
+    sns = await startSnsSim();
+    dir = mkdtempSync(join(tmpdir(), 'tajo-thread-'));
+  });
+  afterAll(async () => {
+    child?.kill('SIGKILL');
+    await brevo.close();
+    await sns.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function serve(name: string, port: number, apiKey: string, extra: Record<string, unknown> = {}): ChildProcess {
+    const configPath = join(dir, `${name}.yaml`);
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        connectors: { 'amazon-ses': { region: 'us-east-1', sync: { contacts: false, suppressions: false, account: false }, sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true }, events: ALL_BOTH } },
+        brevo: { api_key: apiKey, base_url: brevo.url, plan: 'extended' },
+        store: { url: `sqlite:${join(dir, `${name}.db`)}` },
+        server: { port, host: '127.0.0.1', ...extra },
+        log: { level: 'info' },
+      }),
+    );
+    logs = '';
+    const c = spawn(process.execPath, ['bin/tajo-ses.js', 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+    c.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+    return c;
+  }
+
+  it('acknowledges, delivers, and reports the metrics and Brevo budget of both threads', async () => {
+    const port = await freePort();
+    child = serve('main', port, brevo.apiKey);
+    const base = `http://127.0.0.1:${port}`;
+    await until(() => fetch(`${base}/readyz`).then((r) => r.ok).catch(() => false), `serve ready (logs: ${logs.slice(-1500)})`, 30_000, 100);
+
+    const payloads = realisticMix(300, { recipients: 40, seed: 8 });
+    for (const p of payloads) {
+      const res = await sns.publish(`${base}/webhooks/amazon-ses`, sns.notification(TOPIC, p));
+      expect(res.status).toBe(200);
+    }
+    const exp = expectedBrevoState(payloads.flatMap((p) => parseSesNotification(p).records), ALL_BOTH as never);
+    await until(async () => {
+      await brevo.settle();
+      return compareWithBrevo(exp, brevo.state()).ok;
+    }, 'Brevo to hold every event and attribute', 30_000, 100);
+    // The engine thread logs under its own name.
+    expect(logs).toContain('"thread":"engine"');
+
+    const text = await fetch(`${base}/metrics`).then((r) => r.text());
+    // From the answering thread:
+    expect(metricValue(text, 'tajo_ses_webhook_requests_total', { outcome: 'accepted' })).toBe(300);
+    expect(text).toMatch(/^tajo_ses_process_cpu_seconds_total \S+$/m);
+    // From the engine thread:
+    expect(metricValue(text, 'tajo_ses_records_total', { type: 'Send' })).toBeGreaterThan(0);
+    expect(metricValue(text, 'tajo_ses_delivered_total', { kind: 'event' })).toBe(exp.events.size);
+    expect(metricValue(text, 'tajo_ses_brevo_calls_total', { endpoint: 'events_batch', status: 'ok' })).toBeGreaterThan(0);
+    // One family per name: a scraper refuses a page that repeats one.
+    const families = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!);
+    expect(new Set(families).size).toBe(families.length);
+
+    const status = (await fetch(`${base}/admin/status`).then((r) => r.json())) as { inbox: Record<string, number>; rateLimit: Array<{ bucket: string }> };
+    expect(status.inbox.done).toBe(300);
+    await until(async () => ((await fetch(`${base}/admin/status`).then((r) => r.json())) as typeof status).rateLimit.some((b) => b.bucket === 'events'), 'the engine governor in /admin/status', 5_000, 100);
+
+    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(logs).toContain('stopped cleanly');
+    child = undefined;
+  });
+
+  it('a Brevo key that is refused stops serve at start, with Brevo’s reason', async () => {
+    const port = await freePort();
+    child = serve('badkey', port, 'not-the-key');
+    const code = await new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
+    child = undefined;
+    expect(code).toBe(1);
+    expect(logs).toMatch(/error: .*(unauthorized|401|key)/i);
+  });
+
+  it('server.engine_thread: false runs everything on one thread, with the same results', async () => {
+    const port = await freePort();
+    child = serve('inline', port, brevo.apiKey, { engine_thread: false });
+    const base = `http://127.0.0.1:${port}`;
+    await until(() => fetch(`${base}/readyz`).then((r) => r.ok).catch(() => false), `serve ready (logs: ${logs.slice(-1500)})`, 30_000, 100);
+    const before = brevo.state().events.length;
+    const payloads = realisticMix(50, { recipients: 10, seed: 99 });
+    for (const p of payloads) expect((await sns.publish(`${base}/webhooks/amazon-ses`, sns.notification(TOPIC, p))).status).toBe(200);
+    const expected = expectedBrevoState(payloads.flatMap((p) => parseSesNotification(p).records), ALL_BOTH as never).events.size;
+    await until(() => brevo.state().events.length === before + expected, 'the inline engine to deliver', 30_000, 100);
+    expect(logs).not.toContain('"thread":"engine"');
+    const exited = new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    child = undefined;
+  });
+});
