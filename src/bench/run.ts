@@ -11,7 +11,6 @@ import { startBrevoSim, type BrevoSimState } from '../sim/brevo/index.js';
 import { startSnsSim } from '../sim/sns/index.js';
 import { startSesSim } from '../sim/ses/index.js';
 import { realisticMix } from '../sim/ses-events/index.js';
-import { verifySnsMessage, CertCache, SnsVerificationError } from '../ses/sns.js';
 import { parseConfig } from '../config/load.js';
 import { parseSesNotification } from '../ses/parse.js';
 import { contactChangesForEvent } from '../core/plan.js';
@@ -137,23 +136,14 @@ async function ingest() {
   let next = 0;
   const take = (n: number) => bodies.slice(next, (next += n));
   const warm = take(1000);
-  const certCache = new CertCache();
-  const verifyOpts = { topicArns: [TOPIC], maxMessageAgeMs: 3_600_000, signingCertHosts: ['^127\\.0\\.0\\.1$'], allowHttpCertUrls: true, certCache };
-
-  // Upper bound: same framework, same body handling, same signature check, stores nothing.
-  const bare = Fastify({ logger: false, bodyLimit: 256 * 1024 });
-  bare.removeAllContentTypeParsers();
-  bare.addContentTypeParser('*', { parseAs: 'string' }, (_r, b, done) => done(null, b));
-  bare.post('/webhooks/amazon-ses', async (req, reply) => {
-    try {
-      await verifySnsMessage(req.body as string, verifyOpts);
-      return reply.code(200).send({ ok: true, outcome: 'verified' });
-    } catch (err) {
-      return reply.code(err instanceof SnsVerificationError ? err.status : 500).send({ ok: false });
-    }
+  // Upper bound: same framework, same body handling, same signature check, stores nothing;
+  // its own process, like the connector (this one holds every signed body in memory).
+  const bareChild = spawn(process.execPath, [join(here, 'verify-only.js'), TOPIC, '^127\\.0\\.0\\.1$'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const bareUrl = await new Promise<string>((resolve, reject) => {
+    bareChild.stdout.once('data', (d: Buffer) => resolve(d.toString().trim().split('\n')[0]!));
+    bareChild.once('exit', (code) => reject(new Error(`verify-only handler exited ${code}`)));
   });
-  await bare.listen({ port: 0, host: '127.0.0.1' });
-  const bareUrl = `http://127.0.0.1:${(bare.server.address() as AddressInfo).port}/webhooks/amazon-ses`;
+  const barePeak = () => peakRssOf(bareChild.pid!);
   await loadgen(bareUrl, warm, 64);
 
   const brevo = await startBrevoChild('unlimited');
@@ -188,7 +178,8 @@ async function ingest() {
     log(`round ${round}/${ROUNDS}: connector (tajo-ses serve: acknowledgement after a durable commit on SQLite)...`);
     connector.push(await loadgen(url, take(INGEST_N), 64));
   }
-  await bare.close();
+  const verifyOnlyPeakRssMb = barePeak();
+  bareChild.kill('SIGTERM');
   const verifyRate = median(verifyOnly.map((r) => r.perSecond));
   const connectorRate = median(connector.map((r) => r.perSecond));
   const halfRate = Math.max(1, Math.round(connectorRate / 2));
@@ -214,6 +205,7 @@ async function ingest() {
     medians: { verifyOnlyPerSecond: verifyRate, connectorPerSecond: connectorRate },
     connectorHalfRate: { rate: halfRate, windows: half, medianP99Ms: median(half.map((h) => h.p99Ms)), worstP99Ms: Math.max(...half.map((h) => h.p99Ms)) },
     connectorPeakRssMb: peak,
+    verifyOnlyPeakRssMb,
     storedAtEnd: status.inbox,
   };
 }
