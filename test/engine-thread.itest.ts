@@ -1,7 +1,6 @@
 // `serve` runs processing and delivery on an engine thread: what an operator sees must not
 // change (deliveries, /metrics, /admin/status, a clean SIGTERM, a clear failure at start).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +10,7 @@ import { realisticMix } from '../src/sim/ses-events/index.js';
 import { parseSesNotification } from '../src/ses/parse.js';
 import { expectedBrevoState, compareWithBrevo } from '../src/sim/oracle.js';
 import { SES_EVENT_TYPES } from '../src/core/types.js';
-import { TOPIC, LOOPBACK_CERT_HOST, freePort, metricValue, until } from './helpers.js';
+import { TOPIC, LOOPBACK_CERT_HOST, freePort, metricValue, spawnServe, until, type ServeProcess } from './helpers.js';
 
 const ALL_BOTH = Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both']));
 
@@ -19,8 +18,7 @@ describe('serve with its engine thread', () => {
   let brevo: BrevoSim;
   let sns: SnsSim;
   let dir: string;
-  let child: ChildProcess | undefined;
-  let logs = '';
+  let serve: ServeProcess | undefined;
 
   beforeAll(async () => {
     brevo = await startBrevoSim({ plan: 'unlimited', importDelayMs: 20 });
@@ -28,13 +26,13 @@ describe('serve with its engine thread', () => {
     dir = mkdtempSync(join(tmpdir(), 'tajo-thread-'));
   });
   afterAll(async () => {
-    child?.kill('SIGKILL');
+    serve?.child.kill('SIGKILL');
     await brevo.close();
     await sns.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function serve(name: string, port: number, apiKey: string, extra: Record<string, unknown> = {}): ChildProcess {
+  function start(name: string, port: number, apiKey: string, extra: Record<string, unknown> = {}): ServeProcess {
     const configPath = join(dir, `${name}.yaml`);
     writeFileSync(
       configPath,
@@ -46,18 +44,14 @@ describe('serve with its engine thread', () => {
         log: { level: 'info' },
       }),
     );
-    logs = '';
-    const c = spawn(process.execPath, ['bin/tajo-ses.js', 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-    c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
-    c.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
-    return c;
+    return spawnServe(configPath);
   }
 
   it('acknowledges, delivers, and reports the metrics and Brevo budget of both threads', async () => {
     const port = await freePort();
-    child = serve('main', port, brevo.apiKey);
+    serve = start('main', port, brevo.apiKey);
     const base = `http://127.0.0.1:${port}`;
-    await until(() => fetch(`${base}/readyz`).then((r) => r.ok).catch(() => false), `serve ready (logs: ${logs.slice(-1500)})`, 30_000, 100);
+    await serve.ready(port);
 
     const payloads = realisticMix(300, { recipients: 40, seed: 8 });
     for (const p of payloads) {
@@ -70,7 +64,7 @@ describe('serve with its engine thread', () => {
       return compareWithBrevo(exp, brevo.state()).ok;
     }, 'Brevo to hold every event and attribute', 30_000, 100);
     // The engine thread logs under its own name.
-    expect(logs).toContain('"thread":"engine"');
+    expect(serve.logs()).toContain('"thread":"engine"');
 
     const text = await fetch(`${base}/metrics`).then((r) => r.text());
     // From the answering thread:
@@ -88,36 +82,32 @@ describe('serve with its engine thread', () => {
     expect(status.inbox.done).toBe(300);
     await until(async () => ((await fetch(`${base}/admin/status`).then((r) => r.json())) as typeof status).rateLimit.some((b) => b.bucket === 'events'), 'the engine governor in /admin/status', 5_000, 100);
 
-    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(logs).toContain('stopped cleanly');
-    child = undefined;
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited()).toBe(0);
+    expect(serve.logs()).toContain('stopped cleanly');
+    serve = undefined;
   });
 
   it('a Brevo key that is refused stops serve at start, with Brevo’s reason', async () => {
     const port = await freePort();
-    child = serve('badkey', port, 'not-the-key');
-    const code = await new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
-    child = undefined;
-    expect(code).toBe(1);
-    expect(logs).toMatch(/error: .*(unauthorized|401|key)/i);
+    serve = start('badkey', port, 'not-the-key');
+    expect(await serve.exited()).toBe(1);
+    expect(serve.logs()).toMatch(/error: .*(unauthorized|401|key)/i);
   });
 
   it('server.engine_thread: false runs everything on one thread, with the same results', async () => {
     const port = await freePort();
-    child = serve('inline', port, brevo.apiKey, { engine_thread: false });
+    serve = start('inline', port, brevo.apiKey, { engine_thread: false });
     const base = `http://127.0.0.1:${port}`;
-    await until(() => fetch(`${base}/readyz`).then((r) => r.ok).catch(() => false), `serve ready (logs: ${logs.slice(-1500)})`, 30_000, 100);
+    await serve.ready(port);
     const before = brevo.state().events.length;
     const payloads = realisticMix(50, { recipients: 10, seed: 99 });
     for (const p of payloads) expect((await sns.publish(`${base}/webhooks/amazon-ses`, sns.notification(TOPIC, p))).status).toBe(200);
     const expected = expectedBrevoState(payloads.flatMap((p) => parseSesNotification(p).records), ALL_BOTH as never).events.size;
     await until(() => brevo.state().events.length === before + expected, 'the inline engine to deliver', 30_000, 100);
-    expect(logs).not.toContain('"thread":"engine"');
-    const exited = new Promise<number | null>((r) => child!.once('exit', (c) => r(c)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    child = undefined;
+    expect(serve.logs()).not.toContain('"thread":"engine"');
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited()).toBe(0);
+    serve = undefined;
   });
 });

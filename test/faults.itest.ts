@@ -1,6 +1,5 @@
 // Issue: nothing lost when Brevo fails or throttles, or when the process is killed.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { buildServer } from '../src/server/app.js';
 import { SES_EVENT_TYPES, type SesEventRecord } from '../src/core/types.js';
 import type { SnsEnvelope } from '../src/ses/sns.js';
 import type { AddressInfo } from 'node:net';
-import { freePort } from './helpers.js';
+import { freePort, spawnServe, type ServeProcess } from './helpers.js';
 
 const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
 const ALL_BOTH = Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both']));
@@ -123,30 +122,18 @@ describe('SIGKILL mid-delivery', () => {
   let brevo: BrevoSim;
   let sns: SnsSim;
   let dir: string;
-  let child: ChildProcess | undefined;
-  let logs = '';
+  let serve: ServeProcess | undefined;
   beforeAll(async () => {
     brevo = await startBrevoSim({ plan: 'general', faults: { latencyMs: 20 } });
     sns = await startSnsSim();
     dir = mkdtempSync(join(tmpdir(), 'tajo-kill-'));
   });
   afterAll(async () => {
-    child?.kill('SIGKILL');
+    serve?.child.kill('SIGKILL');
     await brevo.close();
     await sns.close();
     rmSync(dir, { recursive: true, force: true });
   });
-
-  function startServe(configPath: string): ChildProcess {
-    const c = spawn(process.execPath, ['bin/tajo-ses.js', 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-    c.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
-    c.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
-    return c;
-  }
-
-  async function waitReady(port: number): Promise<void> {
-    await until(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false)), 30_000, `serve on ${port} (logs: ${logs.slice(-2000)})`);
-  }
 
   it('a killed serve resumes after restart: nothing accepted is lost', async () => {
     const port = await freePort();
@@ -163,8 +150,8 @@ describe('SIGKILL mid-delivery', () => {
       }),
     );
     process.env.SIM_KEY = brevo.apiKey;
-    child = startServe(configPath);
-    await waitReady(port);
+    serve = spawnServe(configPath);
+    await serve.ready(port);
     const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
     const payloads = realisticMix(5000, { recipients: 100, seed: 5 });
     await publishAll(sns, url, payloads.map((p) => sns.notification(TOPIC, p)));
@@ -174,12 +161,12 @@ describe('SIGKILL mid-delivery', () => {
     // Kill it while Brevo holds part of the events (50 per batch at 10 batches/s).
     await until(() => brevo.stats().byRoute['POST /v3/events/batch'] !== undefined && brevo.state().events.length >= 500, 60_000, 'first deliveries');
     const before = brevo.state().events.length;
-    child.kill('SIGKILL');
-    await new Promise((r) => child!.once('exit', r));
+    serve.child.kill('SIGKILL');
+    await serve.exited();
     expect(before).toBeLessThan(exp.events.size);
 
-    child = startServe(configPath);
-    await waitReady(port);
+    serve = spawnServe(configPath);
+    await serve.ready(port);
     await until(
       () => {
         const keys = new Set(brevo.state().events.map((e) => String(e.event_properties?.event_key)));
@@ -196,9 +183,8 @@ describe('SIGKILL mid-delivery', () => {
     // At most the batches that were in flight at the kill can be resent.
     expect(cmp.events.duplicates).toBeLessThanOrEqual(200);
 
-    const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    child = undefined;
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited()).toBe(0);
+    serve = undefined;
   });
 });

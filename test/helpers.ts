@@ -3,6 +3,7 @@
 // temp dir) + the real Fastify server on 127.0.0.1:0. Tests talk to it over real sockets and
 // judge the result from the Brevo simulator's state.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
@@ -238,4 +239,28 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** `tajo-ses serve` as its own process (the built CLI), with its output collected. */
+export interface ServeProcess {
+  child: ChildProcess;
+  logs(): string;
+  /** Resolves once /readyz answers 200 on `port`. */
+  ready(port: number): Promise<void>;
+  /** Resolves with the exit code. */
+  exited(): Promise<number | null>;
+}
+
+export function spawnServe(configPath: string): ServeProcess {
+  let logs = '';
+  const child = spawn(process.execPath, ['bin/tajo-ses.js', 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return {
+    child,
+    logs: () => logs,
+    ready: (port) => until(() => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false), `serve ready on ${port} (logs: ${logs.slice(-2000)})`, 30_000, 100).then(() => undefined),
+    exited: () => exit,
+  };
 }
