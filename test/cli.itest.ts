@@ -180,6 +180,31 @@ describe('tajo-ses config validate', () => {
   });
 });
 
+describe('tajo-ses demo', () => {
+  it('runs on the embedded default: exit 0, and prints what Brevo received against what was published', async () => {
+    const r = await run(['demo', '--events', '120', '--contacts', '25']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Published \d+ signed SNS envelopes \(\d+ replayed\) carrying \d+ SES records\./);
+    expect(r.stdout).toMatch(/events\s+(\d+) \(expected \1, duplicates 0, missing 0\)/);
+    // Addresses blocklisted by the backfilled SES state are counted apart from those the events blocklist.
+    const m = /blocklisted\s+(\d+) \(expected (\d+) from the events(?:, plus (\d+) from the SES state backfilled above)?\)/.exec(r.stdout);
+    expect(m, r.stdout).not.toBeNull();
+    expect(Number(m![1])).toBe(Number(m![2]) + Number(m![3] ?? 0));
+    expect(r.stdout).toContain('Result: Brevo matches what SES published.');
+  });
+
+  it('--json: progress lines, then one result document with the comparison', async () => {
+    const r = await run(['demo', '--events', '60', '--contacts', '10', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.slice(0, -1).every((l) => 'progress' in (JSON.parse(l) as object))).toBe(true);
+    const doc = JSON.parse(lines[lines.length - 1]!) as { ok: boolean; comparison: { events: { missing: number; duplicates: number }; blocklist: { expected: number; received: number; alsoAllowed: number } } };
+    expect(doc.ok).toBe(true);
+    expect(doc.comparison.events).toMatchObject({ missing: 0, duplicates: 0 });
+    expect(doc.comparison.blocklist.received).toBe(doc.comparison.blocklist.expected + doc.comparison.blocklist.alsoAllowed);
+  });
+});
+
 describe('tajo-ses usage', () => {
   it('--help: exit 0 and the commands', async () => {
     const r = await run(['--help']);

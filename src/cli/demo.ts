@@ -171,7 +171,7 @@ export function formatDemo(r: DemoResult): string {
     `Published ${r.published.envelopes} signed SNS envelopes (${r.published.snsDuplicates} replayed) carrying ${r.published.sesRecords} SES records.`,
     `Brevo received:`,
     `  contacts      ${c.contacts}`,
-    `  blocklisted   ${c.blocklist.received} (expected ${c.blocklist.expected})`,
+    `  blocklisted   ${c.blocklist.received} (expected ${c.blocklist.expected} from the events${c.blocklist.alsoAllowed ? `, plus ${c.blocklist.alsoAllowed} from the SES state backfilled above` : ''})`,
     `  events        ${c.events.received} (expected ${c.events.expected}, duplicates ${c.events.duplicates}, missing ${c.events.missing})`,
     ...Object.entries(c.byName)
       .sort()

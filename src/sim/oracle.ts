@@ -45,7 +45,8 @@ export interface Comparison {
   ok: boolean;
   problems: string[];
   events: { expected: number; received: number; unique: number; duplicates: number; missing: number; unexpected: number };
-  blocklist: { expected: number; received: number };
+  /** `alsoAllowed`: blocklisted for a reason outside the events compared (`alsoBlocklisted`, e.g. backfilled suppressions). */
+  blocklist: { expected: number; received: number; alsoAllowed: number };
   contacts: number;
   droppedValues: number;
   byName: Record<string, number>;
@@ -93,7 +94,7 @@ export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: { al
     ok: problems.length === 0,
     problems,
     events: { expected: exp.events.size, received: state.events.length, unique: seen.size, duplicates, missing, unexpected },
-    blocklist: { expected: exp.blocklisted.size, received: blocked.size },
+    blocklist: { expected: exp.blocklisted.size, received: blocked.size, alsoAllowed: [...blocked].filter((e) => !exp.blocklisted.has(e) && opts.alsoBlocklisted?.has(e)).length },
     contacts: contacts.length,
     droppedValues: state.dropped.length,
     byName,
