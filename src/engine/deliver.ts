@@ -25,9 +25,9 @@ export interface DeliveryOptions {
   /** Lanes written one contact at a time (POST /contacts) and whose events are sent. */
   lanes?: Lane[];
   /**
-   * After a round that found less than a full batch, wait this long before the next claim,
-   * so that under a steady trickle each call carries more (fewer Brevo calls, less CPU).
-   * A full batch goes on at once. Default 100 ms.
+   * After a round of events that found less than a full batch, wait this long before the
+   * next claim, so that under a steady trickle each call carries more (fewer Brevo calls,
+   * less CPU). A full batch goes on at once. Default 100 ms.
    */
   lingerMs?: number;
   /** Lanes written in bulk through /contacts/import (backfill). */
@@ -204,13 +204,10 @@ export class Deliverer {
         await this.idle(1000);
       }
       if (n === 0 && this.running) await this.idle(250);
-      else if (n < this.fullRound(kind) && this.running) await this.linger();
+      // Events only: a few contacts go out at once as single writes (a blocklisting must not
+      // wait), while a backlog of them is written in bulk anyway.
+      else if (kind === 'event' && n < this.opts.eventBatchSize && this.running) await this.linger();
     }
-  }
-
-  private fullRound(kind: OpKind): number {
-    if (kind === 'event') return this.opts.eventBatchSize;
-    return this.opts.bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
   }
 
   private async linger(): Promise<void> {
@@ -271,7 +268,8 @@ export class Deliverer {
   async deliverContacts(): Promise<number> {
     const bulk = this.opts.bulk;
     // A backlog is written in bulk: one import call per list set instead of one call per contact.
-    const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit: this.fullRound('contact'), owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
+    const limit = bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
+    const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
     if (ops.length === 0) return 0;
     if (bulk && ops.length >= BULK_THRESHOLD) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
