@@ -59,10 +59,15 @@ describe('serve with its engine thread', () => {
       expect(res.status).toBe(200);
     }
     const exp = expectedBrevoState(payloads.flatMap((p) => parseSesNotification(p).records), ALL_BOTH as never);
+    let problems: string[] = [];
     await until(async () => {
       await brevo.settle();
-      return compareWithBrevo(exp, brevo.state()).ok;
-    }, 'Brevo to hold every event and attribute', 30_000, 100);
+      const cmp = compareWithBrevo(exp, brevo.state());
+      problems = cmp.problems;
+      return cmp.ok;
+    }, 'Brevo to hold every event and attribute', 30_000, 100).catch((err: Error) => {
+      throw new Error(`${err.message}: ${problems.slice(0, 5).join('; ')}`);
+    });
     // The engine thread logs under its own name.
     expect(serve.logs()).toContain('"thread":"engine"');
 

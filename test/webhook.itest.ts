@@ -244,7 +244,9 @@ beforeAll(async () => {
     expect(res.status, `${c.name}: ${res.text}`).toBe(200);
     expect(res.json).toMatchObject({ ok: true, outcome: 'stored' });
   }
-  await stack.connector.waitIdle(60_000);
+  // Contact writes may go out as an import: follow it until Brevo has applied it.
+  await stack.connector.waitIdle(60_000, { includeAwaiting: true });
+  await stack.brevo.settle();
   state = stack.brevo.state();
 });
 

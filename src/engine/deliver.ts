@@ -42,6 +42,9 @@ export interface DeliveryOptions {
   };
 }
 
+/** How long after an import its contacts' newer writes still go by import (Brevo applies imports within minutes). */
+const IMPORT_ORDER_MS = 15 * 60_000;
+
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
 export const REALTIME_BULK_CLAIM = 500;
 
@@ -107,6 +110,12 @@ export class Deliverer {
   private readonly abort = new AbortController();
   private inflight = 0;
   private stopWaiters: Array<() => void> = [];
+  /**
+   * Contacts written by an import Brevo may not have applied yet (email -> when). A newer
+   * write for one of them goes by import too: a direct POST would land first and the older
+   * import would then overwrite it. Imports are applied in the order they were accepted.
+   */
+  private recentImports = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -271,7 +280,7 @@ export class Deliverer {
     const limit = bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
     const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
     if (ops.length === 0) return 0;
-    if (bulk && ops.length >= BULK_THRESHOLD) return this.importOps(ops, bulk.defaultListId);
+    if (bulk && (ops.length >= BULK_THRESHOLD || this.importedRecently(ops))) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
       const ledger = await this.store.getLedger(ops.map((o) => o.email));
       const outcomes: Outcome[] = new Array(ops.length);
@@ -296,6 +305,12 @@ export class Deliverer {
       await this.settle(ops, outcomes);
       return ops.length;
     });
+  }
+
+  private importedRecently(ops: OpRow[]): boolean {
+    const since = this.now() - IMPORT_ORDER_MS;
+    if (this.recentImports.size > 50_000) for (const [email, at] of this.recentImports) if (at < since) this.recentImports.delete(email);
+    return ops.some((o) => (this.recentImports.get(o.email) ?? 0) >= since);
   }
 
   private async bulkLoop(): Promise<void> {
@@ -362,6 +377,7 @@ export class Deliverer {
           for (const m of chunk) {
             const op = ops[m.i]!;
             outcomes[m.i] = outcome.kind === 'done' ? (processId !== undefined ? { kind: 'accepted', ref: `import:${processId}`, ledger: ledgerOf(op) } : { kind: 'done', ledger: ledgerOf(op) }) : outcome;
+            if (outcome.kind === 'done') this.recentImports.set(op.email, this.now());
           }
         }
       }
