@@ -4,7 +4,8 @@
 import { request, Agent } from 'node:http';
 import { readFileSync } from 'node:fs';
 
-interface Result {
+/** What one run prints (and the benchmark reads back). */
+export interface LoadResult {
   sent: number;
   ok: number;
   other: Record<string, number>;
@@ -22,7 +23,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function run(url: string, bodies: string[], concurrency: number, rate: number | undefined): Promise<Result> {
+async function run(url: string, bodies: string[], concurrency: number, rate: number | undefined): Promise<LoadResult> {
   const u = new URL(url);
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const lat: number[] = [];

@@ -7,6 +7,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
+import type { LoadResult } from './loadgen.js';
 import { startBrevoSim, type BrevoSimState } from '../sim/brevo/index.js';
 import { startSnsSim } from '../sim/sns/index.js';
 import { startSesSim } from '../sim/ses/index.js';
@@ -38,18 +39,6 @@ function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
-
-interface LoadResult {
-  sent: number;
-  ok: number;
-  other: Record<string, number>;
-  seconds: number;
-  perSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  cpuSeconds: number;
-}
 
 function loadgen(url: string, bodies: string[], concurrency: number, rate?: number): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'tajo-bodies-'));
