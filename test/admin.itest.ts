@@ -67,7 +67,10 @@ describe('liveness, readiness, metrics', () => {
 
   it('GET /metrics is Prometheus text with the connector series', async () => {
     // Something to count first.
-    const env = stack.sns.notification(stack.topic, sesEvent('Click', { messageId: 'admin-click', recipients: ['Metrics@Example.com'], timestamp: '2026-03-01T10:00:00.000Z' }));
+    const env = stack.sns.notification(
+      stack.topic,
+      sesEvent('Click', { messageId: 'admin-click', recipients: ['Metrics@Example.com'], timestamp: '2026-03-01T10:00:00.000Z' }),
+    );
     expect((await stack.publish(env)).status).toBe(200);
     await stack.connector.waitIdle(30_000);
     const res = await stack.get('/metrics');
@@ -258,7 +261,12 @@ describe('status, failures, retry, dashboard', () => {
       priority: 2,
       lane: 'realtime',
       sources: [`admin:good-${i}`],
-      payload: { event_name: 'ses_email_rejected', event_date: '2026-03-03T10:00:00.000Z', identifiers: { email_id: `batch${i}@example.com` }, event_properties: { event_key: `admin:good-${i}` } },
+      payload: {
+        event_name: 'ses_email_rejected',
+        event_date: '2026-03-03T10:00:00.000Z',
+        identifiers: { email_id: `batch${i}@example.com` },
+        event_properties: { event_key: `admin:good-${i}` },
+      },
     });
     const batchesBefore = stack.brevo.stats().byRoute['POST /v3/events/batch'] ?? 0;
     // One transaction: the deliverer claims them together and sends one /events/batch.

@@ -15,7 +15,19 @@ import type { Connector } from '../src/engine/connector.js';
 import type { BackfillSummary } from '../src/engine/backfill.js';
 import type { StatusReport } from '../src/engine/status.js';
 import type { FailureView } from '../src/engine/failures.js';
-import { childEnv, ensureBuilt, extraListProblems, inProcessConnector, runCli, simConfig, spawnCli, totalWrites, until, writeConfig, writeRequests } from './backfill-helpers.js';
+import {
+  childEnv,
+  ensureBuilt,
+  extraListProblems,
+  inProcessConnector,
+  runCli,
+  simConfig,
+  spawnCli,
+  totalWrites,
+  until,
+  writeConfig,
+  writeRequests,
+} from './backfill-helpers.js';
 
 let root: string;
 let env: Record<string, string>;
@@ -47,7 +59,11 @@ async function closedPort(): Promise<number> {
 }
 
 /** Runs `fn` with a connector over the simulators; always stops it (and closes its store). */
-async function withConnector<T>(cfg: Record<string, unknown>, fn: (c: Connector) => Promise<T>, opts: { start?: boolean; fetchImpl?: typeof fetch } = {}): Promise<T> {
+async function withConnector<T>(
+  cfg: Record<string, unknown>,
+  fn: (c: Connector) => Promise<T>,
+  opts: { start?: boolean; fetchImpl?: typeof fetch } = {},
+): Promise<T> {
   const c = await inProcessConnector(cfg, opts.fetchImpl ? { fetchImpl: opts.fetchImpl } : {});
   try {
     if (opts.start === false) await c.store.migrate();
@@ -68,7 +84,10 @@ async function fullRun(c: Connector, brevo: BrevoSim, opts: Parameters<Connector
 }
 
 function lastJson<T>(stdout: string): T {
-  const lines = stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+  const lines = stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
   return JSON.parse(lines[lines.length - 1]!) as T;
 }
 
@@ -97,7 +116,9 @@ describe('backfill --dry-run', () => {
         unsub++;
         continue;
       }
-      for (const t of l.topics) if ((c.topicPreferences[t.name] ?? t.defaultSubscriptionStatus) === 'OPT_IN') lists[`${c.list} / ${t.name}`] = (lists[`${c.list} / ${t.name}`] ?? 0) + 1;
+      for (const t of l.topics)
+        if ((c.topicPreferences[t.name] ?? t.defaultSubscriptionStatus) === 'OPT_IN')
+          lists[`${c.list} / ${t.name}`] = (lists[`${c.list} / ${t.name}`] ?? 0) + 1;
     }
     return { contacts: d.contacts.length, suppressions: d.suppressions.length, blocklisted: unsub + d.suppressions.length, lists };
   }
@@ -131,7 +152,10 @@ describe('backfill --dry-run', () => {
   it('tajo-ses backfill --dry-run prints the planned counts and a sample, writes nothing and queues nothing', async () => {
     brevo.reset();
     const dir = mkdtempSync(join(root, 'dry-cli-'));
-    const configPath = writeConfig(join(dir, 'tajo.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'amazon-ses.db') }));
+    const configPath = writeConfig(
+      join(dir, 'tajo.yaml'),
+      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'amazon-ses.db') }),
+    );
     const r = await runCli(['backfill', '--dry-run', '--config', configPath], { cwd: dir, env });
     expect(r.code, r.stderr).toBe(0);
     const exp = expectedPlan();
@@ -229,7 +253,9 @@ describe('backfill over SES paging and throttling', () => {
       const state = brevo.state();
       expect(compareBackfill(sesSim.data(), state).problems).toEqual([]);
       expect(extraListProblems(sesSim.data(), state)).toEqual([]);
-      console.log(`[backfill-behaviour] throttling: ${sesSim.throttled()} TooManyRequestsException, accepted calls ${JSON.stringify(sesSim.calls())}, ${ms} ms`);
+      console.log(
+        `[backfill-behaviour] throttling: ${sesSim.throttled()} TooManyRequestsException, accepted calls ${JSON.stringify(sesSim.calls())}, ${ms} ms`,
+      );
     } finally {
       await sesSim.close();
     }
@@ -275,7 +301,10 @@ describe('backfill failures an operator sees', () => {
 
   it('--stream nope exits 2 and names the allowed streams', async () => {
     const dir = mkdtempSync(join(root, 'stream-'));
-    const configPath = writeConfig(join(dir, 'tajo.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'amazon-ses.db') }));
+    const configPath = writeConfig(
+      join(dir, 'tajo.yaml'),
+      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'amazon-ses.db') }),
+    );
     const r = await runCli(['backfill', '--stream', 'nope', '--config', configPath], { cwd: dir, env });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('"nope"');
@@ -288,7 +317,11 @@ describe('backfill failures an operator sees', () => {
     brevo.reset();
     sesSim.seed({
       contactLists: [{ name: 'news', topics: [{ name: 'weekly', defaultSubscriptionStatus: 'OPT_OUT' }] }],
-      contacts: Array.from({ length: 3_000 }, (_, i) => ({ list: 'news', email: `reader${i}@example.com`, ...(i % 3 === 0 ? { topicPreferences: { weekly: 'OPT_IN' as const } } : {}) })),
+      contacts: Array.from({ length: 3_000 }, (_, i) => ({
+        list: 'news',
+        email: `reader${i}@example.com`,
+        ...(i % 3 === 0 ? { topicPreferences: { weekly: 'OPT_IN' as const } } : {}),
+      })),
     });
     const dir = mkdtempSync(join(root, 'unreachable-'));
     const db = join(dir, 'amazon-ses.db');
@@ -303,7 +336,10 @@ describe('backfill failures an operator sees', () => {
     expect(before?.status).toBe('running');
     expect(JSON.parse(before!.value!)).toMatchObject({ list: 'news', token: expect.any(String) });
 
-    const badPath = writeConfig(join(dir, 'bad.yaml'), simConfig({ sesEndpoint: `http://127.0.0.1:${await closedPort()}`, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db }));
+    const badPath = writeConfig(
+      join(dir, 'bad.yaml'),
+      simConfig({ sesEndpoint: `http://127.0.0.1:${await closedPort()}`, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db }),
+    );
     const r = await runCli(['backfill', '--stream', 'contacts', '--config', badPath], { cwd: dir, env });
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stderr).toMatch(/backfill failed: .*ListContacts/);
@@ -322,7 +358,12 @@ describe('backfill failures an operator sees', () => {
     expect(lastJson<BackfillSummary>(again.stdout).streams.contacts?.read).toBe(2_000);
     await brevo.settle();
     const state = brevo.state();
-    const news = { ...sesSim.data(), contacts: sesSim.data().contacts.filter((c) => c.list === 'news'), contactLists: sesSim.data().contactLists.filter((l) => l.name === 'news'), suppressions: [] };
+    const news = {
+      ...sesSim.data(),
+      contacts: sesSim.data().contacts.filter((c) => c.list === 'news'),
+      contactLists: sesSim.data().contactLists.filter((l) => l.name === 'news'),
+      suppressions: [],
+    };
     expect(compareBackfill(news, state).problems).toEqual([]);
     expect(Object.keys(state.contacts)).toHaveLength(3_000);
     console.log(`[backfill-behaviour] unreachable SES: exit 1 after ${r.ms} ms: ${r.stderr.split('\n').find((l) => l.startsWith('backfill failed')) ?? ''}`);
@@ -334,10 +375,18 @@ describe('backfill failures an operator sees', () => {
     try {
       ses.seed({
         contactLists: [{ name: 'digest', topics: [{ name: 'daily', defaultSubscriptionStatus: 'OPT_IN' }] }],
-        contacts: Array.from({ length: 4_000 }, (_, i) => ({ list: 'digest', email: `d${i}@example.net`, ...(i % 4 === 0 ? { topicPreferences: { daily: 'OPT_OUT' as const } } : {}), ...(i % 50 === 0 ? { unsubscribeAll: true } : {}) })),
+        contacts: Array.from({ length: 4_000 }, (_, i) => ({
+          list: 'digest',
+          email: `d${i}@example.net`,
+          ...(i % 4 === 0 ? { topicPreferences: { daily: 'OPT_OUT' as const } } : {}),
+          ...(i % 50 === 0 ? { unsubscribeAll: true } : {}),
+        })),
       });
       const dir = mkdtempSync(join(root, 'sigint-'));
-      const configPath = writeConfig(join(dir, 'tajo.yaml'), simConfig({ sesEndpoint: ses.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'amazon-ses.db') }));
+      const configPath = writeConfig(
+        join(dir, 'tajo.yaml'),
+        simConfig({ sesEndpoint: ses.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'amazon-ses.db') }),
+      );
       const run = spawnCli(['backfill', '--stream', 'contact_lists', '--stream', 'contacts', '--config', configPath], { cwd: dir, env });
       await until(() => (ses.calls().ListContacts ?? 0) >= 2 || run.child.exitCode !== null, 'two contact pages', 60_000, 20);
       expect(run.child.exitCode, run.output()).toBeNull();
@@ -361,7 +410,9 @@ describe('backfill failures an operator sees', () => {
       const state = brevo.state();
       expect(compareBackfill({ ...ses.data(), suppressions: [] }, state).problems).toEqual([]);
       expect(extraListProblems({ ...ses.data(), suppressions: [] }, state)).toEqual([]);
-      console.log(`[backfill-behaviour] SIGINT: exit ${ex.code} after ${stopMs} ms; resumed run read ${lastJson<BackfillSummary>(again.stdout).streams.contacts?.read} contacts`);
+      console.log(
+        `[backfill-behaviour] SIGINT: exit ${ex.code} after ${stopMs} ms; resumed run read ${lastJson<BackfillSummary>(again.stdout).streams.contacts?.read} contacts`,
+      );
     } finally {
       await ses.close();
     }
@@ -389,7 +440,11 @@ describe('backfill failures an operator sees', () => {
     const configPath = writeConfig(join(dir, 'tajo.yaml'), cfg);
     const r = await runCli(['failures', 'list', '--json', '--config', configPath], { cwd: dir, env });
     expect(r.code, r.stderr).toBe(0);
-    const rows = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as FailureView);
+    const rows = r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as FailureView);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ kind: 'contact', state: 'dead', email: 'broken@localhost', error: { code: 'import_invalid_row' } });
     expect(rows[0]!.error.message).toMatch(/invalid/i);

@@ -71,10 +71,15 @@ export interface CliRun {
 export function runCli(args: string[], opts: { cwd: string; env: Record<string, string>; timeoutMs?: number }): Promise<CliRun> {
   const t0 = Date.now();
   return new Promise((resolvePromise) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolvePromise({ code, stdout: String(stdout), stderr: String(stderr), ms: Date.now() - t0 });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: opts.cwd, env: opts.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolvePromise({ code, stdout: String(stdout), stderr: String(stderr), ms: Date.now() - t0 });
+      },
+    );
   });
 }
 
@@ -94,7 +99,14 @@ export function spawnCli(args: string[], opts: { cwd: string; env: Record<string
 }
 
 /** The configuration a user would write for the simulators (JSON is valid YAML). */
-export function simConfig(o: { sesEndpoint: string; brevo: { url: string; apiKey: string }; db: string; ses?: Record<string, unknown>; brevoExtra?: Record<string, unknown>; logLevel?: string }): Record<string, unknown> {
+export function simConfig(o: {
+  sesEndpoint: string;
+  brevo: { url: string; apiKey: string };
+  db: string;
+  ses?: Record<string, unknown>;
+  brevoExtra?: Record<string, unknown>;
+  logLevel?: string;
+}): Record<string, unknown> {
   return {
     connectors: { 'amazon-ses': { region: 'us-east-1', endpoint: o.sesEndpoint, sns: { topic_arns: [TOPIC] }, ...o.ses } },
     brevo: { api_key: o.brevo.apiKey, base_url: o.brevo.url, ...o.brevoExtra },
@@ -155,7 +167,11 @@ export function extraListProblems(ses: SesSimData, state: BrevoSimState, folder 
   if (ses.suppressions.length > 0) {
     if (!supp) problems.push(`no list "${SUPPRESSION_LIST}"`);
     else {
-      const members = new Set(Object.values(state.contacts).filter((c) => c.listIds.includes(supp.id)).map((c) => c.email));
+      const members = new Set(
+        Object.values(state.contacts)
+          .filter((c) => c.listIds.includes(supp.id))
+          .map((c) => c.email),
+      );
       let wrong = 0;
       for (const e of members) if (!suppressed.has(e) && wrong++ < 5) problems.push(`${e} is in "${SUPPRESSION_LIST}" but SES does not suppress it`);
       let missing = 0;

@@ -13,7 +13,20 @@ import { startSesSim, type SesSim } from '../src/sim/ses/index.js';
 import { prng } from '../src/sim/ses/generate.js';
 import { compareBackfill } from '../src/sim/oracle.js';
 import type { StatusReport } from '../src/engine/status.js';
-import { childEnv, ensureBuilt, extraListProblems, runCli, simConfig, sleep, spawnCli, TOPIC, until, writeConfig, writeRequests, type Spawned } from './backfill-helpers.js';
+import {
+  childEnv,
+  ensureBuilt,
+  extraListProblems,
+  runCli,
+  simConfig,
+  sleep,
+  spawnCli,
+  TOPIC,
+  until,
+  writeConfig,
+  writeRequests,
+  type Spawned,
+} from './backfill-helpers.js';
 
 const CONTACTS = 8_000;
 const SUPPRESSIONS = 3_000;
@@ -31,9 +44,17 @@ describe('backfill killed with SIGKILL three times', () => {
     brevo = await startBrevoSim({ plan: 'general', importDelayMs: 200 });
     sesSim = await startSesSim({ rps: 1 });
     sesSim.generate({ lists: 2, topicsPerList: 2, contacts: CONTACTS, suppressions: SUPPRESSIONS, seed: 2024 });
-    sesSim.seed({ identities: [{ name: 'example.com' }], configurationSets: [{ name: 'marketing', eventDestinations: [{ name: 'to-sns', enabled: true, matchingEventTypes: ['BOUNCE', 'COMPLAINT'], snsTopicArn: TOPIC }] }] });
+    sesSim.seed({
+      identities: [{ name: 'example.com' }],
+      configurationSets: [
+        { name: 'marketing', eventDestinations: [{ name: 'to-sns', enabled: true, matchingEventTypes: ['BOUNCE', 'COMPLAINT'], snsTopicArn: TOPIC }] },
+      ],
+    });
     dir = mkdtempSync(join(tmpdir(), 'tajo-bf-kill-'));
-    configPath = writeConfig(join(dir, 'tajo.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'store', 'amazon-ses.db') }));
+    configPath = writeConfig(
+      join(dir, 'tajo.yaml'),
+      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'store', 'amazon-ses.db') }),
+    );
     env = childEnv(dir);
   });
 
@@ -92,7 +113,12 @@ describe('backfill killed with SIGKILL three times', () => {
       // contacts before the suppressions start.
       expect(cursors.suppressions ?? 'none').not.toBe('complete');
       if (plan.after !== 'ListSuppressedDestinations') expect(cursors.contacts ?? 'none').not.toBe('complete');
-      kills.push({ at: `${delay} ms (${plan.ms} ms after ${plan.after})`, cursors, sesCalls: Object.values(sesSim.calls()).reduce((a, n) => a + n, 0) - callsBefore, imports: brevo.state().processes.length });
+      kills.push({
+        at: `${delay} ms (${plan.ms} ms after ${plan.after})`,
+        cursors,
+        sesCalls: Object.values(sesSim.calls()).reduce((a, n) => a + n, 0) - callsBefore,
+        imports: brevo.state().processes.length,
+      });
     }
     // The second and third kills landed in the middle of a stream, with its cursor saved.
     expect(kills[1]!.cursors.contacts, JSON.stringify(kills)).toBe('running');
@@ -112,7 +138,12 @@ describe('backfill killed with SIGKILL three times', () => {
     expect(summary.deadLetters).toBe(0);
 
     const st = await status();
-    expect(Object.fromEntries(st.streams.map((c) => [c.stream, c.status]))).toEqual({ account: 'complete', contact_lists: 'complete', contacts: 'complete', suppressions: 'complete' });
+    expect(Object.fromEntries(st.streams.map((c) => [c.stream, c.status]))).toEqual({
+      account: 'complete',
+      contact_lists: 'complete',
+      contacts: 'complete',
+      suppressions: 'complete',
+    });
     expect(st.deadLetters).toBe(0);
     expect(st.queues.filter((q) => q.state !== 'done')).toEqual([]);
 
@@ -125,7 +156,15 @@ describe('backfill killed with SIGKILL three times', () => {
     expect(extraListProblems(ses, state)).toEqual([]);
     expect(state.folders.map((f) => f.name)).toEqual(['Amazon SES']);
     // 2 contact lists + 4 topic lists + the suppression list.
-    expect(state.lists.map((l) => l.name).sort()).toEqual(['SES suppression list', 'list-1', 'list-1 / topic-1', 'list-1 / topic-2', 'list-2', 'list-2 / topic-1', 'list-2 / topic-2']);
+    expect(state.lists.map((l) => l.name).sort()).toEqual([
+      'SES suppression list',
+      'list-1',
+      'list-1 / topic-1',
+      'list-1 / topic-2',
+      'list-2',
+      'list-2 / topic-1',
+      'list-2 / topic-2',
+    ]);
     expect(state.events).toEqual([]);
     expect(state.unblocks).toEqual([]);
     expect(state.dropped).toEqual([]);

@@ -87,10 +87,15 @@ describe('real-time events during a large backfill', () => {
         expect(res.status, res.body).toBe(200);
         // Arrived = Brevo holds the contact's complaint attributes and the event call was made.
         watchers.push(
-          until(() => {
-            const c = brevo.contact(email);
-            return c?.emailBlacklisted === true && c.attributes.SES_COMPLAINT_TYPE !== undefined && eventCalls() - callsAtStart >= i + 1;
-          }, `complaint ${i} in Brevo`, 30_000, 10).then(() => {
+          until(
+            () => {
+              const c = brevo.contact(email);
+              return c?.emailBlacklisted === true && c.attributes.SES_COMPLAINT_TYPE !== undefined && eventCalls() - callsAtStart >= i + 1;
+            },
+            `complaint ${i} in Brevo`,
+            30_000,
+            10,
+          ).then(() => {
             delays[i] = Date.now() - sent;
           }),
         );

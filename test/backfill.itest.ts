@@ -55,7 +55,11 @@ describe('backfill', () => {
       expect(brevo.state().events).toEqual([]);
 
       // A second run after 50 new suppressions reads only the new window and blocklists exactly those.
-      const before = new Set(Object.values(brevo.state().contacts).filter((x) => x.emailBlacklisted).map((x) => x.email));
+      const before = new Set(
+        Object.values(brevo.state().contacts)
+          .filter((x) => x.emailBlacklisted)
+          .map((x) => x.email),
+      );
       const later = new Date(Date.now() + 1000);
       sesSim.seed({ suppressions: Array.from({ length: 50 }, (_, i) => ({ email: `late-${i}@example.org`, reason: 'BOUNCE' as const, lastUpdated: later })) });
       await new Promise((r) => setTimeout(r, 1100));
@@ -65,7 +69,9 @@ describe('backfill', () => {
       expect(sesSim.calls()).toEqual({ ListSuppressedDestinations: 1 });
       await c.waitIdle(60_000);
       await brevo.settle();
-      const after = Object.values(brevo.state().contacts).filter((x) => x.emailBlacklisted).map((x) => x.email);
+      const after = Object.values(brevo.state().contacts)
+        .filter((x) => x.emailBlacklisted)
+        .map((x) => x.email);
       const added = after.filter((e) => !before.has(e));
       expect(added.sort()).toEqual(Array.from({ length: 50 }, (_, i) => `late-${i}@example.org`).sort());
     } finally {

@@ -25,7 +25,12 @@ describe('tajo-ses check', () => {
   let allGoodStderr: string | undefined;
 
   const publishing = (topic: string, enabled = true) => ({
-    configurationSets: [{ name: 'marketing', eventDestinations: [{ name: 'to-sns', enabled, matchingEventTypes: ['SEND', 'DELIVERY', 'BOUNCE', 'COMPLAINT'], snsTopicArn: topic }] }],
+    configurationSets: [
+      {
+        name: 'marketing',
+        eventDestinations: [{ name: 'to-sns', enabled, matchingEventTypes: ['SEND', 'DELIVERY', 'BOUNCE', 'COMPLAINT'], snsTopicArn: topic }],
+      },
+    ],
   });
 
   beforeAll(async () => {
@@ -35,8 +40,14 @@ describe('tajo-ses check', () => {
     sesSim.seed({ identities: [{ name: 'example.com' }], ...publishing(TOPIC) });
     dir = mkdtempSync(join(tmpdir(), 'tajo-check-'));
     env = childEnv(dir);
-    good = writeConfig(join(dir, 'tajo.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'store', 'amazon-ses.db') }));
-    wrongKey = writeConfig(join(dir, 'wrong-key.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: WRONG_KEY }, db: join(dir, 'store', 'amazon-ses.db') }));
+    good = writeConfig(
+      join(dir, 'tajo.yaml'),
+      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'store', 'amazon-ses.db') }),
+    );
+    wrongKey = writeConfig(
+      join(dir, 'wrong-key.yaml'),
+      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: WRONG_KEY }, db: join(dir, 'store', 'amazon-ses.db') }),
+    );
   });
 
   afterAll(async () => {
@@ -76,7 +87,16 @@ describe('tajo-ses check', () => {
     const r = await check('--config', good);
     allGoodStderr = r.stderr;
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    for (const name of ['ses.credentials', 'ses.sending', 'ses.event_publishing', 'ses.contact_lists', 'ses.suppressions', 'brevo.api_key', 'brevo.attributes', 'store']) {
+    for (const name of [
+      'ses.credentials',
+      'ses.sending',
+      'ses.event_publishing',
+      'ses.contact_lists',
+      'ses.suppressions',
+      'brevo.api_key',
+      'brevo.attributes',
+      'store',
+    ]) {
       expect(r.stdout).toMatch(new RegExp(`^✓ ${name.replace('.', '\\.')}: `, 'm'));
     }
     expect(r.stdout).toMatch(/^✓ ses\.event_publishing: marketing\/to-sns publish BOUNCE, COMPLAINT, DELIVERY, SEND to an allowed topic$/m);
@@ -101,7 +121,9 @@ describe('tajo-ses check', () => {
     }
     expect(new Set(results.map((c) => c.name)).size).toBe(results.length);
     expect(results.filter((c) => !c.ok && !c.warning)).toEqual([]);
-    expect(results.map((c) => c.name)).toEqual(expect.arrayContaining(['ses.credentials', 'ses.event_publishing', 'brevo.api_key', 'brevo.attributes', 'brevo.lists', 'store']));
+    expect(results.map((c) => c.name)).toEqual(
+      expect.arrayContaining(['ses.credentials', 'ses.event_publishing', 'brevo.api_key', 'brevo.attributes', 'brevo.lists', 'store']),
+    );
   }, 60_000);
 
   it('the allowed topic missing from the configuration set: exits 1 and prints a fix', async () => {
@@ -110,7 +132,9 @@ describe('tajo-ses check', () => {
     try {
       const r = await check('--config', good);
       expect(r.code, r.stdout + r.stderr).toBe(1);
-      expect(r.stdout).toMatch(new RegExp(`^✗ ses\\.event_publishing: no enabled configuration set event destination publishes to ${TOPIC} \\(found topics: ${other}\\)$`, 'm'));
+      expect(r.stdout).toMatch(
+        new RegExp(`^✗ ses\\.event_publishing: no enabled configuration set event destination publishes to ${TOPIC} \\(found topics: ${other}\\)$`, 'm'),
+      );
       expect(fixFor(r, 'ses.event_publishing')).toMatch(/^fix: .*SNS event destination.*topic_arns/);
       expect(r.stdout).toContain('1 check(s) failed.');
 
@@ -118,7 +142,11 @@ describe('tajo-ses check', () => {
       sesSim.seed(publishing(TOPIC, false));
       const disabled = await check('--json', '--config', good);
       expect(disabled.code).toBe(1);
-      const ep = disabled.stdout.trim().split('\n').map((l) => JSON.parse(l) as CheckResult).find((c) => c.name === 'ses.event_publishing');
+      const ep = disabled.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as CheckResult)
+        .find((c) => c.name === 'ses.event_publishing');
       expect(ep).toMatchObject({ ok: false, fix: expect.stringContaining('topic_arns') });
     } finally {
       sesSim.seed(publishing(TOPIC));
@@ -146,10 +174,16 @@ describe('tajo-ses check', () => {
   }, 60_000);
 
   it('an empty Brevo key gives one "brevo.api_key" result (--json stays one object per check)', async () => {
-    const noKey = writeConfig(join(dir, 'no-key.yaml'), simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: '' }, db: join(dir, 'store', 'amazon-ses.db') }));
+    const noKey = writeConfig(
+      join(dir, 'no-key.yaml'),
+      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: '' }, db: join(dir, 'store', 'amazon-ses.db') }),
+    );
     const r = await check('--json', '--config', noKey);
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    const results = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as CheckResult);
+    const results = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as CheckResult);
     const apiKey = results.filter((c) => c.name === 'brevo.api_key');
     expect(apiKey.length).toBeGreaterThan(0);
     expect(apiKey.every((c) => !c.ok && c.fix)).toBe(true);

@@ -198,7 +198,10 @@ describe('tajo-ses demo', () => {
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines.slice(0, -1).every((l) => 'progress' in (JSON.parse(l) as object))).toBe(true);
-    const doc = JSON.parse(lines[lines.length - 1]!) as { ok: boolean; comparison: { events: { missing: number; duplicates: number }; blocklist: { expected: number; received: number; alsoAllowed: number } } };
+    const doc = JSON.parse(lines[lines.length - 1]!) as {
+      ok: boolean;
+      comparison: { events: { missing: number; duplicates: number }; blocklist: { expected: number; received: number; alsoAllowed: number } };
+    };
     expect(doc.ok).toBe(true);
     expect(doc.comparison.events).toMatchObject({ missing: 0, duplicates: 0 });
     expect(doc.comparison.blocklist.received).toBe(doc.comparison.blocklist.expected + doc.comparison.blocklist.alsoAllowed);

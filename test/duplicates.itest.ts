@@ -78,7 +78,12 @@ describe('the same SNS envelope delivered several times', () => {
   });
 
   it('the same body posted concurrently over raw HTTP (also with other content types) is stored once', async () => {
-    const payload = sesEvent('Complaint', { messageId: 'dup-raw', recipients: ['raw.one@example.com', 'Raw.Two@Example.com'], feedbackId: 'dup-raw-fb', timestamp: '2026-03-03T10:00:00.000Z' });
+    const payload = sesEvent('Complaint', {
+      messageId: 'dup-raw',
+      recipients: ['raw.one@example.com', 'Raw.Two@Example.com'],
+      feedbackId: 'dup-raw-fb',
+      timestamp: '2026-03-03T10:00:00.000Z',
+    });
     const body = JSON.stringify(stack.sns.notification(stack.topic, payload));
     const types = ['text/plain; charset=UTF-8', 'application/json', 'text/plain', 'application/octet-stream', 'text/plain; charset=UTF-8'];
     const answers = await Promise.all(types.map((ct) => stack.post(body, { 'content-type': ct })));
@@ -139,7 +144,12 @@ describe('the same SES payload in different envelopes (new MessageIds)', () => {
   });
 
   it('one recipient listed twice in one payload (different case and spaces) gets one event', async () => {
-    const payload = sesEvent('Click', { messageId: 'dup-in-payload', recipients: ['Twin@Example.com', ' twin@example.com ', 'TWIN@EXAMPLE.COM'], link: 'https://example.com/t', timestamp: '2026-03-06T10:00:00.000Z' });
+    const payload = sesEvent('Click', {
+      messageId: 'dup-in-payload',
+      recipients: ['Twin@Example.com', ' twin@example.com ', 'TWIN@EXAMPLE.COM'],
+      link: 'https://example.com/t',
+      timestamp: '2026-03-06T10:00:00.000Z',
+    });
     expect((await stack.publish(stack.sns.notification(stack.topic, payload))).status).toBe(200);
     await stack.connector.waitIdle(60_000);
     expect(countsFor('dup-in-payload')).toEqual({ 'ses:dup-in-payload:Click:twin@example.com:2026-03-06T10:00:00.000Z:https://example.com/t': 1 });

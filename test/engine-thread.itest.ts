@@ -37,7 +37,14 @@ describe('serve with its engine thread', () => {
     writeFileSync(
       configPath,
       JSON.stringify({
-        connectors: { 'amazon-ses': { region: 'us-east-1', sync: { contacts: false, suppressions: false, account: false }, sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true }, events: ALL_BOTH } },
+        connectors: {
+          'amazon-ses': {
+            region: 'us-east-1',
+            sync: { contacts: false, suppressions: false, account: false },
+            sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true },
+            events: ALL_BOTH,
+          },
+        },
         brevo: { api_key: apiKey, base_url: brevo.url, plan: 'extended' },
         store: { url: `sqlite:${join(dir, `${name}.db`)}` },
         server: { port, host: '127.0.0.1', ...extra },
@@ -58,14 +65,22 @@ describe('serve with its engine thread', () => {
       const res = await sns.publish(`${base}/webhooks/amazon-ses`, sns.notification(TOPIC, p));
       expect(res.status).toBe(200);
     }
-    const exp = expectedBrevoState(payloads.flatMap((p) => parseSesNotification(p).records), ALL_BOTH as never);
+    const exp = expectedBrevoState(
+      payloads.flatMap((p) => parseSesNotification(p).records),
+      ALL_BOTH as never,
+    );
     let problems: string[] = [];
-    await until(async () => {
-      await brevo.settle();
-      const cmp = compareWithBrevo(exp, brevo.state());
-      problems = cmp.problems;
-      return cmp.ok;
-    }, 'Brevo to hold every event and attribute', 30_000, 100).catch((err: Error) => {
+    await until(
+      async () => {
+        await brevo.settle();
+        const cmp = compareWithBrevo(exp, brevo.state());
+        problems = cmp.problems;
+        return cmp.ok;
+      },
+      'Brevo to hold every event and attribute',
+      30_000,
+      100,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}: ${problems.slice(0, 5).join('; ')}`);
     });
     // The engine thread logs under its own name.
@@ -85,7 +100,12 @@ describe('serve with its engine thread', () => {
 
     const status = (await fetch(`${base}/admin/status`).then((r) => r.json())) as { inbox: Record<string, number>; rateLimit: Array<{ bucket: string }> };
     expect(status.inbox.done).toBe(300);
-    await until(async () => ((await fetch(`${base}/admin/status`).then((r) => r.json())) as typeof status).rateLimit.some((b) => b.bucket === 'events'), 'the engine governor in /admin/status', 5_000, 100);
+    await until(
+      async () => ((await fetch(`${base}/admin/status`).then((r) => r.json())) as typeof status).rateLimit.some((b) => b.bucket === 'events'),
+      'the engine governor in /admin/status',
+      5_000,
+      100,
+    );
 
     serve.child.kill('SIGTERM');
     expect(await serve.exited()).toBe(0);
@@ -108,7 +128,10 @@ describe('serve with its engine thread', () => {
     const before = brevo.state().events.length;
     const payloads = realisticMix(50, { recipients: 10, seed: 99 });
     for (const p of payloads) expect((await sns.publish(`${base}/webhooks/amazon-ses`, sns.notification(TOPIC, p))).status).toBe(200);
-    const expected = expectedBrevoState(payloads.flatMap((p) => parseSesNotification(p).records), ALL_BOTH as never).events.size;
+    const expected = expectedBrevoState(
+      payloads.flatMap((p) => parseSesNotification(p).records),
+      ALL_BOTH as never,
+    ).events.size;
     await until(() => brevo.state().events.length === before + expected, 'the inline engine to deliver', 30_000, 100);
     expect(serve.logs()).not.toContain('"thread":"engine"');
     serve.child.kill('SIGTERM');

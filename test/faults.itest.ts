@@ -65,7 +65,13 @@ describe('delivery under Brevo faults', () => {
 
   it('5,000 events with 30% 5xx and 429 bursts: each arrives exactly once or is a dead letter with Brevo error', async () => {
     const cfg = parseConfig({
-      connectors: { 'amazon-ses': { region: 'us-east-1', sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true }, events: ALL_BOTH } },
+      connectors: {
+        'amazon-ses': {
+          region: 'us-east-1',
+          sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
+          events: ALL_BOTH,
+        },
+      },
       brevo: { api_key: brevo.apiKey, base_url: brevo.url },
       store: { url: `sqlite:${join(dir, 'faults.db')}` },
       delivery: { backoff_base: '100ms', backoff_max: '2s', max_attempts: 12 },
@@ -80,7 +86,11 @@ describe('delivery under Brevo faults', () => {
       await app.listen({ port: 0, host: '127.0.0.1' });
       const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/webhooks/amazon-ses`;
       const payloads = realisticMix(5000, { recipients: 150, seed: 11 });
-      await publishAll(sns, url, payloads.map((p) => sns.notification(TOPIC, p)));
+      await publishAll(
+        sns,
+        url,
+        payloads.map((p) => sns.notification(TOPIC, p)),
+      );
       await connector.waitIdle(170_000);
       await brevo.settle();
 
@@ -141,7 +151,13 @@ describe('SIGKILL mid-delivery', () => {
     writeFileSync(
       configPath,
       JSON.stringify({
-        connectors: { 'amazon-ses': { region: 'us-east-1', sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true }, events: ALL_BOTH } },
+        connectors: {
+          'amazon-ses': {
+            region: 'us-east-1',
+            sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
+            events: ALL_BOTH,
+          },
+        },
         brevo: { api_key: '${SIM_KEY}', base_url: brevo.url },
         store: { url: `sqlite:${join(dir, 'kill.db')}` },
         server: { port, host: '127.0.0.1' },
@@ -154,7 +170,11 @@ describe('SIGKILL mid-delivery', () => {
     await serve.ready(port);
     const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
     const payloads = realisticMix(5000, { recipients: 100, seed: 5 });
-    await publishAll(sns, url, payloads.map((p) => sns.notification(TOPIC, p)));
+    await publishAll(
+      sns,
+      url,
+      payloads.map((p) => sns.notification(TOPIC, p)),
+    );
     const records = recordsOf(payloads);
     const exp = expectedBrevoState(records, Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both'])) as never);
 

@@ -260,7 +260,16 @@ export function spawnServe(configPath: string): ServeProcess {
   return {
     child,
     logs: () => logs,
-    ready: (port) => until(() => fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok).catch(() => false), `serve ready on ${port} (logs: ${logs.slice(-2000)})`, 30_000, 100).then(() => undefined),
+    ready: (port) =>
+      until(
+        () =>
+          fetch(`http://127.0.0.1:${port}/readyz`)
+            .then((r) => r.ok)
+            .catch(() => false),
+        `serve ready on ${port} (logs: ${logs.slice(-2000)})`,
+        30_000,
+        100,
+      ).then(() => undefined),
     exited: () => exit,
   };
 }

@@ -9,7 +9,8 @@ import { downloadCertificate, DEFAULT_SIGNING_CERT_HOSTS, type SnsEnvelope } fro
 import { sesEvent } from '../src/sim/ses-events/index.js';
 import { inboxTotal, LOOPBACK_CERT_HOST, metricValue, startStack, type HttpAnswer, type Stack } from './helpers.js';
 
-const payload = () => sesEvent('Delivery', { messageId: `rej-${Math.random().toString(36).slice(2)}`, recipients: ['someone@example.com'], timestamp: '2026-03-01T10:00:00.000Z' });
+const payload = () =>
+  sesEvent('Delivery', { messageId: `rej-${Math.random().toString(36).slice(2)}`, recipients: ['someone@example.com'], timestamp: '2026-03-01T10:00:00.000Z' });
 
 let stack: Stack;
 /** Every certificate URL the connector asked for (it delegates to the real downloader). */
@@ -115,7 +116,10 @@ describe('certificate URL', () => {
     const certUrl = stack.sns.certUrl.replace('127.0.0.1', 'localhost');
     const env = stack.sns.sign({ ...stack.sns.notification(stack.topic, payload()), SigningCertURL: certUrl });
     await expectRefused(stack, () => stack.post(json(env)), 403, 'cert_host_not_allowed');
-    const evil = stack.sns.sign({ ...stack.sns.notification(stack.topic, payload()), SigningCertURL: 'https://sns.us-east-1.amazonaws.com.evil.example/SimpleNotificationService-x.pem' });
+    const evil = stack.sns.sign({
+      ...stack.sns.notification(stack.topic, payload()),
+      SigningCertURL: 'https://sns.us-east-1.amazonaws.com.evil.example/SimpleNotificationService-x.pem',
+    });
     await expectRefused(stack, () => stack.post(json(evil)), 403, 'cert_host_not_allowed');
     expect(stack.sns.certFetches()).toBe(fetchesBefore);
     expect(certRequests.length).toBe(requestsBefore);
@@ -182,11 +186,14 @@ describe('topic, age and shape', () => {
     expect(await inboxTotal(fresh.connector)).toBe(0);
   });
 
-  it.each(['Signature', 'MessageId', 'TopicArn', 'Message', 'Timestamp', 'SigningCertURL', 'SignatureVersion', 'Type'])('refuses an envelope without %s (400 malformed_envelope)', async (field) => {
-    const env = fresh.sns.notification(fresh.topic, payload()) as unknown as Record<string, unknown>;
-    delete env[field];
-    await expectRefused(fresh, () => fresh.post(json(env)), 400, 'malformed_envelope');
-  });
+  it.each(['Signature', 'MessageId', 'TopicArn', 'Message', 'Timestamp', 'SigningCertURL', 'SignatureVersion', 'Type'])(
+    'refuses an envelope without %s (400 malformed_envelope)',
+    async (field) => {
+      const env = fresh.sns.notification(fresh.topic, payload()) as unknown as Record<string, unknown>;
+      delete env[field];
+      await expectRefused(fresh, () => fresh.post(json(env)), 400, 'malformed_envelope');
+    },
+  );
 
   it('refuses an unknown SignatureVersion (400 unsupported_signature_version)', async () => {
     const env = { ...fresh.sns.notification(fresh.topic, payload()), SignatureVersion: '3' };

@@ -60,9 +60,33 @@ interface Case {
 const t = (d: number) => `2026-03-${String(d).padStart(2, '0')}T10:${String(d).padStart(2, '0')}:00.000Z`;
 
 const CASES: Case[] = [
-  { name: 'Send', type: 'Send', format: 'eventType', recipients: [' Send.One@Example.COM ', 'send.two@example.com', 'SEND.THREE@example.com'], at: t(1), messageId: 'itest-send', sig: '1' },
-  { name: 'Delivery', type: 'Delivery', format: 'eventType', recipients: ['Deliv.One@Example.com', ' deliv.two@example.com'], at: t(2), messageId: 'itest-delivery', sig: '2' },
-  { name: 'Open', type: 'Open', format: 'eventType', recipients: ['Open.One@Example.com', 'open.two@EXAMPLE.com '], at: t(3), messageId: 'itest-open', sig: '1' },
+  {
+    name: 'Send',
+    type: 'Send',
+    format: 'eventType',
+    recipients: [' Send.One@Example.COM ', 'send.two@example.com', 'SEND.THREE@example.com'],
+    at: t(1),
+    messageId: 'itest-send',
+    sig: '1',
+  },
+  {
+    name: 'Delivery',
+    type: 'Delivery',
+    format: 'eventType',
+    recipients: ['Deliv.One@Example.com', ' deliv.two@example.com'],
+    at: t(2),
+    messageId: 'itest-delivery',
+    sig: '2',
+  },
+  {
+    name: 'Open',
+    type: 'Open',
+    format: 'eventType',
+    recipients: ['Open.One@Example.com', 'open.two@EXAMPLE.com '],
+    at: t(3),
+    messageId: 'itest-open',
+    sig: '1',
+  },
   {
     name: 'Click',
     type: 'Click',
@@ -110,7 +134,16 @@ const CASES: Case[] = [
     feedbackId: 'itest-fb-complaint',
     props: { complaint_feedback_type: 'abuse', user_agent: expect.any(String) },
   },
-  { name: 'Reject', type: 'Reject', format: 'eventType', recipients: ['Reject.One@Example.com', ' reject.two@example.com'], at: t(8), messageId: 'itest-reject', sig: '2', props: { reason: 'Bad content' } },
+  {
+    name: 'Reject',
+    type: 'Reject',
+    format: 'eventType',
+    recipients: ['Reject.One@Example.com', ' reject.two@example.com'],
+    at: t(8),
+    messageId: 'itest-reject',
+    sig: '2',
+    props: { reason: 'Bad content' },
+  },
   {
     name: 'DeliveryDelay',
     type: 'DeliveryDelay',
@@ -177,7 +210,15 @@ const CASES: Case[] = [
     feedbackId: 'itest-fb-n-complaint',
     props: { complaint_feedback_type: 'abuse' },
   },
-  { name: 'notificationType Delivery', type: 'Delivery', format: 'notificationType', recipients: ['Old.Ok@Example.com', ' old.ok2@example.com'], at: t(15), messageId: 'itest-n-delivery', sig: '1' },
+  {
+    name: 'notificationType Delivery',
+    type: 'Delivery',
+    format: 'notificationType',
+    recipients: ['Old.Ok@Example.com', ' old.ok2@example.com'],
+    at: t(15),
+    messageId: 'itest-n-delivery',
+    sig: '1',
+  },
 ];
 
 function payloadOf(c: Case): SesPayload {
@@ -224,7 +265,8 @@ function expectedAttributes(c: Case): Record<string, unknown> {
     a.SES_LAST_BOUNCED_AT = d;
     if (c.bounceType === 'Permanent') Object.assign(a, { SES_SUPPRESSED: true, SES_SUPPRESSION_REASON: 'BOUNCE', SES_SUPPRESSED_AT: d });
   }
-  if (c.type === 'Complaint') Object.assign(a, { SES_COMPLAINT_TYPE: 'abuse', SES_COMPLAINED_AT: d, SES_SUPPRESSED: true, SES_SUPPRESSION_REASON: 'COMPLAINT', SES_SUPPRESSED_AT: d });
+  if (c.type === 'Complaint')
+    Object.assign(a, { SES_COMPLAINT_TYPE: 'abuse', SES_COMPLAINED_AT: d, SES_SUPPRESSED: true, SES_SUPPRESSION_REASON: 'COMPLAINT', SES_SUPPRESSED_AT: d });
   if (c.type === 'Subscription') a.SES_UNSUBSCRIBED_ALL = c.unsubscribeAll === true;
   return a;
 }
@@ -240,7 +282,9 @@ let state: BrevoSimState;
 beforeAll(async () => {
   stack = await startStack({ plan: 'unlimited' });
   for (const c of CASES) {
-    const res = await stack.publish(stack.sns.notification(stack.topic, payloadOf(c), { signatureVersion: c.sig, subject: 'Amazon SES Email Event Notification' }));
+    const res = await stack.publish(
+      stack.sns.notification(stack.topic, payloadOf(c), { signatureVersion: c.sig, subject: 'Amazon SES Email Event Notification' }),
+    );
     expect(res.status, `${c.name}: ${res.text}`).toBe(200);
     expect(res.json).toMatchObject({ ok: true, outcome: 'stored' });
   }
@@ -374,7 +418,14 @@ describe('attributes only move forward in time', () => {
   it('an older permanent bounce after a newer Delivery still blocklists and records the bounce, but SES_LAST_EVENT stays Delivery', async () => {
     const email = 'late.bounce@example.com';
     const delivery = sesEvent('Delivery', { messageId: 'itest-late-2', recipients: [email], timestamp: '2026-04-20T08:00:00.000Z' });
-    const bounce = sesEvent('Bounce', { messageId: 'itest-late-1', recipients: [email], timestamp: '2026-04-18T08:00:00.000Z', bounceType: 'Permanent', bounceSubType: 'General', feedbackId: 'itest-fb-late' });
+    const bounce = sesEvent('Bounce', {
+      messageId: 'itest-late-1',
+      recipients: [email],
+      timestamp: '2026-04-18T08:00:00.000Z',
+      bounceType: 'Permanent',
+      bounceSubType: 'General',
+      feedbackId: 'itest-fb-late',
+    });
     expect((await stack.publish(stack.sns.notification(stack.topic, delivery))).status).toBe(200);
     await stack.connector.waitIdle(60_000);
     expect(stack.brevo.contact(email)?.emailBlacklisted).toBe(false);
@@ -399,7 +450,14 @@ describe('attributes only move forward in time', () => {
   it('the same holds when both arrive back to back (possibly in one processing batch), older last', async () => {
     const email = 'order.burst@example.com';
     const newer = sesEvent('Open', { messageId: 'itest-burst-1', recipients: [email], timestamp: '2026-05-20T08:00:00.000Z' });
-    const older = sesEvent('Bounce', { messageId: 'itest-burst-0', recipients: [email], timestamp: '2026-05-02T08:00:00.000Z', bounceType: 'Transient', bounceSubType: 'General', feedbackId: 'itest-fb-burst' });
+    const older = sesEvent('Bounce', {
+      messageId: 'itest-burst-0',
+      recipients: [email],
+      timestamp: '2026-05-02T08:00:00.000Z',
+      bounceType: 'Transient',
+      bounceSubType: 'General',
+      feedbackId: 'itest-fb-burst',
+    });
     const [a, b] = await Promise.all([stack.publish(stack.sns.notification(stack.topic, newer)), stack.publish(stack.sns.notification(stack.topic, older))]);
     expect([a.status, b.status]).toEqual([200, 200]);
     await stack.connector.waitIdle(60_000);
@@ -429,7 +487,12 @@ describe('a payload the connector cannot plan', () => {
   it('an event with an unparsable timestamp does not block the envelopes processed with it', async () => {
     const s = await startStack({ plan: 'unlimited' });
     try {
-      const bad = sesEvent('Click', { messageId: 'itest-poison', recipients: ['poison@example.com'], timestamp: 'not-a-time', mailTimestamp: '2026-03-01T10:00:00.000Z' });
+      const bad = sesEvent('Click', {
+        messageId: 'itest-poison',
+        recipients: ['poison@example.com'],
+        timestamp: 'not-a-time',
+        mailTimestamp: '2026-03-01T10:00:00.000Z',
+      });
       const good = sesEvent('Reject', { messageId: 'itest-good', recipients: ['Good@Example.com'], timestamp: '2026-03-01T10:00:00.000Z' });
       // Published together so that both are stored in one commit and claimed in one batch.
       const answers = await Promise.all([s.publish(s.sns.notification(s.topic, bad)), s.publish(s.sns.notification(s.topic, good))]);

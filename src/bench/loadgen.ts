@@ -35,7 +35,14 @@ async function run(url: string, bodies: string[], concurrency: number, rate: num
   const post = (body: string) =>
     new Promise<number>((resolve) => {
       const req = request(
-        { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', agent, headers: { 'content-type': 'text/plain; charset=UTF-8', 'content-length': Buffer.byteLength(body), 'x-amz-sns-message-type': 'Notification' } },
+        {
+          host: u.hostname,
+          port: u.port,
+          path: u.pathname,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'text/plain; charset=UTF-8', 'content-length': Buffer.byteLength(body), 'x-amz-sns-message-type': 'Notification' },
+        },
         (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));
@@ -66,7 +73,17 @@ async function run(url: string, bodies: string[], concurrency: number, rate: num
   agent.destroy();
   lat.sort((a, b) => a - b);
   const cpu = process.cpuUsage(cpu0);
-  return { sent: bodies.length, ok, other, seconds, perSecond: ok / seconds, p50Ms: percentile(lat, 50), p99Ms: percentile(lat, 99), maxMs: lat[lat.length - 1] ?? 0, cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  return {
+    sent: bodies.length,
+    ok,
+    other,
+    seconds,
+    perSecond: ok / seconds,
+    p50Ms: percentile(lat, 50),
+    p99Ms: percentile(lat, 99),
+    maxMs: lat[lat.length - 1] ?? 0,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
 }
 
 const [url, file, conc, rate] = process.argv.slice(2);

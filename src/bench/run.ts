@@ -39,13 +39,14 @@ function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
 }
 
-
 function loadgen(url: string, bodies: string[], concurrency: number, rate?: number): Promise<LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'tajo-bodies-'));
   const file = join(dir, 'bodies.json');
   writeFileSync(file, JSON.stringify(bodies));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, 'loadgen.js'), url, file, String(concurrency), ...(rate ? [String(rate)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [join(here, 'loadgen.js'), url, file, String(concurrency), ...(rate ? [String(rate)] : [])], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => {
@@ -78,7 +79,12 @@ function cli(args: string[], env: Record<string, string> = {}): ChildProcess {
 
 async function waitHttp(url: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
-    if (await fetch(url).then((r) => r.ok).catch(() => false)) return;
+    if (
+      await fetch(url)
+        .then((r) => r.ok)
+        .catch(() => false)
+    )
+      return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${url} never answered`);
@@ -139,7 +145,13 @@ async function ingest() {
   const dir = mkdtempSync(join(tmpdir(), 'tajo-bench-'));
   const port = await freePort();
   const config = writeConfig(dir, {
-    connectors: { 'amazon-ses': { region: 'us-east-1', sync: { contacts: false, suppressions: false, account: false }, sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true } } },
+    connectors: {
+      'amazon-ses': {
+        region: 'us-east-1',
+        sync: { contacts: false, suppressions: false, account: false },
+        sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
+      },
+    },
     brevo: { api_key: 'sim-key', base_url: brevo.url, plan: 'extended' },
     store: { url: `sqlite:${join(dir, 'ingest.db')}` },
     server: { port, host: '127.0.0.1' },
@@ -218,9 +230,20 @@ async function drain(payloads: Array<Record<string, unknown>>) {
   const cfg = parseConfig(doc);
   const store = new SqliteStore(join(dir, 'drain.db'));
   await store.migrate();
-  const envs: SnsEnvelope[] = payloads.map((p, i) => ({ Type: 'Notification', MessageId: `m-${i}`, TopicArn: TOPIC, Message: JSON.stringify(p), Timestamp: new Date().toISOString(), SignatureVersion: '2', Signature: '', SigningCertURL: '' }));
+  const envs: SnsEnvelope[] = payloads.map((p, i) => ({
+    Type: 'Notification',
+    MessageId: `m-${i}`,
+    TopicArn: TOPIC,
+    Message: JSON.stringify(p),
+    Timestamp: new Date().toISOString(),
+    SignatureVersion: '2',
+    Signature: '',
+    SigningCertURL: '',
+  }));
   for (let i = 0; i < envs.length; i += 5000) {
-    await store.insertInbox(envs.slice(i, i + 5000).map((e) => ({ messageId: e.MessageId, source: 'sns', topicArn: TOPIC, receivedAt: Date.now(), body: JSON.stringify(e) })));
+    await store.insertInbox(
+      envs.slice(i, i + 5000).map((e) => ({ messageId: e.MessageId, source: 'sns', topicArn: TOPIC, receivedAt: Date.now(), body: JSON.stringify(e) })),
+    );
   }
   await store.close();
   const records = sesRecords(payloads);
@@ -246,7 +269,17 @@ async function drain(payloads: Array<Record<string, unknown>>) {
   const state = brevo.state();
   await brevo.close();
   rmSync(dir, { recursive: true, force: true });
-  return { events: payloads.length, brevoEvents: exp.events.size, contacts: Object.keys(state.contacts).length, calls: stats.requests, byRoute: stats.byRoute, throttled429: stats.throttled, seconds, connectorPeakRssMb: peak, state };
+  return {
+    events: payloads.length,
+    brevoEvents: exp.events.size,
+    contacts: Object.keys(state.contacts).length,
+    calls: stats.requests,
+    byRoute: stats.byRoute,
+    throttled429: stats.throttled,
+    seconds,
+    connectorPeakRssMb: peak,
+    state,
+  };
 }
 
 /** The usual hand-written handler: for each SES record, one contact write and, when the type has one, one event call. */
@@ -262,9 +295,15 @@ async function baseline(payloads: Array<Record<string, unknown>>) {
       const c = contactChangesForEvent(r);
       const attributes = Object.fromEntries(Object.entries(c.attrs).map(([k, v]) => [k, v.v]));
       const pol = policy[r.type];
-      if (pol === 'attributes' || pol === 'both' || c.blocklist) await client.upsertContact({ email: r.email, attributes, ...(c.blocklist ? { emailBlacklisted: true as const } : {}) });
+      if (pol === 'attributes' || pol === 'both' || c.blocklist)
+        await client.upsertContact({ email: r.email, attributes, ...(c.blocklist ? { emailBlacklisted: true as const } : {}) });
       if (pol === 'event' || pol === 'both') {
-        await client.sendEvent({ event_name: EVENT_NAMES[r.type], event_date: new Date(r.timestamp).toISOString(), identifiers: { email_id: r.email }, event_properties: { event_key: r.key, message_id: r.messageId } });
+        await client.sendEvent({
+          event_name: EVENT_NAMES[r.type],
+          event_date: new Date(r.timestamp).toISOString(),
+          identifiers: { email_id: r.email },
+          event_properties: { event_key: r.key, message_id: r.messageId },
+        });
       }
     }
   }
@@ -285,7 +324,8 @@ function sameState(a: BrevoSimState, b: BrevoSimState): string[] {
       continue;
     }
     if (x.emailBlacklisted !== y.emailBlacklisted) problems.push(`${e}: blocklist ${x.emailBlacklisted} vs ${y.emailBlacklisted}`);
-    for (const k of Object.keys(SES_ATTRIBUTES)) if (x.attributes[k] !== y.attributes[k]) problems.push(`${e}: ${k} ${JSON.stringify(x.attributes[k])} vs ${JSON.stringify(y.attributes[k])}`);
+    for (const k of Object.keys(SES_ATTRIBUTES))
+      if (x.attributes[k] !== y.attributes[k]) problems.push(`${e}: ${k} ${JSON.stringify(x.attributes[k])} vs ${JSON.stringify(y.attributes[k])}`);
   }
   const ka = new Set(a.events.map((e) => String(e.event_properties?.event_key)));
   const kb = new Set(b.events.map((e) => String(e.event_properties?.event_key)));
@@ -307,7 +347,11 @@ async function backfill() {
     log: { level: 'warn' },
   });
   const t0 = Date.now();
-  const child = cli(['backfill', '--json', '--config', config], { AWS_ACCESS_KEY_ID: 'BENCH', AWS_SECRET_ACCESS_KEY: 'bench', AWS_EC2_METADATA_DISABLED: 'true' });
+  const child = cli(['backfill', '--json', '--config', config], {
+    AWS_ACCESS_KEY_ID: 'BENCH',
+    AWS_SECRET_ACCESS_KEY: 'bench',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  });
   // VmHWM is gone once the process exits: sample it while it runs.
   let peak = 0;
   const timer = setInterval(() => (peak = Math.max(peak, peakRssOf(child.pid!) || 0)), 200);
@@ -323,11 +367,31 @@ async function backfill() {
   await ses.close();
   rmSync(dir, { recursive: true, force: true });
   // The SES quota alone needs one second per call after the first.
-  return { exitCode: code, contacts: BACKFILL_N, suppressions: Math.round(BACKFILL_N / 10), seconds, sesCalls: totalCalls, sesCallsByOperation: calls, lowerBoundSeconds: totalCalls - 1, sesThrottled: ses.throttled(), brevoCalls: stats.requests, brevoByRoute: stats.byRoute, matchesSes: cmp.ok, problems: cmp.problems.slice(0, 5), connectorPeakRssMb: peak };
+  return {
+    exitCode: code,
+    contacts: BACKFILL_N,
+    suppressions: Math.round(BACKFILL_N / 10),
+    seconds,
+    sesCalls: totalCalls,
+    sesCallsByOperation: calls,
+    lowerBoundSeconds: totalCalls - 1,
+    sesThrottled: ses.throttled(),
+    brevoCalls: stats.requests,
+    brevoByRoute: stats.byRoute,
+    matchesSes: cmp.ok,
+    problems: cmp.problems.slice(0, 5),
+    connectorPeakRssMb: peak,
+  };
 }
 
 async function main(): Promise<void> {
-  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memGb: Math.round(totalmem() / 2 ** 30), node: process.version, date: new Date().toISOString() };
+  const machine = {
+    cpus: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
   const out: Record<string, unknown> = { machine };
   if (!ONLY || ONLY === 'ingest') {
     out.ingest = await ingest();
@@ -346,7 +410,10 @@ async function main(): Promise<void> {
     const strip = <T extends { state: unknown }>(x: T) => ({ ...x, state: undefined });
     out.drain = {
       slice: { ours: strip(oursSlice), baseline: strip(base), sameFinalState: diff.length === 0, differences: diff.slice(0, 10) },
-      full: { ours: strip(oursFull), baselineProjected: { calls: Math.round((base.calls * DRAIN_N) / SLICE_N), seconds: (base.calls * DRAIN_N) / SLICE_N / 10 } },
+      full: {
+        ours: strip(oursFull),
+        baselineProjected: { calls: Math.round((base.calls * DRAIN_N) / SLICE_N), seconds: (base.calls * DRAIN_N) / SLICE_N / 10 },
+      },
     };
     log(JSON.stringify(out.drain));
   }

@@ -48,10 +48,26 @@ async function withSim<T>(opts: BrevoSimOptions, fn: (sim: BrevoSim) => Promise<
 }
 
 function eventPayloads(n: number, email: string): EventPayload[] {
-  const records = Array.from({ length: n }, (_, i) =>
-    parseSesNotification(sesEvent('Click', { recipients: [email], timestamp: new Date(Date.parse('2026-01-15T10:00:00.000Z') + i * 1000).toISOString() })).records,
+  const records = Array.from(
+    { length: n },
+    (_, i) =>
+      parseSesNotification(sesEvent('Click', { recipients: [email], timestamp: new Date(Date.parse('2026-01-15T10:00:00.000Z') + i * 1000).toISOString() }))
+        .records,
   ).flat();
-  const ops = planBrevoOperations(records, { events: { Send: 'event', Delivery: 'event', Open: 'event', Click: 'event', Bounce: 'event', Complaint: 'event', Reject: 'event', DeliveryDelay: 'event', RenderingFailure: 'event', Subscription: 'event' } });
+  const ops = planBrevoOperations(records, {
+    events: {
+      Send: 'event',
+      Delivery: 'event',
+      Open: 'event',
+      Click: 'event',
+      Bounce: 'event',
+      Complaint: 'event',
+      Reject: 'event',
+      DeliveryDelay: 'event',
+      RenderingFailure: 'event',
+      Subscription: 'event',
+    },
+  });
   return ops.filter((o): o is EventOp => o.kind === 'event').map((o) => o.payload);
 }
 
@@ -109,7 +125,11 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
   });
 
   it('5xx without a JSON body: server_error with the text as message', async () => {
-    const c = new BrevoClient({ baseUrl: 'http://brevo.invalid/v3', apiKey: 'k', fetchImpl: async () => new Response('upstream connect error', { status: 503, statusText: 'Service Unavailable' }) });
+    const c = new BrevoClient({
+      baseUrl: 'http://brevo.invalid/v3',
+      apiKey: 'k',
+      fetchImpl: async () => new Response('upstream connect error', { status: 503, statusText: 'Service Unavailable' }),
+    });
     const err = await caught(c.sendEvent(eventPayloads(1, 'a@example.com')[0]!));
     expect(err.code).toBe('server_error');
     expect(err.status).toBe(503);
@@ -275,7 +295,12 @@ describe('BrevoClient end to end against the simulator', () => {
     expect(second.status).toBe(204);
     const ann = sim.contact('ann@example.com');
     expect(ann?.emailBlacklisted).toBe(true);
-    expect(ann?.attributes).toMatchObject({ SES_LAST_EVENT: 'Open', SES_LAST_OPENED_AT: '2026-01-16', SES_LAST_BOUNCED_AT: '2026-01-15', SES_SUPPRESSED: true });
+    expect(ann?.attributes).toMatchObject({
+      SES_LAST_EVENT: 'Open',
+      SES_LAST_OPENED_AT: '2026-01-16',
+      SES_LAST_BOUNCED_AT: '2026-01-15',
+      SES_SUPPRESSED: true,
+    });
     const st = sim.state();
     expect(st.dropped).toEqual([]);
     expect(st.unblocks).toEqual([]);

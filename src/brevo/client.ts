@@ -131,7 +131,13 @@ export class BrevoClient {
     } catch (err) {
       const timedOut = ctrl.signal.aborted && !signal?.aborted;
       // The request may or may not have reached Brevo: retryable (a duplicate keeps its event_key).
-      throw new BrevoError(timedOut ? 'timeout' : 'network_error', `${method} ${path}: ${timedOut ? `no answer within ${this.timeoutMs} ms` : (err as Error).message}`, 0, bucket, true);
+      throw new BrevoError(
+        timedOut ? 'timeout' : 'network_error',
+        `${method} ${path}: ${timedOut ? `no answer within ${this.timeoutMs} ms` : (err as Error).message}`,
+        0,
+        bucket,
+        true,
+      );
     } finally {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
@@ -210,7 +216,12 @@ export class BrevoClient {
   }
 
   listFolders(limit: number, offset: number, signal?: AbortSignal) {
-    return this.request<{ folders?: Array<{ id: number; name: string }>; count?: number }>('GET', `/contacts/folders?limit=${limit}&offset=${offset}`, undefined, signal);
+    return this.request<{ folders?: Array<{ id: number; name: string }>; count?: number }>(
+      'GET',
+      `/contacts/folders?limit=${limit}&offset=${offset}`,
+      undefined,
+      signal,
+    );
   }
 
   createFolder(name: string, signal?: AbortSignal) {
@@ -218,7 +229,12 @@ export class BrevoClient {
   }
 
   listFolderLists(folderId: number, limit: number, offset: number, signal?: AbortSignal) {
-    return this.request<{ lists?: Array<{ id: number; name: string }>; count?: number }>('GET', `/contacts/folders/${folderId}/lists?limit=${limit}&offset=${offset}`, undefined, signal);
+    return this.request<{ lists?: Array<{ id: number; name: string }>; count?: number }>(
+      'GET',
+      `/contacts/folders/${folderId}/lists?limit=${limit}&offset=${offset}`,
+      undefined,
+      signal,
+    );
   }
 
   createList(name: string, folderId: number, signal?: AbortSignal) {

@@ -157,7 +157,15 @@ describe('hourly window', () => {
   });
 
   it('in a two-window bucket the hourly window binds when the per-second one would allow more', () => {
-    const { g, clock } = governor({ marginMs: 0, limits: { contacts: [{ limit: 10, windowMs: 1000 }, { limit: 25, windowMs: 3_600_000 }] } });
+    const { g, clock } = governor({
+      marginMs: 0,
+      limits: {
+        contacts: [
+          { limit: 10, windowMs: 1000 },
+          { limit: 25, windowMs: 3_600_000 },
+        ],
+      },
+    });
     while (bucketStatus(g, 'contacts').requests < 25) {
       if (g.tryAcquire('contacts') < 0) clock.advance(g.waitMs('contacts'));
     }
@@ -292,7 +300,11 @@ describe('feedback from x-sib-ratelimit-* headers', () => {
 describe('plan table and status()', () => {
   it('selects the rate-limit table of the plan', () => {
     const limits = (plan: GovernorOptions['plan']) =>
-      Object.fromEntries(governor({ plan, marginMs: 0 }).g.status().map((b) => [b.bucket, b.windows.map((w) => [w.limit, w.windowMs])]));
+      Object.fromEntries(
+        governor({ plan, marginMs: 0 })
+          .g.status()
+          .map((b) => [b.bucket, b.windows.map((w) => [w.limit, w.windowMs])]),
+      );
     expect(limits(undefined)).toEqual({
       contacts: [
         [10, 1000],
@@ -352,7 +364,12 @@ describe('plan table and status()', () => {
       lastResetMs: 1000,
     });
     expect(bucketStatus(g, 'events')).toMatchObject({ pausedUntil: T0 + 4000, throttled: 1, requests: 1, lastRemaining: 0, lastResetMs: 4000 });
-    expect(bucketStatus(g, 'other')).toMatchObject({ windows: [{ limit: 100, windowMs: 3_600_050, used: 0 }], requests: 0, lastRemaining: null, lastResetMs: null });
+    expect(bucketStatus(g, 'other')).toMatchObject({
+      windows: [{ limit: 100, windowMs: 3_600_050, used: 0 }],
+      requests: 0,
+      lastRemaining: null,
+      lastResetMs: null,
+    });
     // Use decays with the window: after 2 s the per-second window is empty, the hourly one is not.
     clock.advance(2000);
     expect(bucketStatus(g, 'contacts').windows.map((w) => w.used)).toEqual([0, 3]);

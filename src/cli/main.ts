@@ -48,7 +48,12 @@ class UsageError extends TajoError<'usage'> {
 
 function parse(argv: string[], options: ParseArgsConfig['options']): { flags: Flags; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args: argv, options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...options }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
     return { flags: values as Flags, positionals };
   } catch (err) {
     throw new UsageError(`${errorMessage(err)}\nRun 'tajo-ses --help' for usage.`);
@@ -141,7 +146,10 @@ async function serve(argv: string[], out: Out): Promise<number> {
   // With the engine on its own thread, the scheduled syncs run there.
   const scheduler = ses.enabled && !threaded ? new Scheduler(connector, log) : undefined;
   await scheduler?.start();
-  log.info({ host, port: cfg.server.port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length }, 'tajo-ses serving: POST /webhooks/amazon-ses');
+  log.info(
+    { host, port: cfg.server.port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length },
+    'tajo-ses serving: POST /webhooks/amazon-ses',
+  );
   if (!cfg.server.admin_token) log.warn('server.admin_token is not set: /admin and /ui answer loopback clients only');
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
@@ -165,14 +173,34 @@ function fmtBuckets(b: BucketStatus[]): string[][] {
 
 export function formatStatus(s: StatusReport): string {
   const parts: string[] = [`Store: ${s.store}   at ${s.at}`, ''];
-  parts.push('Inbox (SNS envelopes): ' + (Object.entries(s.inbox).map(([k, v]) => `${k} ${v}`).join(', ') || 'empty'));
+  parts.push(
+    'Inbox (SNS envelopes): ' +
+      (Object.entries(s.inbox)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'empty'),
+  );
   parts.push('', 'Queues:');
-  parts.push(s.queues.length ? pad([['kind', 'lane', 'state', 'class', 'count'], ...s.queues.map((q) => [q.kind, q.lane, q.state, q.class, String(q.count)])]) : '  (no operations)');
+  parts.push(
+    s.queues.length
+      ? pad([['kind', 'lane', 'state', 'class', 'count'], ...s.queues.map((q) => [q.kind, q.lane, q.state, q.class, String(q.count)])])
+      : '  (no operations)',
+  );
   parts.push('', 'Lag (oldest open operation):');
-  parts.push(s.lag.length ? pad([['kind', 'class', 'open', 'seconds'], ...s.lag.map((l) => [l.kind, l.class, String(l.open), l.seconds.toFixed(1)])]) : '  nothing waiting');
+  parts.push(
+    s.lag.length
+      ? pad([['kind', 'class', 'open', 'seconds'], ...s.lag.map((l) => [l.kind, l.class, String(l.open), l.seconds.toFixed(1)])])
+      : '  nothing waiting',
+  );
   parts.push('', `Dead letters: ${s.deadLetters}${s.deadLetters > 0 ? "  (see 'tajo-ses failures list')" : ''}`);
   parts.push('', 'Streams:');
-  parts.push(s.streams.length ? pad([['stream', 'cursor', 'status', 'updated'], ...s.streams.map((c) => [c.stream, c.value ?? '', c.status ?? '', new Date(c.updatedAt).toISOString()])]) : '  no backfill has run');
+  parts.push(
+    s.streams.length
+      ? pad([
+          ['stream', 'cursor', 'status', 'updated'],
+          ...s.streams.map((c) => [c.stream, c.value ?? '', c.status ?? '', new Date(c.updatedAt).toISOString()]),
+        ])
+      : '  no backfill has run',
+  );
   if (s.rateLimit.length) parts.push('', 'Brevo rate-limit budget (last seen by serve):', pad([['bucket', 'used', '429s'], ...fmtBuckets(s.rateLimit)]));
   return parts.join('\n');
 }
@@ -213,7 +241,21 @@ async function failures(argv: string[], out: Out): Promise<number> {
         const rows = (await store.listFailures({ limit: intFlag(flags.limit, 'limit', 100, 1, 100_000) })).map(failureView);
         if (out.json) for (const r of rows) out.emit(r, () => '');
         else if (rows.length === 0) out.line('No dead letters.');
-        else out.line(pad([['id', 'kind', 'email', 'code', 'status', 'attempts', 'message'], ...rows.map((r) => [String(r.id), r.kind, r.email, r.error.code ?? '', String(r.error.status ?? ''), String(r.attempts), (r.error.message ?? '').slice(0, 80)])]));
+        else
+          out.line(
+            pad([
+              ['id', 'kind', 'email', 'code', 'status', 'attempts', 'message'],
+              ...rows.map((r) => [
+                String(r.id),
+                r.kind,
+                r.email,
+                r.error.code ?? '',
+                String(r.error.status ?? ''),
+                String(r.attempts),
+                (r.error.message ?? '').slice(0, 80),
+              ]),
+            ]),
+          );
         return 0;
       }
       case 'show': {
@@ -244,14 +286,17 @@ async function configCmd(argv: string[], out: Out): Promise<number> {
   if (positionals[0] !== 'validate') throw new UsageError(`config: unknown subcommand ${JSON.stringify(positionals[0] ?? '')}; use 'tajo-ses config validate'`);
   const cfg = load(flags);
   const masked = maskSecrets(cfg);
-  out.emit({ ok: true, config: masked, warnings: configWarnings(cfg) }, () => [`# valid; effective configuration (secrets masked)`, ...configWarnings(cfg).map((w) => `# warning: ${w}`), stringify(masked)].join('\n'));
+  out.emit({ ok: true, config: masked, warnings: configWarnings(cfg) }, () =>
+    [`# valid; effective configuration (secrets masked)`, ...configWarnings(cfg).map((w) => `# warning: ${w}`), stringify(masked)].join('\n'),
+  );
   return 0;
 }
 
 async function backfill(argv: string[], out: Out): Promise<number> {
   const { flags } = parse(argv, { stream: { type: 'string', multiple: true }, full: { type: 'boolean' }, 'dry-run': { type: 'boolean' } });
   const streams = (flags.stream as string[] | undefined) ?? [];
-  for (const s of streams) if (!(STREAMS as readonly string[]).includes(s)) throw new UsageError(`--stream: found ${JSON.stringify(s)}; allowed: ${STREAMS.join(', ')}`);
+  for (const s of streams)
+    if (!(STREAMS as readonly string[]).includes(s)) throw new UsageError(`--stream: found ${JSON.stringify(s)}; allowed: ${STREAMS.join(', ')}`);
   const dryRun = flags['dry-run'] === true;
   const cfg = load(flags, !dryRun);
   const log = defaultLogger(cfg.log.level === 'info' ? 'warn' : cfg.log.level, 2);
@@ -264,17 +309,31 @@ async function backfill(argv: string[], out: Out): Promise<number> {
   try {
     if (dryRun) await connector.store.migrate();
     else await connector.start();
-    if (!out.json) out.line(`Backfill of ${streams.length ? streams.join(', ') : 'all enabled streams'} from SES ${cfg.connectors['amazon-ses'].region} at ${cfg.connectors['amazon-ses'].ses_rate_limit} req/s${dryRun ? ' (dry run: nothing is written)' : ''}`);
+    if (!out.json)
+      out.line(
+        `Backfill of ${streams.length ? streams.join(', ') : 'all enabled streams'} from SES ${cfg.connectors['amazon-ses'].region} at ${cfg.connectors['amazon-ses'].ses_rate_limit} req/s${dryRun ? ' (dry run: nothing is written)' : ''}`,
+      );
     summary = await connector.backfill(
       { streams: streams as StreamName[], full: flags.full === true, dryRun },
-      { signal: abort.signal, onProgress: (p) => out.progress(p.stream, p.read, undefined, `read, ${p.written} queued, ${p.ratePerSec.toFixed(0)}/s, ${p.sesCalls} SES calls${p.detail ? ` (${p.detail})` : ''}`) },
+      {
+        signal: abort.signal,
+        onProgress: (p) =>
+          out.progress(
+            p.stream,
+            p.read,
+            undefined,
+            `read, ${p.written} queued, ${p.ratePerSec.toFixed(0)}/s, ${p.sesCalls} SES calls${p.detail ? ` (${p.detail})` : ''}`,
+          ),
+      },
     );
     out.endProgress();
     if (abort.signal.aborted) throw new Error('interrupted; the cursor is kept and the next run resumes');
     if (!dryRun) {
       // Wait for Brevo to finish the imports it accepted (their invalid rows become dead letters).
       if (!out.json) out.line('Waiting for Brevo to finish the imports...');
-      await connector.waitIdle(5 * 60_000, { includeAwaiting: true }).catch((err: unknown) => out.err(`note: ${errorMessage(err)}; 'serve' or the next backfill finishes following them`));
+      await connector
+        .waitIdle(5 * 60_000, { includeAwaiting: true })
+        .catch((err: unknown) => out.err(`note: ${errorMessage(err)}; 'serve' or the next backfill finishes following them`));
     }
     const s = summary;
     out.emit({ ok: true, ...s, deadLetters: (await connector.status()).deadLetters }, () => formatBackfill(s));

@@ -225,7 +225,9 @@ describe('invalid configuration: one line per problem', () => {
 
   it('needs the connectors.amazon-ses block with a region', () => {
     expect(problemsOf(() => parse({ brevo: { api_key: API_KEY } }))[0]).toMatch(/^connectors: found nothing; expected/);
-    expect(problemsOf(() => parse({ connectors: { 'amazon-ses': {} }, brevo: { api_key: API_KEY } }))[0]).toMatch(/^connectors\.amazon-ses\.region: found nothing/);
+    expect(problemsOf(() => parse({ connectors: { 'amazon-ses': {} }, brevo: { api_key: API_KEY } }))[0]).toMatch(
+      /^connectors\.amazon-ses\.region: found nothing/,
+    );
     expect(problemsOf(() => parseConfig(['a'] as unknown as Record<string, unknown>, { env: {} }))[0]).toMatch(/^\(root\)/);
   });
 });
@@ -389,7 +391,10 @@ describe('brevo.api_key', () => {
   // `status` and `failures`, which never call Brevo) does not cover the usual
   // `api_key: ${BREVO_API_KEY}` of CONTRACT section 1: the unset variable is still an error.
   it('may come from an unset ${BREVO_API_KEY} with requireBrevoKey: false', () => {
-    const cfg = parseConfig({ connectors: { 'amazon-ses': { region: 'us-east-1' } }, brevo: { api_key: '${BREVO_API_KEY}' } }, { env: {}, requireBrevoKey: false });
+    const cfg = parseConfig(
+      { connectors: { 'amazon-ses': { region: 'us-east-1' } }, brevo: { api_key: '${BREVO_API_KEY}' } },
+      { env: {}, requireBrevoKey: false },
+    );
     expect(cfg.brevo.api_key).toBe('');
   });
 });

@@ -181,7 +181,9 @@ export function configWarnings(cfg: TajoConfig): string[] {
   const ses = cfg.connectors['amazon-ses'];
   const out: string[] = [];
   if (ses.sns.allow_http_cert_urls) out.push('sns.allow_http_cert_urls is true: SNS signing certificates may be fetched over plain HTTP (tests only)');
-  if (ses.sns.signing_cert_hosts.some((h) => h !== DEFAULT_SIGNING_CERT_HOST)) out.push('sns.signing_cert_hosts is overridden: certificates from non-AWS hosts are trusted (tests only)');
-  if (ses.sync.events && ses.sns.topic_arns.length === 0) out.push('sns.topic_arns is empty: every SNS notification will be refused (403 topic_not_allowed); list your SES event topics');
+  if (ses.sns.signing_cert_hosts.some((h) => h !== DEFAULT_SIGNING_CERT_HOST))
+    out.push('sns.signing_cert_hosts is overridden: certificates from non-AWS hosts are trusted (tests only)');
+  if (ses.sync.events && ses.sns.topic_arns.length === 0)
+    out.push('sns.topic_arns is empty: every SNS notification will be refused (403 topic_not_allowed); list your SES event topics');
   return out;
 }

@@ -74,7 +74,10 @@ export const sesConnectorSchema = z
       })
       .strict()
       .prefault({}),
-    endpoint: z.string().default('').refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
+    endpoint: z
+      .string()
+      .default('')
+      .refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
     sync: z
       .object({
         events: bool(true),
@@ -90,7 +93,9 @@ export const sesConnectorSchema = z
       .prefault({}),
     sns: z
       .object({
-        topic_arns: z.array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/, 'expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)')).default([]),
+        topic_arns: z
+          .array(z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+$/, 'expected an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)'))
+          .default([]),
         auto_confirm_subscriptions: bool(true),
         max_message_age: duration('1h'),
         signing_cert_hosts: z.array(regex).min(1).default([DEFAULT_SIGNING_CERT_HOST]),
@@ -113,16 +118,17 @@ export const sesConnectorSchema = z
       .strict()
       .prefault({}),
     events: eventsSchema,
-    lists: z.object({ folder: z.string().min(1).default('Amazon SES') }).strict().prefault({}),
+    lists: z
+      .object({ folder: z.string().min(1).default('Amazon SES') })
+      .strict()
+      .prefault({}),
     ses_rate_limit: num(z.number().positive()).default(1),
   })
   .strict();
 
 export const configSchema = z
   .object({
-    connectors: z
-      .object({ 'amazon-ses': sesConnectorSchema })
-      .catchall(z.unknown()),
+    connectors: z.object({ 'amazon-ses': sesConnectorSchema }).catchall(z.unknown()),
     brevo: z
       .object({
         api_key: z.string().default(''),

@@ -22,7 +22,8 @@ import { SES_EVENT_TYPES, type SesContactRecord, type SesEventRecord, type SesEv
 const ALL = (p: EventPolicy): Record<SesEventType, EventPolicy> => Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, p])) as Record<SesEventType, EventPolicy>;
 
 /** The defaults of CONTRACT section 1, as the config loader produces them. */
-const DEFAULT_EVENTS = parseConfig({ connectors: { 'amazon-ses': { region: 'us-east-1' } } }, { env: {}, requireBrevoKey: false }).connectors['amazon-ses'].events;
+const DEFAULT_EVENTS = parseConfig({ connectors: { 'amazon-ses': { region: 'us-east-1' } } }, { env: {}, requireBrevoKey: false }).connectors['amazon-ses']
+  .events;
 
 let msgN = 0;
 
@@ -155,7 +156,13 @@ describe('attribute mapping per SES event type', () => {
   });
 
   it('suppression-list records suppress and blocklist at priority 0', () => {
-    const r: SesSuppressionRecord = { kind: 'ses_suppression', key: 'ses-suppression:zed@example.com', email: 'zed@example.com', reason: 'COMPLAINT', lastUpdated: '2025-12-24T08:00:00.000Z' };
+    const r: SesSuppressionRecord = {
+      kind: 'ses_suppression',
+      key: 'ses-suppression:zed@example.com',
+      email: 'zed@example.com',
+      reason: 'COMPLAINT',
+      lastUpdated: '2025-12-24T08:00:00.000Z',
+    };
     const c = onlyContact(planBrevoOperations([r], { events: DEFAULT_EVENTS }, 'backfill'));
     expect(c).toMatchObject({ key: 'contact:zed@example.com', priority: PRIORITY.blocklist, lane: 'backfill', sources: ['ses-suppression:zed@example.com'] });
     expect(values(c.payload)).toEqual({ SES_SUPPRESSED: true, SES_SUPPRESSION_REASON: 'COMPLAINT', SES_SUPPRESSED_AT: '2025-12-24' });
@@ -173,7 +180,13 @@ describe('attribute mapping per SES event type', () => {
       attributes: { firstName: 'Amy', age: 41, vip: true, nested: { no: 1 } },
       lastUpdated: '2026-01-02T03:04:05.000Z',
     };
-    const mapping = { 'attributes.firstName': 'FIRSTNAME', age: 'AGE', 'attributes.vip': 'VIP', 'attributes.nested': 'NESTED', 'attributes.missing': 'MISSING' };
+    const mapping = {
+      'attributes.firstName': 'FIRSTNAME',
+      age: 'AGE',
+      'attributes.vip': 'VIP',
+      'attributes.nested': 'NESTED',
+      'attributes.missing': 'MISSING',
+    };
     const c = onlyContact(planBrevoOperations([r], { events: DEFAULT_EVENTS, field_mapping: mapping }, 'backfill'));
     expect(values(c.payload)).toEqual({ FIRSTNAME: 'Amy', AGE: 41, VIP: true, SES_UNSUBSCRIBED_ALL: false });
     expect(c.payload.blocklist).toBe(false);
@@ -205,7 +218,11 @@ describe('event policies', () => {
 
   it('ignore still blocklists permanent bounces, complaints and UnsubscribeAll (without attributes or events)', () => {
     const cfg: PlanConfig = { events: ALL('ignore') };
-    for (const r of [one('Bounce', { timestamp: at, bounceType: 'Permanent' }), one('Complaint', { timestamp: at }), one('Subscription', { timestamp: at, unsubscribeAll: true })]) {
+    for (const r of [
+      one('Bounce', { timestamp: at, bounceType: 'Permanent' }),
+      one('Complaint', { timestamp: at }),
+      one('Subscription', { timestamp: at, unsubscribeAll: true }),
+    ]) {
       const ops = planBrevoOperations([r], cfg);
       expect(ops, r.type).toHaveLength(1);
       const c = onlyContact(ops);
@@ -259,7 +276,13 @@ describe('custom events', () => {
 
   it('carry event_key, message_id, subject, from, configuration_set and the type fields in snake_case', () => {
     for (const type of SES_EVENT_TYPES) {
-      const r = one(type, { timestamp: '2026-02-03T10:00:00.000Z', mailTimestamp: '2026-02-03T09:59:00.000Z', subject: 'Hello', from: 'Shop <shop@example.com>', configurationSet: 'marketing' });
+      const r = one(type, {
+        timestamp: '2026-02-03T10:00:00.000Z',
+        mailTimestamp: '2026-02-03T09:59:00.000Z',
+        subject: 'Hello',
+        from: 'Shop <shop@example.com>',
+        configurationSet: 'marketing',
+      });
       const [e] = eventOps(planBrevoOperations([r], cfg));
       expect(e, type).toBeDefined();
       const p = e!.payload;
@@ -279,10 +302,17 @@ describe('custom events', () => {
 
   it('bounce, click and subscription properties', () => {
     const bounce = eventOps(planBrevoOperations([one('Bounce', { bounceType: 'Permanent', bounceSubType: 'General' })], cfg))[0]!.payload.event_properties;
-    expect(bounce).toMatchObject({ bounce_type: 'Permanent', bounce_sub_type: 'General', diagnostic_code: expect.stringContaining('550'), feedback_id: expect.any(String) });
-    const click = eventOps(planBrevoOperations([one('Click', { link: 'https://example.com/x', linkTags: { campaign: ['jan'] } })], cfg))[0]!.payload.event_properties;
+    expect(bounce).toMatchObject({
+      bounce_type: 'Permanent',
+      bounce_sub_type: 'General',
+      diagnostic_code: expect.stringContaining('550'),
+      feedback_id: expect.any(String),
+    });
+    const click = eventOps(planBrevoOperations([one('Click', { link: 'https://example.com/x', linkTags: { campaign: ['jan'] } })], cfg))[0]!.payload
+      .event_properties;
     expect(click).toMatchObject({ link: 'https://example.com/x', link_tags: 'campaign=jan', user_agent: expect.any(String), ip_address: '192.0.2.44' });
-    const sub = eventOps(planBrevoOperations([one('Subscription', { unsubscribeAll: true, contactList: 'Customers', topic: 'news' })], cfg))[0]!.payload.event_properties;
+    const sub = eventOps(planBrevoOperations([one('Subscription', { unsubscribeAll: true, contactList: 'Customers', topic: 'news' })], cfg))[0]!.payload
+      .event_properties;
     expect(sub).toMatchObject({ contact_list: 'Customers', unsubscribe_all: true, new_topic_preferences: 'news=OptOut' });
   });
 
@@ -354,7 +384,11 @@ describe('coalescing', () => {
   });
 
   it('the blocklist is monotone: later harmless events never clear it', () => {
-    const recs = [one('Bounce', { timestamp: '2026-02-01T10:00:00.000Z', bounceType: 'Permanent' }), one('Delivery', { timestamp: '2026-02-02T10:00:00.000Z' }), one('Subscription', { timestamp: '2026-02-03T10:00:00.000Z', unsubscribeAll: false })];
+    const recs = [
+      one('Bounce', { timestamp: '2026-02-01T10:00:00.000Z', bounceType: 'Permanent' }),
+      one('Delivery', { timestamp: '2026-02-02T10:00:00.000Z' }),
+      one('Subscription', { timestamp: '2026-02-03T10:00:00.000Z', unsubscribeAll: false }),
+    ];
     for (const order of [recs, [...recs].reverse()]) {
       const c = onlyContact(planBrevoOperations(order, cfg));
       expect(c.payload.blocklist).toBe(true);
@@ -528,7 +562,12 @@ describe('property: any interleaving, duplication and batching of the same recor
           // blocklisted = contacts with a permanent bounce, a complaint or UnsubscribeAll, whatever the policy.
           const mustBlock = new Set(
             recs
-              .filter((r) => (r.type === 'Bounce' && r.details.bounceType === 'Permanent') || r.type === 'Complaint' || (r.type === 'Subscription' && r.details.unsubscribeAll === true))
+              .filter(
+                (r) =>
+                  (r.type === 'Bounce' && r.details.bounceType === 'Permanent') ||
+                  r.type === 'Complaint' ||
+                  (r.type === 'Subscription' && r.details.unsubscribeAll === true),
+              )
               .map((r) => r.email),
           );
           expect(got.blocklisted).toEqual([...mustBlock].sort());

@@ -229,7 +229,11 @@ export function planContact(r: SesContactRecord, listIds: number[], mapping: Rec
  * coalesced, and one event per record whose type policy asks for events.
  * Contact records need list ids, which only the engine knows; here they map to no list.
  */
-export function planBrevoOperations(records: readonly SesRecord[], config: PlanConfig | { connectors: { 'amazon-ses': PlanConfig } }, lane: Lane = 'realtime'): PlannedOp[] {
+export function planBrevoOperations(
+  records: readonly SesRecord[],
+  config: PlanConfig | { connectors: { 'amazon-ses': PlanConfig } },
+  lane: Lane = 'realtime',
+): PlannedOp[] {
   const cfg: PlanConfig = 'connectors' in config ? config.connectors['amazon-ses'] : config;
   const contacts = new Map<string, ContactOp>();
   const events = new Map<string, EventOp>();

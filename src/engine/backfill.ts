@@ -10,7 +10,7 @@ import type { SesConnectorConfig } from '../config/schema.js';
 import { planBrevoOperations, planContact, type PlannedOp } from '../core/plan.js';
 import type { SesContactRecord, SesSuppressionRecord } from '../core/types.js';
 import { isExpiredToken, readAccount, readContactLists, readContactsPage, readSuppressionsPage, explainSesError, type SesContactList } from '../ses/streams.js';
-import type { BrevoLists} from './lists.js';
+import type { BrevoLists } from './lists.js';
 import { SUPPRESSION_LIST, topicListName } from './lists.js';
 import type { RateLimiter } from '../ses/client.js';
 import { TajoError } from '../core/errors.js';
@@ -108,7 +108,8 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
   const loadLists = async () => {
     if (contactLists) return contactLists;
     const saved = await deps.store.getState('ses:contact_lists');
-    contactLists = saved && !streams.includes('contact_lists') ? (JSON.parse(saved) as SesContactList[]) : await ses('ListContactLists', () => readContactLists(deps.ses));
+    contactLists =
+      saved && !streams.includes('contact_lists') ? (JSON.parse(saved) as SesContactList[]) : await ses('ListContactLists', () => readContactLists(deps.ses));
     return contactLists;
   };
 
@@ -147,7 +148,9 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
   async function backfillContacts(lists: SesContactList[]): Promise<void> {
     const r = record('contacts');
     if (deps.cfg.contacts.fetch_attributes) {
-      deps.log.warn(`contacts.fetch_attributes is on: one extra SES call per contact at ${deps.cfg.ses_rate_limit} req/s (about ${(deps.limiter.secondsFor(100_000) / 3600).toFixed(1)} h per 100,000 contacts)`);
+      deps.log.warn(
+        `contacts.fetch_attributes is on: one extra SES call per contact at ${deps.cfg.ses_rate_limit} req/s (about ${(deps.limiter.secondsFor(100_000) / 3600).toFixed(1)} h per 100,000 contacts)`,
+      );
     }
     const saved = await deps.store.getCursor('contacts');
     let cur: ContactsCursor = { list: '', token: null, done: [] };
@@ -172,7 +175,13 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
         r.pages++;
         r.read += page.records.length;
         await deps.waitAccepted();
-        await setCursor('contacts', JSON.stringify({ list: list.name, token: readWith ?? null, done: cur.done }), now(), 'running', `${list.name}: ${r.read} read`);
+        await setCursor(
+          'contacts',
+          JSON.stringify({ list: list.name, token: readWith ?? null, done: cur.done }),
+          now(),
+          'running',
+          `${list.name}: ${r.read} read`,
+        );
         r.written += await writeContacts(list, page.records);
         progress('contacts', r.read, r.written, list.name);
         token = page.nextToken;
@@ -192,7 +201,10 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
       for (const c of records) {
         plan.contacts++;
         if (c.unsubscribeAll) plan.blocklisted++;
-        const names = [list.name, ...list.topics.filter((t) => !c.unsubscribeAll && c.topics[t.name] === 'OPT_IN').map((t) => topicListName(list.name, t.name))];
+        const names = [
+          list.name,
+          ...list.topics.filter((t) => !c.unsubscribeAll && c.topics[t.name] === 'OPT_IN').map((t) => topicListName(list.name, t.name)),
+        ];
         for (const n of names) plan.lists[n] = (plan.lists[n] ?? 0) + 1;
         if (plan.sample.length < 5) plan.sample.push({ email: c.email, lists: names, blocklist: c.unsubscribeAll, unsubscribeAll: c.unsubscribeAll });
       }
@@ -210,7 +222,9 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
     const saved = await deps.store.getCursor('suppressions');
     let cur: SuppressionCursor = saved?.value ? (JSON.parse(saved.value) as SuppressionCursor) : { hw: null };
     if (opts.full) cur = { hw: null };
-    const window = cur.window ? { start: new Date(cur.window.start), end: new Date(cur.window.end) } : { start: cur.hw ? new Date(cur.hw) : EPOCH, end: new Date(now()) };
+    const window = cur.window
+      ? { start: new Date(cur.window.start), end: new Date(cur.window.end) }
+      : { start: cur.hw ? new Date(cur.hw) : EPOCH, end: new Date(now()) };
     let readWith: string | undefined = cur.window ? cur.token : undefined;
     const suppressionList = opts.dryRun ? -1 : await deps.lists!.ensure(SUPPRESSION_LIST);
     for (;;) {
@@ -230,7 +244,11 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
       await deps.waitAccepted();
       await setCursor(
         'suppressions',
-        JSON.stringify({ hw: cur.hw, window: { start: window.start.toISOString(), end: window.end.toISOString() }, ...(readWith ? { token: readWith } : {}) } satisfies SuppressionCursor),
+        JSON.stringify({
+          hw: cur.hw,
+          window: { start: window.start.toISOString(), end: window.end.toISOString() },
+          ...(readWith ? { token: readWith } : {}),
+        } satisfies SuppressionCursor),
         now(),
         'running',
         `${r.read} read`,
@@ -241,7 +259,14 @@ export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}
       readWith = page.nextToken;
     }
     await deps.waitAccepted();
-    if (!opts.dryRun) await setCursor('suppressions', JSON.stringify({ hw: window.end.toISOString() } satisfies SuppressionCursor), now(), 'complete', `${r.read} read up to ${window.end.toISOString()}`);
+    if (!opts.dryRun)
+      await setCursor(
+        'suppressions',
+        JSON.stringify({ hw: window.end.toISOString() } satisfies SuppressionCursor),
+        now(),
+        'complete',
+        `${r.read} read up to ${window.end.toISOString()}`,
+      );
   }
 
   async function writeSuppressions(records: SesSuppressionRecord[], listId: number): Promise<number> {

@@ -75,7 +75,10 @@ export interface Connector {
   status(): Promise<StatusReport>;
   readonly lists: BrevoLists;
   /** Runs a backfill in this process (its bulk writes go through this connector's workers). */
-  backfill(opts?: BackfillOptions, hooks?: { onProgress?: (p: BackfillProgress) => void; signal?: AbortSignal; ses?: { client: SESv2Client; limiter: RateLimiter } }): Promise<BackfillSummary>;
+  backfill(
+    opts?: BackfillOptions,
+    hooks?: { onProgress?: (p: BackfillProgress) => void; signal?: AbortSignal; ses?: { client: SESv2Client; limiter: RateLimiter } },
+  ): Promise<BackfillSummary>;
   /** The SES client (created on first use). */
   ses(): { client: SESv2Client; limiter: RateLimiter };
   /**
@@ -87,7 +90,10 @@ export interface Connector {
 }
 
 export function defaultLogger(level: string, dest: 1 | 2 = 2): Logger {
-  return pino({ level, base: undefined, redact: { paths: ['*.api_key', '*.admin_token', 'api_key', 'admin_token', 'headers["api-key"]'], censor: '****' } }, pino.destination({ fd: dest, sync: true }));
+  return pino(
+    { level, base: undefined, redact: { paths: ['*.api_key', '*.admin_token', 'api_key', 'admin_token', 'headers["api-key"]'], censor: '****' } },
+    pino.destination({ fd: dest, sync: true }),
+  );
 }
 
 export async function createConnector(config: TajoConfig | Record<string, unknown>, opts: ConnectorOptions = {}): Promise<Connector> {
@@ -100,7 +106,13 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const writeGate = opts.writeGate ?? (opts.engine === 'thread' ? new WriteGate('ingest') : undefined);
   const store = opts.store ?? (await openStore(cfg.store.url, { sqlite: { ...(writeGate ? { gate: writeGate } : {}) } }));
   const governor = new Governor({ plan: cfg.brevo.plan, now });
-  const client = new BrevoClient({ baseUrl: cfg.brevo.base_url, apiKey: cfg.brevo.api_key, timeoutMs: cfg.brevo.timeout, governor, ...(opts.fetchImpl ? { fetchImpl: opts.fetchImpl } : {}) });
+  const client = new BrevoClient({
+    baseUrl: cfg.brevo.base_url,
+    apiKey: cfg.brevo.api_key,
+    timeoutMs: cfg.brevo.timeout,
+    governor,
+    ...(opts.fetchImpl ? { fetchImpl: opts.fetchImpl } : {}),
+  });
   const owner = makeOwnerId();
   const writer = new InboxWriter(store);
   const lists = new BrevoLists(client, store, ses.lists.folder, now);
@@ -125,7 +137,17 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     ...opts.delivery,
   };
   const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
-  const processor = new Processor(store, ses, owner, log, metrics, () => deliverer.wake('realtime'), 50, now, () => pressure());
+  const processor = new Processor(
+    store,
+    ses,
+    owner,
+    log,
+    metrics,
+    () => deliverer.wake('realtime'),
+    50,
+    now,
+    () => pressure(),
+  );
   let engine: EngineLink | undefined;
   const wake = (what: 'stored' | 'all' = 'all') => {
     if (engine) return engine.wake(what);
@@ -163,7 +185,11 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
       await store.migrate();
       if (opts.engine === 'thread') {
         // The engine thread recovers leases, prepares Brevo and runs the loops and schedules.
-        engine = await startEngineThread(cfg, log, { onFailure: opts.onEngineFailure ?? (() => undefined), gate: writeGate!.buffer, pressure: ingestPressure!.buffer as SharedArrayBuffer });
+        engine = await startEngineThread(cfg, log, {
+          onFailure: opts.onEngineFailure ?? (() => undefined),
+          gate: writeGate!.buffer,
+          pressure: ingestPressure!.buffer as SharedArrayBuffer,
+        });
         // During a burst the engine holds back (as the inline loops do), so acknowledgements get the CPU.
         pressureTimer = setInterval(() => Atomics.store(ingestPressure!, 0, pressure() ? 1 : 0), 100);
         pressureTimer.unref();
@@ -203,7 +229,10 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     wake,
     async metricsText() {
       if (!engine) return metrics.registry.metrics();
-      const own = metrics.registry.getMetricsAsArray().map((m) => m.name).filter((n) => !(ENGINE_METRICS as readonly string[]).includes(n));
+      const own = metrics.registry
+        .getMetricsAsArray()
+        .map((m) => m.name)
+        .filter((n) => !(ENGINE_METRICS as readonly string[]).includes(n));
       const parts = await Promise.all(own.map((n) => metrics.registry.getSingleMetricAsString(n)));
       return `${[...parts, await engine.metricsText()].filter(Boolean).join('\n')}\n`;
     },

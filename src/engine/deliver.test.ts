@@ -86,7 +86,11 @@ describe('plannedCall', () => {
   });
 
   it('never carries emailBlacklisted:false, nor empty attributes or list ids', () => {
-    const call = plannedCall({ kind: 'contact', email: 'bob@example.com', payload: { attrs: { SES_LAST_EVENT: { v: 'Open', at: 1 } }, blocklist: false, listIds: [] } satisfies ContactPayload });
+    const call = plannedCall({
+      kind: 'contact',
+      email: 'bob@example.com',
+      payload: { attrs: { SES_LAST_EVENT: { v: 'Open', at: 1 } }, blocklist: false, listIds: [] } satisfies ContactPayload,
+    });
     expect(call.body).toEqual({ email: 'bob@example.com', attributes: { SES_LAST_EVENT: 'Open' } });
     expect(call.body).not.toHaveProperty('emailBlacklisted');
     const bare = plannedCall({ kind: 'contact', email: 'cy@example.com', payload: { attrs: {}, blocklist: true } satisfies ContactPayload });

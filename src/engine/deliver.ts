@@ -68,7 +68,11 @@ export function plannedCall(op: Pick<OpRow, 'kind' | 'email' | 'payload'>): { me
   return { method: 'POST', path: '/v3/contacts', body: contactBody(op.email, p, undefined) };
 }
 
-function contactBody(email: string, p: ContactPayload, ledger: LedgerEntry | undefined): { email: string; attributes?: Record<string, string | number | boolean>; emailBlacklisted?: true; listIds?: number[] } {
+function contactBody(
+  email: string,
+  p: ContactPayload,
+  ledger: LedgerEntry | undefined,
+): { email: string; attributes?: Record<string, string | number | boolean>; emailBlacklisted?: true; listIds?: number[] } {
   const attributes: Record<string, string | number | boolean> = {};
   for (const [name, ch] of Object.entries(p.attrs)) {
     const held = ledger?.attrs[name];
@@ -239,7 +243,14 @@ export class Deliverer {
 
   /** One round of events; returns how many operations it handled. */
   async deliverEvents(): Promise<number> {
-    const ops = await this.store.claimOps({ kind: 'event', lanes: this.opts.lanes, limit: this.opts.eventBatchSize, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
+    const ops = await this.store.claimOps({
+      kind: 'event',
+      lanes: this.opts.lanes,
+      limit: this.opts.eventBatchSize,
+      owner: this.owner,
+      leaseMs: this.opts.leaseMs,
+      now: this.now(),
+    });
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
       if (ops.length === 1) {
@@ -248,7 +259,10 @@ export class Deliverer {
       }
       let partial: BatchEventsResult | undefined;
       const outcome = await this.attempt(async () => {
-        const res = await this.client.sendEvents(ops.map((o) => o.payload as EventPayload), this.abort.signal);
+        const res = await this.client.sendEvents(
+          ops.map((o) => o.payload as EventPayload),
+          this.abort.signal,
+        );
         if (res.status === 207) partial = res.data;
       }, 'events_batch');
       if (outcome.kind === 'dead') {
@@ -261,14 +275,22 @@ export class Deliverer {
         // 207: Brevo applied the others; only the listed indexes are refused, for good.
         const refused = new Map<number, string>();
         for (const e of partial.errors ?? []) {
-          for (const i of Array.isArray(e.eventIndex) ? e.eventIndex : e.eventIndex === undefined ? [] : [e.eventIndex]) refused.set(i, e.message ?? 'refused in batch');
+          for (const i of Array.isArray(e.eventIndex) ? e.eventIndex : e.eventIndex === undefined ? [] : [e.eventIndex])
+            refused.set(i, e.message ?? 'refused in batch');
         }
         await this.settle(
           ops,
-          ops.map((_, i): Outcome => (refused.has(i) ? { kind: 'dead', err: new BrevoError('invalid_parameter', `POST /events/batch refused event ${i}: ${refused.get(i)}`, 207, 'events', false) } : { kind: 'done' })),
+          ops.map((_, i): Outcome =>
+            refused.has(i)
+              ? { kind: 'dead', err: new BrevoError('invalid_parameter', `POST /events/batch refused event ${i}: ${refused.get(i)}`, 207, 'events', false) }
+              : { kind: 'done' },
+          ),
         );
       } else {
-        await this.settle(ops, ops.map(() => outcome));
+        await this.settle(
+          ops,
+          ops.map(() => outcome),
+        );
       }
       return ops.length;
     });
@@ -291,7 +313,11 @@ export class Deliverer {
           const op = ops[i]!;
           const p = op.payload as ContactPayload;
           const body = contactBody(op.email, p, ledger.get(op.email));
-          const entry: LedgerEntry = { email: op.email, attrs: Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at])), blocklisted: p.blocklist };
+          const entry: LedgerEntry = {
+            email: op.email,
+            attrs: Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at])),
+            blocklisted: p.blocklist,
+          };
           if (!body.attributes && !body.emailBlacklisted && !body.listIds) {
             // Brevo already holds newer values for everything: nothing to send.
             outcomes[i] = { kind: 'done', ledger: entry };
@@ -335,7 +361,14 @@ export class Deliverer {
   async deliverContactsBulk(): Promise<number> {
     const bulk = this.opts.bulk;
     if (!bulk) return 0;
-    const ops = await this.store.claimOps({ kind: 'contact', lanes: bulk.lanes, limit: bulk.claimLimit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
+    const ops = await this.store.claimOps({
+      kind: 'contact',
+      lanes: bulk.lanes,
+      limit: bulk.claimLimit,
+      owner: this.owner,
+      leaseMs: this.opts.leaseMs,
+      now: this.now(),
+    });
     if (ops.length === 0) return 0;
     return this.importOps(ops, bulk.defaultListId);
   }
@@ -369,14 +402,26 @@ export class Deliverer {
           let processId: number | undefined;
           const outcome = await this.attempt(async () => {
             const res = await this.client.importContacts(
-              { jsonBody: chunk.map((m) => m.row), listIds, updateExistingContacts: true, emptyContactsAttributes: false, disableNotification: true, ...(flag === 'B' ? { emailBlacklist: true } : {}) },
+              {
+                jsonBody: chunk.map((m) => m.row),
+                listIds,
+                updateExistingContacts: true,
+                emptyContactsAttributes: false,
+                disableNotification: true,
+                ...(flag === 'B' ? { emailBlacklist: true } : {}),
+              },
               this.abort.signal,
             );
             processId = res.data?.processId;
           }, 'contacts_import');
           for (const m of chunk) {
             const op = ops[m.i]!;
-            outcomes[m.i] = outcome.kind === 'done' ? (processId !== undefined ? { kind: 'accepted', ref: `import:${processId}`, ledger: ledgerOf(op) } : { kind: 'done', ledger: ledgerOf(op) }) : outcome;
+            outcomes[m.i] =
+              outcome.kind === 'done'
+                ? processId !== undefined
+                  ? { kind: 'accepted', ref: `import:${processId}`, ledger: ledgerOf(op) }
+                  : { kind: 'done', ledger: ledgerOf(op) }
+                : outcome;
             if (outcome.kind === 'done') this.recentImports.set(op.email, this.now());
           }
         }
@@ -410,7 +455,10 @@ export class Deliverer {
           want.delete(p.id);
         } else if (p.status === 'failed' || p.status === 'aborted') {
           const rows = await this.store.opsByRef(ref);
-          await this.store.retryOps(rows.map((r) => ({ id: r.id, nextAt: this.now(), code: 'import_failed', message: `Brevo import process ${p.id} ended ${p.status}` })), this.now());
+          await this.store.retryOps(
+            rows.map((r) => ({ id: r.id, nextAt: this.now(), code: 'import_failed', message: `Brevo import process ${p.id} ended ${p.status}` })),
+            this.now(),
+          );
           want.delete(p.id);
         } else want.delete(p.id); // still running: look again next round
       }
@@ -434,7 +482,9 @@ export class Deliverer {
     }
     const rows = await this.store.opsByRef(ref);
     const done = rows.filter((r) => !invalid.has(r.email)).map((r) => r.id);
-    const dead = rows.filter((r) => invalid.has(r.email)).map((r) => ({ id: r.id, code: 'import_invalid_row', message: `Brevo import ${p.id} refused the row: ${invalid.get(r.email)}` }));
+    const dead = rows
+      .filter((r) => invalid.has(r.email))
+      .map((r) => ({ id: r.id, code: 'import_invalid_row', message: `Brevo import ${p.id} refused the row: ${invalid.get(r.email)}` }));
     if (done.length) await this.store.completeOps(done, this.now());
     if (dead.length) {
       await this.store.deadOps(dead, this.now());
@@ -456,7 +506,12 @@ export class Deliverer {
       this.log.error({ err: errorMessage(err), operations: ops.length }, 'delivery round failed; its operations are queued again');
       const now = this.now();
       const at = now + backoffMs(1, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
-      await this.store.retryOps(ops.map((o) => ({ id: o.id, nextAt: at, code: 'internal_error', message: errorMessage(err) })), now).catch(() => undefined);
+      await this.store
+        .retryOps(
+          ops.map((o) => ({ id: o.id, nextAt: at, code: 'internal_error', message: errorMessage(err) })),
+          now,
+        )
+        .catch(() => undefined);
       return ops.length;
     } finally {
       this.inflight -= ops.length;
@@ -509,7 +564,10 @@ export class Deliverer {
       if (o.kind === 'dead' || op.attempts >= this.opts.maxAttempts) {
         dead.push({ id: op.id, code, message, ...(status ? { status } : {}) });
         this.metrics.dead.inc({ kind: op.kind, code });
-        this.log.warn({ op: op.id, kind: op.kind, key: op.key, code, status, attempts: op.attempts, priority: PRIORITY_NAMES[op.priority] }, `dead letter: ${message}`);
+        this.log.warn(
+          { op: op.id, kind: op.kind, key: op.key, code, status, attempts: op.attempts, priority: PRIORITY_NAMES[op.priority] },
+          `dead letter: ${message}`,
+        );
       } else {
         const wait = Math.max(be?.retryAfterMs ?? 0, backoffMs(op.attempts, this.opts.backoffBaseMs, this.opts.backoffMaxMs));
         retry.push({ id: op.id, nextAt: now + wait, code, message, ...(status ? { status } : {}) });

@@ -37,7 +37,9 @@ async function main(): Promise<void> {
         connector.wake(msg.what);
         return;
       case 'metrics':
-        void Promise.all(ENGINE_METRICS.map((name) => connector.metrics.registry.getSingleMetricAsString(name))).then((parts) => post({ type: 'metrics', id: msg.id, text: parts.join('\n') }));
+        void Promise.all(ENGINE_METRICS.map((name) => connector.metrics.registry.getSingleMetricAsString(name))).then((parts) =>
+          post({ type: 'metrics', id: msg.id, text: parts.join('\n') }),
+        );
         return;
       case 'stop':
         clearInterval(governorTimer);

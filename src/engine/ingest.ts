@@ -124,7 +124,10 @@ export class WebhookIngest {
 
     if (env.Type === 'SubscriptionConfirmation') return this.subscription(env);
     if (env.Type === 'UnsubscribeConfirmation') {
-      this.log.warn({ topicArn: env.TopicArn }, 'SNS says this endpoint was unsubscribed from the topic; events from it will stop. Re-subscribe the HTTPS endpoint in SNS if that was not intended.');
+      this.log.warn(
+        { topicArn: env.TopicArn },
+        'SNS says this endpoint was unsubscribed from the topic; events from it will stop. Re-subscribe the HTTPS endpoint in SNS if that was not intended.',
+      );
       this.metrics.webhookRequests.inc({ outcome: 'unsubscribe_confirmation' });
       return { status: 200, body: { ok: true, outcome: 'unsubscribe_noted' } };
     }
@@ -142,7 +145,10 @@ export class WebhookIngest {
 
   private async subscription(env: SnsEnvelope): Promise<WebhookAnswer> {
     if (!this.cfg.sns.auto_confirm_subscriptions) {
-      this.log.warn({ topicArn: env.TopicArn }, 'SNS subscription confirmation received; auto_confirm_subscriptions is false: confirm it in the SNS console (Subscriptions > Confirm) or with `aws sns confirm-subscription --topic-arn TOPIC --token TOKEN` using the Token from this request');
+      this.log.warn(
+        { topicArn: env.TopicArn },
+        'SNS subscription confirmation received; auto_confirm_subscriptions is false: confirm it in the SNS console (Subscriptions > Confirm) or with `aws sns confirm-subscription --topic-arn TOPIC --token TOKEN` using the Token from this request',
+      );
       this.metrics.webhookRequests.inc({ outcome: 'subscription_pending' });
       return { status: 200, body: { ok: true, outcome: 'confirmation_logged' } };
     }

@@ -6,20 +6,75 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'tajo_ses_' });
   const m = {
     registry,
-    webhookRequests: new Counter({ name: 'tajo_ses_webhook_requests_total', help: 'SNS webhook requests by outcome (accepted, duplicate, or the rejection reason code)', labelNames: ['outcome'] as const, registers: [registry] }),
-    webhookLatency: new Histogram({ name: 'tajo_ses_webhook_seconds', help: 'Webhook handling time until the answer, including the durable commit', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] }),
+    webhookRequests: new Counter({
+      name: 'tajo_ses_webhook_requests_total',
+      help: 'SNS webhook requests by outcome (accepted, duplicate, or the rejection reason code)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    webhookLatency: new Histogram({
+      name: 'tajo_ses_webhook_seconds',
+      help: 'Webhook handling time until the answer, including the durable commit',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+      registers: [registry],
+    }),
     records: new Counter({ name: 'tajo_ses_records_total', help: 'Normalized SES records by type', labelNames: ['type'] as const, registers: [registry] }),
-    unknownRecords: new Counter({ name: 'tajo_ses_unknown_records_total', help: 'SES payloads of unknown or incomplete type (stored, not delivered)', labelNames: ['type'] as const, registers: [registry] }),
+    unknownRecords: new Counter({
+      name: 'tajo_ses_unknown_records_total',
+      help: 'SES payloads of unknown or incomplete type (stored, not delivered)',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
     unparseable: new Counter({ name: 'tajo_ses_unparseable_total', help: 'Stored envelopes whose SES payload could not be parsed', registers: [registry] }),
-    brevoCalls: new Counter({ name: 'tajo_ses_brevo_calls_total', help: 'Brevo API calls by endpoint and status', labelNames: ['endpoint', 'status'] as const, registers: [registry] }),
-    delivered: new Counter({ name: 'tajo_ses_delivered_total', help: 'Operations Brevo accepted, by kind', labelNames: ['kind'] as const, registers: [registry] }),
-    retried: new Counter({ name: 'tajo_ses_retries_total', help: 'Operations scheduled for another attempt, by kind and error code', labelNames: ['kind', 'code'] as const, registers: [registry] }),
-    dead: new Counter({ name: 'tajo_ses_dead_letters_total', help: 'Operations moved to dead letters, by kind and Brevo error code', labelNames: ['kind', 'code'] as const, registers: [registry] }),
-    queue: new Gauge({ name: 'tajo_ses_queue_depth', help: 'Operations by kind, state and priority class', labelNames: ['kind', 'state', 'priority'] as const, registers: [registry] }),
-    lag: new Gauge({ name: 'tajo_ses_queue_lag_seconds', help: 'Age of the oldest open operation by kind and priority class', labelNames: ['kind', 'priority'] as const, registers: [registry] }),
+    brevoCalls: new Counter({
+      name: 'tajo_ses_brevo_calls_total',
+      help: 'Brevo API calls by endpoint and status',
+      labelNames: ['endpoint', 'status'] as const,
+      registers: [registry],
+    }),
+    delivered: new Counter({
+      name: 'tajo_ses_delivered_total',
+      help: 'Operations Brevo accepted, by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    retried: new Counter({
+      name: 'tajo_ses_retries_total',
+      help: 'Operations scheduled for another attempt, by kind and error code',
+      labelNames: ['kind', 'code'] as const,
+      registers: [registry],
+    }),
+    dead: new Counter({
+      name: 'tajo_ses_dead_letters_total',
+      help: 'Operations moved to dead letters, by kind and Brevo error code',
+      labelNames: ['kind', 'code'] as const,
+      registers: [registry],
+    }),
+    queue: new Gauge({
+      name: 'tajo_ses_queue_depth',
+      help: 'Operations by kind, state and priority class',
+      labelNames: ['kind', 'state', 'priority'] as const,
+      registers: [registry],
+    }),
+    lag: new Gauge({
+      name: 'tajo_ses_queue_lag_seconds',
+      help: 'Age of the oldest open operation by kind and priority class',
+      labelNames: ['kind', 'priority'] as const,
+      registers: [registry],
+    }),
     inbox: new Gauge({ name: 'tajo_ses_inbox', help: 'Stored SNS envelopes by state', labelNames: ['state'] as const, registers: [registry] }),
-    rateBudget: new Gauge({ name: 'tajo_ses_brevo_rate_used', help: 'Requests used in the current window per Brevo bucket and window', labelNames: ['bucket', 'window'] as const, registers: [registry] }),
-    throttled: new Gauge({ name: 'tajo_ses_brevo_throttled', help: '429 answers received per Brevo bucket since start', labelNames: ['bucket'] as const, registers: [registry] }),
+    rateBudget: new Gauge({
+      name: 'tajo_ses_brevo_rate_used',
+      help: 'Requests used in the current window per Brevo bucket and window',
+      labelNames: ['bucket', 'window'] as const,
+      registers: [registry],
+    }),
+    throttled: new Gauge({
+      name: 'tajo_ses_brevo_throttled',
+      help: '429 answers received per Brevo bucket since start',
+      labelNames: ['bucket'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

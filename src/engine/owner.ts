@@ -20,4 +20,3 @@ export function isOwnerGone(owner: string): boolean {
     return (err as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
-

@@ -7,7 +7,12 @@ import { sesEvent } from '../sim/ses-events/index.js';
 import { parseConfig } from '../config/load.js';
 
 const cfg = parseConfig({ connectors: { 'amazon-ses': { region: 'us-east-1' } }, brevo: { api_key: 'k' } }).connectors['amazon-ses'];
-const envelope = (i: number, message: unknown) => ({ messageId: `m${i}`, source: 'sns' as const, receivedAt: 0, body: JSON.stringify({ Type: 'Notification', MessageId: `m${i}`, Message: typeof message === 'string' ? message : JSON.stringify(message) }) });
+const envelope = (i: number, message: unknown) => ({
+  messageId: `m${i}`,
+  source: 'sns' as const,
+  receivedAt: 0,
+  body: JSON.stringify({ Type: 'Notification', MessageId: `m${i}`, Message: typeof message === 'string' ? message : JSON.stringify(message) }),
+});
 
 describe('Processor', () => {
   let store: SqliteStore;
@@ -22,8 +27,22 @@ describe('Processor', () => {
   it('yields to a webhook burst for at most maxDeferMs, then catches up', async () => {
     store = new SqliteStore(':memory:');
     await store.migrate();
-    await store.insertInbox([envelope(1, sesEvent('Click', { recipients: ['a@x.io'] })), envelope(2, sesEvent('Bounce', { recipients: ['b@x.io'], bounceType: 'Permanent' }))]);
-    const p = new Processor(store, cfg, 'w', pino({ level: 'silent' }), createMetrics(), () => undefined, 100, Date.now, () => true, 400);
+    await store.insertInbox([
+      envelope(1, sesEvent('Click', { recipients: ['a@x.io'] })),
+      envelope(2, sesEvent('Bounce', { recipients: ['b@x.io'], bounceType: 'Permanent' })),
+    ]);
+    const p = new Processor(
+      store,
+      cfg,
+      'w',
+      pino({ level: 'silent' }),
+      createMetrics(),
+      () => undefined,
+      100,
+      Date.now,
+      () => true,
+      400,
+    );
     p.start();
     await new Promise((r) => setTimeout(r, 150));
     expect(await pending()).toBe(2);

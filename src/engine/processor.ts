@@ -16,13 +16,31 @@ export interface ProcessResult {
 }
 
 /** Parses stored envelopes; pure except for metrics. */
-const PERMISSIVE: PlanConfig = { events: { Send: 'both', Delivery: 'both', Open: 'both', Click: 'both', Bounce: 'both', Complaint: 'both', Reject: 'both', DeliveryDelay: 'both', RenderingFailure: 'both', Subscription: 'both' } };
+const PERMISSIVE: PlanConfig = {
+  events: {
+    Send: 'both',
+    Delivery: 'both',
+    Open: 'both',
+    Click: 'both',
+    Bounce: 'both',
+    Complaint: 'both',
+    Reject: 'both',
+    DeliveryDelay: 'both',
+    RenderingFailure: 'both',
+    Subscription: 'both',
+  },
+};
 
 /**
  * With `isolate`, each envelope is planned alone, so one that cannot be planned is marked
  * unparseable instead of holding up the batch it came in (used after a batch failed).
  */
-export function normalizeInbox(rows: InboxRow[], metrics?: Metrics, plan?: PlanConfig, isolate = false): { outcomes: InboxOutcome[]; records: SesEventRecord[] } {
+export function normalizeInbox(
+  rows: InboxRow[],
+  metrics?: Metrics,
+  plan?: PlanConfig,
+  isolate = false,
+): { outcomes: InboxOutcome[]; records: SesEventRecord[] } {
   const outcomes: InboxOutcome[] = [];
   const records: SesEventRecord[] = [];
   for (const row of rows) {
@@ -37,7 +55,13 @@ export function normalizeInbox(rows: InboxRow[], metrics?: Metrics, plan?: PlanC
         metrics?.records.inc({ type: r.type });
       }
       for (const u of parsed.unknown) metrics?.unknownRecords.inc({ type: u.rawType.slice(0, 40) || 'none' });
-      const note = parsed.unknown.length > 0 ? parsed.unknown.map((u) => `${u.rawType}: ${u.reason}`).join('; ').slice(0, 500) : undefined;
+      const note =
+        parsed.unknown.length > 0
+          ? parsed.unknown
+              .map((u) => `${u.rawType}: ${u.reason}`)
+              .join('; ')
+              .slice(0, 500)
+          : undefined;
       outcomes.push(note ? { id: row.id, state: 'done', note } : { id: row.id, state: 'done' });
     } catch (err) {
       metrics?.unparseable.inc();

@@ -50,7 +50,10 @@ export class Scheduler {
       const t0 = Date.now();
       try {
         const s = await this.connector.backfill({ streams: e.streams }, { signal: this.abort.signal });
-        this.log.info({ streams: e.streams, seconds: (Date.now() - t0) / 1000, read: Object.fromEntries(Object.entries(s.streams).map(([k, v]) => [k, v?.read ?? 0])) }, 'scheduled sync done');
+        this.log.info(
+          { streams: e.streams, seconds: (Date.now() - t0) / 1000, read: Object.fromEntries(Object.entries(s.streams).map(([k, v]) => [k, v?.read ?? 0])) },
+          'scheduled sync done',
+        );
       } catch (err) {
         if (!this.stopped) this.log.error({ streams: e.streams, err: errorMessage(err) }, 'scheduled sync failed; its cursor is kept and the next run resumes');
       }

@@ -38,6 +38,10 @@ export async function ensureAttributes(client: BrevoClient, opts: { create: bool
   }
   for (const m of opts.mapped ?? []) if (!existing.has(m.toUpperCase())) report.missingMapped.push(m);
   if (report.created.length > 0) opts.log?.info({ created: report.created }, 'created missing Brevo contact attributes');
-  for (const m of report.mismatched) opts.log?.error(m, `Brevo attribute ${m.name} has type ${m.found}, expected ${m.expected}: Brevo will drop its values; delete and recreate it (then run tajo-ses check)`);
+  for (const m of report.mismatched)
+    opts.log?.error(
+      m,
+      `Brevo attribute ${m.name} has type ${m.found}, expected ${m.expected}: Brevo will drop its values; delete and recreate it (then run tajo-ses check)`,
+    );
   return report;
 }

@@ -16,7 +16,12 @@ export interface StatusReport {
   rateLimit: BucketStatus[];
 }
 
-export async function collectStatus(store: Store, governor: { status(): BucketStatus[] } | undefined, metrics: Metrics | undefined, now: number): Promise<StatusReport> {
+export async function collectStatus(
+  store: Store,
+  governor: { status(): BucketStatus[] } | undefined,
+  metrics: Metrics | undefined,
+  now: number,
+): Promise<StatusReport> {
   const st = await store.stats();
   const queues = st.ops.map((o) => ({ kind: o.kind, lane: o.lane, state: o.state, class: PRIORITY_NAMES[o.priority] ?? String(o.priority), count: o.count }));
   const lagMap = new Map<string, { kind: string; class: string; oldest: number; open: number }>();
@@ -29,7 +34,12 @@ export async function collectStatus(store: Store, governor: { status(): BucketSt
     if (o.oldestCreatedAt !== null) cur.oldest = Math.min(cur.oldest, o.oldestCreatedAt);
     lagMap.set(k, cur);
   }
-  const lag = [...lagMap.values()].map((l) => ({ kind: l.kind, class: l.class, open: l.open, seconds: Number.isFinite(l.oldest) ? Math.max(0, (now - l.oldest) / 1000) : 0 }));
+  const lag = [...lagMap.values()].map((l) => ({
+    kind: l.kind,
+    class: l.class,
+    open: l.open,
+    seconds: Number.isFinite(l.oldest) ? Math.max(0, (now - l.oldest) / 1000) : 0,
+  }));
   const deadLetters = st.ops.filter((o) => o.state === 'dead').reduce((a, o) => a + o.count, 0);
   const report: StatusReport = {
     at: new Date(now).toISOString(),

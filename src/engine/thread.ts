@@ -51,7 +51,9 @@ export interface EngineThreadOptions {
 
 /** Starts the engine thread and resolves once it has recovered leases, prepared Brevo and started its loops. */
 export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: EngineThreadOptions): Promise<EngineLink> {
-  const worker = new Worker(new URL('./engine-worker.js', import.meta.url), { workerData: { config: cfg, nice: opts.nice ?? 10, gate: opts.gate, pressure: opts.pressure } satisfies EngineWorkerData });
+  const worker = new Worker(new URL('./engine-worker.js', import.meta.url), {
+    workerData: { config: cfg, nice: opts.nice ?? 10, gate: opts.gate, pressure: opts.pressure } satisfies EngineWorkerData,
+  });
   let rate: BucketStatus[] = [];
   let stopping = false;
   let wakeQueued: 'stored' | 'all' | undefined;
@@ -60,7 +62,10 @@ export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: Engi
   let stopped: (() => void) | undefined;
 
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the engine thread did not start within ${(opts.startTimeoutMs ?? 120_000) / 1000} s`)), opts.startTimeoutMs ?? 120_000);
+    const timer = setTimeout(
+      () => reject(new Error(`the engine thread did not start within ${(opts.startTimeoutMs ?? 120_000) / 1000} s`)),
+      opts.startTimeoutMs ?? 120_000,
+    );
     const early = (err: Error) => {
       clearTimeout(timer);
       reject(err);

@@ -67,7 +67,11 @@ export function buildServer(connector: Connector): FastifyInstance {
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
     if (!adminToken) {
       if (!isLoopback(req.socket.remoteAddress)) {
-        return reply.code(403).send({ ok: false, reason: 'admin_loopback_only', message: 'server.admin_token is not set: /admin and /ui answer loopback clients only; set TAJO_ADMIN_TOKEN to open them' });
+        return reply.code(403).send({
+          ok: false,
+          reason: 'admin_loopback_only',
+          message: 'server.admin_token is not set: /admin and /ui answer loopback clients only; set TAJO_ADMIN_TOKEN to open them',
+        });
       }
       return;
     }
@@ -89,7 +93,8 @@ export function buildServer(connector: Connector): FastifyInstance {
   });
   app.post('/admin/failures/:id/retry', { preHandler: guard }, async (req, reply) => {
     const id = Number((req.params as { id: string }).id);
-    if (!Number.isInteger(id) || id <= 0) return reply.code(400).send({ ok: false, reason: 'invalid_id', message: 'id must be a positive integer (see GET /admin/failures)' });
+    if (!Number.isInteger(id) || id <= 0)
+      return reply.code(400).send({ ok: false, reason: 'invalid_id', message: 'id must be a positive integer (see GET /admin/failures)' });
     const n = await connector.store.retryFailures([id], Date.now());
     if (n === 0) return reply.code(404).send({ ok: false, reason: 'not_found', message: `no dead letter with id ${id}` });
     connector.wake();

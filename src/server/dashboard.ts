@@ -29,14 +29,39 @@ th{background:#f6f8fa}.empty{color:#57606a}.bad{color:#b42318;font-weight:600}
 <h2>Inbox</h2>
 ${table(['state', 'envelopes'], Object.entries(s.inbox), 'No SNS message received yet.')}
 <h2>Lag by class</h2>
-${table(['kind', 'class', 'open', 'oldest (s)'], s.lag.map((l) => [l.kind, l.class, l.open, l.seconds.toFixed(1)]), 'Nothing waiting.')}
+${table(
+  ['kind', 'class', 'open', 'oldest (s)'],
+  s.lag.map((l) => [l.kind, l.class, l.open, l.seconds.toFixed(1)]),
+  'Nothing waiting.',
+)}
 <h2>Queues</h2>
-${table(['kind', 'lane', 'state', 'class', 'count'], s.queues.map((x) => [x.kind, x.lane, x.state, x.class, x.count]), 'No operations yet.')}
+${table(
+  ['kind', 'lane', 'state', 'class', 'count'],
+  s.queues.map((x) => [x.kind, x.lane, x.state, x.class, x.count]),
+  'No operations yet.',
+)}
 <h2>Streams</h2>
-${table(['stream', 'cursor', 'status', 'updated'], s.streams.map((c) => [c.stream, c.value ?? '', c.status ?? '', new Date(c.updatedAt).toISOString()]), 'No backfill has run.')}
+${table(
+  ['stream', 'cursor', 'status', 'updated'],
+  s.streams.map((c) => [c.stream, c.value ?? '', c.status ?? '', new Date(c.updatedAt).toISOString()]),
+  'No backfill has run.',
+)}
 <h2>Brevo rate limits</h2>
-${table(['bucket', 'windows (used/limit)', 'paused until', '429s'], s.rateLimit.map((b) => [b.bucket, b.windows.map((w) => `${w.used}/${w.limit} per ${Math.round(w.windowMs / 1000)}s`).join(', '), b.pausedUntil > Date.now() ? new Date(b.pausedUntil).toISOString() : '-', b.throttled]), 'No Brevo call yet.')}
+${table(
+  ['bucket', 'windows (used/limit)', 'paused until', '429s'],
+  s.rateLimit.map((b) => [
+    b.bucket,
+    b.windows.map((w) => `${w.used}/${w.limit} per ${Math.round(w.windowMs / 1000)}s`).join(', '),
+    b.pausedUntil > Date.now() ? new Date(b.pausedUntil).toISOString() : '-',
+    b.throttled,
+  ]),
+  'No Brevo call yet.',
+)}
 <h2>Dead letters</h2>
-${table(['id', 'kind', 'email', 'Brevo code', 'message', 'attempts', 'retry'], failures.map((f) => [f.id, f.kind, f.email, f.error.code ?? '', f.error.message ?? '', f.attempts, `tajo-ses failures retry ${f.id}`]), 'No dead letters.')}
+${table(
+  ['id', 'kind', 'email', 'Brevo code', 'message', 'attempts', 'retry'],
+  failures.map((f) => [f.id, f.kind, f.email, f.error.code ?? '', f.error.message ?? '', f.attempts, `tajo-ses failures retry ${f.id}`]),
+  'No dead letters.',
+)}
 </body></html>`;
 }

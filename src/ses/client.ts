@@ -70,9 +70,6 @@ export function createSesClient(cfg: SesConnectorConfig, opts: SesClientOptions 
     await limiter.take();
     return next(args);
   };
-  client.middlewareStack.addRelativeTo(
-    limit as never,
-    { name: 'tajoSesRateLimit', relation: 'after', toMiddleware: 'retryMiddleware', override: true },
-  );
+  client.middlewareStack.addRelativeTo(limit as never, { name: 'tajoSesRateLimit', relation: 'after', toMiddleware: 'retryMiddleware', override: true });
   return { client, limiter };
 }

@@ -262,9 +262,7 @@ describe('parseSesNotification: recipients', () => {
   });
 
   it('drops duplicates inside one payload', () => {
-    const parsed = parseSesNotification(
-      sesEvent('Delivery', { recipients: ['a@example.com', 'A@EXAMPLE.COM', 'Someone <a@example.com>', 'b@example.com'] }),
-    );
+    const parsed = parseSesNotification(sesEvent('Delivery', { recipients: ['a@example.com', 'A@EXAMPLE.COM', 'Someone <a@example.com>', 'b@example.com'] }));
     expect(parsed.records.map((r) => r.email)).toEqual(['a@example.com', 'b@example.com']);
   });
 

@@ -55,7 +55,10 @@ function notification(over: Partial<UnsignedSnsEnvelope> = {}): SnsEnvelope {
 
 const TOKEN = 'f00dfacecafe'.repeat(12);
 
-function confirmation(type: 'SubscriptionConfirmation' | 'UnsubscribeConfirmation' = 'SubscriptionConfirmation', over: Partial<UnsignedSnsEnvelope> = {}): SnsEnvelope {
+function confirmation(
+  type: 'SubscriptionConfirmation' | 'UnsubscribeConfirmation' = 'SubscriptionConfirmation',
+  over: Partial<UnsignedSnsEnvelope> = {},
+): SnsEnvelope {
   return sign({
     Type: type,
     MessageId: '165545c9-2a5c-472c-8df2-7ff2be2b3b1b',
@@ -79,7 +82,15 @@ async function rejection(body: unknown, opts: VerifySnsOptions = options()): Pro
 }
 
 describe('canonicalString', () => {
-  const base = { MessageId: 'mid', TopicArn: 'arn:aws:sns:us-east-1:1:t', Message: 'hello\nworld', Timestamp: '2024-05-01T12:00:00.000Z', SignatureVersion: '1', Signature: 'x', SigningCertURL: 'u' } as const;
+  const base = {
+    MessageId: 'mid',
+    TopicArn: 'arn:aws:sns:us-east-1:1:t',
+    Message: 'hello\nworld',
+    Timestamp: '2024-05-01T12:00:00.000Z',
+    SignatureVersion: '1',
+    Signature: 'x',
+    SigningCertURL: 'u',
+  } as const;
 
   it('Notification without Subject', () => {
     expect(canonicalString({ ...base, Type: 'Notification', UnsubscribeURL: 'https://x' })).toBe(
@@ -191,24 +202,69 @@ describe('verifySnsMessage rejects', () => {
     ['an unparsable SigningCertURL', () => notification({ SigningCertURL: 'not a url' }), 'cert_url_invalid', 403],
     ['a SigningCertURL with credentials', () => notification({ SigningCertURL: 'https://user:pw@sns.us-east-1.amazonaws.com/x.pem' }), 'cert_url_invalid', 403],
     ['an http SigningCertURL', () => notification({ SigningCertURL: 'http://sns.us-east-1.amazonaws.com/x.pem' }), 'cert_url_not_https', 403],
-    ['an http SigningCertURL on a custom host when http is not allowed', () => notification({ SigningCertURL: 'http://127.0.0.1:9/x.pem' }), 'cert_url_not_https', 403, { signingCertHosts: ['^127\\.0\\.0\\.1$'] }],
+    [
+      'an http SigningCertURL on a custom host when http is not allowed',
+      () => notification({ SigningCertURL: 'http://127.0.0.1:9/x.pem' }),
+      'cert_url_not_https',
+      403,
+      { signingCertHosts: ['^127\\.0\\.0\\.1$'] },
+    ],
     ['a file: SigningCertURL', () => notification({ SigningCertURL: 'file:///etc/passwd.pem' }), 'cert_url_not_https', 403, { allowHttpCertUrls: true }],
-    ['a certificate on another host', () => notification({ SigningCertURL: 'https://evil.example.com/SimpleNotificationService-x.pem' }), 'cert_host_not_allowed', 403],
-    ['a host with an SNS-looking prefix', () => notification({ SigningCertURL: 'https://sns.us-east-1.amazonaws.com.evil.example/x.pem' }), 'cert_host_not_allowed', 403],
-    ['a suffix match of an unanchored pattern', () => notification({ SigningCertURL: 'https://evil-sns.us-east-1.amazonaws.com/x.pem' }), 'cert_host_not_allowed', 403, { signingCertHosts: ['sns\\.us-east-1\\.amazonaws\\.com'] }],
+    [
+      'a certificate on another host',
+      () => notification({ SigningCertURL: 'https://evil.example.com/SimpleNotificationService-x.pem' }),
+      'cert_host_not_allowed',
+      403,
+    ],
+    [
+      'a host with an SNS-looking prefix',
+      () => notification({ SigningCertURL: 'https://sns.us-east-1.amazonaws.com.evil.example/x.pem' }),
+      'cert_host_not_allowed',
+      403,
+    ],
+    [
+      'a suffix match of an unanchored pattern',
+      () => notification({ SigningCertURL: 'https://evil-sns.us-east-1.amazonaws.com/x.pem' }),
+      'cert_host_not_allowed',
+      403,
+      { signingCertHosts: ['sns\\.us-east-1\\.amazonaws\\.com'] },
+    ],
     ['a non-.pem path', () => notification({ SigningCertURL: 'https://sns.us-east-1.amazonaws.com/SimpleNotificationService-x.crt' }), 'cert_url_invalid', 403],
-    ['a certificate from another region', () => notification({ SigningCertURL: 'https://sns.us-west-2.amazonaws.com/SimpleNotificationService-x.pem' }), 'cert_region_mismatch', 403],
-    ['a forged signature', () => ({ ...notification(), Signature: cryptoSign('sha1', Buffer.from('x'), generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey).toString('base64') }), 'bad_signature', 403],
+    [
+      'a certificate from another region',
+      () => notification({ SigningCertURL: 'https://sns.us-west-2.amazonaws.com/SimpleNotificationService-x.pem' }),
+      'cert_region_mismatch',
+      403,
+    ],
+    [
+      'a forged signature',
+      () => ({
+        ...notification(),
+        Signature: cryptoSign('sha1', Buffer.from('x'), generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey).toString('base64'),
+      }),
+      'bad_signature',
+      403,
+    ],
     ['a non-base64 signature', () => ({ ...notification(), Signature: 'not base64!' }), 'bad_signature', 403],
     ['a V1 signature labelled V2', () => ({ ...notification({ SignatureVersion: '1' }), SignatureVersion: '2' }), 'bad_signature', 403],
-    ['a single changed byte in Message', () => {
-      const env = notification({ Message: '{"eventType":"Bounce"}' });
-      return { ...env, Message: '{"eventType":"Bouncf"}' };
-    }, 'bad_signature', 403],
+    [
+      'a single changed byte in Message',
+      () => {
+        const env = notification({ Message: '{"eventType":"Bounce"}' });
+        return { ...env, Message: '{"eventType":"Bouncf"}' };
+      },
+      'bad_signature',
+      403,
+    ],
     ['a changed Subject', () => ({ ...notification({ Subject: 'a' }), Subject: 'b' }), 'bad_signature', 403],
     ['a removed Subject', () => ({ ...notification({ Subject: 'a' }), Subject: undefined }), 'bad_signature', 403],
     ['a changed Token', () => ({ ...confirmation(), Token: `${TOKEN}0` }), 'bad_signature', 403],
-    ['a changed SubscribeURL', () => ({ ...confirmation(), SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x' }), 'bad_signature', 403],
+    [
+      'a changed SubscribeURL',
+      () => ({ ...confirmation(), SubscribeURL: 'https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x' }),
+      'bad_signature',
+      403,
+    ],
   ];
 
   it.each(cases)('%s', async (_name, body, code, status, over) => {
@@ -390,8 +446,16 @@ describe('confirmSubscription (fetch mocked)', () => {
     const env = confirmation();
     const answer = (status: number) => vi.fn(() => Promise.resolve(new Response(null, { status, headers: status === 302 ? { location: 'https://x' } : {} })));
     await expect(confirmSubscription(env, { ...options(), fetchImpl: answer(302) })).rejects.toMatchObject({ code: 'subscribe_url_not_allowed' });
-    await expect(confirmSubscription(env, { ...options(), fetchImpl: answer(503) })).rejects.toMatchObject({ code: 'subscription_confirm_failed', retryable: true, status: 503 });
-    await expect(confirmSubscription(env, { ...options(), fetchImpl: answer(403) })).rejects.toMatchObject({ code: 'subscription_confirm_failed', retryable: false, status: 403 });
+    await expect(confirmSubscription(env, { ...options(), fetchImpl: answer(503) })).rejects.toMatchObject({
+      code: 'subscription_confirm_failed',
+      retryable: true,
+      status: 503,
+    });
+    await expect(confirmSubscription(env, { ...options(), fetchImpl: answer(403) })).rejects.toMatchObject({
+      code: 'subscription_confirm_failed',
+      retryable: false,
+      status: 403,
+    });
     const down = vi.fn(() => Promise.reject(new TypeError('fetch failed')));
     await expect(confirmSubscription(env, { ...options(), fetchImpl: down })).rejects.toMatchObject({ code: 'subscription_confirm_failed', retryable: true });
   });

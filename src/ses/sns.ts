@@ -426,7 +426,8 @@ export function regionOfTopicArn(arn: string): string | undefined {
 // Checks
 
 function checkOptions(options: VerifySnsOptions): void {
-  if (!Array.isArray(options.topicArns)) throw new TypeError('verifySnsMessage: options.topicArns must be an array of topic ARNs (it may be empty, which refuses every message).');
+  if (!Array.isArray(options.topicArns))
+    throw new TypeError('verifySnsMessage: options.topicArns must be an array of topic ARNs (it may be empty, which refuses every message).');
   if (typeof options.maxMessageAgeMs !== 'number' || !Number.isFinite(options.maxMessageAgeMs) || options.maxMessageAgeMs <= 0) {
     throw new TypeError(`verifySnsMessage: options.maxMessageAgeMs must be a positive number of milliseconds, got ${String(options.maxMessageAgeMs)}.`);
   }
@@ -511,7 +512,12 @@ function checkSnsUrl(
   const codes =
     field === 'SigningCertURL'
       ? ({ invalid: 'cert_url_invalid', notHttps: 'cert_url_not_https', host: 'cert_host_not_allowed', region: 'cert_region_mismatch' } as const)
-      : ({ invalid: 'subscribe_url_not_allowed', notHttps: 'subscribe_url_not_allowed', host: 'subscribe_url_not_allowed', region: 'subscribe_url_not_allowed' } as const);
+      : ({
+          invalid: 'subscribe_url_not_allowed',
+          notHttps: 'subscribe_url_not_allowed',
+          host: 'subscribe_url_not_allowed',
+          region: 'subscribe_url_not_allowed',
+        } as const);
   let url: URL;
   try {
     url = new URL(raw);
@@ -523,10 +529,7 @@ function checkSnsUrl(
   }
   const httpAllowed = options.allowHttpCertUrls === true && url.protocol === 'http:';
   if (url.protocol !== 'https:' && !httpAllowed) {
-    throw fail(
-      codes.notHttps,
-      `${field} ${safeUrl(url)} does not use https; it is refused. Only local tests may allow http (sns.allow_http_cert_urls).`,
-    );
+    throw fail(codes.notHttps, `${field} ${safeUrl(url)} does not use https; it is refused. Only local tests may allow http (sns.allow_http_cert_urls).`);
   }
   const patterns = compileHostPatterns(options.signingCertHosts ?? DEFAULT_SIGNING_CERT_HOSTS);
   if (!hostAllowed(url.hostname, patterns)) {
@@ -586,7 +589,8 @@ export async function verifySnsMessage(body: unknown, options: VerifySnsOptions)
 
   const fetcher =
     options.fetchCertificate ??
-    ((url: string) => downloadCertificate(url, { timeoutMs: options.certTimeoutMs ?? DEFAULT_CERT_TIMEOUT_MS, maxBytes: options.certMaxBytes ?? DEFAULT_CERT_MAX_BYTES }));
+    ((url: string) =>
+      downloadCertificate(url, { timeoutMs: options.certTimeoutMs ?? DEFAULT_CERT_TIMEOUT_MS, maxBytes: options.certMaxBytes ?? DEFAULT_CERT_MAX_BYTES }));
   const key = await (options.certCache ?? processCertCache).get(certUrl.href, fetcher);
 
   let ok: boolean;
@@ -626,7 +630,10 @@ export async function confirmSubscription(env: SnsEnvelope, options: ConfirmSubs
     throw refuse('subscribe_url_not_allowed', `A ${String(env.Type)} has no subscription to confirm; only SubscriptionConfirmation messages are confirmed.`);
   }
   if (typeof env.SubscribeURL !== 'string' || env.SubscribeURL === '') {
-    throw refuse('subscribe_url_not_allowed', `The ${env.Type} for ${env.TopicArn} has no SubscribeURL; confirm it with the SNS ConfirmSubscription API and its Token instead.`);
+    throw refuse(
+      'subscribe_url_not_allowed',
+      `The ${env.Type} for ${env.TopicArn} has no SubscribeURL; confirm it with the SNS ConfirmSubscription API and its Token instead.`,
+    );
   }
   if (!Array.isArray(options.topicArns)) throw new TypeError('confirmSubscription: options.topicArns must be an array of topic ARNs.');
   // Confirming a subscription to a topic we would refuse anyway would only invite traffic we drop.
@@ -651,7 +658,10 @@ export async function confirmSubscription(env: SnsEnvelope, options: ConfirmSubs
   // The answer (an XML receipt) carries nothing we need; release the connection.
   await res.body?.cancel().catch(() => undefined);
   if (res.status >= 300 && res.status < 400) {
-    throw refuse('subscribe_url_not_allowed', `SubscribeURL ${safeUrl(url)} answered HTTP ${res.status} (a redirect); redirects are not followed, so the subscription was not confirmed.`);
+    throw refuse(
+      'subscribe_url_not_allowed',
+      `SubscribeURL ${safeUrl(url)} answered HTTP ${res.status} (a redirect); redirects are not followed, so the subscription was not confirmed.`,
+    );
   }
   if (!res.ok) {
     const retryable = res.status >= 500 || res.status === 429;

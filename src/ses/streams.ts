@@ -44,7 +44,9 @@ export async function readContactLists(ses: SESv2Client): Promise<SesContactList
       const full = await ses.send(new GetContactListCommand({ ContactListName: l.ContactListName }));
       out.push({
         name: l.ContactListName,
-        topics: (full.Topics ?? []).filter((t) => t.TopicName).map((t) => ({ name: t.TopicName!, defaultStatus: t.DefaultSubscriptionStatus === 'OPT_IN' ? 'OPT_IN' : 'OPT_OUT' })),
+        topics: (full.Topics ?? [])
+          .filter((t) => t.TopicName)
+          .map((t) => ({ name: t.TopicName!, defaultStatus: t.DefaultSubscriptionStatus === 'OPT_IN' ? 'OPT_IN' : 'OPT_OUT' })),
       });
     }
     token = page.NextToken;
@@ -58,7 +60,12 @@ export interface ContactPage {
 }
 
 /** One page of a contact list (possibly empty while still carrying a NextToken). */
-export async function readContactsPage(ses: SESv2Client, list: SesContactList, token: string | undefined, opts: { fetchAttributes?: boolean } = {}): Promise<ContactPage> {
+export async function readContactsPage(
+  ses: SESv2Client,
+  list: SesContactList,
+  token: string | undefined,
+  opts: { fetchAttributes?: boolean } = {},
+): Promise<ContactPage> {
   const page = await ses.send(new ListContactsCommand({ ContactListName: list.name, PageSize: PAGE_SIZE, ...(token ? { NextToken: token } : {}) }));
   const records: SesContactRecord[] = [];
   for (const c of page.Contacts ?? []) {
@@ -104,12 +111,20 @@ export interface SuppressionPage {
 }
 
 export async function readSuppressionsPage(ses: SESv2Client, window: { start: Date; end: Date }, token: string | undefined): Promise<SuppressionPage> {
-  const page = await ses.send(new ListSuppressedDestinationsCommand({ StartDate: window.start, EndDate: window.end, PageSize: PAGE_SIZE, ...(token ? { NextToken: token } : {}) }));
+  const page = await ses.send(
+    new ListSuppressedDestinationsCommand({ StartDate: window.start, EndDate: window.end, PageSize: PAGE_SIZE, ...(token ? { NextToken: token } : {}) }),
+  );
   const records: SesSuppressionRecord[] = [];
   for (const s of page.SuppressedDestinationSummaries ?? []) {
     if (!s.EmailAddress) continue;
     const email = normalizeEmail(s.EmailAddress);
-    records.push({ kind: 'ses_suppression', key: `ses-suppression:${email}`, email, reason: s.Reason ?? 'UNKNOWN', lastUpdated: (s.LastUpdateTime ?? window.end).toISOString() });
+    records.push({
+      kind: 'ses_suppression',
+      key: `ses-suppression:${email}`,
+      email,
+      reason: s.Reason ?? 'UNKNOWN',
+      lastUpdated: (s.LastUpdateTime ?? window.end).toISOString(),
+    });
   }
   return { records, nextToken: page.NextToken };
 }
@@ -131,19 +146,31 @@ export async function readAccount(ses: SESv2Client, now: Date): Promise<SesAccou
   do {
     const page = await ses.send(new ListEmailIdentitiesCommand({ PageSize: PAGE_SIZE, ...(token ? { NextToken: token } : {}) }));
     for (const i of page.EmailIdentities ?? []) {
-      identities.push({ name: i.IdentityName ?? '', type: i.IdentityType ?? null, sendingEnabled: i.SendingEnabled === true, verificationStatus: i.VerificationStatus ?? null });
+      identities.push({
+        name: i.IdentityName ?? '',
+        type: i.IdentityType ?? null,
+        sendingEnabled: i.SendingEnabled === true,
+        verificationStatus: i.VerificationStatus ?? null,
+      });
     }
     token = page.NextToken;
   } while (token);
   const configurationSets: SesAccountSnapshot['configurationSets'] = [];
   token = undefined;
   do {
-    const page: { ConfigurationSets?: string[]; NextToken?: string } = await ses.send(new ListConfigurationSetsCommand({ PageSize: PAGE_SIZE, ...(token ? { NextToken: token } : {}) }));
+    const page: { ConfigurationSets?: string[]; NextToken?: string } = await ses.send(
+      new ListConfigurationSetsCommand({ PageSize: PAGE_SIZE, ...(token ? { NextToken: token } : {}) }),
+    );
     for (const name of page.ConfigurationSets ?? []) {
       const d = await ses.send(new GetConfigurationSetEventDestinationsCommand({ ConfigurationSetName: name }));
       configurationSets.push({
         name,
-        destinations: (d.EventDestinations ?? []).map((e) => ({ name: e.Name ?? '', enabled: e.Enabled === true, topicArn: e.SnsDestination?.TopicArn ?? null, events: (e.MatchingEventTypes ?? []).map(String) })),
+        destinations: (d.EventDestinations ?? []).map((e) => ({
+          name: e.Name ?? '',
+          enabled: e.Enabled === true,
+          topicArn: e.SnsDestination?.TopicArn ?? null,
+          events: (e.MatchingEventTypes ?? []).map(String),
+        })),
       });
     }
     token = page.NextToken;
@@ -153,7 +180,11 @@ export async function readAccount(ses: SESv2Client, now: Date): Promise<SesAccou
     sandbox: acc.ProductionAccessEnabled === false,
     sendingEnabled: acc.SendingEnabled === true,
     enforcementStatus: acc.EnforcementStatus ?? null,
-    quota: { max24HourSend: acc.SendQuota?.Max24HourSend ?? null, maxSendRate: acc.SendQuota?.MaxSendRate ?? null, sentLast24Hours: acc.SendQuota?.SentLast24Hours ?? null },
+    quota: {
+      max24HourSend: acc.SendQuota?.Max24HourSend ?? null,
+      maxSendRate: acc.SendQuota?.MaxSendRate ?? null,
+      sentLast24Hours: acc.SendQuota?.SentLast24Hours ?? null,
+    },
     identities,
     configurationSets,
   };
@@ -165,7 +196,8 @@ export function explainSesError(err: unknown, what: string): TajoError {
   const name = e.name ?? 'Error';
   const hints: Record<string, string> = {
     CredentialsProviderError: 'no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run on a role',
-    AccessDeniedException: 'the AWS identity lacks permission: allow ses:GetAccount, ses:ListContactLists, ses:GetContactList, ses:ListContacts, ses:GetContact, ses:ListSuppressedDestinations, ses:ListEmailIdentities, ses:ListConfigurationSets, ses:GetConfigurationSetEventDestinations',
+    AccessDeniedException:
+      'the AWS identity lacks permission: allow ses:GetAccount, ses:ListContactLists, ses:GetContactList, ses:ListContacts, ses:GetContact, ses:ListSuppressedDestinations, ses:ListEmailIdentities, ses:ListConfigurationSets, ses:GetConfigurationSetEventDestinations',
     UnrecognizedClientException: 'the AWS access key is not valid in this region or account',
     InvalidClientTokenId: 'the AWS access key is not valid',
     TooManyRequestsException: 'SES throttled the request (1 request/s for these calls); it will be retried',

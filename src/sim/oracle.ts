@@ -31,7 +31,12 @@ export function expectedBrevoState(records: SesEventRecord[], policies: Record<S
   for (const r of records) {
     const p = policies[r.type];
     if (p === 'event' || p === 'both') exp.events.set(r.key, EVENT_NAME[r.type]);
-    if ((r.type === 'Bounce' && r.details.bounceType === 'Permanent') || r.type === 'Complaint' || (r.type === 'Subscription' && r.details.unsubscribeAll === true)) exp.blocklisted.add(r.email);
+    if (
+      (r.type === 'Bounce' && r.details.bounceType === 'Permanent') ||
+      r.type === 'Complaint' ||
+      (r.type === 'Subscription' && r.details.unsubscribeAll === true)
+    )
+      exp.blocklisted.add(r.email);
     if (p === 'attributes' || p === 'both') {
       const at = Date.parse(r.timestamp);
       const cur = exp.lastEvent.get(r.email);
@@ -94,7 +99,11 @@ export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: { al
     ok: problems.length === 0,
     problems,
     events: { expected: exp.events.size, received: state.events.length, unique: seen.size, duplicates, missing, unexpected },
-    blocklist: { expected: exp.blocklisted.size, received: blocked.size, alsoAllowed: [...blocked].filter((e) => !exp.blocklisted.has(e) && opts.alsoBlocklisted?.has(e)).length },
+    blocklist: {
+      expected: exp.blocklisted.size,
+      received: blocked.size,
+      alsoAllowed: [...blocked].filter((e) => !exp.blocklisted.has(e) && opts.alsoBlocklisted?.has(e)).length,
+    },
     contacts: contacts.length,
     droppedValues: state.dropped.length,
     byName,
@@ -108,7 +117,12 @@ export interface SesDataForOracle {
   suppressions: Array<{ email: string; reason: string }>;
 }
 
-export function compareBackfill(ses: SesDataForOracle, state: BrevoSimState, folder = 'Amazon SES', alsoBlocklisted: Set<string> = new Set()): { ok: boolean; problems: string[]; checked: { contacts: number; memberships: number; blocklisted: number } } {
+export function compareBackfill(
+  ses: SesDataForOracle,
+  state: BrevoSimState,
+  folder = 'Amazon SES',
+  alsoBlocklisted: Set<string> = new Set(),
+): { ok: boolean; problems: string[]; checked: { contacts: number; memberships: number; blocklisted: number } } {
   const problems: string[] = [];
   const add = (p: string) => {
     if (problems.length < 25) problems.push(p);
@@ -169,7 +183,8 @@ export function compareBackfill(ses: SesDataForOracle, state: BrevoSimState, fol
     const c = state.contacts[s.email.toLowerCase()];
     if (!c || alsoBlocklisted.has(s.email.toLowerCase())) continue;
     if (c.attributes.SES_SUPPRESSED !== true) add(`${s.email}: SES_SUPPRESSED is ${JSON.stringify(c.attributes.SES_SUPPRESSED)}`);
-    if (c.attributes.SES_SUPPRESSION_REASON !== s.reason) add(`${s.email}: SES_SUPPRESSION_REASON is ${JSON.stringify(c.attributes.SES_SUPPRESSION_REASON)}, expected ${s.reason}`);
+    if (c.attributes.SES_SUPPRESSION_REASON !== s.reason)
+      add(`${s.email}: SES_SUPPRESSION_REASON is ${JSON.stringify(c.attributes.SES_SUPPRESSION_REASON)}, expected ${s.reason}`);
   }
   for (const [e, v] of unsubAll) {
     const got = state.contacts[e]?.attributes.SES_UNSUBSCRIBED_ALL;

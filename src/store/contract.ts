@@ -10,8 +10,21 @@ export interface StoreHarness {
 
 const T0 = 1_700_000_000_000;
 
-function contact(email: string, attrs: Record<string, { v: string | number | boolean; at: number }>, blocklist = false, priority: ContactOp['priority'] = 2): ContactOp {
-  return { kind: 'contact', key: `contact:${email}`, email, lane: 'realtime', priority, sources: [`src:${email}:${Object.keys(attrs).join(',')}`], payload: { attrs, blocklist } };
+function contact(
+  email: string,
+  attrs: Record<string, { v: string | number | boolean; at: number }>,
+  blocklist = false,
+  priority: ContactOp['priority'] = 2,
+): ContactOp {
+  return {
+    kind: 'contact',
+    key: `contact:${email}`,
+    email,
+    lane: 'realtime',
+    priority,
+    sources: [`src:${email}:${Object.keys(attrs).join(',')}`],
+    payload: { attrs, blocklist },
+  };
 }
 
 function event(key: string, email = 'a@example.com', priority: EventOp['priority'] = 2): EventOp {
@@ -58,7 +71,14 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(claimed[0]!.topicArn).toBe('arn:t');
       // leased rows are not handed out twice
       expect(await s.claimInbox(10, 'w2', 60_000, T0 + 1)).toEqual([]);
-      const r = await s.commitInbox([{ id: claimed[0]!.id, state: 'done' }, { id: claimed[1]!.id, state: 'unparseable', note: 'bad' }], [event('k1')], T0);
+      const r = await s.commitInbox(
+        [
+          { id: claimed[0]!.id, state: 'done' },
+          { id: claimed[1]!.id, state: 'unparseable', note: 'bad' },
+        ],
+        [event('k1')],
+        T0,
+      );
       expect(r).toEqual({ inserted: 1, merged: 0, duplicates: 0 });
       expect((await s.stats()).inbox).toEqual({ done: 1, unparseable: 1 });
       expect(await s.claimInbox(10, 'w2', 60_000, T0 + 120_000)).toEqual([]);
@@ -74,13 +94,19 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     it('events are deduplicated by key forever', async () => {
       expect(await s.enqueue([event('k1'), event('k2'), event('k1')], T0)).toEqual({ inserted: 2, merged: 0, duplicates: 1 });
       const c = await s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 });
-      await s.completeOps(c.map((o) => o.id), T0);
+      await s.completeOps(
+        c.map((o) => o.id),
+        T0,
+      );
       expect(await s.enqueue([event('k1')], T0 + 10)).toEqual({ inserted: 0, merged: 0, duplicates: 1 });
     });
 
     it('contact writes coalesce while pending, newest attribute value wins, blocklist only goes up', async () => {
       await s.enqueue([contact('a@x.io', { A: { v: 'new', at: 20 }, B: { v: 'b1', at: 5 } })], T0);
-      const r = await s.enqueue([contact('a@x.io', { A: { v: 'old', at: 10 }, C: { v: true, at: 7 } }, true, 0), contact('b@x.io', { A: { v: 'x', at: 1 } })], T0);
+      const r = await s.enqueue(
+        [contact('a@x.io', { A: { v: 'old', at: 10 }, C: { v: true, at: 7 } }, true, 0), contact('b@x.io', { A: { v: 'x', at: 1 } })],
+        T0,
+      );
       expect(r).toEqual({ inserted: 1, merged: 1, duplicates: 0 });
       const claimed = await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 1000, now: T0 });
       expect(claimed.map((o) => o.email)).toEqual(['a@x.io', 'b@x.io']); // priority 0 first
@@ -127,7 +153,10 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     it('dead letters: listed with Brevo error, retried and discarded', async () => {
       await s.enqueue([event('k1'), event('k2'), event('k3')], T0);
       const c = await s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 });
-      await s.deadOps(c.map((o) => ({ id: o.id, code: 'invalid_parameter', message: 'bad event_name', status: 400 })), T0);
+      await s.deadOps(
+        c.map((o) => ({ id: o.id, code: 'invalid_parameter', message: 'bad event_name', status: 400 })),
+        T0,
+      );
       const f = await s.listFailures({ limit: 10 });
       expect(f.map((o) => [o.key, o.lastCode, o.lastMessage, o.lastStatus, o.state])).toEqual([
         ['k1', 'invalid_parameter', 'bad event_name', 400, 'dead'],
@@ -149,7 +178,12 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     it('awaiting operations are found by ref and finish or go back', async () => {
       await s.enqueue([contact('a@x.io', { A: { v: 1, at: 1 } }), contact('b@x.io', { A: { v: 1, at: 1 } })], T0);
       const c = await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 1000, now: T0 });
-      await s.awaitOps(c.map((o) => o.id), 'proc-7', T0, [{ email: 'a@x.io', attrs: { A: 1 }, blocklisted: false }]);
+      await s.awaitOps(
+        c.map((o) => o.id),
+        'proc-7',
+        T0,
+        [{ email: 'a@x.io', attrs: { A: 1 }, blocklisted: false }],
+      );
       expect(await s.listAwaiting(10)).toEqual([{ ref: 'proc-7', count: 2, since: T0 }]);
       const rows = await s.opsByRef('proc-7');
       expect(rows.map((r) => r.state)).toEqual(['awaiting', 'awaiting']);
@@ -170,7 +204,13 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(await s.getCursor('suppressions')).toBeUndefined();
       await s.setCursor('suppressions', '2024-01-01T00:00:00Z', T0, 'running');
       await s.setCursor('suppressions', '2024-02-01T00:00:00Z', T0 + 1, 'complete', 'ok');
-      expect(await s.getCursor('suppressions')).toEqual({ stream: 'suppressions', value: '2024-02-01T00:00:00Z', status: 'complete', note: 'ok', updatedAt: T0 + 1 });
+      expect(await s.getCursor('suppressions')).toEqual({
+        stream: 'suppressions',
+        value: '2024-02-01T00:00:00Z',
+        status: 'complete',
+        note: 'ok',
+        updatedAt: T0 + 1,
+      });
       expect((await s.listCursors()).map((c) => c.stream)).toEqual(['suppressions']);
       await s.setState('k', 'v1', T0);
       await s.setState('k', 'v2', T0);

@@ -371,7 +371,11 @@ describe('Brevo simulator: events', () => {
     expect(r.status).toBe(204);
     const s = sim.state();
     expect(s.events).toEqual([
-      expect.objectContaining({ event_name: 'ses_email_delivered', identifiers: { email_id: 'user1@example.com' }, event_properties: { event_key: 'k1', message_id: 'm1' } }),
+      expect.objectContaining({
+        event_name: 'ses_email_delivered',
+        identifiers: { email_id: 'user1@example.com' },
+        event_properties: { event_key: 'k1', message_id: 'm1' },
+      }),
     ]);
     expect(s.contacts['user1@example.com']?.attributes).toEqual({ SES_LAST_EVENT: 'Delivery' });
     expect(s.dropped).toEqual([expect.objectContaining({ attribute: 'NOPE', source: 'POST /v3/events' })]);
@@ -528,7 +532,11 @@ describe('Brevo simulator: stats, reset and throughput', () => {
     await withSim({ plan: 'unlimited' }, async (sim) => {
       const t0 = performance.now();
       const batches = Array.from({ length: 100 }, (_, bi) => ({
-        events: Array.from({ length: 200 }, (_, i) => ({ event_name: 'ses_email_sent', identifiers: { email_id: `u${(bi * 200 + i) % 5000}@example.com` }, event_properties: { event_key: `k${bi}-${i}` } })),
+        events: Array.from({ length: 200 }, (_, i) => ({
+          event_name: 'ses_email_sent',
+          identifiers: { email_id: `u${(bi * 200 + i) % 5000}@example.com` },
+          event_properties: { event_key: `k${bi}-${i}` },
+        })),
       }));
       await Promise.all(batches.map((body) => call(sim, 'POST', '/events/batch', body)));
       expect(sim.state().events).toHaveLength(20_000);

@@ -332,7 +332,8 @@ function createAttribute(ctx: Ctx): Reply {
       const e = b.enumeration;
       if (!Array.isArray(e) || e.length === 0) throw missing('enumeration is mandatory for category attributes');
       def.enumeration = e.map((x) => {
-        if (!isObj(x) || typeof x.value !== 'number' || !Number.isInteger(x.value) || typeof x.label !== 'string') throw bad('enumeration items must be {value: integer, label: string}');
+        if (!isObj(x) || typeof x.value !== 'number' || !Number.isInteger(x.value) || typeof x.label !== 'string')
+          throw bad('enumeration items must be {value: integer, label: string}');
         return { value: x.value, label: x.label };
       });
     }
@@ -624,14 +625,16 @@ function validateEvent(store: SimStore, raw: unknown): { error: ApiError } | Val
   const event: SimEvent = { event_name: name, identifiers, receivedAt: store.iso() };
   const date = raw.event_date;
   if (date !== undefined) {
-    if (typeof date !== 'string' || !RFC3339_RE.test(date) || Number.isNaN(Date.parse(date))) return { error: bad('event_date must be an ISO-8601 timestamp such as 2024-01-24T17:39:57+01:00') };
+    if (typeof date !== 'string' || !RFC3339_RE.test(date) || Number.isNaN(Date.parse(date)))
+      return { error: bad('event_date must be an ISO-8601 timestamp such as 2024-01-24T17:39:57+01:00') };
     event.event_date = date;
   }
   const cp = raw.contact_properties;
   if (cp !== undefined) {
     if (!isObj(cp)) return { error: bad('contact_properties must be an object') };
     for (const [k, v] of Object.entries(cp)) {
-      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return { error: bad(`contact_properties.${k} must be a string, number or boolean`) };
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')
+        return { error: bad(`contact_properties.${k} must be a string, number or boolean`) };
     }
     // The body was parsed for this request only, so it can be kept without a copy.
     event.contact_properties = cp;

@@ -41,7 +41,6 @@ function mergeFaults(base: Faults, f: Partial<BrevoFaults> | undefined): Faults 
   return next;
 }
 
-
 function checkFaults(f: Faults): void {
   for (const k of ['errorRate', 'throttleRate', 'dropRate', 'dropAfterApplyRate'] as const) {
     const v = f[k];

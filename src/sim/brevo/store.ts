@@ -94,14 +94,18 @@ export function typeMismatch(def: AttributeRec, value: unknown): string | null {
     case 'boolean':
       return typeof value === 'boolean' ? null : `boolean attribute expects a JSON boolean, got ${describe(value)}`;
     case 'id':
-      return typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value)) ? null : `id attribute expects a string or integer, got ${describe(value)}`;
+      return typeof value === 'string' || (typeof value === 'number' && Number.isInteger(value))
+        ? null
+        : `id attribute expects a string or integer, got ${describe(value)}`;
     case 'category': {
       const enumeration = def.enumeration ?? [];
       const ok = enumeration.some((e) => e.value === value || e.label === value || String(e.value) === value);
       return ok ? null : `category attribute expects one of its enumeration values, got ${describe(value)}`;
     }
     case 'multiple-choice':
-      return Array.isArray(value) && value.every((x) => typeof x === 'string') ? null : `multiple-choice attribute expects an array of strings, got ${describe(value)}`;
+      return Array.isArray(value) && value.every((x) => typeof x === 'string')
+        ? null
+        : `multiple-choice attribute expects an array of strings, got ${describe(value)}`;
     default:
       return null;
   }

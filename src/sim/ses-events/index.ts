@@ -78,8 +78,14 @@ const DEFAULT_SUBTYPE: Readonly<Record<BounceType, string>> = {
 const BOUNCE_DSN: Readonly<Record<string, { status: string; diagnosticCode: string }>> = {
   'Permanent/General': { status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 recipient address rejected' },
   'Permanent/NoEmail': { status: '5.1.1', diagnosticCode: 'smtp; 550 5.1.1 mailbox does not exist' },
-  'Permanent/Suppressed': { status: '5.1.1', diagnosticCode: 'Amazon SES has suppressed sending to this address because it has a recent history of bouncing as an invalid address.' },
-  'Permanent/OnAccountSuppressionList': { status: '5.1.1', diagnosticCode: 'Amazon SES did not send the message to this address because it is on the suppression list for your account.' },
+  'Permanent/Suppressed': {
+    status: '5.1.1',
+    diagnosticCode: 'Amazon SES has suppressed sending to this address because it has a recent history of bouncing as an invalid address.',
+  },
+  'Permanent/OnAccountSuppressionList': {
+    status: '5.1.1',
+    diagnosticCode: 'Amazon SES did not send the message to this address because it is on the suppression list for your account.',
+  },
   'Transient/General': { status: '4.0.0', diagnosticCode: 'smtp; 450 4.0.0 temporary failure, try again later' },
   'Transient/MailboxFull': { status: '5.2.2', diagnosticCode: 'smtp; 552 5.2.2 mailbox over quota' },
   'Transient/MessageTooLarge': { status: '5.3.4', diagnosticCode: 'smtp; 552 5.3.4 message size exceeds limit' },
@@ -355,7 +361,6 @@ export function sesNotification(type: 'Bounce' | 'Complaint' | 'Delivery', opts:
 
 // ---- realistic mix ----------------------------------------------------------------------
 
-
 // Per message, chosen so that events come out as Send 40%, Delivery 38%, Open 12%, Click 5%,
 // Bounce 3%, DeliveryDelay 1.5%, Complaint 0.5% (2.5 events per message on average).
 const P_BOUNCE_INSTEAD = 0.05;
@@ -391,10 +396,7 @@ function skewed(r: () => number, minMs: number, maxMs: number): number {
  * `n` payloads (eventType format, one recipient each) in time order, deterministic for a seed.
  * Within one message: send < delay < delivery < open < click, bounces and complaints after it.
  */
-export function realisticMix(
-  n: number,
-  opts: { recipients: number; seed: number; start?: Date; configurationSet?: string },
-): SesPayload[] {
+export function realisticMix(n: number, opts: { recipients: number; seed: number; start?: Date; configurationSet?: string }): SesPayload[] {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`realisticMix: n must be a non-negative integer, got ${n}`);
   if (!Number.isInteger(opts.recipients) || opts.recipients < 1) {
     throw new RangeError(`realisticMix: recipients must be a positive integer, got ${opts.recipients}`);

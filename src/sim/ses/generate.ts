@@ -29,7 +29,12 @@ export { prng } from '../prng.js';
 import { prng } from '../prng.js';
 
 export function generate(state: SesState, now: number, opts: SesSimGenerateOptions): void {
-  for (const [key, n] of [['lists', opts.lists], ['topicsPerList', opts.topicsPerList], ['contacts', opts.contacts], ['suppressions', opts.suppressions]] as const) {
+  for (const [key, n] of [
+    ['lists', opts.lists],
+    ['topicsPerList', opts.topicsPerList],
+    ['contacts', opts.contacts],
+    ['suppressions', opts.suppressions],
+  ] as const) {
     if (!Number.isInteger(n) || n < 0) throw new Error(`ses-sim generate: ${key} must be a non-negative integer, got ${n}`);
   }
   if (opts.contacts > 0 && opts.lists === 0) throw new Error('ses-sim generate: contacts need at least one list (lists >= 1)');

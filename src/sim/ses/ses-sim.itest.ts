@@ -167,7 +167,9 @@ describe('SES v2 simulator with the real AWS SDK', () => {
     });
     expect(optedOut.pages.map((p) => p.length)).toEqual([1000, 0, 0]);
 
-    const err = await catchError(ses.send(new ListContactsCommand({ ContactListName: 'Newsletter', Filter: { FilteredStatus: 'OPT_IN', TopicFilter: { TopicName: 'nope' } } })));
+    const err = await catchError(
+      ses.send(new ListContactsCommand({ ContactListName: 'Newsletter', Filter: { FilteredStatus: 'OPT_IN', TopicFilter: { TopicName: 'nope' } } })),
+    );
     expect(err).toBeInstanceOf(BadRequestException);
     const tooBig = await catchError(ses.send(new ListContactsCommand({ ContactListName: 'Newsletter', PageSize: 1001 })));
     expect(tooBig).toBeInstanceOf(BadRequestException);
@@ -198,7 +200,11 @@ describe('SES v2 simulator with the real AWS SDK', () => {
     expect(firstRun).toHaveLength(120);
 
     sim.seed({
-      suppressions: Array.from({ length: 50 }, (_, i) => ({ email: `late${i}@example.org`, reason: 'BOUNCE' as const, lastUpdated: new Date(T0 + (300 + i) * MIN) })),
+      suppressions: Array.from({ length: 50 }, (_, i) => ({
+        email: `late${i}@example.org`,
+        reason: 'BOUNCE' as const,
+        lastUpdated: new Date(T0 + (300 + i) * MIN),
+      })),
     });
     const secondRun = await allSuppressions(ses, { StartDate: runEnd, EndDate: new Date(T0 + 1000 * MIN) });
     expect(secondRun.map((s) => s.EmailAddress)).toEqual(Array.from({ length: 50 }, (_, i) => `late${i}@example.org`));
@@ -230,7 +236,9 @@ describe('SES v2 simulator with the real AWS SDK', () => {
     const retry2 = await ses.send(new ListSuppressedDestinationsCommand({ ...supInput, NextToken: sup1.NextToken }));
     expect(retry1.SuppressedDestinationSummaries).toEqual(retry2.SuppressedDestinationSummaries);
 
-    const otherWindow = await catchError(ses.send(new ListSuppressedDestinationsCommand({ ...supInput, StartDate: new Date(T0 - 5 * MIN), NextToken: sup1.NextToken })));
+    const otherWindow = await catchError(
+      ses.send(new ListSuppressedDestinationsCommand({ ...supInput, StartDate: new Date(T0 - 5 * MIN), NextToken: sup1.NextToken })),
+    );
     expect(otherWindow).toBeInstanceOf(InvalidNextTokenException);
 
     clock += 30_001;
@@ -289,14 +297,27 @@ describe('SES v2 simulator with the real AWS SDK', () => {
           {
             name: 'marketing',
             eventDestinations: [
-              { name: 'to-tajo', enabled: true, matchingEventTypes: ['SEND', 'DELIVERY', 'BOUNCE', 'COMPLAINT'], snsTopicArn: 'arn:aws:sns:us-east-1:123456789012:ses-events' },
+              {
+                name: 'to-tajo',
+                enabled: true,
+                matchingEventTypes: ['SEND', 'DELIVERY', 'BOUNCE', 'COMPLAINT'],
+                snsTopicArn: 'arn:aws:sns:us-east-1:123456789012:ses-events',
+              },
               { name: 'off', enabled: false, matchingEventTypes: ['OPEN'] },
             ],
           },
           { name: 'transactional', eventDestinations: [] },
         ],
         contactLists: [{ ...newsletter, topics: [...newsletter.topics.map((t) => ({ ...t, description: `${t.displayName} topic` }))] }],
-        contacts: [{ list: 'Newsletter', email: 'Ann@Example.org', topicPreferences: { news: 'OPT_OUT' }, attributesData: '{"firstName":"Ann"}', lastUpdated: new Date(T0) }],
+        contacts: [
+          {
+            list: 'Newsletter',
+            email: 'Ann@Example.org',
+            topicPreferences: { news: 'OPT_OUT' },
+            attributesData: '{"firstName":"Ann"}',
+            lastUpdated: new Date(T0),
+          },
+        ],
       },
     });
     const ses = client(sim);
@@ -324,7 +345,12 @@ describe('SES v2 simulator with the real AWS SDK', () => {
 
     const dests = await ses.send(new GetConfigurationSetEventDestinationsCommand({ ConfigurationSetName: 'marketing' }));
     expect(dests.EventDestinations).toEqual([
-      { Name: 'to-tajo', Enabled: true, MatchingEventTypes: ['SEND', 'DELIVERY', 'BOUNCE', 'COMPLAINT'], SnsDestination: { TopicArn: 'arn:aws:sns:us-east-1:123456789012:ses-events' } },
+      {
+        Name: 'to-tajo',
+        Enabled: true,
+        MatchingEventTypes: ['SEND', 'DELIVERY', 'BOUNCE', 'COMPLAINT'],
+        SnsDestination: { TopicArn: 'arn:aws:sns:us-east-1:123456789012:ses-events' },
+      },
       { Name: 'off', Enabled: false, MatchingEventTypes: ['OPEN'] },
     ]);
     expect(await catchError(ses.send(new GetConfigurationSetEventDestinationsCommand({ ConfigurationSetName: 'nope' })))).toBeInstanceOf(NotFoundException);
@@ -353,9 +379,17 @@ describe('SES v2 simulator with the real AWS SDK', () => {
       AttributesData: '{"firstName":"Ann"}',
       LastUpdatedTimestamp: new Date(T0),
     });
-    expect(await catchError(ses.send(new GetContactCommand({ ContactListName: 'Newsletter', EmailAddress: 'x@example.org' })))).toBeInstanceOf(NotFoundException);
+    expect(await catchError(ses.send(new GetContactCommand({ ContactListName: 'Newsletter', EmailAddress: 'x@example.org' })))).toBeInstanceOf(
+      NotFoundException,
+    );
 
-    expect(sim.calls()).toMatchObject({ GetAccount: 1, ListEmailIdentities: 1, ListConfigurationSets: 2, GetConfigurationSetEventDestinations: 2, GetContact: 2 });
+    expect(sim.calls()).toMatchObject({
+      GetAccount: 1,
+      ListEmailIdentities: 1,
+      ListConfigurationSets: 2,
+      GetConfigurationSetEventDestinations: 2,
+      GetContact: 2,
+    });
   });
 
   it('refuses a request without an Authorization header', async () => {

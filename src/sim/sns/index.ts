@@ -36,7 +36,11 @@ export interface SnsSim {
   topicArn(name: string): string;
   /** Fills SigningCertURL (default certUrl), SignatureVersion (default the simulator's) and Signature. */
   sign(env: UnsignedSnsEnvelope): SnsEnvelope;
-  notification(topicArn: string, message: string | object, opts?: SnsSimMessageOptions & { subject?: string; messageAttributes?: Record<string, unknown> }): SnsEnvelope;
+  notification(
+    topicArn: string,
+    message: string | object,
+    opts?: SnsSimMessageOptions & { subject?: string; messageAttributes?: Record<string, unknown> },
+  ): SnsEnvelope;
   /** SubscribeURL points to this simulator's /confirm?Token=..., which records the confirmation. */
   subscriptionConfirmation(topicArn: string, opts?: SnsSimMessageOptions & { token?: string }): SnsEnvelope;
   unsubscribeConfirmation(topicArn: string, opts?: SnsSimMessageOptions & { token?: string }): SnsEnvelope;
@@ -76,14 +80,18 @@ export async function startSnsSim(opts: { region?: string; port?: number; signat
     if (url.pathname === '/confirm') {
       const token = url.searchParams.get('Token') ?? '';
       if (!issuedTokens.has(token)) {
-        res.writeHead(404, { 'content-type': 'text/xml' }).end('<ErrorResponse><Error><Code>NotFound</Code><Message>Unknown token</Message></Error></ErrorResponse>');
+        res
+          .writeHead(404, { 'content-type': 'text/xml' })
+          .end('<ErrorResponse><Error><Code>NotFound</Code><Message>Unknown token</Message></Error></ErrorResponse>');
         return;
       }
       confirmed.push(token);
       const arn = `${url.searchParams.get('TopicArn') ?? ''}:${randomUUID()}`;
       res
         .writeHead(200, { 'content-type': 'text/xml' })
-        .end(`<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>${escapeXml(arn)}</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>`);
+        .end(
+          `<ConfirmSubscriptionResponse><ConfirmSubscriptionResult><SubscriptionArn>${escapeXml(arn)}</SubscriptionArn></ConfirmSubscriptionResult></ConfirmSubscriptionResponse>`,
+        );
       return;
     }
     if (url.pathname === '/unsubscribe') {
@@ -143,7 +151,11 @@ export async function startSnsSim(opts: { region?: string; port?: number; signat
   const sign = (env: UnsignedSnsEnvelope): SnsEnvelope =>
     signEnvelope(env, material.privateKey, { certUrl, ...(opts.signatureVersion ? { signatureVersion: opts.signatureVersion } : {}) });
 
-  const confirmation = (type: 'SubscriptionConfirmation' | 'UnsubscribeConfirmation', topicArn: string, o: SnsSimMessageOptions & { token?: string } = {}): SnsEnvelope => {
+  const confirmation = (
+    type: 'SubscriptionConfirmation' | 'UnsubscribeConfirmation',
+    topicArn: string,
+    o: SnsSimMessageOptions & { token?: string } = {},
+  ): SnsEnvelope => {
     const token = o.token ?? randomBytes(64).toString('hex');
     issuedTokens.add(token);
     const subscribeUrl = `${base}/confirm?Action=ConfirmSubscription&TopicArn=${encodeURIComponent(topicArn)}&Token=${encodeURIComponent(token)}`;

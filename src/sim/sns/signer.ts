@@ -45,11 +45,7 @@ export function loadSigningMaterial(): Promise<SigningMaterial> {
  * Fills SignatureVersion, SigningCertURL and Signature. Keys come out in the order SNS
  * writes them, so a recorded body looks like a real one.
  */
-export function signEnvelope(
-  env: UnsignedSnsEnvelope,
-  privateKey: KeyObject,
-  defaults: { certUrl: string; signatureVersion?: '1' | '2' },
-): SnsEnvelope {
+export function signEnvelope(env: UnsignedSnsEnvelope, privateKey: KeyObject, defaults: { certUrl: string; signatureVersion?: '1' | '2' }): SnsEnvelope {
   const SignatureVersion = env.SignatureVersion ?? defaults.signatureVersion ?? '1';
   const SigningCertURL = env.SigningCertURL ?? defaults.certUrl;
   const unsigned: SnsEnvelope = { ...env, SignatureVersion, SigningCertURL, Signature: '' };

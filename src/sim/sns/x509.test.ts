@@ -11,7 +11,7 @@ describe('DER encoder', () => {
     expect(der.octetString(Buffer.alloc(300)).subarray(0, 4)).toEqual(Buffer.from([0x04, 0x82, 0x01, 0x2c]));
   });
 
-  it('encodes INTEGERs as minimal positive two\'s complement', () => {
+  it("encodes INTEGERs as minimal positive two's complement", () => {
     expect(der.integer(0)).toEqual(Buffer.from([0x02, 0x01, 0x00]));
     expect(der.integer(2)).toEqual(Buffer.from([0x02, 0x01, 0x02]));
     expect(der.integer(128)).toEqual(Buffer.from([0x02, 0x02, 0x00, 0x80]));
@@ -35,7 +35,14 @@ describe('createSelfSignedCertificate', () => {
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const notBefore = new Date('2024-01-01T00:00:00Z');
     const notAfter = new Date('2060-01-01T00:00:00Z');
-    const { pem } = createSelfSignedCertificate({ publicKey, privateKey, commonName: 'sns.test', notBefore, notAfter, serialNumber: Buffer.from([0x80, 0x01]) });
+    const { pem } = createSelfSignedCertificate({
+      publicKey,
+      privateKey,
+      commonName: 'sns.test',
+      notBefore,
+      notAfter,
+      serialNumber: Buffer.from([0x80, 0x01]),
+    });
     const cert = new X509Certificate(pem);
     expect(cert.subject).toContain('CN=sns.test');
     expect(cert.issuer).toBe(cert.subject);
@@ -62,12 +69,24 @@ describe('simulator signing material', () => {
     expect(cert.verify(cert.publicKey)).toBe(true);
     for (const v of ['1', '2'] as const) {
       const env = signEnvelope(
-        { Type: 'Notification', MessageId: 'm', TopicArn: 'arn:aws:sns:us-east-1:1:t', Message: 'hi', Timestamp: new Date().toISOString(), SignatureVersion: v },
+        {
+          Type: 'Notification',
+          MessageId: 'm',
+          TopicArn: 'arn:aws:sns:us-east-1:1:t',
+          Message: 'hi',
+          Timestamp: new Date().toISOString(),
+          SignatureVersion: v,
+        },
         a.privateKey,
         { certUrl: 'http://127.0.0.1/x.pem' },
       );
       expect(Object.keys(env)).toEqual(['Type', 'MessageId', 'TopicArn', 'Message', 'Timestamp', 'SignatureVersion', 'Signature', 'SigningCertURL']);
-      const ok = cryptoVerify(v === '2' ? 'sha256' : 'sha1', Buffer.from(canonicalString(env)), createPublicKey(a.certPem), Buffer.from(env.Signature, 'base64'));
+      const ok = cryptoVerify(
+        v === '2' ? 'sha256' : 'sha1',
+        Buffer.from(canonicalString(env)),
+        createPublicKey(a.certPem),
+        Buffer.from(env.Signature, 'base64'),
+      );
       expect(ok).toBe(true);
     }
   });

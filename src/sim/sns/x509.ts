@@ -75,7 +75,9 @@ export const der = {
   time: (d: Date): Buffer => {
     const y = d.getUTCFullYear();
     const rest = `${two(d.getUTCMonth() + 1)}${two(d.getUTCDate())}${two(d.getUTCHours())}${two(d.getUTCMinutes())}${two(d.getUTCSeconds())}Z`;
-    return y >= 1950 && y < 2050 ? tlv(0x17, Buffer.from(`${two(y % 100)}${rest}`, 'ascii')) : tlv(0x18, Buffer.from(`${String(y).padStart(4, '0')}${rest}`, 'ascii'));
+    return y >= 1950 && y < 2050
+      ? tlv(0x17, Buffer.from(`${two(y % 100)}${rest}`, 'ascii'))
+      : tlv(0x18, Buffer.from(`${String(y).padStart(4, '0')}${rest}`, 'ascii'));
   },
   explicit: (tagNumber: number, inner: Buffer): Buffer => tlv(0xa0 | tagNumber, inner),
 };
@@ -118,7 +120,8 @@ export function toPem(derBytes: Buffer, label = 'CERTIFICATE'): string {
 }
 
 export function createSelfSignedCertificate(opts: SelfSignedCertificateOptions): SelfSignedCertificate {
-  if (opts.privateKey.asymmetricKeyType !== 'rsa') throw new TypeError('createSelfSignedCertificate signs with sha256WithRSAEncryption: pass an RSA private key');
+  if (opts.privateKey.asymmetricKeyType !== 'rsa')
+    throw new TypeError('createSelfSignedCertificate signs with sha256WithRSAEncryption: pass an RSA private key');
   const now = Date.now();
   // Backdated so that a verifier with a slightly slow clock still sees it as valid.
   const notBefore = opts.notBefore ?? new Date(now - 60 * 60 * 1000);

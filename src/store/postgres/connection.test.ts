@@ -41,7 +41,9 @@ describe('quoteIdent', () => {
 
 describe('availability', () => {
   it('tells outages, which a retry may fix, from statement errors, which it cannot', () => {
-    expect(availabilityHint(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), 'u@h:5432/db')).toMatch(/running and reachable at u@h:5432\/db/);
+    expect(availabilityHint(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }), 'u@h:5432/db')).toMatch(
+      /running and reachable at u@h:5432\/db/,
+    );
     expect(availabilityHint({ code: '28P01', message: 'password authentication failed for user "u"' }, 'u@h:5432/db')).toMatch(/user and password/);
     expect(availabilityHint({ code: '57P01', message: 'terminating connection due to administrator command' }, 'x')).toBeDefined();
     expect(availabilityHint(new Error('Connection terminated unexpectedly'), 'x')).toBeDefined();

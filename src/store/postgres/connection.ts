@@ -18,7 +18,10 @@ export function parsePostgresUrl(url: string, schemaOverride?: string): PgTarget
     u = new URL(url);
   } catch {
     // Not echoing the input: it may hold a password.
-    throw new TajoError('invalid_store_url', 'store.url is not a valid PostgreSQL URL; use postgres://user:password@host:5432/db[?schema=NAME] (percent-encode special characters in the password)');
+    throw new TajoError(
+      'invalid_store_url',
+      'store.url is not a valid PostgreSQL URL; use postgres://user:password@host:5432/db[?schema=NAME] (percent-encode special characters in the password)',
+    );
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
     throw new TajoError('invalid_store_url', `store.url: expected postgres:// or postgresql://, got ${u.protocol}//`);
@@ -50,7 +53,13 @@ interface PgLikeError {
 }
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
-const TLS_CODES = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /**
  * What to check when `err` means the database cannot be reached or used right now
@@ -69,7 +78,12 @@ export function availabilityHint(err: unknown, label: string): string | undefine
   if (code.startsWith('08') || code.startsWith('57P') || code === '53100' || code === '53200') return reach;
   if (NETWORK_CODES.has(code)) return reach;
   if (TLS_CODES.has(code) || /SSL|TLS/i.test(message)) return `check the TLS settings (sslmode, certificates) in store.url for ${label}`;
-  if (/Connection terminated|timeout exceeded when trying to connect|Connection terminated due to connection timeout|Client has encountered a connection error|connection ended|not queryable/i.test(message)) return reach;
+  if (
+    /Connection terminated|timeout exceeded when trying to connect|Connection terminated due to connection timeout|Client has encountered a connection error|connection ended|not queryable/i.test(
+      message,
+    )
+  )
+    return reach;
   return undefined;
 }
 

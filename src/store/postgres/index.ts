@@ -12,19 +12,7 @@ import { PG_MIGRATIONS } from './migrations.js';
 import { parsePostgresUrl, quoteIdent, translate, unavailable, availabilityHint } from './connection.js';
 import { mergeContactOps, type ContactOp, type EventOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
-import type {
-  ClaimQuery,
-  CursorRow,
-  EnqueueResult,
-  InboxInsert,
-  InboxOutcome,
-  InboxRow,
-  LedgerEntry,
-  OpError,
-  OpRow,
-  Store,
-  StoreStats,
-} from '../port.js';
+import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
 
 import { toOp, type Row } from '../rows.js';
 
@@ -44,7 +32,6 @@ const MAX_TX_ATTEMPTS = 8;
 /** Rounds of "lock the pending row, else insert one" for a contact whose row keeps changing hands. */
 const MAX_COALESCE_ROUNDS = 50;
 
-
 function toCursor(r: Row): CursorRow {
   return {
     stream: String(r.stream),
@@ -56,7 +43,15 @@ function toCursor(r: Row): CursorRow {
 }
 
 function rowToContactOp(r: OpRow): ContactOp {
-  return { kind: 'contact', key: r.key, email: r.email, lane: r.lane, priority: r.priority as ContactOp['priority'], sources: r.sources, payload: r.payload as ContactOp['payload'] };
+  return {
+    kind: 'contact',
+    key: r.key,
+    email: r.email,
+    lane: r.lane,
+    priority: r.priority as ContactOp['priority'],
+    sources: r.sources,
+    payload: r.payload as ContactOp['payload'],
+  };
 }
 
 function chunks<T>(xs: T[], size = CHUNK): T[][] {
@@ -134,7 +129,8 @@ export class PostgresStore implements Store {
   static async connect(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const target = parsePostgresUrl(url, opts.schema);
     const poolSize = opts.poolSize ?? 10;
-    if (!Number.isInteger(poolSize) || poolSize < 1) throw new TajoError('invalid_store_options', `PostgreSQL store: poolSize must be a positive integer, got ${poolSize}`);
+    if (!Number.isInteger(poolSize) || poolSize < 1)
+      throw new TajoError('invalid_store_options', `PostgreSQL store: poolSize must be a positive integer, got ${poolSize}`);
     const pool = new pg.Pool({
       connectionString: target.connectionString,
       max: poolSize,
@@ -150,7 +146,11 @@ export class PostgresStore implements Store {
       await pool.query('SELECT 1');
     } catch (err) {
       await pool.end().catch(() => {});
-      throw unavailable(`cannot connect to ${target.label}`, err, availabilityHint(err, target.label) ?? `check store.url and that PostgreSQL accepts connections at ${target.label}`);
+      throw unavailable(
+        `cannot connect to ${target.label}`,
+        err,
+        availabilityHint(err, target.label) ?? `check store.url and that PostgreSQL accepts connections at ${target.label}`,
+      );
     }
     return store;
   }
@@ -192,7 +192,11 @@ export class PostgresStore implements Store {
       try {
         c = await this.pool.connect();
       } catch (err) {
-        throw unavailable(`cannot connect to ${this.label}`, err, availabilityHint(err, this.label) ?? `check that PostgreSQL accepts connections at ${this.label}`);
+        throw unavailable(
+          `cannot connect to ${this.label}`,
+          err,
+          availabilityHint(err, this.label) ?? `check that PostgreSQL accepts connections at ${this.label}`,
+        );
       }
       // A checked-out client has no listener of its own: a connection lost between two
       // statements would otherwise be an uncaught 'error' event. The next query fails anyway.
@@ -222,7 +226,10 @@ export class PostgresStore implements Store {
           continue;
         }
         if (conflict) {
-          throw new TajoError('store_conflict', `PostgreSQL store: a transaction lost ${MAX_TX_ATTEMPTS} races in a row with other processes; retry later`, { cause: err, retryable: true });
+          throw new TajoError('store_conflict', `PostgreSQL store: a transaction lost ${MAX_TX_ATTEMPTS} races in a row with other processes; retry later`, {
+            cause: err,
+            retryable: true,
+          });
         }
         if (committing) {
           throw unavailable(
@@ -272,7 +279,9 @@ export class PostgresStore implements Store {
       throw new TajoError(
         'store_migration_failed',
         `PostgreSQL store: migrating schema ${this.schema} on ${this.label}${which ? ` (migration ${which})` : ''} failed: ${(err as Error).message}; ` +
-          (privilege ? `grant the user CREATE on the database (or create schema ${this.schema} for it) and USAGE, CREATE on the schema` : 'check the server log; nothing was applied'),
+          (privilege
+            ? `grant the user CREATE on the database (or create schema ${this.schema} for it) and USAGE, CREATE on the schema`
+            : 'check the server log; nothing was applied'),
         { cause: err },
       );
     }
@@ -303,7 +312,13 @@ export class PostgresStore implements Store {
            ORDER BY v.n
            ON CONFLICT (message_id) DO NOTHING
            RETURNING message_id`,
-          [part.map((r) => r.messageId), part.map((r) => r.source), part.map((r) => r.topicArn ?? null), part.map((r) => r.receivedAt), part.map((r) => r.body)],
+          [
+            part.map((r) => r.messageId),
+            part.map((r) => r.source),
+            part.map((r) => r.topicArn ?? null),
+            part.map((r) => r.receivedAt),
+            part.map((r) => r.body),
+          ],
         );
         for (const r of res.rows as Row[]) got.add(String(r.message_id));
       }
@@ -418,11 +433,18 @@ export class PostgresStore implements Store {
     let todo = [...groups.keys()];
     for (let round = 0; todo.length > 0; round++) {
       if (round === MAX_COALESCE_ROUNDS) {
-        throw new TajoError('store_conflict', `PostgreSQL store: the pending write of ${todo.length} contact(s) kept changing hands while queuing; retry later`, { retryable: true });
+        throw new TajoError(
+          'store_conflict',
+          `PostgreSQL store: the pending write of ${todo.length} contact(s) kept changing hands while queuing; retry later`,
+          { retryable: true },
+        );
       }
       const lost: string[] = [];
       for (const keys of chunks(todo)) {
-        const locked = await c.query(`SELECT * FROM ${this.t('ops')} WHERE kind = 'contact' AND state = 'pending' AND key = ANY($1::text[]) ORDER BY key FOR UPDATE`, [keys]);
+        const locked = await c.query(
+          `SELECT * FROM ${this.t('ops')} WHERE kind = 'contact' AND state = 'pending' AND key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
+          [keys],
+        );
         const pending = new Map((locked.rows as Row[]).map((r) => [String(r.key), toOp(r)]));
         const merges: Array<{ id: number; op: ContactOp }> = [];
         const fresh: ContactOp[] = [];
@@ -438,7 +460,14 @@ export class PostgresStore implements Store {
             `UPDATE ${this.t('ops')} o SET payload = v.payload, sources = v.sources, priority = v.priority, lane = v.lane, next_at = LEAST(o.next_at, $6), updated_at = $6
              FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[]) AS v(id, payload, sources, priority, lane)
              WHERE o.id = v.id`,
-            [merges.map((m) => m.id), merges.map((m) => JSON.stringify(m.op.payload)), merges.map((m) => JSON.stringify(m.op.sources)), merges.map((m) => m.op.priority), merges.map((m) => m.op.lane), now],
+            [
+              merges.map((m) => m.id),
+              merges.map((m) => JSON.stringify(m.op.payload)),
+              merges.map((m) => JSON.stringify(m.op.sources)),
+              merges.map((m) => m.op.priority),
+              merges.map((m) => m.op.lane),
+              now,
+            ],
           );
           for (const m of merges) res.merged += groups.get(m.op.key)!.length;
         }
@@ -491,7 +520,8 @@ export class PostgresStore implements Store {
         `SELECT * FROM ${this.t('ops')} WHERE kind = 'contact' AND state = 'pending' AND key = ANY($1::text[]) AND id <> ALL($2::bigint[]) ORDER BY key FOR UPDATE`,
         [part, selfIds],
       );
-      for (const r of (locked.rows as Row[]).map(toOp)) targets.set(r.key, { id: r.id, op: rowToContactOp(r), nextAt: r.nextAt, attempts: r.attempts, dirty: false });
+      for (const r of (locked.rows as Row[]).map(toOp))
+        targets.set(r.key, { id: r.id, op: rowToContactOp(r), nextAt: r.nextAt, attempts: r.attempts, dirty: false });
     }
     const back: Requeue[] = [];
     const superseded: number[] = [];
@@ -520,7 +550,14 @@ export class PostgresStore implements Store {
            last_code = COALESCE(v.code, o.last_code), last_message = COALESCE(v.message, o.last_message), last_status = COALESCE(v.status, o.last_status), updated_at = $6
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[]) AS v(id, next_at, code, message, status)
          WHERE o.id = v.id`,
-        [back.map((i) => i.row.id), back.map((i) => i.nextAt), back.map((i) => i.err?.code ?? null), back.map((i) => i.err?.message ?? null), back.map((i) => i.err?.status ?? null), now],
+        [
+          back.map((i) => i.row.id),
+          back.map((i) => i.nextAt),
+          back.map((i) => i.err?.code ?? null),
+          back.map((i) => i.err?.message ?? null),
+          back.map((i) => i.err?.status ?? null),
+          now,
+        ],
       );
     }
     const dirty = [...targets.values()].filter((t) => t.dirty);
@@ -599,7 +636,10 @@ export class PostgresStore implements Store {
     if (ids.length === 0 && ledger.length === 0) return;
     await this.tx(async (c) => {
       if (ids.length > 0) {
-        await c.query(`UPDATE ${this.t('ops')} SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = $2 WHERE id = ANY($1::bigint[])`, [ids, now]);
+        await c.query(`UPDATE ${this.t('ops')} SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = $2 WHERE id = ANY($1::bigint[])`, [
+          ids,
+          now,
+        ]);
       }
       await this.writeLedger(c, ledger, now);
     });
@@ -609,7 +649,10 @@ export class PostgresStore implements Store {
     if (ids.length === 0 && ledger.length === 0) return;
     await this.tx(async (c) => {
       if (ids.length > 0) {
-        await c.query(`UPDATE ${this.t('ops')} SET state = 'awaiting', ref = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE id = ANY($1::bigint[])`, [ids, ref, now]);
+        await c.query(
+          `UPDATE ${this.t('ops')} SET state = 'awaiting', ref = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE id = ANY($1::bigint[])`,
+          [ids, ref, now],
+        );
       }
       await this.writeLedger(c, ledger, now);
     });
@@ -666,7 +709,9 @@ export class PostgresStore implements Store {
         rows.map((row) => ({ row, nextAt: now })),
         now,
       );
-      await c.query(`UPDATE ${this.t('inbox')} SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0 AND lease_until <= $1`, [now]);
+      await c.query(`UPDATE ${this.t('inbox')} SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0 AND lease_until <= $1`, [
+        now,
+      ]);
       return rows.length;
     });
   }
@@ -696,7 +741,12 @@ export class PostgresStore implements Store {
     // In the order asked, as the SQLite adapter returns them.
     for (const e of unique) {
       const r = found.get(e);
-      if (r) out.set(e, { email: e, attrs: Object.fromEntries(Object.entries(r.attrs as Record<string, unknown>).map(([k, v]) => [k, Number(v)])), blocklisted: r.blocklisted === true });
+      if (r)
+        out.set(e, {
+          email: e,
+          attrs: Object.fromEntries(Object.entries(r.attrs as Record<string, unknown>).map(([k, v]) => [k, Number(v)])),
+          blocklisted: r.blocklisted === true,
+        });
     }
     return out;
   }
@@ -765,7 +815,9 @@ export class PostgresStore implements Store {
   }
 
   async stats(): Promise<StoreStats> {
-    const inbox = Object.fromEntries((await this.q(`SELECT state, COUNT(*) AS n FROM ${this.t('inbox')} GROUP BY state`)).map((r) => [String(r.state), Number(r.n)]));
+    const inbox = Object.fromEntries(
+      (await this.q(`SELECT state, COUNT(*) AS n FROM ${this.t('inbox')} GROUP BY state`)).map((r) => [String(r.state), Number(r.n)]),
+    );
     const ops = (
       await this.q(
         `SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending', 'inflight', 'awaiting') THEN created_at END) AS oldest

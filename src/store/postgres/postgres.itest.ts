@@ -68,7 +68,15 @@ storeContract('postgres', async () => {
 });
 
 function contactChange(email: string, i: number): ContactOp {
-  return { kind: 'contact', key: `contact:${email}`, email, lane: 'realtime', priority: 2, sources: [`s${i}`], payload: { attrs: { [`A${i}`]: { v: i, at: i } }, blocklist: false } };
+  return {
+    kind: 'contact',
+    key: `contact:${email}`,
+    email,
+    lane: 'realtime',
+    priority: 2,
+    sources: [`s${i}`],
+    payload: { attrs: { [`A${i}`]: { v: i, at: i } }, blocklist: false },
+  };
 }
 
 function event(key: string): EventOp {
@@ -79,7 +87,12 @@ function event(key: string): EventOp {
     lane: 'realtime',
     priority: 2,
     sources: [key],
-    payload: { event_name: 'ses_email_sent', event_date: new Date(T0).toISOString(), identifiers: { email_id: 'a@x.io' }, event_properties: { event_key: key } },
+    payload: {
+      event_name: 'ses_email_sent',
+      event_date: new Date(T0).toISOString(),
+      identifiers: { email_id: 'a@x.io' },
+      event_properties: { event_key: key },
+    },
   };
 }
 
@@ -142,7 +155,10 @@ describe('PostgresStore shared by several processes', () => {
       while (producing) {
         const got = await s.claimOps({ kind: 'contact', limit: 5, owner, leaseMs: 60_000, now: T0 });
         // Every claimed write fails and goes back: it must fold into the newer pending row.
-        await s.retryOps(got.map((o) => ({ id: o.id, nextAt: T0, code: 'server_error', message: '503', status: 503 })), T0);
+        await s.retryOps(
+          got.map((o) => ({ id: o.id, nextAt: T0, code: 'server_error', message: '503', status: 503 })),
+          T0,
+        );
         await new Promise((r) => setImmediate(r));
       }
     };
@@ -158,7 +174,11 @@ describe('PostgresStore shared by several processes', () => {
 
   it('ledger writes for one contact from two processes keep every attribute', async () => {
     const [a, b] = await twoProcesses();
-    await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? a : b).completeOps([], T0, [{ email: 'l@x.io', attrs: { [`A${i}`]: i, SHARED: i }, blocklisted: i === 37 }])));
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        (i % 2 === 0 ? a : b).completeOps([], T0, [{ email: 'l@x.io', attrs: { [`A${i}`]: i, SHARED: i }, blocklisted: i === 37 }]),
+      ),
+    );
     const l = (await a.getLedger(['l@x.io'])).get('l@x.io')!;
     expect(Object.keys(l.attrs)).toHaveLength(101);
     expect(l.attrs.SHARED).toBe(99);
@@ -193,7 +213,9 @@ describe('PostgresStore connection', () => {
       const c = new pg.Client({ connectionString: SERVER });
       await c.connect();
       try {
-        const { rows } = await c.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name', [schema]);
+        const { rows } = await c.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name', [
+          schema,
+        ]);
         expect(rows.map((r) => r.table_name)).toEqual(['contact_ledger', 'cursors', 'inbox', 'kv', 'ops', 'schema_migrations']);
       } finally {
         await c.end();

@@ -9,20 +9,7 @@ import { mergeContactOps, type ContactOp, type PlannedOp } from '../../core/plan
 import { TajoError } from '../../core/errors.js';
 import type { WriteGate } from './gate.js';
 import { WalSync } from './wal-sync.js';
-import type {
-  ClaimQuery,
-  CursorRow,
-  EnqueueResult,
-  InboxInsert,
-  InboxOutcome,
-  InboxRow,
-  LedgerEntry,
-  OpError,
-  OpRow,
-  Store,
-  StoreStats,
-} from '../port.js';
-
+import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -44,9 +31,16 @@ export interface SqliteStoreOptions {
 
 const isBusy = (err: unknown) => (err as { code?: unknown }).code === 'SQLITE_BUSY';
 
-
 function rowToContactOp(r: OpRow): ContactOp {
-  return { kind: 'contact', key: r.key, email: r.email, lane: r.lane, priority: r.priority as ContactOp['priority'], sources: r.sources, payload: r.payload as ContactOp['payload'] };
+  return {
+    kind: 'contact',
+    key: r.key,
+    email: r.email,
+    lane: r.lane,
+    priority: r.priority as ContactOp['priority'],
+    sources: r.sources,
+    payload: r.payload as ContactOp['payload'],
+  };
 }
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -82,7 +76,11 @@ export class SqliteStore implements Store {
       // Copying the WAL into the database (and its fsync) is the engine's chore, not the acknowledging thread's.
       if (this.gate?.role === 'ingest') this.db.pragma('wal_autocheckpoint = 0');
     } catch (err) {
-      throw new TajoError('store_unavailable', `cannot open SQLite store at ${path}: ${(err as Error).message}; check the path in store.url and its permissions`, { cause: err, retryable: true });
+      throw new TajoError(
+        'store_unavailable',
+        `cannot open SQLite store at ${path}: ${(err as Error).message}; check the path in store.url and its permissions`,
+        { cause: err, retryable: true },
+      );
     }
   }
 
@@ -159,7 +157,9 @@ export class SqliteStore implements Store {
   }
 
   async insertInbox(rows: InboxInsert[]): Promise<Array<'inserted' | 'duplicate'>> {
-    const stmt = this.stmt("INSERT INTO inbox (message_id, source, topic_arn, received_at, body, state) VALUES (?, ?, ?, ?, ?, 'stored') ON CONFLICT(message_id) DO NOTHING");
+    const stmt = this.stmt(
+      "INSERT INTO inbox (message_id, source, topic_arn, received_at, body, state) VALUES (?, ?, ?, ?, ?, 'stored') ON CONFLICT(message_id) DO NOTHING",
+    );
     const queue = this.stmt('INSERT INTO inbox_pending (id) VALUES (?)');
     const res = await this.ingestTx(() =>
       rows.map((r) => {
@@ -177,12 +177,21 @@ export class SqliteStore implements Store {
   async claimInbox(limit: number, owner: string, leaseMs: number, now: number): Promise<InboxRow[]> {
     // Reading the (large) envelopes needs no write lock; only the lease does, and it is taken
     // on the rows that are still free at that moment. An empty poll writes nothing.
-    const rows = this.stmt('SELECT i.id, i.message_id, i.source, i.topic_arn, i.received_at, i.body FROM inbox_pending p JOIN inbox i ON i.id = p.id WHERE p.lease_until <= ? ORDER BY p.id LIMIT ?').all(now, limit) as Row[];
+    const rows = this.stmt(
+      'SELECT i.id, i.message_id, i.source, i.topic_arn, i.received_at, i.body FROM inbox_pending p JOIN inbox i ON i.id = p.id WHERE p.lease_until <= ? ORDER BY p.id LIMIT ?',
+    ).all(now, limit) as Row[];
     if (rows.length === 0) return [];
     const taken = this.tx(
       () =>
         new Set(
-          (this.stmt(`UPDATE inbox_pending SET lease_owner = ?, lease_until = ? WHERE lease_until <= ? AND id IN ${IN_LIST} RETURNING id`).all(owner, now + leaseMs, now, JSON.stringify(rows.map((r) => r.id))) as Row[]).map((r) => Number(r.id)),
+          (
+            this.stmt(`UPDATE inbox_pending SET lease_owner = ?, lease_until = ? WHERE lease_until <= ? AND id IN ${IN_LIST} RETURNING id`).all(
+              owner,
+              now + leaseMs,
+              now,
+              JSON.stringify(rows.map((r) => r.id)),
+            ) as Row[]
+          ).map((r) => Number(r.id)),
         ),
     );
     return rows
@@ -237,22 +246,23 @@ export class SqliteStore implements Store {
     if (cur) {
       const row = toOp(cur);
       const merged = mergeContactOps(rowToContactOp(row), op);
-      this.stmt('UPDATE ops SET payload = ?, sources = ?, priority = ?, lane = ?, next_at = MIN(next_at, ?), attempts = MAX(attempts, ?), updated_at = ? WHERE id = ?')
-        .run(JSON.stringify(merged.payload), JSON.stringify(merged.sources), merged.priority, merged.lane, nextAt, attempts, now, row.id);
+      this.stmt(
+        'UPDATE ops SET payload = ?, sources = ?, priority = ?, lane = ?, next_at = MIN(next_at, ?), attempts = MAX(attempts, ?), updated_at = ? WHERE id = ?',
+      ).run(JSON.stringify(merged.payload), JSON.stringify(merged.sources), merged.priority, merged.lane, nextAt, attempts, now, row.id);
       return true;
     }
     this.stmt(
-        `INSERT INTO ops (kind, key, email, lane, priority, payload, sources, state, attempts, next_at, created_at, updated_at)
+      `INSERT INTO ops (kind, key, email, lane, priority, payload, sources, state, attempts, next_at, created_at, updated_at)
          VALUES ('contact', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`,
-      )
-      .run(op.key, op.email, op.lane, op.priority, JSON.stringify(op.payload), JSON.stringify(op.sources), attempts, nextAt, now, now);
+    ).run(op.key, op.email, op.lane, op.priority, JSON.stringify(op.payload), JSON.stringify(op.sources), attempts, nextAt, now, now);
     return false;
   }
 
   /** Puts one claimed/dead row back to pending; a contact row merges into a newer pending one. */
   private requeue(row: OpRow, nextAt: number, now: number, err?: OpError): void {
     if (row.kind === 'contact') {
-      const other = this.stmt("SELECT id FROM ops WHERE kind = 'contact' AND key = ? AND state = 'pending' AND id <> ?").get(row.key, row.id) as Row | undefined;
+      const other = this.stmt("SELECT id FROM ops WHERE kind = 'contact' AND key = ? AND state = 'pending' AND id <> ?").get(row.key, row.id) as
+        Row | undefined;
       if (other) {
         this.upsertContact(rowToContactOp(row), nextAt, now, row.attempts);
         this.stmt("UPDATE ops SET state = 'superseded', lease_owner = NULL, updated_at = ? WHERE id = ?").run(now, row.id);
@@ -260,11 +270,10 @@ export class SqliteStore implements Store {
       }
     }
     this.stmt(
-        `UPDATE ops SET state = 'pending', next_at = ?, lease_owner = NULL, lease_until = 0, ref = NULL,
+      `UPDATE ops SET state = 'pending', next_at = ?, lease_owner = NULL, lease_until = 0, ref = NULL,
            last_code = COALESCE(?, last_code), last_message = COALESCE(?, last_message), last_status = COALESCE(?, last_status), updated_at = ?
          WHERE id = ?`,
-      )
-      .run(nextAt, err?.code ?? null, err?.message ?? null, err?.status ?? null, now, row.id);
+    ).run(nextAt, err?.code ?? null, err?.message ?? null, err?.status ?? null, now, row.id);
   }
 
   async claimOps(q: ClaimQuery): Promise<OpRow[]> {
@@ -280,12 +289,9 @@ export class SqliteStore implements Store {
     if (ids.length === 0) return [];
     const rows = this.tx(
       () =>
-        this.stmt(`UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND id IN ${IN_LIST} RETURNING *`).all(
-          q.owner,
-          q.now + q.leaseMs,
-          q.now,
-          JSON.stringify(ids),
-        ) as Row[],
+        this.stmt(
+          `UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND id IN ${IN_LIST} RETURNING *`,
+        ).all(q.owner, q.now + q.leaseMs, q.now, JSON.stringify(ids)) as Row[],
     );
     const order = new Map(ids.map((id, i) => [id, i]));
     return rows.map(toOp).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
@@ -318,15 +324,20 @@ export class SqliteStore implements Store {
   async awaitOps(ids: number[], ref: string, now: number, ledger: LedgerEntry[] = []): Promise<void> {
     this.tx(() => {
       if (ids.length > 0) {
-        this.stmt(`UPDATE ops SET state = 'awaiting', ref = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN ${IN_LIST}`).run(ref, now, JSON.stringify(ids));
+        this.stmt(`UPDATE ops SET state = 'awaiting', ref = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id IN ${IN_LIST}`).run(
+          ref,
+          now,
+          JSON.stringify(ids),
+        );
       }
       this.writeLedger(ledger, now);
     });
   }
 
   async listAwaiting(limit: number): Promise<Array<{ ref: string; count: number; since: number }>> {
-    const rows = this.stmt("SELECT ref, COUNT(*) AS n, MIN(updated_at) AS since FROM ops WHERE state = 'awaiting' GROUP BY ref ORDER BY since LIMIT ?")
-      .all(limit) as Row[];
+    const rows = this.stmt("SELECT ref, COUNT(*) AS n, MIN(updated_at) AS since FROM ops WHERE state = 'awaiting' GROUP BY ref ORDER BY since LIMIT ?").all(
+      limit,
+    ) as Row[];
     return rows.map((r) => ({ ref: String(r.ref), count: Number(r.n), since: Number(r.since) }));
   }
 
@@ -377,15 +388,21 @@ export class SqliteStore implements Store {
   }
 
   async leaseOwners(): Promise<string[]> {
-    const rows = this.stmt("SELECT DISTINCT lease_owner AS o FROM ops WHERE state = 'inflight' AND lease_owner IS NOT NULL UNION SELECT DISTINCT lease_owner FROM inbox_pending WHERE lease_owner IS NOT NULL")
-      .all() as Row[];
+    const rows = this.stmt(
+      "SELECT DISTINCT lease_owner AS o FROM ops WHERE state = 'inflight' AND lease_owner IS NOT NULL UNION SELECT DISTINCT lease_owner FROM inbox_pending WHERE lease_owner IS NOT NULL",
+    ).all() as Row[];
     return rows.map((r) => String(r.o));
   }
 
   async getLedger(emails: string[]): Promise<Map<string, LedgerEntry>> {
     const out = new Map<string, LedgerEntry>();
     const rows = this.stmt(`SELECT email, attrs, blocklisted FROM contact_ledger WHERE email IN ${IN_LIST}`).all(JSON.stringify([...new Set(emails)])) as Row[];
-    for (const r of rows) out.set(String(r.email), { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 });
+    for (const r of rows)
+      out.set(String(r.email), {
+        email: String(r.email),
+        attrs: JSON.parse(String(r.attrs)) as Record<string, number>,
+        blocklisted: Number(r.blocklisted) === 1,
+      });
     return out;
   }
 
@@ -420,14 +437,21 @@ export class SqliteStore implements Store {
 
   async getCursor(stream: string): Promise<CursorRow | undefined> {
     const r = this.stmt('SELECT * FROM cursors WHERE stream = ?').get(stream) as Row | undefined;
-    return r ? { stream, value: (r.value as string | null) ?? null, status: (r.status as string | null) ?? null, note: (r.note as string | null) ?? null, updatedAt: Number(r.updated_at) } : undefined;
+    return r
+      ? {
+          stream,
+          value: (r.value as string | null) ?? null,
+          status: (r.status as string | null) ?? null,
+          note: (r.note as string | null) ?? null,
+          updatedAt: Number(r.updated_at),
+        }
+      : undefined;
   }
 
   async setCursor(stream: string, value: string | null, now: number, status?: string, note?: string): Promise<void> {
     this.stmt(
-        'INSERT INTO cursors (stream, value, status, note, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(stream) DO UPDATE SET value = excluded.value, status = excluded.status, note = excluded.note, updated_at = excluded.updated_at',
-      )
-      .run(stream, value, status ?? null, note ?? null, now);
+      'INSERT INTO cursors (stream, value, status, note, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(stream) DO UPDATE SET value = excluded.value, status = excluded.status, note = excluded.note, updated_at = excluded.updated_at',
+    ).run(stream, value, status ?? null, note ?? null, now);
   }
 
   async listCursors(): Promise<CursorRow[]> {
@@ -446,7 +470,9 @@ export class SqliteStore implements Store {
   }
 
   async setState(key: string, value: string, now: number): Promise<void> {
-    this.stmt('INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at').run(key, value, now);
+    this.stmt(
+      'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+    ).run(key, value, now);
   }
 
   async stats(): Promise<StoreStats> {
@@ -458,8 +484,9 @@ export class SqliteStore implements Store {
     if (total - pending - unparseable) inbox.done = total - pending - unparseable;
     if (unparseable) inbox.unparseable = unparseable;
     const ops = (
-      this.stmt("SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending','inflight','awaiting') THEN created_at END) AS oldest FROM ops GROUP BY kind, lane, state, priority")
-        .all() as Row[]
+      this.stmt(
+        "SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending','inflight','awaiting') THEN created_at END) AS oldest FROM ops GROUP BY kind, lane, state, priority",
+      ).all() as Row[]
     ).map((r) => ({
       kind: r.kind as OpRow['kind'],
       lane: r.lane as OpRow['lane'],
