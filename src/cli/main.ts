@@ -15,28 +15,7 @@ import type { BucketStatus } from '../brevo/governor.js';
 import { Scheduler } from '../engine/scheduler.js';
 import { STREAMS, type StreamName, type BackfillSummary } from '../engine/backfill.js';
 import { runChecks } from '../engine/check.js';
-
-const USAGE = `tajo-ses: Amazon SES -> Brevo connector
-
-Usage: tajo-ses <command> [options]
-
-Commands:
-  demo [--events N] [--contacts N]      run everything on loopback simulators and compare what Brevo received
-  serve                                  webhook server, delivery workers and scheduled syncs
-  backfill [--stream S]... [--full] [--dry-run]
-                                         historical sync of contact lists, contacts, suppressions, account;
-                                         resumes from the stored cursor (S: contact_lists, contacts, suppressions, account)
-  check [--fix]                          verify SES and Brevo set-up and print a fix for each failure
-  status [--json]                        queues, lag, dead letters, cursors, Brevo rate-limit budget
-  failures list|show ID|retry ID|--all|discard ID
-                                         dead letters: source, planned Brevo call, Brevo's error
-  config validate                        validate the configuration and print it with secrets masked
-
-Options for every command:
-  --config F   configuration file (default ./tajo.yaml, then $TAJO_CONFIG)
-  --json       JSON lines instead of human output
-  -h, --help   this help
-`;
+import { commandHelp, USAGE, wantsHelp } from './help.js';
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
@@ -56,8 +35,18 @@ function parse(argv: string[], options: ParseArgsConfig['options']): { flags: Fl
     });
     return { flags: values as Flags, positionals };
   } catch (err) {
-    throw new UsageError(`${errorMessage(err)}\nRun 'tajo-ses --help' for usage.`);
+    throw new UsageError(parseArgsMessage(err, Object.keys(options ?? {})));
   }
+}
+
+/** parseArgs' own messages name no command and suggest nothing: say which options exist. */
+function parseArgsMessage(err: unknown, options: string[]): string {
+  const code = (err as { code?: string }).code;
+  const known = [...options.map((o) => `--${o}`), '--config', '--json', '--help'].join(', ');
+  const opt = /'(-{1,2}[^']*)'/.exec(errorMessage(err))?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${opt ?? ''}; this command takes ${known} (see --help)`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${opt ?? 'an option'} needs a value (or takes none); see --help`;
+  return `${errorMessage(err)} (see --help)`;
 }
 
 function intFlag(v: unknown, name: string, def: number, min: number, max: number): number {
@@ -76,13 +65,19 @@ export async function main(argv: string[]): Promise<number> {
   const json = rest.includes('--json');
   const out = makeOut(json);
   try {
+    if (cmd === undefined || cmd === '-h' || cmd === '--help' || (cmd === 'help' && rest[0] === undefined)) {
+      out.line(USAGE);
+      return cmd === undefined ? 2 : 0;
+    }
+    // `tajo-ses serve --help` and `tajo-ses help serve`: the command's help, and nothing else.
+    if (cmd === 'help' || wantsHelp(rest)) {
+      const name = cmd === 'help' ? rest[0]! : cmd;
+      const help = commandHelp(name);
+      if (help === undefined) throw new UsageError(`unknown command ${JSON.stringify(name)}; run 'tajo-ses --help'`);
+      out.line(help);
+      return 0;
+    }
     switch (cmd) {
-      case undefined:
-      case '-h':
-      case '--help':
-      case 'help':
-        out.line(USAGE);
-        return cmd === undefined ? 2 : 0;
       case 'demo':
         return await demo(rest, out);
       case 'serve':
