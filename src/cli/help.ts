@@ -19,7 +19,7 @@ Commands:
                                          resumes from the stored cursor (S: contact_lists, contacts, suppressions, account)
   check [--fix]                          verify SES and Brevo set-up and print a fix for each failure
   status [--json]                        queues, lag, dead letters, cursors, Brevo rate-limit budget
-  failures list|show ID|retry ID|--all|discard ID
+  failures list|show ID|retry ID|--all|discard ID|--all [--code C]
                                          dead letters: source, planned Brevo call, Brevo's error
   config validate                        validate the configuration and print it with secrets masked
 
@@ -75,7 +75,12 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['--dry-run', 'print the planned Brevo changes (counts and a sample); write nothing, move no cursor'],
     ],
     examples: ['tajo-ses backfill', 'tajo-ses backfill --stream suppressions', 'tajo-ses backfill --full --dry-run'],
-    exitCodes: [[0, 'complete'], [1, 'failed or interrupted (the cursor is kept: run it again to resume)'], CONFIG_EXIT],
+    exitCodes: [
+      [0, 'complete'],
+      [1, 'failed (the cursor is kept: run it again to resume)'],
+      [2, 'usage error, invalid configuration, or every stream off'],
+      [130, 'interrupted (Ctrl-C or SIGTERM; the cursor is kept)'],
+    ],
   },
   check: {
     usage: 'tajo-ses check [--fix] [--config F] [--json]',
@@ -99,13 +104,13 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       "Dead letters: operations Brevo refused for good (or after delivery.max_attempts). 'retry' queues them again for a\n" +
       "running 'serve'; 'discard' drops them for good.",
     options: [
-      ['list [--limit N]', 'id, kind, contact, Brevo code and message, attempts'],
+      ['list [--limit N] [--code C]', 'id, kind, contact, Brevo code and message, attempts'],
       ['show ID', 'one dead letter: source record keys, the planned Brevo call, Brevo’s answer'],
-      ['retry ID | retry --all', 'queue one or every dead letter again'],
-      ['discard ID', 'drop one dead letter'],
+      ['retry ID | retry --all [--code C]', 'queue one, every, or every dead letter with Brevo code C again'],
+      ['discard ID | discard --all [--code C]', 'drop dead letters for good'],
     ],
-    examples: ['tajo-ses failures list', 'tajo-ses failures show 42', 'tajo-ses failures retry --all'],
-    exitCodes: [[0, 'done'], [1, 'the store could not be read'], CONFIG_EXIT],
+    examples: ['tajo-ses failures list', 'tajo-ses failures show 42', 'tajo-ses failures retry --all --code invalid_parameter'],
+    exitCodes: [[0, 'done'], [1, 'no such dead letter (the id is unknown or not dead), or the store could not be read'], CONFIG_EXIT],
   },
   config: {
     usage: 'tajo-ses config validate [--config F] [--json]',

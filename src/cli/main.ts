@@ -13,8 +13,9 @@ import type { TajoConfig } from '../config/schema.js';
 import { errorMessage, TajoError } from '../core/errors.js';
 import type { BucketStatus } from '../brevo/governor.js';
 import { Scheduler } from '../engine/scheduler.js';
-import { STREAMS, type StreamName, type BackfillSummary } from '../engine/backfill.js';
+import { enabledStreams, STREAMS, type StreamName, type BackfillSummary } from '../engine/backfill.js';
 import { runChecks } from '../engine/check.js';
+import type { OpRow, OpState, Store } from '../store/port.js';
 import { commandHelp, USAGE, wantsHelp } from './help.js';
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
@@ -24,6 +25,24 @@ class UsageError extends TajoError<'usage'> {
     super('usage', message);
   }
 }
+
+/** The thing named does not exist or is not in the state the command needs (exit 1). */
+class NotFoundError extends TajoError<'not_found'> {
+  constructor(message: string) {
+    super('not_found', message);
+  }
+}
+
+/** What each operation state means, for messages and `status`. */
+export const OP_STATE_MEANING: Record<OpState, string> = {
+  pending: 'waiting for its turn to be sent to Brevo',
+  inflight: 'being sent to Brevo by a worker right now',
+  awaiting: 'accepted by Brevo in an import that Brevo has not finished applying',
+  done: 'delivered to Brevo',
+  dead: 'refused by Brevo for good, or after delivery.max_attempts tries: a dead letter',
+  discarded: 'a dead letter dropped by an operator',
+  superseded: 'replaced by a newer write for the same contact before it was sent',
+};
 
 function parse(argv: string[], options: ParseArgsConfig['options']): { flags: Flags; positionals: string[] } {
   try {
@@ -222,20 +241,40 @@ async function status(argv: string[], out: Out): Promise<number> {
   return 0;
 }
 
+/** Dead letters, optionally only those whose last Brevo code is `code`. */
+async function deadLetters(store: Store, code: string | undefined, limit = 100_000): Promise<OpRow[]> {
+  const rows = await store.listFailures({ limit });
+  return code === undefined ? rows : rows.filter((r) => r.lastCode === code);
+}
+
 async function failures(argv: string[], out: Out): Promise<number> {
-  const { flags, positionals } = parse(argv, { all: { type: 'boolean' }, limit: { type: 'string' } });
+  const { flags, positionals } = parse(argv, { all: { type: 'boolean' }, limit: { type: 'string' }, code: { type: 'string' } });
   const [sub, idText] = positionals;
+  const code = flags.code as string | undefined;
   const id = () => {
     const n = Number(idText);
     if (!idText || !Number.isInteger(n) || n <= 0) throw new UsageError(`failures ${sub}: give the id of a dead letter (see 'tajo-ses failures list')`);
     return n;
   };
+  // One dead letter by id; anything else (unknown, delivered, waiting) is an error that says what it is.
+  const deadLetter = async (store: Store): Promise<number> => {
+    const n = id();
+    const op = await store.getOp(n);
+    if (!op) throw new NotFoundError(`no operation with id ${n} (see 'tajo-ses failures list')`);
+    if (op.state !== 'dead') throw new NotFoundError(`operation ${n} is not a dead letter: its state is ${op.state} (${OP_STATE_MEANING[op.state]})`);
+    return n;
+  };
+  const many = async (store: Store): Promise<number[]> => {
+    if (!flags.all && code === undefined) return [await deadLetter(store)];
+    if (idText !== undefined) throw new UsageError(`failures ${sub}: give either an id or --all / --code, not both`);
+    return (await deadLetters(store, code)).map((r) => r.id);
+  };
   return withStore(flags, async (store) => {
     switch (sub ?? 'list') {
       case 'list': {
-        const rows = (await store.listFailures({ limit: intFlag(flags.limit, 'limit', 100, 1, 100_000) })).map(failureView);
+        const rows = (await deadLetters(store, code, intFlag(flags.limit, 'limit', 100, 1, 100_000))).map(failureView);
         if (out.json) for (const r of rows) out.emit(r, () => '');
-        else if (rows.length === 0) out.line('No dead letters.');
+        else if (rows.length === 0) out.line(code === undefined ? 'No dead letters.' : `No dead letters with code ${code}.`);
         else
           out.line(
             pad([
@@ -247,7 +286,7 @@ async function failures(argv: string[], out: Out): Promise<number> {
                 r.error.code ?? '',
                 String(r.error.status ?? ''),
                 String(r.attempts),
-                (r.error.message ?? '').slice(0, 80),
+                shorten(r.error.message ?? '', 80),
               ]),
             ]),
           );
@@ -255,25 +294,35 @@ async function failures(argv: string[], out: Out): Promise<number> {
       }
       case 'show': {
         const r = await store.getOp(id());
-        if (!r) throw new UsageError(`no operation with id ${idText}`);
+        if (!r) throw new NotFoundError(`no operation with id ${idText} (see 'tajo-ses failures list')`);
         const v = failureView(r);
         out.emit(v, () => stringify(v));
         return 0;
       }
       case 'retry': {
-        const n = flags.all ? await store.retryFailures('all', Date.now()) : await store.retryFailures([id()], Date.now());
+        const ids = await many(store);
+        const n = ids.length ? await store.retryFailures(ids, Date.now()) : 0;
         out.emit({ retried: n }, () => `${n} dead letter(s) queued again; a running 'serve' delivers them.`);
         return 0;
       }
       case 'discard': {
-        const n = await store.discardFailures([id()], Date.now());
-        out.emit({ discarded: n }, () => (n ? `Discarded ${idText}.` : `No dead letter with id ${idText}.`));
+        const ids = await many(store);
+        const n = ids.length ? await store.discardFailures(ids, Date.now()) : 0;
+        out.emit({ discarded: n }, () => `Discarded ${n} dead letter(s).`);
         return 0;
       }
       default:
-        throw new UsageError(`failures: unknown subcommand ${JSON.stringify(sub)}; use list, show ID, retry ID|--all, discard ID`);
+        throw new UsageError(`failures: unknown subcommand ${JSON.stringify(sub)}; use list, show ID, retry ID|--all, discard ID|--all`);
     }
   });
+}
+
+/** Cuts at a word boundary and says so, instead of mid-word. */
+export function shorten(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max - 1);
+  const space = cut.lastIndexOf(' ');
+  return `${space > max / 2 ? cut.slice(0, space) : cut}…`;
 }
 
 async function configCmd(argv: string[], out: Out): Promise<number> {
@@ -294,6 +343,8 @@ async function backfill(argv: string[], out: Out): Promise<number> {
     if (!(STREAMS as readonly string[]).includes(s)) throw new UsageError(`--stream: found ${JSON.stringify(s)}; allowed: ${STREAMS.join(', ')}`);
   const dryRun = flags['dry-run'] === true;
   const cfg = load(flags, !dryRun);
+  if (streams.length === 0 && enabledStreams(cfg.connectors['amazon-ses']).length === 0)
+    throw new UsageError('nothing to back fill: every stream is off in connectors.amazon-ses.sync; turn one on or name it with --stream');
   const log = defaultLogger(cfg.log.level === 'info' ? 'warn' : cfg.log.level, 2);
   const connector = await createConnector(cfg, { logger: log, ensureAttributes: !dryRun });
   const abort = new AbortController();
@@ -322,7 +373,10 @@ async function backfill(argv: string[], out: Out): Promise<number> {
       },
     );
     out.endProgress();
-    if (abort.signal.aborted) throw new Error('interrupted; the cursor is kept and the next run resumes');
+    if (abort.signal.aborted) {
+      out.err("backfill interrupted; the cursor is kept: run 'tajo-ses backfill' again to resume.");
+      return 130;
+    }
     if (!dryRun) {
       // Wait for Brevo to finish the imports it accepted (their invalid rows become dead letters).
       if (!out.json) out.line('Waiting for Brevo to finish the imports...');
@@ -335,6 +389,10 @@ async function backfill(argv: string[], out: Out): Promise<number> {
     return 0;
   } catch (err) {
     out.endProgress();
+    if (abort.signal.aborted) {
+      out.err("backfill interrupted; the cursor is kept: run 'tajo-ses backfill' again to resume.");
+      return 130;
+    }
     out.err(`backfill failed: ${errorMessage(err)}`);
     out.err("The cursor is kept: run 'tajo-ses backfill' again to resume ('tajo-ses status' shows where it stopped).");
     return 1;

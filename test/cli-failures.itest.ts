@@ -1,0 +1,146 @@
+// `failures` and `backfill` rough edges, as an operator meets them: a retry or discard of
+// something that is not a dead letter fails loudly, --code filters, --all discards, messages
+// are cut at a word, and a backfill with nothing to do says so.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../src/store/index.js';
+import type { Store } from '../src/store/port.js';
+import type { EventOp } from '../src/core/plan.js';
+import { shorten } from '../src/cli/main.js';
+import { ensureBuilt, runCli } from './cli-run.js';
+
+let dir = '';
+const T0 = 1_700_000_000_000;
+const ids: Record<string, number> = {};
+
+function event(key: string): EventOp {
+  return {
+    kind: 'event',
+    key,
+    email: `${key}@example.com`,
+    lane: 'realtime',
+    priority: 2,
+    sources: [key],
+    payload: {
+      event_name: 'ses_email_sent',
+      event_date: new Date(T0).toISOString(),
+      identifiers: { email_id: `${key}@example.com` },
+      event_properties: { event_key: key },
+    },
+  };
+}
+
+async function withStore<T>(fn: (s: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(`sqlite:${join(dir, 'tajo.db')}`);
+  try {
+    await store.migrate();
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const cli = (args: string[]) => runCli(args, { cwd: dir, env: { BREVO_API_KEY: 'x' } });
+
+beforeAll(async () => {
+  ensureBuilt();
+  dir = mkdtempSync(join(tmpdir(), 'tajo-failures-'));
+  writeFileSync(
+    join(dir, 'tajo.yaml'),
+    ['connectors:', '  amazon-ses:', '    region: us-east-1', 'brevo:', '  api_key: ${BREVO_API_KEY}', 'store:', '  url: sqlite:./tajo.db', ''].join('\n'),
+  );
+  await withStore(async (store) => {
+    await store.enqueue(['bad1', 'bad2', 'bad3', 'gone', 'ok'].map(event), T0);
+    const claimed = await store.claimOps({ kind: 'event', limit: 10, owner: 't', leaseMs: 60_000, now: T0 });
+    for (const op of claimed) ids[op.key] = op.id;
+    const long = 'Brevo refused the event because the identifier email_id does not name a contact that exists in this account';
+    await store.deadOps(
+      [
+        { id: ids.bad1!, code: 'invalid_parameter', message: long, status: 400 },
+        { id: ids.bad2!, code: 'invalid_parameter', message: 'bad', status: 400 },
+        { id: ids.bad3!, code: 'unauthorized', message: 'key not enabled', status: 401 },
+        { id: ids.gone!, code: 'unauthorized', message: 'key not enabled', status: 401 },
+      ],
+      T0,
+    );
+    await store.completeOps([ids.ok!], T0);
+  });
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('failures', () => {
+  it('retry of a delivered operation fails and says what state it is in', async () => {
+    const r = await cli(['failures', 'retry', String(ids.ok)]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`operation ${ids.ok} is not a dead letter: its state is done \\(delivered to Brevo\\)`));
+  });
+
+  it('discard or retry of an unknown id fails', async () => {
+    for (const sub of ['discard', 'retry', 'show']) {
+      const r = await cli(['failures', sub, '999999']);
+      expect(r.code, sub).toBe(1);
+      expect(r.stderr, sub).toMatch(/no operation with id 999999/);
+    }
+  });
+
+  it('list --code filters by Brevo code; long messages are cut at a word', async () => {
+    const r = await cli(['failures', 'list', '--code', 'invalid_parameter']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/bad1@example\.com/);
+    expect(r.stdout).toMatch(/bad2@example\.com/);
+    expect(r.stdout).not.toMatch(/bad3@example\.com/);
+    expect(r.stdout).toMatch(/email_id does not name a…\n/);
+    const none = await cli(['failures', 'list', '--code', 'nope']);
+    expect(none.stdout.trim()).toBe('No dead letters with code nope.');
+  });
+
+  it('discard --all --code drops only that code; retry --all queues the rest', async () => {
+    const d = await cli(['failures', 'discard', '--all', '--code', 'unauthorized', '--json']);
+    expect(d.code).toBe(0);
+    expect(JSON.parse(d.stdout)).toEqual({ discarded: 2 });
+    const r = await cli(['failures', 'retry', '--all', '--json']);
+    expect(JSON.parse(r.stdout)).toEqual({ retried: 2 });
+    const states = await withStore(async (s) =>
+      Object.fromEntries(await Promise.all(Object.entries(ids).map(async ([k, id]) => [k, (await s.getOp(id))?.state]))),
+    );
+    expect(states).toEqual({ bad1: 'pending', bad2: 'pending', bad3: 'discarded', gone: 'discarded', ok: 'done' });
+  });
+
+  it('an id together with --all is a usage error', async () => {
+    const r = await cli(['failures', 'discard', '5', '--all']);
+    expect(r.code).toBe(2);
+  });
+});
+
+describe('backfill with nothing to do', () => {
+  it('every stream off: exit 2 and a message naming the key', async () => {
+    writeFileSync(
+      join(dir, 'off.yaml'),
+      [
+        'connectors:',
+        '  amazon-ses:',
+        '    region: us-east-1',
+        '    sync: { events: true, suppressions: false, contacts: false, account: false }',
+        'brevo:',
+        '  api_key: x',
+        'store:',
+        '  url: sqlite:./off.db',
+        '',
+      ].join('\n'),
+    );
+    const r = await cli(['backfill', '--config', 'off.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/every stream is off in connectors\.amazon-ses\.sync/);
+  });
+});
+
+describe('shorten', () => {
+  it('cuts at a word boundary with an ellipsis, and leaves short text alone', () => {
+    expect(shorten('short', 80)).toBe('short');
+    expect(shorten('alpha beta gamma delta', 12)).toBe('alpha beta…');
+    expect(shorten('x'.repeat(20), 10)).toBe('xxxxxxxxx…');
+  });
+});
