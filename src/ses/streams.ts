@@ -129,6 +129,50 @@ export async function readSuppressionsPage(ses: SESv2Client, window: { start: Da
   return { records, nextToken: page.NextToken };
 }
 
+/** One page as read, with the token it was read with: where a resumed run reads it again. */
+export interface SesPage<R> {
+  records: R[];
+  nextToken: string | undefined;
+  /** Undefined for the first page (of a list, or of a suppression window). */
+  token: string | undefined;
+}
+
+export interface SesPaging<R> {
+  /** Reads the page at `token` (the first page when undefined). */
+  read: (token: string | undefined) => Promise<{ records: R[]; nextToken: string | undefined }>;
+  /** A saved token to resume from; undefined starts at the first page. */
+  from: string | undefined;
+  /** SES no longer accepts the token held: paging starts over from the first page. */
+  onRestart: () => void;
+  /** Checked before each read: an aborted run ends the paging without reading further. */
+  signal?: AbortSignal;
+}
+
+/**
+ * The pages of a contact list or a suppression window, from a saved token on. SES paging
+ * tokens expire (InvalidNextToken): the reading then starts over from the first page, which
+ * costs a re-read only, as every write is an idempotent upsert. The next page is read only
+ * when the caller asks for it, so the caller checkpoints between pages.
+ */
+export async function* sesPages<R>(paging: SesPaging<R>): AsyncGenerator<SesPage<R>> {
+  let token = paging.from;
+  for (;;) {
+    if (paging.signal?.aborted) return;
+    let page;
+    try {
+      page = await paging.read(token);
+    } catch (err) {
+      if (!isExpiredToken(err)) throw err;
+      paging.onRestart();
+      token = undefined;
+      continue;
+    }
+    yield { records: page.records, nextToken: page.nextToken, token };
+    if (!page.nextToken) return;
+    token = page.nextToken;
+  }
+}
+
 export interface SesAccountSnapshot {
   at: string;
   sandbox: boolean;
