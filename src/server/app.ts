@@ -26,7 +26,6 @@ export function buildServer(connector: Connector): FastifyInstance {
     requestTimeout: limits.request_timeout,
     keepAliveTimeout: limits.keep_alive_timeout,
     http: {
-      requestTimeout: limits.request_timeout,
       headersTimeout: limits.headers_timeout,
       connectionsCheckingInterval: Math.min(1_000, limits.headers_timeout),
     },
