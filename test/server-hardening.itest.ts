@@ -146,11 +146,17 @@ describe('finding 1: timeouts and a connection cap', () => {
   });
 
   it('closes a connection whose headers never end, within server.headers_timeout', async () => {
-    const c = await connect(srv.port);
-    c.socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
-    const closed = await c.closedWithin(1_000 + CHECK_SLACK_MS);
-    c.socket.destroy();
-    expect(closed, 'the server still holds a connection with unfinished headers').toBe(true);
+    // The request timeout alone would close it too, later: here only the header timeout is short.
+    const slowHeaders = await startServer({ server: { request_timeout: '30s', headers_timeout: '1s' } });
+    try {
+      const c = await connect(slowHeaders.port);
+      c.socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ');
+      const closed = await c.closedWithin(1_000 + CHECK_SLACK_MS);
+      c.socket.destroy();
+      expect(closed, 'the server still holds a connection with unfinished headers').toBe(true);
+    } finally {
+      await slowHeaders.stop();
+    }
   });
 
   it('closes an idle keep-alive connection after server.keep_alive_timeout', async () => {
