@@ -183,10 +183,11 @@ describe('status, failures, retry, dashboard', () => {
     expect(res.text).toMatch(/^<!doctype html>/i);
     expect(res.text).toMatch(/1 dead letter\(s\)/);
     expect(res.text).toContain('dead.letter@example.com');
-    // The token also works as ?token= (links in the page carry it).
-    const viaQuery = await stack.get(`/ui?token=${encodeURIComponent(TOKEN)}`);
-    expect(viaQuery.status).toBe(200);
-    expect(viaQuery.text).toMatch(/1 dead letter\(s\)/);
+    // In a browser, ?token= is traded for a cookie (test/server-hardening.itest.ts has the details).
+    const viaQuery = await fetch(`${stack.base}/ui?token=${encodeURIComponent(TOKEN)}`, { redirect: 'manual' });
+    expect(viaQuery.status).toBe(303);
+    const cookie = (viaQuery.headers.get('set-cookie') ?? '').split(';')[0]!;
+    expect((await stack.get('/ui', { cookie })).text).toMatch(/1 dead letter\(s\)/);
   });
 
   it('POST /admin/failures/:id/retry of a refused event sends it again (and it dies again, with a fresh attempt count)', async () => {

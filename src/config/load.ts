@@ -21,9 +21,14 @@ export interface LoadOptions {
 
 const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
+/** The schema's secret keys, and any key named like a secret, so that a section added later is covered too. */
+function isSecretKey(key: string): boolean {
+  return SECRET_KEYS.has(key) || /(^|_)((ssl)?password|passwd|secret|token|api_?key)$/i.test(key);
+}
+
 function isSecretPath(path: (string | number | symbol)[]): boolean {
   const last = path[path.length - 1];
-  return typeof last === 'string' && SECRET_KEYS.has(last);
+  return typeof last === 'string' && isSecretKey(last);
 }
 
 function describe(v: unknown, secret: boolean): string {
@@ -157,15 +162,22 @@ export function loadConfig(source: string | Record<string, unknown>, opts: LoadO
   return parseConfig(doc, opts);
 }
 
-/** user:password@ in any URL-looking string becomes user:****@, and ?password= is masked. */
+// URL user-info runs to the LAST '@' (a password may hold '@', '/', '?' or '#', and a user name
+// '@'), so the password is everything from the first ':' after '//' to there. When a later '@'
+// is not user-info (an address in a query), more is masked than needed, never less.
+const URL_PASSWORD = /(\/\/[^:/\s]*:)\S*@/g;
+// Secret parameters in a URL query or a libpq keyword string (password, sslpassword, tokens, keys).
+const SECRET_PARAM = /(^|[?&;\s])((?:ssl)?password|passwd|pwd|(?:access_|auth_)?token|api[_-]?key|(?:client_)?secret)=[^&;\s]*/gi;
+
+/** Masks the password of any URL in `v` (user:****@) and the value of every secret parameter (password=****). */
 export function maskUrlPassword(v: string): string {
-  return v.replace(/(\/\/[^:/@\s]+:)[^@\s]*@/g, '$1****@').replace(/([?&]password=)[^&\s]*/gi, '$1****');
+  return v.replace(URL_PASSWORD, '$1****@').replace(SECRET_PARAM, '$1$2=****');
 }
 
 /** A deep copy with every secret replaced, for printing and logging. */
 export function maskSecrets<T>(value: T): T {
   const walk = (v: unknown, key: string | undefined): unknown => {
-    if (key !== undefined && SECRET_KEYS.has(key)) return typeof v === 'string' && v.length > 0 ? '****' : v;
+    if (key !== undefined && isSecretKey(key)) return typeof v === 'string' && v.length > 0 ? '****' : v;
     if (typeof v === 'string') return maskUrlPassword(v);
     if (Array.isArray(v)) return v.map((x) => walk(x, undefined));
     if (v && typeof v === 'object') {

@@ -126,6 +126,9 @@ export const sesConnectorSchema = z
   })
   .strict();
 
+// A timeout of 0 would mean none at all: refused.
+const positiveDuration = (def: string) => duration(def).refine((ms) => ms > 0, { message: 'expected a duration above 0, such as 500ms or 20s' });
+
 export const configSchema = z
   .object({
     connectors: z.object({ 'amazon-ses': sesConnectorSchema }).catchall(z.unknown()),
@@ -153,8 +156,18 @@ export const configSchema = z
         host: z.string().default('0.0.0.0'),
         admin_token: z.string().default(''),
         engine_thread: bool(true),
+        // SNS gives up on an answer after 15 s: a request still arriving after these is stuck or hostile.
+        request_timeout: positiveDuration('20s'),
+        headers_timeout: positiveDuration('10s'),
+        keep_alive_timeout: positiveDuration('5s'),
+        max_connections: num(z.number().int().min(1).max(1_000_000)).default(1024),
       })
       .strict()
+      // Node refuses a header timeout longer than the request timeout.
+      .refine((s) => s.request_timeout <= 0 || s.headers_timeout <= s.request_timeout, {
+        message: 'must not be longer than server.request_timeout (headers_timeout defaults to 10s)',
+        path: ['headers_timeout'],
+      })
       .prefault({}),
     delivery: z
       .object({

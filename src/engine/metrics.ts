@@ -1,5 +1,21 @@
 // Prometheus metrics: one registry per connector (tests run several in one process).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { isSesEventType } from '../core/types.js';
+
+/**
+ * Label value for an SES type read from a (signed, but sender-chosen) payload: a known type, `none`,
+ * or `other`, so that no sender can add series without bound. 'Rendering Failure' is SES's spelling.
+ */
+export function sesTypeLabel(rawType: string): string {
+  if (rawType === '' || rawType === 'none') return 'none';
+  const type = rawType.replace(/ /g, '');
+  return isSesEventType(type) ? type : 'other';
+}
+
+/** A counter by SES type whose every label goes through sesTypeLabel. */
+function bySesType(counter: Counter<'type'>) {
+  return { inc: (labels: { type: string }, value?: number) => counter.inc({ type: sesTypeLabel(labels.type) }, value) };
+}
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
@@ -19,12 +35,14 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       registers: [registry],
     }),
     records: new Counter({ name: 'tajo_ses_records_total', help: 'Normalized SES records by type', labelNames: ['type'] as const, registers: [registry] }),
-    unknownRecords: new Counter({
-      name: 'tajo_ses_unknown_records_total',
-      help: 'SES payloads of unknown or incomplete type (stored, not delivered)',
-      labelNames: ['type'] as const,
-      registers: [registry],
-    }),
+    unknownRecords: bySesType(
+      new Counter({
+        name: 'tajo_ses_unknown_records_total',
+        help: 'SES payloads of unknown or incomplete type (stored, not delivered); `other` for a type SES does not publish',
+        labelNames: ['type'] as const,
+        registers: [registry],
+      }),
+    ),
     unparseable: new Counter({ name: 'tajo_ses_unparseable_total', help: 'Stored envelopes whose SES payload could not be parsed', registers: [registry] }),
     brevoCalls: new Counter({
       name: 'tajo_ses_brevo_calls_total',

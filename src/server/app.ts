@@ -1,27 +1,37 @@
 // HTTP surface of `serve` (CONTRACT.md section 3).
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Connector } from '../engine/connector.js';
-import { renderDashboard } from './dashboard.js';
+import { ADMIN_RESPONSE_HEADERS, renderDashboard } from './dashboard.js';
 import { failureView } from '../engine/failures.js';
+import { adminAccess, pathOnly } from './admin.js';
 
 export const MAX_SNS_BODY = 256 * 1024;
 
-function isLoopback(addr: string | undefined): boolean {
-  if (!addr) return false;
-  return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
-}
-
-function tokenMatches(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** What a log line shows of a request: never its query string, which may carry a token. */
+function requestForLog(req: FastifyRequest) {
+  return { method: req.method, url: pathOnly(req.url), remoteAddress: req.socket?.remoteAddress };
 }
 
 export function buildServer(connector: Connector): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: MAX_SNS_BODY, keepAliveTimeout: 65_000, return503OnClosing: true });
   const { metrics, log } = connector;
-  const adminToken = connector.config.server.admin_token;
+  const limits = connector.config.server;
+  const app = Fastify({
+    // Fastify's own warnings go to the connector log; one line per request would drown it (SNS bursts).
+    loggerInstance: log.child({}, { serializers: { req: requestForLog } }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: MAX_SNS_BODY,
+    return503OnClosing: true,
+    // A client that stops sending (headers or body) or idles between requests is cut off; Node
+    // checks the first two on a timer, once a second here (its default, 30 s, is too coarse).
+    requestTimeout: limits.request_timeout,
+    keepAliveTimeout: limits.keep_alive_timeout,
+    http: {
+      headersTimeout: limits.headers_timeout,
+      connectionsCheckingInterval: Math.min(1_000, limits.headers_timeout),
+    },
+  });
+  // Connections over the cap are closed as they arrive; held ones are bounded by the timeouts above.
+  app.server.maxConnections = limits.max_connections;
 
   // SNS posts text/plain; anything else is read as text too and judged by its content.
   app.removeAllContentTypeParsers();
@@ -30,11 +40,11 @@ export function buildServer(connector: Connector): FastifyInstance {
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       if (req.url.startsWith('/webhooks/')) metrics.webhookRequests.inc({ outcome: 'payload_too_large' });
-      log.warn({ url: req.url }, 'request body over 256 KiB refused (SNS messages are at most 256 KiB)');
+      req.log.warn({ req }, 'request body over 256 KiB refused (SNS messages are at most 256 KiB)');
       return reply.code(413).send({ ok: false, reason: 'payload_too_large', message: 'body over 256 KiB' });
     }
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ ok: false, reason: err.code ?? 'bad_request', message: err.message });
-    log.error({ err: err.message, url: req.url }, 'request failed');
+    req.log.error({ req, err: err.message }, 'request failed');
     return reply.code(500).send({ ok: false, reason: 'internal_error', message: 'see the connector log' });
   });
 
@@ -64,34 +74,24 @@ export function buildServer(connector: Connector): FastifyInstance {
     return reply.type(metrics.registry.contentType).send(await connector.metricsText());
   });
 
-  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!adminToken) {
-      if (!isLoopback(req.socket.remoteAddress)) {
-        return reply.code(403).send({
-          ok: false,
-          reason: 'admin_loopback_only',
-          message: 'server.admin_token is not set: /admin and /ui answer loopback clients only; set TAJO_ADMIN_TOKEN to open them',
-        });
-      }
-      return;
-    }
-    const header = req.headers.authorization ?? '';
-    const query = (req.query as { token?: unknown } | undefined)?.token;
-    const given = header.startsWith('Bearer ') ? header.slice(7) : typeof query === 'string' ? query : '';
-    if (!tokenMatches(given, adminToken)) {
-      return reply.code(401).send({ ok: false, reason: 'unauthorized', message: 'send Authorization: Bearer <server.admin_token>' });
-    }
+  const access = adminAccess(connector.config.server.admin_token);
+  const admin = {
+    onRequest: access.guard,
+    onSend: async (_req: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+      reply.headers(ADMIN_RESPONSE_HEADERS);
+      return payload;
+    },
   };
 
-  app.get('/admin/status', { preHandler: guard }, async () => connector.status());
-  app.get('/admin/failures', { preHandler: guard }, async (req) => {
+  app.get('/admin/status', admin, async () => connector.status());
+  app.get('/admin/failures', admin, async (req) => {
     const q = req.query as { limit?: string; offset?: string };
     const limit = Math.min(500, Math.max(1, Number(q.limit ?? 100) || 100));
     const offset = Math.max(0, Number(q.offset ?? 0) || 0);
     const rows = await connector.store.listFailures({ limit, offset });
     return { failures: rows.map(failureView) };
   });
-  app.post('/admin/failures/:id/retry', { preHandler: guard }, async (req, reply) => {
+  app.post('/admin/failures/:id/retry', admin, async (req, reply) => {
     const id = Number((req.params as { id: string }).id);
     if (!Number.isInteger(id) || id <= 0)
       return reply.code(400).send({ ok: false, reason: 'invalid_id', message: 'id must be a positive integer (see GET /admin/failures)' });
@@ -100,11 +100,10 @@ export function buildServer(connector: Connector): FastifyInstance {
     connector.wake();
     return { ok: true, retried: n };
   });
-  app.get('/ui', { preHandler: guard }, async (req, reply) => {
+  app.get('/ui', { ...admin, onRequest: [access.tokenExchange, access.guard] }, async (_req, reply) => {
     const status = await connector.status();
     const failures = (await connector.store.listFailures({ limit: 50 })).map(failureView);
-    const token = (req.query as { token?: string }).token;
-    return reply.type('text/html; charset=utf-8').send(renderDashboard(status, failures, token));
+    return reply.type('text/html; charset=utf-8').send(renderDashboard(status, failures));
   });
   return app;
 }
