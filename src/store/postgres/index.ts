@@ -13,8 +13,7 @@ import { parsePostgresUrl, quoteIdent, translate, unavailable, availabilityHint 
 import { mergeContactOps, type ContactOp, type EventOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
 import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
-
-import { toOp, type Row } from '../rows.js';
+import { mergeLedgerEntry, noneEnqueued, rowToContactOp, toCursorRow, toInboxRow, toOp, toOpStats, withClaimDefaults, type Row } from '../rows.js';
 
 export interface PostgresStoreOptions {
   /** Overrides `?schema=` of the URL. Default `public`. */
@@ -31,28 +30,6 @@ const CHUNK = 1000;
 const MAX_TX_ATTEMPTS = 8;
 /** Rounds of "lock the pending row, else insert one" for a contact whose row keeps changing hands. */
 const MAX_COALESCE_ROUNDS = 50;
-
-function toCursor(r: Row): CursorRow {
-  return {
-    stream: String(r.stream),
-    value: (r.value as string | null) ?? null,
-    status: (r.status as string | null) ?? null,
-    note: (r.note as string | null) ?? null,
-    updatedAt: Number(r.updated_at),
-  };
-}
-
-function rowToContactOp(r: OpRow): ContactOp {
-  return {
-    kind: 'contact',
-    key: r.key,
-    email: r.email,
-    lane: r.lane,
-    priority: r.priority as ContactOp['priority'],
-    sources: r.sources,
-    payload: r.payload as ContactOp['payload'],
-  };
-}
 
 function chunks<T>(xs: T[], size = CHUNK): T[][] {
   const out: T[][] = [];
@@ -112,14 +89,14 @@ export class PostgresStore implements Store {
   readonly label: string;
   private readonly pool: pg.Pool;
   /** The quoted schema, prefixed to every table name. */
-  private readonly s: string;
+  private readonly quotedSchema: string;
   private closed = false;
 
   private constructor(pool: pg.Pool, schema: string, label: string) {
     this.pool = pool;
     this.schema = schema;
     this.label = label;
-    this.s = quoteIdent(schema);
+    this.quotedSchema = quoteIdent(schema);
   }
 
   /**
@@ -155,8 +132,9 @@ export class PostgresStore implements Store {
     return store;
   }
 
-  private t(table: string): string {
-    return `${this.s}.${table}`;
+  /** A table name qualified with the schema (search_path is not kept by poolers in transaction mode). */
+  private table(name: string): string {
+    return `${this.quotedSchema}.${name}`;
   }
 
   private assertOpen(): void {
@@ -173,7 +151,7 @@ export class PostgresStore implements Store {
     }
   }
 
-  private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
+  private async query(sql: string, params: unknown[] = []): Promise<Row[]> {
     return (await this.run(sql, params)).rows;
   }
 
@@ -248,7 +226,6 @@ export class PostgresStore implements Store {
   }
 
   async migrate(): Promise<void> {
-    const s = this.s;
     try {
       await this.tx(async (c) => {
         // Processes that start together all migrate: the lock makes them take turns, and
@@ -256,20 +233,20 @@ export class PostgresStore implements Store {
         await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [migrationLockKey(this.schema)]);
         // Checked before creating: CREATE ... IF NOT EXISTS still needs the CREATE
         // privilege, which a user of an existing, prepared schema may not have.
-        if ((await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema])).rowCount === 0) await c.query(`CREATE SCHEMA ${s}`);
-        const reg = await c.query('SELECT to_regclass($1) AS t', [`${s}.schema_migrations`]);
+        if ((await c.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [this.schema])).rowCount === 0) await c.query(`CREATE SCHEMA ${this.quotedSchema}`);
+        const reg = await c.query('SELECT to_regclass($1) AS t', [this.table('schema_migrations')]);
         if (reg.rows[0]?.t === null) {
-          await c.query(`CREATE TABLE ${s}.schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
+          await c.query(`CREATE TABLE ${this.table('schema_migrations')} (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
         }
-        const applied = new Set((await c.query(`SELECT version FROM ${s}.schema_migrations`)).rows.map((r: Row) => Number(r.version)));
+        const applied = new Set((await c.query(`SELECT version FROM ${this.table('schema_migrations')}`)).rows.map((r: Row) => Number(r.version)));
         for (const m of PG_MIGRATIONS) {
           if (applied.has(m.version)) continue;
           try {
-            await c.query(m.sql(s));
+            await c.query(m.sql(this.quotedSchema));
           } catch (err) {
             throw Object.assign(err as Error, { migration: `${m.version} (${m.name})` });
           }
-          await c.query(`INSERT INTO ${s}.schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)`, [m.version, m.name, Date.now()]);
+          await c.query(`INSERT INTO ${this.table('schema_migrations')} (version, name, applied_at) VALUES ($1, $2, $3)`, [m.version, m.name, Date.now()]);
         }
       });
     } catch (err) {
@@ -288,7 +265,7 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.q('SELECT 1');
+    await this.query('SELECT 1');
   }
 
   async close(): Promise<void> {
@@ -306,7 +283,7 @@ export class PostgresStore implements Store {
       const got = new Set<string>();
       for (const part of chunks([...first.values()])) {
         const res = await c.query(
-          `INSERT INTO ${this.t('inbox')} (message_id, source, topic_arn, received_at, body)
+          `INSERT INTO ${this.table('inbox')} (message_id, source, topic_arn, received_at, body)
            SELECT v.message_id, v.source, v.topic_arn, v.received_at, v.body
            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY AS v(message_id, source, topic_arn, received_at, body, n)
            ORDER BY v.n
@@ -331,24 +308,15 @@ export class PostgresStore implements Store {
   }
 
   async claimInbox(limit: number, owner: string, leaseMs: number, now: number): Promise<InboxRow[]> {
-    const rows = await this.q(
+    const rows = await this.query(
       `WITH c AS (
-         SELECT id FROM ${this.t('inbox')} WHERE state = 'pending' AND lease_until <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+         SELECT id FROM ${this.table('inbox')} WHERE state = 'pending' AND lease_until <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
        )
-       UPDATE ${this.t('inbox')} i SET lease_owner = $3, lease_until = $4 FROM c WHERE i.id = c.id
+       UPDATE ${this.table('inbox')} i SET lease_owner = $3, lease_until = $4 FROM c WHERE i.id = c.id
        RETURNING i.id, i.message_id, i.source, i.topic_arn, i.received_at, i.body`,
       [now, limit, owner, now + leaseMs],
     );
-    return rows
-      .map((r) => ({
-        id: Number(r.id),
-        messageId: String(r.message_id),
-        source: String(r.source),
-        topicArn: (r.topic_arn as string | null) ?? null,
-        receivedAt: Number(r.received_at),
-        body: String(r.body),
-      }))
-      .sort((a, b) => a.id - b.id);
+    return rows.map(toInboxRow).sort((a, b) => a.id - b.id);
   }
 
   async commitInbox(outcomes: InboxOutcome[], ops: PlannedOp[], now: number): Promise<EnqueueResult> {
@@ -356,7 +324,7 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       if (closing.length > 0) {
         await c.query(
-          `UPDATE ${this.t('inbox')} i SET state = v.state, note = v.note, lease_owner = NULL, lease_until = 0
+          `UPDATE ${this.table('inbox')} i SET state = v.state, note = v.note, lease_owner = NULL, lease_until = 0
            FROM unnest($1::bigint[], $2::text[], $3::text[]) AS v(id, state, note)
            WHERE i.id = v.id AND i.state = 'pending'`,
           [closing.map((o) => o.id), closing.map((o) => o.state), closing.map((o) => o.note ?? null)],
@@ -367,12 +335,12 @@ export class PostgresStore implements Store {
   }
 
   async enqueue(ops: PlannedOp[], now: number): Promise<EnqueueResult> {
-    if (ops.length === 0) return { inserted: 0, merged: 0, duplicates: 0 };
+    if (ops.length === 0) return noneEnqueued();
     return this.tx((c) => this.enqueueIn(c, ops, now));
   }
 
   private async enqueueIn(c: pg.PoolClient, ops: PlannedOp[], now: number): Promise<EnqueueResult> {
-    const res: EnqueueResult = { inserted: 0, merged: 0, duplicates: 0 };
+    const res = noneEnqueued();
     const contacts = new Map<string, ContactOp[]>();
     const events = new Map<string, EventOp>();
     for (const op of ops) {
@@ -393,7 +361,7 @@ export class PostgresStore implements Store {
   private async insertEvents(c: pg.PoolClient, events: EventOp[], now: number, res: EnqueueResult): Promise<void> {
     for (const part of chunks(events)) {
       const r = await c.query(
-        `INSERT INTO ${this.t('ops')} (kind, key, email, lane, priority, payload, sources, state, next_at, created_at, updated_at)
+        `INSERT INTO ${this.table('ops')} (kind, key, email, lane, priority, payload, sources, state, next_at, created_at, updated_at)
          SELECT 'event', v.key, v.email, v.lane, v.priority, v.payload, v.sources, 'pending', $7, $7, $7
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[]) WITH ORDINALITY AS v(key, email, lane, priority, payload, sources, n)
          ORDER BY v.n
@@ -442,7 +410,7 @@ export class PostgresStore implements Store {
       const lost: string[] = [];
       for (const keys of chunks(todo)) {
         const locked = await c.query(
-          `SELECT * FROM ${this.t('ops')} WHERE kind = 'contact' AND state = 'pending' AND key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
+          `SELECT * FROM ${this.table('ops')} WHERE kind = 'contact' AND state = 'pending' AND key = ANY($1::text[]) ORDER BY key FOR UPDATE`,
           [keys],
         );
         const pending = new Map((locked.rows as Row[]).map((r) => [String(r.key), toOp(r)]));
@@ -457,7 +425,7 @@ export class PostgresStore implements Store {
         if (merges.length > 0) {
           // A new change makes the contact due now, even if it was waiting out a backoff.
           await c.query(
-            `UPDATE ${this.t('ops')} o SET payload = v.payload, sources = v.sources, priority = v.priority, lane = v.lane, next_at = LEAST(o.next_at, $6), updated_at = $6
+            `UPDATE ${this.table('ops')} o SET payload = v.payload, sources = v.sources, priority = v.priority, lane = v.lane, next_at = LEAST(o.next_at, $6), updated_at = $6
              FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[]) AS v(id, payload, sources, priority, lane)
              WHERE o.id = v.id`,
             [
@@ -473,7 +441,7 @@ export class PostgresStore implements Store {
         }
         if (fresh.length > 0) {
           const ins = await c.query(
-            `INSERT INTO ${this.t('ops')} (kind, key, email, lane, priority, payload, sources, state, attempts, next_at, created_at, updated_at)
+            `INSERT INTO ${this.table('ops')} (kind, key, email, lane, priority, payload, sources, state, attempts, next_at, created_at, updated_at)
              SELECT 'contact', v.key, v.email, v.lane, v.priority, v.payload, v.sources, 'pending', 0, $7, $7, $7
              FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[]) WITH ORDINALITY AS v(key, email, lane, priority, payload, sources, n)
              ORDER BY v.n
@@ -517,7 +485,7 @@ export class PostgresStore implements Store {
     const selfIds = items.map((i) => i.row.id);
     for (const part of chunks(keys)) {
       const locked = await c.query(
-        `SELECT * FROM ${this.t('ops')} WHERE kind = 'contact' AND state = 'pending' AND key = ANY($1::text[]) AND id <> ALL($2::bigint[]) ORDER BY key FOR UPDATE`,
+        `SELECT * FROM ${this.table('ops')} WHERE kind = 'contact' AND state = 'pending' AND key = ANY($1::text[]) AND id <> ALL($2::bigint[]) ORDER BY key FOR UPDATE`,
         [part, selfIds],
       );
       for (const r of (locked.rows as Row[]).map(toOp))
@@ -542,11 +510,14 @@ export class PostgresStore implements Store {
       back.push(it);
     }
     if (superseded.length > 0) {
-      await c.query(`UPDATE ${this.t('ops')} SET state = 'superseded', lease_owner = NULL, updated_at = $2 WHERE id = ANY($1::bigint[])`, [superseded, now]);
+      await c.query(`UPDATE ${this.table('ops')} SET state = 'superseded', lease_owner = NULL, updated_at = $2 WHERE id = ANY($1::bigint[])`, [
+        superseded,
+        now,
+      ]);
     }
     if (back.length > 0) {
       await c.query(
-        `UPDATE ${this.t('ops')} o SET state = 'pending', next_at = v.next_at, lease_owner = NULL, lease_until = 0, ref = NULL,
+        `UPDATE ${this.table('ops')} o SET state = 'pending', next_at = v.next_at, lease_owner = NULL, lease_until = 0, ref = NULL,
            last_code = COALESCE(v.code, o.last_code), last_message = COALESCE(v.message, o.last_message), last_status = COALESCE(v.status, o.last_status), updated_at = $6
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[]) AS v(id, next_at, code, message, status)
          WHERE o.id = v.id`,
@@ -563,7 +534,7 @@ export class PostgresStore implements Store {
     const dirty = [...targets.values()].filter((t) => t.dirty);
     if (dirty.length > 0) {
       await c.query(
-        `UPDATE ${this.t('ops')} o SET payload = v.payload, sources = v.sources, priority = v.priority, lane = v.lane, next_at = v.next_at, attempts = v.attempts, updated_at = $8
+        `UPDATE ${this.table('ops')} o SET payload = v.payload, sources = v.sources, priority = v.priority, lane = v.lane, next_at = v.next_at, attempts = v.attempts, updated_at = $8
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::int[]) AS v(id, payload, sources, priority, lane, next_at, attempts)
          WHERE o.id = v.id`,
         [
@@ -580,19 +551,19 @@ export class PostgresStore implements Store {
     }
   }
 
-  async claimOps(q: ClaimQuery): Promise<OpRow[]> {
-    const lanes = q.lanes ?? ['realtime', 'backfill'];
-    const rows = await this.q(
+  async claimOps(claim: ClaimQuery): Promise<OpRow[]> {
+    const q = withClaimDefaults(claim);
+    const rows = await this.query(
       `WITH c AS (
-         SELECT id FROM ${this.t('ops')}
+         SELECT id FROM ${this.table('ops')}
          WHERE kind = $1 AND state = 'pending' AND next_at <= $2 AND priority <= $3 AND lane = ANY($4::text[])
          ORDER BY priority, id LIMIT $5
          FOR UPDATE SKIP LOCKED
        )
-       UPDATE ${this.t('ops')} o SET state = 'inflight', lease_owner = $6, lease_until = $7, attempts = o.attempts + 1, updated_at = $2
+       UPDATE ${this.table('ops')} o SET state = 'inflight', lease_owner = $6, lease_until = $7, attempts = o.attempts + 1, updated_at = $2
        FROM c WHERE o.id = c.id
        RETURNING o.*`,
-      [q.kind, q.now, q.maxPriority ?? 99, lanes, q.limit, q.owner, q.now + q.leaseMs],
+      [q.kind, q.now, q.maxPriority, q.lanes, q.limit, q.owner, q.now + q.leaseMs],
     );
     return rows.map(toOp).sort(byOrder);
   }
@@ -606,18 +577,10 @@ export class PostgresStore implements Store {
     if (entries.length === 0) return;
     // One row per email per statement: ON CONFLICT DO UPDATE may touch a row only once.
     const byEmail = new Map<string, LedgerEntry>();
-    for (const e of entries) {
-      const cur = byEmail.get(e.email);
-      if (!cur) {
-        byEmail.set(e.email, { email: e.email, attrs: { ...e.attrs }, blocklisted: e.blocklisted });
-        continue;
-      }
-      for (const [k, at] of Object.entries(e.attrs)) if (!(k in cur.attrs) || at > cur.attrs[k]!) cur.attrs[k] = at;
-      cur.blocklisted ||= e.blocklisted;
-    }
+    for (const e of entries) byEmail.set(e.email, mergeLedgerEntry(byEmail.get(e.email), e));
     for (const part of chunks([...byEmail.values()])) {
       await c.query(
-        `INSERT INTO ${this.t('contact_ledger')} AS l (email, attrs, blocklisted, updated_at)
+        `INSERT INTO ${this.table('contact_ledger')} AS l (email, attrs, blocklisted, updated_at)
          SELECT v.email, v.attrs::jsonb, v.blocklisted, $4 FROM unnest($1::text[], $2::text[], $3::boolean[]) AS v(email, attrs, blocklisted)
          ON CONFLICT (email) DO UPDATE SET
            attrs = COALESCE((
@@ -636,7 +599,7 @@ export class PostgresStore implements Store {
     if (ids.length === 0 && ledger.length === 0) return;
     await this.tx(async (c) => {
       if (ids.length > 0) {
-        await c.query(`UPDATE ${this.t('ops')} SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = $2 WHERE id = ANY($1::bigint[])`, [
+        await c.query(`UPDATE ${this.table('ops')} SET state = 'done', lease_owner = NULL, lease_until = 0, updated_at = $2 WHERE id = ANY($1::bigint[])`, [
           ids,
           now,
         ]);
@@ -650,7 +613,7 @@ export class PostgresStore implements Store {
     await this.tx(async (c) => {
       if (ids.length > 0) {
         await c.query(
-          `UPDATE ${this.t('ops')} SET state = 'awaiting', ref = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE id = ANY($1::bigint[])`,
+          `UPDATE ${this.table('ops')} SET state = 'awaiting', ref = $2, lease_owner = NULL, lease_until = 0, updated_at = $3 WHERE id = ANY($1::bigint[])`,
           [ids, ref, now],
         );
       }
@@ -659,22 +622,22 @@ export class PostgresStore implements Store {
   }
 
   async listAwaiting(limit: number): Promise<Array<{ ref: string; count: number; since: number }>> {
-    const rows = await this.q(
-      `SELECT ref, COUNT(*) AS n, MIN(updated_at) AS since FROM ${this.t('ops')} WHERE state = 'awaiting' GROUP BY ref ORDER BY since, ref LIMIT $1`,
+    const rows = await this.query(
+      `SELECT ref, COUNT(*) AS n, MIN(updated_at) AS since FROM ${this.table('ops')} WHERE state = 'awaiting' GROUP BY ref ORDER BY since, ref LIMIT $1`,
       [limit],
     );
     return rows.map((r) => ({ ref: String(r.ref), count: Number(r.n), since: Number(r.since) }));
   }
 
   async opsByRef(ref: string): Promise<OpRow[]> {
-    return (await this.q(`SELECT * FROM ${this.t('ops')} WHERE ref = $1 ORDER BY id`, [ref])).map(toOp);
+    return (await this.query(`SELECT * FROM ${this.table('ops')} WHERE ref = $1 ORDER BY id`, [ref])).map(toOp);
   }
 
   async retryOps(items: Array<OpError & { nextAt: number }>, now: number): Promise<void> {
     const wanted = firstById(items);
     if (wanted.length === 0) return;
     await this.tx(async (c) => {
-      const locked = await c.query(`SELECT * FROM ${this.t('ops')} WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [wanted.map((i) => i.id)]);
+      const locked = await c.query(`SELECT * FROM ${this.table('ops')} WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [wanted.map((i) => i.id)]);
       const rows = new Map((locked.rows as Row[]).map((r) => [Number(r.id), toOp(r)]));
       const todo: Requeue[] = [];
       for (const it of wanted) {
@@ -690,7 +653,7 @@ export class PostgresStore implements Store {
     if (dead.length === 0) return;
     await this.tx(async (c) => {
       await c.query(
-        `UPDATE ${this.t('ops')} o SET state = 'dead', last_code = v.code, last_message = v.message, last_status = v.status, lease_owner = NULL, lease_until = 0, updated_at = $5
+        `UPDATE ${this.table('ops')} o SET state = 'dead', last_code = v.code, last_message = v.message, last_status = v.status, lease_owner = NULL, lease_until = 0, updated_at = $5
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[]) AS v(id, code, message, status)
          WHERE o.id = v.id AND o.state IN ('inflight', 'awaiting')`,
         [dead.map((i) => i.id), dead.map((i) => i.code), dead.map((i) => i.message), dead.map((i) => i.status ?? null), now],
@@ -702,14 +665,16 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       // SKIP LOCKED: a row locked right now is being settled by its worker or by another
       // process's sweep; either way it is not ours to recover.
-      const locked = await c.query(`SELECT * FROM ${this.t('ops')} WHERE state = 'inflight' AND lease_until <= $1 ORDER BY id FOR UPDATE SKIP LOCKED`, [now]);
+      const locked = await c.query(`SELECT * FROM ${this.table('ops')} WHERE state = 'inflight' AND lease_until <= $1 ORDER BY id FOR UPDATE SKIP LOCKED`, [
+        now,
+      ]);
       const rows = (locked.rows as Row[]).map(toOp);
       await this.requeue(
         c,
         rows.map((row) => ({ row, nextAt: now })),
         now,
       );
-      await c.query(`UPDATE ${this.t('inbox')} SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0 AND lease_until <= $1`, [
+      await c.query(`UPDATE ${this.table('inbox')} SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0 AND lease_until <= $1`, [
         now,
       ]);
       return rows.length;
@@ -718,16 +683,16 @@ export class PostgresStore implements Store {
 
   async releaseOwner(owner: string): Promise<number> {
     return this.tx(async (c) => {
-      const n = await c.query(`UPDATE ${this.t('ops')} SET lease_until = 0 WHERE state = 'inflight' AND lease_owner = $1`, [owner]);
-      await c.query(`UPDATE ${this.t('inbox')} SET lease_until = 0, lease_owner = NULL WHERE state = 'pending' AND lease_owner = $1`, [owner]);
+      const n = await c.query(`UPDATE ${this.table('ops')} SET lease_until = 0 WHERE state = 'inflight' AND lease_owner = $1`, [owner]);
+      await c.query(`UPDATE ${this.table('inbox')} SET lease_until = 0, lease_owner = NULL WHERE state = 'pending' AND lease_owner = $1`, [owner]);
       return n.rowCount ?? 0;
     });
   }
 
   async leaseOwners(): Promise<string[]> {
-    const rows = await this.q(
-      `SELECT DISTINCT lease_owner AS o FROM ${this.t('ops')} WHERE state = 'inflight' AND lease_owner IS NOT NULL
-       UNION SELECT DISTINCT lease_owner FROM ${this.t('inbox')} WHERE state = 'pending' AND lease_owner IS NOT NULL`,
+    const rows = await this.query(
+      `SELECT DISTINCT lease_owner AS o FROM ${this.table('ops')} WHERE state = 'inflight' AND lease_owner IS NOT NULL
+       UNION SELECT DISTINCT lease_owner FROM ${this.table('inbox')} WHERE state = 'pending' AND lease_owner IS NOT NULL`,
     );
     return rows.map((r) => String(r.o));
   }
@@ -736,7 +701,7 @@ export class PostgresStore implements Store {
     const out = new Map<string, LedgerEntry>();
     const unique = [...new Set(emails)];
     if (unique.length === 0) return out;
-    const rows = await this.q(`SELECT email, attrs, blocklisted FROM ${this.t('contact_ledger')} WHERE email = ANY($1::text[])`, [unique]);
+    const rows = await this.query(`SELECT email, attrs, blocklisted FROM ${this.table('contact_ledger')} WHERE email = ANY($1::text[])`, [unique]);
     const found = new Map(rows.map((r) => [String(r.email), r]));
     // In the order asked, as the SQLite adapter returns them.
     for (const e of unique) {
@@ -752,11 +717,13 @@ export class PostgresStore implements Store {
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {
-    return (await this.q(`SELECT * FROM ${this.t('ops')} WHERE state = 'dead' ORDER BY id LIMIT $1 OFFSET $2`, [opts.limit, opts.offset ?? 0])).map(toOp);
+    return (await this.query(`SELECT * FROM ${this.table('ops')} WHERE state = 'dead' ORDER BY id LIMIT $1 OFFSET $2`, [opts.limit, opts.offset ?? 0])).map(
+      toOp,
+    );
   }
 
   async getOp(id: number): Promise<OpRow | undefined> {
-    const [r] = await this.q(`SELECT * FROM ${this.t('ops')} WHERE id = $1`, [id]);
+    const [r] = await this.query(`SELECT * FROM ${this.table('ops')} WHERE id = $1`, [id]);
     return r ? toOp(r) : undefined;
   }
 
@@ -765,12 +732,12 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       const locked =
         ids === 'all'
-          ? await c.query(`SELECT * FROM ${this.t('ops')} WHERE state = 'dead' ORDER BY id FOR UPDATE`)
-          : await c.query(`SELECT * FROM ${this.t('ops')} WHERE state = 'dead' AND id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [ids]);
+          ? await c.query(`SELECT * FROM ${this.table('ops')} WHERE state = 'dead' ORDER BY id FOR UPDATE`)
+          : await c.query(`SELECT * FROM ${this.table('ops')} WHERE state = 'dead' AND id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [ids]);
       const rows = (locked.rows as Row[]).map(toOp);
       if (rows.length === 0) return 0;
       // A manual retry starts a fresh budget of attempts.
-      await c.query(`UPDATE ${this.t('ops')} SET attempts = 0 WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+      await c.query(`UPDATE ${this.table('ops')} SET attempts = 0 WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
       await this.requeue(
         c,
         rows.map((r) => ({ row: { ...r, attempts: 0 }, nextAt: now })),
@@ -782,55 +749,48 @@ export class PostgresStore implements Store {
 
   async discardFailures(ids: number[], now: number): Promise<number> {
     if (ids.length === 0) return 0;
-    return this.exec(`UPDATE ${this.t('ops')} SET state = 'discarded', updated_at = $2 WHERE state = 'dead' AND id = ANY($1::bigint[])`, [ids, now]);
+    return this.exec(`UPDATE ${this.table('ops')} SET state = 'discarded', updated_at = $2 WHERE state = 'dead' AND id = ANY($1::bigint[])`, [ids, now]);
   }
 
   async getCursor(stream: string): Promise<CursorRow | undefined> {
-    const [r] = await this.q(`SELECT * FROM ${this.t('cursors')} WHERE stream = $1`, [stream]);
-    return r ? toCursor(r) : undefined;
+    const [r] = await this.query(`SELECT * FROM ${this.table('cursors')} WHERE stream = $1`, [stream]);
+    return r ? toCursorRow(r) : undefined;
   }
 
   async setCursor(stream: string, value: string | null, now: number, status?: string, note?: string): Promise<void> {
     await this.exec(
-      `INSERT INTO ${this.t('cursors')} (stream, value, status, note, updated_at) VALUES ($1, $2, $3, $4, $5)
+      `INSERT INTO ${this.table('cursors')} (stream, value, status, note, updated_at) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (stream) DO UPDATE SET value = excluded.value, status = excluded.status, note = excluded.note, updated_at = excluded.updated_at`,
       [stream, value, status ?? null, note ?? null, now],
     );
   }
 
   async listCursors(): Promise<CursorRow[]> {
-    return (await this.q(`SELECT * FROM ${this.t('cursors')} ORDER BY stream`)).map(toCursor);
+    return (await this.query(`SELECT * FROM ${this.table('cursors')} ORDER BY stream`)).map(toCursorRow);
   }
 
   async getState(key: string): Promise<string | undefined> {
-    const [r] = await this.q(`SELECT value FROM ${this.t('kv')} WHERE key = $1`, [key]);
+    const [r] = await this.query(`SELECT value FROM ${this.table('kv')} WHERE key = $1`, [key]);
     return r ? String(r.value) : undefined;
   }
 
   async setState(key: string, value: string, now: number): Promise<void> {
     await this.exec(
-      `INSERT INTO ${this.t('kv')} (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      `INSERT INTO ${this.table('kv')} (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
       [key, value, now],
     );
   }
 
   async stats(): Promise<StoreStats> {
     const inbox = Object.fromEntries(
-      (await this.q(`SELECT state, COUNT(*) AS n FROM ${this.t('inbox')} GROUP BY state`)).map((r) => [String(r.state), Number(r.n)]),
+      (await this.query(`SELECT state, COUNT(*) AS n FROM ${this.table('inbox')} GROUP BY state`)).map((r) => [String(r.state), Number(r.n)]),
     );
     const ops = (
-      await this.q(
+      await this.query(
         `SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending', 'inflight', 'awaiting') THEN created_at END) AS oldest
-         FROM ${this.t('ops')} GROUP BY kind, lane, state, priority`,
+         FROM ${this.table('ops')} GROUP BY kind, lane, state, priority`,
       )
-    ).map((r) => ({
-      kind: r.kind as OpRow['kind'],
-      lane: r.lane as OpRow['lane'],
-      state: r.state as OpRow['state'],
-      priority: Number(r.priority),
-      count: Number(r.n),
-      oldestCreatedAt: r.oldest === null || r.oldest === undefined ? null : Number(r.oldest),
-    }));
+    ).map(toOpStats);
     return { inbox, ops };
   }
 }

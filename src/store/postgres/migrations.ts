@@ -17,8 +17,8 @@ export const PG_MIGRATIONS: PgMigration[] = [
   {
     version: 1,
     name: 'inbox, ops, ledger, cursors',
-    sql: (s) => `
-CREATE TABLE ${s}.inbox (
+    sql: (schema) => `
+CREATE TABLE ${schema}.inbox (
   id BIGSERIAL PRIMARY KEY,
   message_id TEXT NOT NULL UNIQUE,
   source TEXT NOT NULL,
@@ -30,9 +30,9 @@ CREATE TABLE ${s}.inbox (
   lease_owner TEXT,
   lease_until BIGINT NOT NULL DEFAULT 0
 );
-CREATE INDEX inbox_state ON ${s}.inbox(state, id);
+CREATE INDEX inbox_state ON ${schema}.inbox(state, id);
 
-CREATE TABLE ${s}.ops (
+CREATE TABLE ${schema}.ops (
   id BIGSERIAL PRIMARY KEY,
   kind TEXT NOT NULL,
   key TEXT NOT NULL,
@@ -53,20 +53,20 @@ CREATE TABLE ${s}.ops (
   created_at BIGINT NOT NULL,
   updated_at BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX ops_event_key ON ${s}.ops(key) WHERE kind = 'event';
-CREATE UNIQUE INDEX ops_contact_pending ON ${s}.ops(key) WHERE kind = 'contact' AND state = 'pending';
-CREATE INDEX ops_due ON ${s}.ops(kind, state, priority, id);
-CREATE INDEX ops_ref ON ${s}.ops(ref) WHERE ref IS NOT NULL;
-CREATE INDEX ops_inflight ON ${s}.ops(state, lease_until) WHERE state = 'inflight';
+CREATE UNIQUE INDEX ops_event_key ON ${schema}.ops(key) WHERE kind = 'event';
+CREATE UNIQUE INDEX ops_contact_pending ON ${schema}.ops(key) WHERE kind = 'contact' AND state = 'pending';
+CREATE INDEX ops_due ON ${schema}.ops(kind, state, priority, id);
+CREATE INDEX ops_ref ON ${schema}.ops(ref) WHERE ref IS NOT NULL;
+CREATE INDEX ops_inflight ON ${schema}.ops(state, lease_until) WHERE state = 'inflight';
 
-CREATE TABLE ${s}.contact_ledger (
+CREATE TABLE ${schema}.contact_ledger (
   email TEXT PRIMARY KEY,
   attrs JSONB NOT NULL,
   blocklisted BOOLEAN NOT NULL DEFAULT false,
   updated_at BIGINT NOT NULL
 );
 
-CREATE TABLE ${s}.cursors (
+CREATE TABLE ${schema}.cursors (
   stream TEXT PRIMARY KEY,
   value TEXT,
   status TEXT,
@@ -74,7 +74,7 @@ CREATE TABLE ${s}.cursors (
   updated_at BIGINT NOT NULL
 );
 
-CREATE TABLE ${s}.kv (
+CREATE TABLE ${schema}.kv (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL,
   updated_at BIGINT NOT NULL

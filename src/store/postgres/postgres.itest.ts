@@ -2,7 +2,7 @@
 // stay correct when several processes (here: several pools) work on the same schema.
 // Each test gets its own schema, dropped afterwards, so runs never see each other.
 import { randomBytes } from 'node:crypto';
-import { describe, it, expect, afterEach } from 'vitest';
+import { describe, it, expect, afterEach, beforeEach } from 'vitest';
 import pg from 'pg';
 import { storeContract } from '../contract.js';
 import { PostgresStore } from './index.js';
@@ -183,6 +183,169 @@ describe('PostgresStore shared by several processes', () => {
     expect(Object.keys(l.attrs)).toHaveLength(101);
     expect(l.attrs.SHARED).toBe(99);
     expect(l.blocklisted).toBe(true);
+  });
+});
+
+/** An open transaction on a connection of its own, holding the row locks of what it did until it ends. */
+interface LockHolder {
+  /** The server process of that connection: whoever waits for its locks names it in pg_blocking_pids(). */
+  pid: number;
+  commit: () => Promise<void>;
+  rollback: () => Promise<void>;
+}
+
+/** Runs `sql` (a SELECT ... FOR UPDATE or an UPDATE of exactly one row) in a transaction left open. */
+async function holdRowLock(sql: string, params: unknown[]): Promise<LockHolder> {
+  const c = new pg.Client({ connectionString: SERVER });
+  await c.connect();
+  await c.query('BEGIN');
+  expect((await c.query(sql, params)).rowCount).toBe(1);
+  const pid = (await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  const end = async (how: 'COMMIT' | 'ROLLBACK') => {
+    await c.query(how);
+    await c.end();
+  };
+  return { pid, commit: () => end('COMMIT'), rollback: () => end('ROLLBACK') };
+}
+
+/** The sessions waiting for a lock that `holder` holds. */
+async function waitersOf(watcher: pg.Client, holder: LockHolder): Promise<number[]> {
+  const { rows } = await watcher.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [holder.pid]);
+  return rows.map((r) => r.pid);
+}
+
+/** Resolves (never rejects) once `p` settles; `p` itself still carries its outcome. */
+function settledOf(p: Promise<unknown>): Promise<'settled'> {
+  return p.then(
+    () => 'settled' as const,
+    () => 'settled' as const,
+  );
+}
+
+/** A fresh store per test, and the locks and store calls a test leaves open, ended after it. */
+function lockBench() {
+  const bench = {
+    store: undefined as unknown as PostgresStore,
+    schema: '',
+    holder: undefined as LockHolder | undefined,
+    running: undefined as Promise<unknown> | undefined,
+  };
+  let watcher: pg.Client;
+  beforeEach(async () => {
+    bench.schema = freshSchema();
+    bench.store = await PostgresStore.connect(withSchema(SERVER, bench.schema), { poolSize: 2 });
+    await bench.store.migrate();
+    watcher = new pg.Client({ connectionString: SERVER });
+    await watcher.connect();
+  });
+  afterEach(async () => {
+    // A store call that waited is stuck until the lock goes: end the holder first.
+    await bench.holder?.rollback();
+    await bench.running?.catch(() => {});
+    bench.holder = bench.running = undefined;
+    await watcher.end();
+    await bench.store.close();
+    await dropSchema(bench.schema);
+  });
+  /** Starts `work` while another transaction holds the lock `sql` takes. */
+  const start = async <T>(sql: string, params: unknown[], work: () => Promise<T>): Promise<{ holder: LockHolder; running: Promise<T> }> => {
+    const holder = await holdRowLock(sql, params);
+    bench.holder = holder;
+    const running = work();
+    bench.running = running;
+    return { holder, running };
+  };
+  return {
+    bench,
+    /**
+     * `work`'s result, failing as soon as it waits for a row another transaction has locked.
+     * The server is asked who waits: no timing, so a slow machine cannot make it fail.
+     */
+    async withoutWaiting<T>(sql: string, params: unknown[], work: () => Promise<T>): Promise<T> {
+      const { holder, running } = await start(sql, params, work);
+      const settled = settledOf(running);
+      while ((await Promise.race([settled, new Promise((r) => setTimeout(r, 20))])) !== 'settled') {
+        const waiting = await waitersOf(watcher, holder);
+        if (waiting.length > 0) throw new Error(`backend ${waiting[0]} waits for a row locked by another transaction instead of skipping it`);
+      }
+      await holder.rollback();
+      bench.holder = undefined;
+      return running;
+    },
+    /**
+     * `work`'s result when the transaction that `sql` opens commits while `work` waits for it
+     * (or commits after `work`, if `work` did not need to wait).
+     */
+    async afterCommitOf<T>(sql: string, params: unknown[], work: () => Promise<T>): Promise<T> {
+      const { holder, running } = await start(sql, params, work);
+      const settled = settledOf(running);
+      while ((await waitersOf(watcher, holder)).length === 0) {
+        if ((await Promise.race([settled, new Promise((r) => setTimeout(r, 20))])) === 'settled') break;
+      }
+      await holder.commit();
+      bench.holder = undefined;
+      return running;
+    },
+  };
+}
+
+describe('PostgresStore skips rows another transaction has locked', () => {
+  const { bench, withoutWaiting } = lockBench();
+  const lockOp = (schema: string) => `SELECT id FROM "${schema}".ops WHERE key = $1 FOR UPDATE`;
+
+  it('claimOps hands out the other due operations without waiting for the locked one', async () => {
+    const s = bench.store;
+    await s.enqueue(['k0', 'k1', 'k2'].map(event), T0);
+    const claimed = await withoutWaiting(lockOp(bench.schema), ['k0'], () => s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 60_000, now: T0 }));
+    expect(claimed.map((o) => o.key)).toEqual(['k1', 'k2']);
+    // Skipped, not lost: once free, it is claimed.
+    expect((await s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 60_000, now: T0 })).map((o) => o.key)).toEqual(['k0']);
+  });
+
+  it('claimInbox hands out the other envelopes without waiting for the locked one', async () => {
+    const s = bench.store;
+    await s.insertInbox(['m0', 'm1', 'm2'].map((messageId) => ({ messageId, source: 'sns' as const, receivedAt: T0, body: '{}' })));
+    const claimed = await withoutWaiting(`SELECT id FROM "${bench.schema}".inbox WHERE message_id = $1 FOR UPDATE`, ['m0'], () =>
+      s.claimInbox(10, 'w', 60_000, T0),
+    );
+    expect(claimed.map((r) => r.messageId)).toEqual(['m1', 'm2']);
+    expect((await s.claimInbox(10, 'w', 60_000, T0)).map((r) => r.messageId)).toEqual(['m0']);
+  });
+
+  it('recoverExpired leaves a locked operation to whoever holds it and recovers the others without waiting', async () => {
+    const s = bench.store;
+    await s.enqueue(['k0', 'k1', 'k2'].map(event), T0);
+    expect(await s.claimOps({ kind: 'event', limit: 10, owner: 'gone', leaseMs: 1000, now: T0 })).toHaveLength(3);
+    expect(await withoutWaiting(lockOp(bench.schema), ['k0'], () => s.recoverExpired(T0 + 1000))).toBe(2);
+    expect(await s.recoverExpired(T0 + 1000)).toBe(1);
+  });
+});
+
+describe('PostgresStore waits for rows another transaction is changing, then sees the change', () => {
+  const { bench, afterCommitOf } = lockBench();
+
+  it('retryOps leaves alone an operation another process completed meanwhile', async () => {
+    const s = bench.store;
+    await s.enqueue([event('k0')], T0);
+    const [op] = await s.claimOps({ kind: 'event', limit: 1, owner: 'w', leaseMs: 60_000, now: T0 });
+    await afterCommitOf(`UPDATE "${bench.schema}".ops SET state = 'done' WHERE id = $1`, [op!.id], () =>
+      s.retryOps([{ id: op!.id, nextAt: T0, code: 'server_error', message: '503', status: 503 }], T0),
+    );
+    expect((await s.getOp(op!.id))!.state).toBe('done');
+  });
+
+  it('retryFailures leaves alone a dead letter another process discarded meanwhile', async () => {
+    const s = bench.store;
+    await s.enqueue(['k0', 'k1', 'k2'].map(event), T0);
+    const ids = (await s.claimOps({ kind: 'event', limit: 3, owner: 'w', leaseMs: 60_000, now: T0 })).map((o) => o.id);
+    await s.deadOps(
+      ids.map((id) => ({ id, code: 'invalid_parameter', message: 'bad' })),
+      T0,
+    );
+    const discard = `UPDATE "${bench.schema}".ops SET state = 'discarded' WHERE id = $1`;
+    expect(await afterCommitOf(discard, [ids[0]], () => s.retryFailures([ids[0]!], T0))).toBe(0);
+    expect(await afterCommitOf(discard, [ids[1]], () => s.retryFailures('all', T0))).toBe(1);
+    expect(await Promise.all(ids.map(async (id) => (await s.getOp(id))!.state))).toEqual(['discarded', 'discarded', 'pending']);
   });
 });
 

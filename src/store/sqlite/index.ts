@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SQLITE_MIGRATIONS } from './migrations.js';
-import { toOp, type Row } from '../rows.js';
+import { mergeLedgerEntry, noneEnqueued, rowToContactOp, toCursorRow, toInboxRow, toOp, toOpStats, withClaimDefaults, type Row } from '../rows.js';
 import { mergeContactOps, type ContactOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
 import type { WriteGate } from './gate.js';
@@ -31,18 +31,6 @@ export interface SqliteStoreOptions {
 
 const isBusy = (err: unknown) => (err as { code?: unknown }).code === 'SQLITE_BUSY';
 
-function rowToContactOp(r: OpRow): ContactOp {
-  return {
-    kind: 'contact',
-    key: r.key,
-    email: r.email,
-    lane: r.lane,
-    priority: r.priority as ContactOp['priority'],
-    sources: r.sources,
-    payload: r.payload as ContactOp['payload'],
-  };
-}
-
 const BUSY_TIMEOUT_MS = 5000;
 /** A cell nobody notifies: Atomics.wait on it is a short synchronous pause. */
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
@@ -52,6 +40,11 @@ const IN_LIST = '(SELECT value FROM json_each(?))';
 
 function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(',');
+}
+
+/** The ledger keeps attrs as JSON text and blocklisted as 0/1 in SQLite. */
+function toLedgerEntry(r: Row): LedgerEntry {
+  return { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 };
 }
 
 export class SqliteStore implements Store {
@@ -194,16 +187,7 @@ export class SqliteStore implements Store {
           ).map((r) => Number(r.id)),
         ),
     );
-    return rows
-      .filter((r) => taken.has(Number(r.id)))
-      .map((r) => ({
-        id: Number(r.id),
-        messageId: String(r.message_id),
-        source: String(r.source),
-        topicArn: (r.topic_arn as string | null) ?? null,
-        receivedAt: Number(r.received_at),
-        body: String(r.body),
-      }));
+    return rows.filter((r) => taken.has(Number(r.id))).map(toInboxRow);
   }
 
   async commitInbox(outcomes: InboxOutcome[], ops: PlannedOp[], now: number): Promise<EnqueueResult> {
@@ -224,7 +208,7 @@ export class SqliteStore implements Store {
   }
 
   private enqueueSync(ops: PlannedOp[], now: number): EnqueueResult {
-    const res: EnqueueResult = { inserted: 0, merged: 0, duplicates: 0 };
+    const res = noneEnqueued();
     const insEvent = this.stmt(
       `INSERT INTO ops (kind, key, email, lane, priority, payload, sources, state, next_at, created_at, updated_at)
        VALUES ('event', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT(key) WHERE kind = 'event' DO NOTHING`,
@@ -276,15 +260,15 @@ export class SqliteStore implements Store {
     ).run(nextAt, err?.code ?? null, err?.message ?? null, err?.status ?? null, now, row.id);
   }
 
-  async claimOps(q: ClaimQuery): Promise<OpRow[]> {
-    const lanes = q.lanes ?? ['realtime', 'backfill'];
+  async claimOps(claim: ClaimQuery): Promise<OpRow[]> {
+    const q = withClaimDefaults(claim);
     // As claimInbox: choose without the write lock, then lease what is still pending. The
     // rows come back from the UPDATE itself, so a payload merged in between is the one sent.
     const ids = (
       this.stmt(
-        `SELECT id FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND priority <= ? AND lane IN (${placeholders(lanes.length)})
+        `SELECT id FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND priority <= ? AND lane IN (${placeholders(q.lanes.length)})
          ORDER BY priority, id LIMIT ?`,
-      ).all(q.kind, q.now, q.maxPriority ?? 99, ...lanes, q.limit) as Row[]
+      ).all(q.kind, q.now, q.maxPriority, ...q.lanes, q.limit) as Row[]
     ).map((r) => Number(r.id));
     if (ids.length === 0) return [];
     const rows = this.tx(
@@ -299,15 +283,14 @@ export class SqliteStore implements Store {
 
   private writeLedger(entries: LedgerEntry[], now: number): void {
     if (entries.length === 0) return;
-    const get = this.stmt('SELECT attrs, blocklisted FROM contact_ledger WHERE email = ?');
+    const get = this.stmt('SELECT email, attrs, blocklisted FROM contact_ledger WHERE email = ?');
     const put = this.stmt(
       'INSERT INTO contact_ledger (email, attrs, blocklisted, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(email) DO UPDATE SET attrs = excluded.attrs, blocklisted = excluded.blocklisted, updated_at = excluded.updated_at',
     );
     for (const e of entries) {
       const cur = get.get(e.email) as Row | undefined;
-      const attrs: Record<string, number> = cur ? (JSON.parse(String(cur.attrs)) as Record<string, number>) : {};
-      for (const [k, at] of Object.entries(e.attrs)) if (!(k in attrs) || at > attrs[k]!) attrs[k] = at;
-      put.run(e.email, JSON.stringify(attrs), cur && Number(cur.blocklisted) === 1 ? 1 : e.blocklisted ? 1 : 0, now);
+      const merged = mergeLedgerEntry(cur && toLedgerEntry(cur), e);
+      put.run(e.email, JSON.stringify(merged.attrs), merged.blocklisted ? 1 : 0, now);
     }
   }
 
@@ -397,12 +380,7 @@ export class SqliteStore implements Store {
   async getLedger(emails: string[]): Promise<Map<string, LedgerEntry>> {
     const out = new Map<string, LedgerEntry>();
     const rows = this.stmt(`SELECT email, attrs, blocklisted FROM contact_ledger WHERE email IN ${IN_LIST}`).all(JSON.stringify([...new Set(emails)])) as Row[];
-    for (const r of rows)
-      out.set(String(r.email), {
-        email: String(r.email),
-        attrs: JSON.parse(String(r.attrs)) as Record<string, number>,
-        blocklisted: Number(r.blocklisted) === 1,
-      });
+    for (const r of rows) out.set(String(r.email), toLedgerEntry(r));
     return out;
   }
 
@@ -437,15 +415,7 @@ export class SqliteStore implements Store {
 
   async getCursor(stream: string): Promise<CursorRow | undefined> {
     const r = this.stmt('SELECT * FROM cursors WHERE stream = ?').get(stream) as Row | undefined;
-    return r
-      ? {
-          stream,
-          value: (r.value as string | null) ?? null,
-          status: (r.status as string | null) ?? null,
-          note: (r.note as string | null) ?? null,
-          updatedAt: Number(r.updated_at),
-        }
-      : undefined;
+    return r ? toCursorRow(r) : undefined;
   }
 
   async setCursor(stream: string, value: string | null, now: number, status?: string, note?: string): Promise<void> {
@@ -455,13 +425,7 @@ export class SqliteStore implements Store {
   }
 
   async listCursors(): Promise<CursorRow[]> {
-    return (this.stmt('SELECT * FROM cursors ORDER BY stream').all() as Row[]).map((r) => ({
-      stream: String(r.stream),
-      value: (r.value as string | null) ?? null,
-      status: (r.status as string | null) ?? null,
-      note: (r.note as string | null) ?? null,
-      updatedAt: Number(r.updated_at),
-    }));
+    return (this.stmt('SELECT * FROM cursors ORDER BY stream').all() as Row[]).map(toCursorRow);
   }
 
   async getState(key: string): Promise<string | undefined> {
@@ -487,14 +451,7 @@ export class SqliteStore implements Store {
       this.stmt(
         "SELECT kind, lane, state, priority, COUNT(*) AS n, MIN(CASE WHEN state IN ('pending','inflight','awaiting') THEN created_at END) AS oldest FROM ops GROUP BY kind, lane, state, priority",
       ).all() as Row[]
-    ).map((r) => ({
-      kind: r.kind as OpRow['kind'],
-      lane: r.lane as OpRow['lane'],
-      state: r.state as OpRow['state'],
-      priority: Number(r.priority),
-      count: Number(r.n),
-      oldestCreatedAt: r.oldest === null ? null : Number(r.oldest),
-    }));
+    ).map(toOpStats);
     return { inbox, ops };
   }
 }

@@ -13,17 +13,17 @@ import type { InboxInsert } from '../port.js';
 
 const row = (i: number): InboxInsert => ({ messageId: `m-${i}`, source: 'sns', receivedAt: 1, body: `{"n":${i}}` });
 
-describe('SQLite shared by two threads', () => {
-  const dirs: string[] = [];
-  const tmp = () => {
-    const d = mkdtempSync(join(tmpdir(), 'tajo-sqlite-threads-'));
-    dirs.push(d);
-    return d;
-  };
-  afterEach(() => {
-    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  });
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'tajo-sqlite-threads-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
+describe('SQLite acknowledgements flushed off the event loop', () => {
   it('WalSync: a flush covers the commits made before it started; those made during it share the next one', async () => {
     const dir = tmp();
     const wal = join(dir, 'x.db-wal');
@@ -78,7 +78,9 @@ describe('SQLite shared by two threads', () => {
     expect(await store.insertInbox([row(1)])).toEqual(['duplicate']);
     await store.close();
   });
+});
 
+describe('SQLite shared by two threads', () => {
   it('WriteGate: the engine side waits while the ingest side writes, at most maxWaitMs', () => {
     const ingest = new WriteGate('ingest');
     const engine = new WriteGate('engine', ingest.buffer, 30);
