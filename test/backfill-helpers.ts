@@ -11,6 +11,9 @@ import type { BrevoSimState, BrevoSimStats } from '../src/sim/brevo/index.js';
 import type { SesSimData } from '../src/sim/ses/index.js';
 import { parseConfig } from '../src/config/load.js';
 import { createConnector, type Connector, type ConnectorOptions } from '../src/engine/connector.js';
+import { TOPIC } from './helpers.js';
+
+export { TOPIC, until } from './helpers.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = join(ROOT, 'bin', 'tajo-ses.js');
@@ -18,7 +21,6 @@ const MAIN_JS = join(ROOT, 'dist', 'cli', 'main.js');
 
 /** Static credentials the SES simulator accepts (it checks that a request is signed, not the key). */
 export const CREDS = { accessKeyId: 'AKIDBACKFILLSIM', secretAccessKey: 'backfill-sim-secret' };
-export const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
 export const FOLDER = 'Amazon SES';
 export const SUPPRESSION_LIST = 'SES suppression list';
 export const RECIPIENTS_LIST = 'SES recipients';
@@ -125,16 +127,6 @@ export function writeConfig(path: string, cfg: Record<string, unknown>): string 
 export async function inProcessConnector(cfg: Record<string, unknown>, opts: Omit<ConnectorOptions, 'logger' | 'ses'> = {}): Promise<Connector> {
   const parsed = parseConfig(cfg, { requireBrevoKey: false, env: {} });
   return createConnector(parsed, { ...opts, logger: pino({ level: 'silent' }), ses: { credentials: CREDS } });
-}
-
-export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
