@@ -9,7 +9,7 @@ import { openStore } from '../src/store/index.js';
 import type { Store } from '../src/store/port.js';
 import type { EventOp } from '../src/core/plan.js';
 import { shorten } from '../src/cli/main.js';
-import { ensureBuilt, runCli } from './cli-run.js';
+import { cleanEnv, ensureBuilt, runCli } from './cli-run.js';
 
 let dir = '';
 const T0 = 1_700_000_000_000;
@@ -42,7 +42,7 @@ async function withStore<T>(fn: (s: Store) => Promise<T>): Promise<T> {
   }
 }
 
-const cli = (args: string[]) => runCli(args, { cwd: dir, env: { BREVO_API_KEY: 'x' } });
+const cli = (args: string[]) => runCli(args, { cwd: dir, env: cleanEnv(dir, { BREVO_API_KEY: 'x' }) });
 
 beforeAll(async () => {
   ensureBuilt();

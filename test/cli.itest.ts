@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, runCli, type CliRun } from './backfill-helpers.js';
+import { ensureBuilt, runCli, type CliRun } from './cli-run.js';
 
 const API_KEY = 'xkeysib-cli-test-SECRET-0f0f0f';
 const ADMIN_TOKEN = 'admin-cli-test-SECRET-1e1e1e';
