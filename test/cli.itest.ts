@@ -238,9 +238,9 @@ describe('tajo-ses status and failures on a fresh sqlite store', () => {
     expect(r.stderr).toMatch(/give the id of a dead letter/);
   });
 
-  it('failures show with an unknown id: exit 2', async () => {
+  it('failures show with an unknown id: exit 1 (not found; 2 is for usage errors)', async () => {
     const r = await run(['failures', 'show', '424242', '--config', valid], ENV);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/no operation with id 424242/);
   });
 
