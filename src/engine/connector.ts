@@ -278,7 +278,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
         wake();
         if (!engine && wopts.includeAwaiting && Date.now() - lastReconcile > 1000 && st.ops.some((o) => o.state === 'awaiting')) {
           lastReconcile = Date.now();
-          await deliverer.reconcileImports().catch(() => undefined);
+          await deliverer.imports.reconcile().catch(() => undefined);
         }
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -3,11 +3,14 @@
 import type { Logger } from 'pino';
 import type { Store, OpRow, LedgerEntry, OpKind } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
-import { BrevoError, type BatchEventsResult, type BrevoProcess } from '../brevo/client.js';
+import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage } from '../core/errors.js';
+import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
+import { attemptCall, type Outcome } from './outcome.js';
+import { ContactImports } from './imports.js';
 
 export interface DeliveryOptions {
   maxAttempts: number;
@@ -42,18 +45,8 @@ export interface DeliveryOptions {
   };
 }
 
-/** How long after an import its contacts' newer writes still go by import (Brevo applies imports within minutes). */
-const IMPORT_ORDER_MS = 15 * 60_000;
-
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
 export const REALTIME_BULK_CLAIM = 500;
-
-/** From this many contacts in one claim, an import beats one call per contact. */
-export const BULK_THRESHOLD = 20;
-
-/** Rows per /contacts/import call; ~200 bytes a row keeps a call well under Brevo's 8 MB. */
-export const IMPORT_MAX_ROWS = 10_000;
-export const IMPORT_MAX_BYTES = 7_500_000;
 
 /** Exponential backoff with full jitter between half and all of the step. */
 export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
@@ -68,45 +61,6 @@ export function plannedCall(op: Pick<OpRow, 'kind' | 'email' | 'payload'>): { me
   return { method: 'POST', path: '/v3/contacts', body: contactBody(op.email, p, undefined) };
 }
 
-function contactBody(
-  email: string,
-  p: ContactPayload,
-  ledger: LedgerEntry | undefined,
-): { email: string; attributes?: Record<string, string | number | boolean>; emailBlacklisted?: true; listIds?: number[] } {
-  const attributes: Record<string, string | number | boolean> = {};
-  for (const [name, ch] of Object.entries(p.attrs)) {
-    const held = ledger?.attrs[name];
-    if (held === undefined || ch.at > held) attributes[name] = ch.v;
-  }
-  const body: { email: string; attributes?: Record<string, string | number | boolean>; emailBlacklisted?: true; listIds?: number[] } = { email };
-  if (Object.keys(attributes).length > 0) body.attributes = attributes;
-  if (p.blocklist && !ledger?.blocklisted) body.emailBlacklisted = true;
-  if (p.listIds && p.listIds.length > 0) body.listIds = p.listIds;
-  return body;
-}
-
-type Outcome =
-  | { kind: 'done'; ledger?: LedgerEntry }
-  | { kind: 'accepted'; ref: string; ledger?: LedgerEntry }
-  | { kind: 'retry'; err: BrevoError | Error }
-  | { kind: 'dead'; err: BrevoError | Error };
-
-function ledgerOf(op: OpRow): LedgerEntry {
-  const p = op.payload as ContactPayload;
-  return { email: op.email, attrs: Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at])), blocklisted: p.blocklist };
-}
-
-/** `EMAIL;REASON` lines of a Brevo import report file. */
-export function parseImportReport(csv: string): Array<{ email: string; reason: string }> {
-  const out: Array<{ email: string; reason: string }> = [];
-  for (const line of csv.split(/\r?\n/).slice(1)) {
-    if (!line.trim()) continue;
-    const [email, ...rest] = line.split(/[;,]/);
-    if (email) out.push({ email: email.trim().toLowerCase(), reason: rest.join(';').trim() || 'invalid row' });
-  }
-  return out;
-}
-
 export class Deliverer {
   private running = false;
   private loops: Promise<void>[] = [];
@@ -114,12 +68,8 @@ export class Deliverer {
   private readonly abort = new AbortController();
   private inflight = 0;
   private stopWaiters: Array<() => void> = [];
-  /**
-   * Contacts written by an import Brevo may not have applied yet (email -> when). A newer
-   * write for one of them goes by import too: a direct POST would land first and the older
-   * import would then overwrite it. Imports are applied in the order they were accepted.
-   */
-  private recentImports = new Map<string, number>();
+  /** The /contacts/import path: bulk writes and following their processes to the end. */
+  readonly imports: ContactImports;
 
   constructor(
     private readonly store: Store,
@@ -129,7 +79,9 @@ export class Deliverer {
     private readonly log: Logger,
     private readonly metrics: Metrics,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.imports = new ContactImports({ store, client, log, metrics, signal: this.abort.signal, now });
+  }
 
   start(): void {
     if (this.running) return;
@@ -254,22 +206,23 @@ export class Deliverer {
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
       if (ops.length === 1) {
-        await this.settle(ops, [await this.call(ops[0]!, () => this.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal), 'events')]);
+        await this.settle(ops, [await attemptCall(this.metrics, 'events', () => this.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal))]);
         return 1;
       }
       let partial: BatchEventsResult | undefined;
-      const outcome = await this.attempt(async () => {
+      const outcome = await attemptCall(this.metrics, 'events_batch', async () => {
         const res = await this.client.sendEvents(
           ops.map((o) => o.payload as EventPayload),
           this.abort.signal,
         );
         if (res.status === 207) partial = res.data;
-      }, 'events_batch');
+      });
       if (outcome.kind === 'dead') {
         // One bad event must not sink the batch: send them one by one to find it.
         this.log.warn({ count: ops.length, err: errorMessage(outcome.err) }, 'event batch refused; isolating the bad event(s) one by one');
         const outcomes: Outcome[] = [];
-        for (const op of ops) outcomes.push(await this.call(op, () => this.client.sendEvent(op.payload as EventPayload, this.abort.signal), 'events'));
+        for (const op of ops)
+          outcomes.push(await attemptCall(this.metrics, 'events', () => this.client.sendEvent(op.payload as EventPayload, this.abort.signal)));
         await this.settle(ops, outcomes);
       } else if (partial) {
         // 207: Brevo applied the others; only the listed indexes are refused, for good.
@@ -302,7 +255,7 @@ export class Deliverer {
     const limit = bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
     const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
     if (ops.length === 0) return 0;
-    if (bulk && (ops.length >= BULK_THRESHOLD || this.importedRecently(ops))) return this.importOps(ops, bulk.defaultListId);
+    if (bulk && this.imports.preferred(ops)) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
       const ledger = await this.store.getLedger(ops.map((o) => o.email));
       const outcomes: Outcome[] = new Array(ops.length);
@@ -311,32 +264,19 @@ export class Deliverer {
         while (next < ops.length) {
           const i = next++;
           const op = ops[i]!;
-          const p = op.payload as ContactPayload;
-          const body = contactBody(op.email, p, ledger.get(op.email));
-          const entry: LedgerEntry = {
-            email: op.email,
-            attrs: Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at])),
-            blocklisted: p.blocklist,
-          };
-          if (!body.attributes && !body.emailBlacklisted && !body.listIds) {
-            // Brevo already holds newer values for everything: nothing to send.
-            outcomes[i] = { kind: 'done', ledger: entry };
+          const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email));
+          if (nothingToSend(body)) {
+            outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
             continue;
           }
-          const o = await this.call(op, () => this.client.upsertContact(body, this.abort.signal), 'contacts');
-          outcomes[i] = o.kind === 'done' ? { kind: 'done', ledger: entry } : o;
+          const o = await attemptCall(this.metrics, 'contacts', () => this.client.upsertContact(body, this.abort.signal));
+          outcomes[i] = o.kind === 'done' ? { kind: 'done', ledger: ledgerOf(op) } : o;
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.opts.contactConcurrency, ops.length) }, worker));
       await this.settle(ops, outcomes);
       return ops.length;
     });
-  }
-
-  private importedRecently(ops: OpRow[]): boolean {
-    const since = this.now() - IMPORT_ORDER_MS;
-    if (this.recentImports.size > 50_000) for (const [email, at] of this.recentImports) if (at < since) this.recentImports.delete(email);
-    return ops.some((o) => (this.recentImports.get(o.email) ?? 0) >= since);
   }
 
   private async bulkLoop(): Promise<void> {
@@ -347,7 +287,7 @@ export class Deliverer {
         n = await this.deliverContactsBulk();
         if (this.now() - lastReconcile >= this.opts.bulk!.reconcileEveryMs) {
           lastReconcile = this.now();
-          await this.reconcileImports();
+          await this.imports.reconcile();
         }
       } catch (err) {
         this.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry');
@@ -373,124 +313,12 @@ export class Deliverer {
     return this.importOps(ops, bulk.defaultListId);
   }
 
-  /** Writes claimed contact operations through /contacts/import, blocklisting groups first. */
-  private async importOps(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>): Promise<number> {
+  /** Writes claimed contact operations through /contacts/import (see imports.ts). */
+  private importOps(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>): Promise<number> {
     return this.guarded(ops, async () => {
-      const ledger = await this.store.getLedger(ops.map((o) => o.email));
-      const outcomes: Outcome[] = new Array(ops.length);
-      // One import per (blocklist, list set): both apply to every row of an import.
-      const groups = new Map<string, Array<{ i: number; row: { email: string; attributes?: Record<string, string | number | boolean> } }>>();
-      for (let i = 0; i < ops.length; i++) {
-        const op = ops[i]!;
-        const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email));
-        if (!body.attributes && !body.emailBlacklisted && !body.listIds) {
-          outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
-          continue;
-        }
-        const listIds = body.listIds ?? [await defaultListId(op)];
-        const key = `${body.emailBlacklisted ? 'B' : '-'}|${listIds.join(',')}`;
-        const row = body.attributes ? { email: op.email, attributes: body.attributes } : { email: op.email };
-        const g = groups.get(key) ?? [];
-        g.push({ i, row });
-        groups.set(key, g);
-      }
-      // Blocklisting is the most urgent write: its imports go first.
-      for (const [key, members] of [...groups].sort(([a], [b]) => Number(b.startsWith('B')) - Number(a.startsWith('B')))) {
-        const [flag, ids] = key.split('|') as [string, string];
-        const listIds = ids.split(',').map(Number);
-        for (const chunk of chunkBySize(members, IMPORT_MAX_ROWS, IMPORT_MAX_BYTES, (m) => JSON.stringify(m.row).length + 1)) {
-          let processId: number | undefined;
-          const outcome = await this.attempt(async () => {
-            const res = await this.client.importContacts(
-              {
-                jsonBody: chunk.map((m) => m.row),
-                listIds,
-                updateExistingContacts: true,
-                emptyContactsAttributes: false,
-                disableNotification: true,
-                ...(flag === 'B' ? { emailBlacklist: true } : {}),
-              },
-              this.abort.signal,
-            );
-            processId = res.data?.processId;
-          }, 'contacts_import');
-          for (const m of chunk) {
-            const op = ops[m.i]!;
-            outcomes[m.i] =
-              outcome.kind === 'done'
-                ? processId !== undefined
-                  ? { kind: 'accepted', ref: `import:${processId}`, ledger: ledgerOf(op) }
-                  : { kind: 'done', ledger: ledgerOf(op) }
-                : outcome;
-            if (outcome.kind === 'done') this.recentImports.set(op.email, this.now());
-          }
-        }
-      }
-      await this.settle(ops, outcomes);
+      await this.settle(ops, await this.imports.write(ops, defaultListId));
       return ops.length;
     });
-  }
-
-  /**
-   * Follows accepted imports to their end within the /processes budget: one listing call
-   * covers up to 50 processes. Rows Brevo reports invalid become dead letters; the rest done.
-   */
-  async reconcileImports(): Promise<{ completed: number; open: number }> {
-    const awaiting = (await this.store.listAwaiting(1000)).filter((a) => a.ref.startsWith('import:'));
-    if (awaiting.length === 0) return { completed: 0, open: 0 };
-    if (this.client.governor && this.client.governor.waitMs('other') > 0) return { completed: 0, open: awaiting.length };
-    const want = new Map(awaiting.map((a) => [Number(a.ref.slice('import:'.length)), a.ref]));
-    const minId = Math.min(...want.keys());
-    let completed = 0;
-    for (let offset = 0; want.size > 0; offset += 50) {
-      if (offset > 0 && this.client.governor && this.client.governor.waitMs('other') > 0) break;
-      const { data } = await this.client.listProcesses(50, offset, this.abort.signal);
-      const procs = data?.processes ?? [];
-      for (const p of procs) {
-        const ref = want.get(p.id);
-        if (!ref) continue;
-        if (p.status === 'completed') {
-          await this.finishImport(ref, p);
-          completed++;
-          want.delete(p.id);
-        } else if (p.status === 'failed' || p.status === 'aborted') {
-          const rows = await this.store.opsByRef(ref);
-          await this.store.retryOps(
-            rows.map((r) => ({ id: r.id, nextAt: this.now(), code: 'import_failed', message: `Brevo import process ${p.id} ended ${p.status}` })),
-            this.now(),
-          );
-          want.delete(p.id);
-        } else want.delete(p.id); // still running: look again next round
-      }
-      if (procs.length < 50 || procs.every((p) => p.id < minId)) break;
-    }
-    return { completed, open: awaiting.length - completed };
-  }
-
-  private async finishImport(ref: string, p: BrevoProcess): Promise<void> {
-    const invalid = new Map<string, string>();
-    const files = ((p.info as { import?: Record<string, unknown> } | undefined)?.import ?? {}) as Record<string, unknown>;
-    for (const [name, url] of Object.entries(files)) {
-      if (typeof url !== 'string' || !/^https?:\/\//.test(url)) continue;
-      try {
-        // Report files are plain downloads: never send the API key to them.
-        const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-        if (res.ok) for (const r of parseImportReport(await res.text())) invalid.set(r.email, `${name}: ${r.reason}`);
-      } catch (err) {
-        this.log.warn({ ref, file: name, err: errorMessage(err) }, 'could not read a Brevo import report; its rows are counted as imported');
-      }
-    }
-    const rows = await this.store.opsByRef(ref);
-    const done = rows.filter((r) => !invalid.has(r.email)).map((r) => r.id);
-    const dead = rows
-      .filter((r) => invalid.has(r.email))
-      .map((r) => ({ id: r.id, code: 'import_invalid_row', message: `Brevo import ${p.id} refused the row: ${invalid.get(r.email)}` }));
-    if (done.length) await this.store.completeOps(done, this.now());
-    if (dead.length) {
-      await this.store.deadOps(dead, this.now());
-      for (const r of dead) this.metrics.dead.inc({ kind: 'contact', code: r.code });
-    }
-    this.metrics.delivered.inc({ kind: 'contact' }, done.length);
   }
 
   /**
@@ -516,23 +344,6 @@ export class Deliverer {
     } finally {
       this.inflight -= ops.length;
     }
-  }
-
-  private async attempt(fn: () => Promise<unknown>, endpoint: string): Promise<Outcome> {
-    try {
-      await fn();
-      this.metrics.brevoCalls.inc({ endpoint, status: 'ok' });
-      return { kind: 'done' };
-    } catch (err) {
-      const status = err instanceof BrevoError ? String(err.status) : 'error';
-      this.metrics.brevoCalls.inc({ endpoint, status });
-      if (err instanceof BrevoError && !err.retryable) return { kind: 'dead', err };
-      return { kind: 'retry', err: err as Error };
-    }
-  }
-
-  private call(_op: OpRow, fn: () => Promise<unknown>, endpoint: string): Promise<Outcome> {
-    return this.attempt(fn, endpoint);
   }
 
   private async settle(ops: OpRow[], outcomes: Outcome[]): Promise<void> {
@@ -579,23 +390,4 @@ export class Deliverer {
     if (retry.length > 0) await this.store.retryOps(retry, now);
     if (dead.length > 0) await this.store.deadOps(dead, now);
   }
-}
-
-/** Splits items into chunks of at most maxRows and about maxBytes each. */
-export function chunkBySize<T>(items: T[], maxRows: number, maxBytes: number, size: (t: T) => number): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let bytes = 0;
-  for (const it of items) {
-    const b = size(it);
-    if (cur.length > 0 && (cur.length >= maxRows || bytes + b > maxBytes)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(it);
-    bytes += b;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
 }
