@@ -11,7 +11,7 @@ import { CertCache, type VerifySnsOptions } from '../ses/sns.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { InboxWriter, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
-import { Deliverer, type DeliveryOptions } from './deliver.js';
+import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
 import { ensureAttributes, type AttributeReport } from './setup.js';
 import { makeOwnerId, isOwnerGone } from './owner.js';
 import { collectStatus, type StatusReport } from './status.js';
@@ -23,6 +23,40 @@ import type { SESv2Client } from '@aws-sdk/client-sesv2';
 import { startEngineThread, type EngineLink } from './thread.js';
 import { ENGINE_METRICS } from './metrics.js';
 import { WriteGate } from '../store/sqlite/gate.js';
+
+/** Realtime contacts claimed per round; written in parallel (delivery.concurrency) within the governor's budget. */
+const CONTACT_CLAIM = 50;
+
+/**
+ * How long a claimed operation stays with its worker: longer than any round takes (Brevo's
+ * timeout, governor waits), so a live worker keeps its work, and a dead one's comes back after it.
+ */
+const DELIVERY_LEASE_MS = 120_000;
+
+/** Backfill contacts per bulk claim: room for full imports (IMPORT_MAX_ROWS each) after the split by list set. */
+const BULK_CLAIM = 20_000;
+
+/** How often accepted imports are followed up; the governor keeps these /processes calls within their 100 an hour. */
+const RECONCILE_EVERY_MS = 30_000;
+
+/** Envelopes planned per slice: small slices keep the event loop free for webhooks between them (benchmarked). */
+const PLAN_SLICE = 50;
+
+/** Notifications per second from which webhooks count as a burst (when the event loop is saturated too). */
+const BURST_RATE = 200;
+
+/** How often the answering thread tells the engine thread whether it is saturated. */
+const PRESSURE_PUBLISH_MS = 100;
+
+/** How often the Brevo budget is saved to the store, where `tajo-ses status` (another process) reads it. */
+const GOVERNOR_SNAPSHOT_MS = 5000;
+
+/** How often waitIdle looks at the queues, and follows accepted imports (at most). */
+const WAIT_IDLE_POLL_MS = 100;
+const WAIT_IDLE_RECONCILE_MS = 1000;
+
+/** How often a backfill looks whether its bulk writes were accepted. */
+const BACKFILL_ACCEPTED_POLL_MS = 50;
 
 export interface ConnectorOptions {
   logger?: Logger;
@@ -122,32 +156,32 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   // Is the thread that answers webhooks saturated? On the engine thread the answer comes
   // from that thread, through shared memory (cell 0 is 1 while it is).
   const ingestPressure = opts.ingestPressure ?? (opts.engine === 'thread' ? new Int32Array(new SharedArrayBuffer(4)) : undefined);
-  const pressure = opts.ingestPressure ? () => Atomics.load(opts.ingestPressure!, 0) === 1 : () => webhook.rate() > 200 && elu.busy();
+  const pressure = opts.ingestPressure ? () => Atomics.load(opts.ingestPressure!, 0) === 1 : () => webhook.rate() > BURST_RATE && elu.busy();
   const delivery: DeliveryOptions = {
     maxAttempts: cfg.delivery.max_attempts,
     backoffBaseMs: cfg.delivery.backoff_base,
     backoffMaxMs: cfg.delivery.backoff_max,
     eventBatchSize: cfg.delivery.batch_size,
-    contactBatchSize: 50,
+    contactBatchSize: CONTACT_CLAIM,
     contactConcurrency: cfg.delivery.concurrency,
-    leaseMs: 120_000,
+    leaseMs: DELIVERY_LEASE_MS,
     lanes: ['realtime'],
     underPressure: () => pressure(),
-    bulk: { lanes: ['backfill'], claimLimit: 20_000, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: 30_000 },
+    bulk: { lanes: ['backfill'], claimLimit: BULK_CLAIM, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: RECONCILE_EVERY_MS },
     ...opts.delivery,
   };
-  const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
-  const processor = new Processor(
+  const deliverer = new Deliverer({ store, client, delivery, owner, log, metrics, now });
+  const processor = new Processor({
     store,
-    ses,
+    plan: ses,
     owner,
     log,
     metrics,
-    () => deliverer.wake('realtime'),
-    50,
+    onPlanned: () => deliverer.wake('realtime'),
+    batchSize: PLAN_SLICE,
     now,
-    () => pressure(),
-  );
+    underPressure: () => pressure(),
+  });
   let engine: EngineLink | undefined;
   const wake = (what: 'stored' | 'all' = 'all') => {
     if (engine) return engine.wake(what);
@@ -155,7 +189,15 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     if (what === 'all') deliverer.wake();
   };
   // A stored envelope needs planning; planning wakes the delivery loops it feeds.
-  webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => wake('stored'), now);
+  webhook = new WebhookIngest({
+    writer,
+    cfg: ses,
+    verify: verifyOptions(ses, new CertCache(), opts.verify),
+    log,
+    metrics,
+    onStored: () => wake('stored'),
+    now,
+  });
 
   let sesClient: { client: SESv2Client; limiter: RateLimiter } | undefined;
   const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));
@@ -191,7 +233,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
           pressure: ingestPressure!.buffer as SharedArrayBuffer,
         });
         // During a burst the engine holds back (as the inline loops do), so acknowledgements get the CPU.
-        pressureTimer = setInterval(() => Atomics.store(ingestPressure!, 0, pressure() ? 1 : 0), 100);
+        pressureTimer = setInterval(() => Atomics.store(ingestPressure!, 0, pressure() ? 1 : 0), PRESSURE_PUBLISH_MS);
         pressureTimer.unref();
         return;
       }
@@ -209,11 +251,11 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
       }
       processor.start();
       deliverer.start();
-      snapshot = setInterval(() => void saveGovernor(), 5000);
+      snapshot = setInterval(() => void saveGovernor(), GOVERNOR_SNAPSHOT_MS);
       snapshot.unref();
       started = true;
     },
-    async stop(graceMs = 20_000) {
+    async stop(graceMs = DEFAULT_STOP_GRACE_MS) {
       await writer.drain();
       clearInterval(pressureTimer);
       if (engine) await engine.stop(graceMs);
@@ -253,7 +295,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
             while ((await backfillOpen()) > 0) {
               if (hooks.signal?.aborted) throw new Error('backfill stopped');
               wake();
-              await new Promise((r) => setTimeout(r, 50));
+              await new Promise((r) => setTimeout(r, BACKFILL_ACCEPTED_POLL_MS));
             }
           },
           ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
@@ -276,11 +318,11 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
         if (open === 0) return;
         if (Date.now() > deadline) throw new Error(`still ${open} open item(s) after ${timeoutMs} ms`);
         wake();
-        if (!engine && wopts.includeAwaiting && Date.now() - lastReconcile > 1000 && st.ops.some((o) => o.state === 'awaiting')) {
+        if (!engine && wopts.includeAwaiting && Date.now() - lastReconcile > WAIT_IDLE_RECONCILE_MS && st.ops.some((o) => o.state === 'awaiting')) {
           lastReconcile = Date.now();
           await deliverer.imports.reconcile().catch(() => undefined);
         }
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, WAIT_IDLE_POLL_MS));
       }
     },
   };

@@ -45,6 +45,20 @@ export interface DeliveryOptions {
   };
 }
 
+export interface DelivererOptions {
+  store: Store;
+  client: BrevoClient;
+  delivery: DeliveryOptions;
+  /** This process's lease owner id (owner.ts). */
+  owner: string;
+  log: Logger;
+  metrics: Metrics;
+  now?: () => number;
+}
+
+/** How long in-flight Brevo calls get to finish at stop before they are cut (their leases then bring them back). */
+export const DEFAULT_STOP_GRACE_MS = 20_000;
+
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
 export const REALTIME_BULK_CLAIM = 500;
 
@@ -71,16 +85,23 @@ export class Deliverer {
   /** The /contacts/import path: bulk writes and following their processes to the end. */
   readonly imports: ContactImports;
 
-  constructor(
-    private readonly store: Store,
-    private readonly client: BrevoClient,
-    private readonly opts: DeliveryOptions,
-    private readonly owner: string,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.imports = new ContactImports({ store, client, log, metrics, signal: this.abort.signal, now });
+  private readonly store: Store;
+  private readonly client: BrevoClient;
+  private readonly opts: DeliveryOptions;
+  private readonly owner: string;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly now: () => number;
+
+  constructor(o: DelivererOptions) {
+    this.store = o.store;
+    this.client = o.client;
+    this.opts = o.delivery;
+    this.owner = o.owner;
+    this.log = o.log;
+    this.metrics = o.metrics;
+    this.now = o.now ?? Date.now;
+    this.imports = new ContactImports({ store: o.store, client: o.client, log: o.log, metrics: o.metrics, signal: this.abort.signal, now: this.now });
   }
 
   start(): void {
@@ -104,7 +125,7 @@ export class Deliverer {
    * delivers them again. Brevo does not deduplicate events, so a call whose answer was
    * lost can arrive twice; each carries its `event_key` for automations to dedupe on.
    */
-  async stop(graceMs = 20_000): Promise<void> {
+  async stop(graceMs = DEFAULT_STOP_GRACE_MS): Promise<void> {
     if (!this.running) return;
     this.running = false;
     this.wake();

@@ -71,6 +71,17 @@ export function verifyOptions(cfg: SesConnectorConfig, certCache: CertCache, ove
   };
 }
 
+export interface WebhookIngestOptions {
+  writer: InboxWriter;
+  cfg: SesConnectorConfig;
+  verify: VerifySnsOptions;
+  log: Logger;
+  metrics: Metrics;
+  /** Called after a new envelope is committed (wakes planning). */
+  onStored: () => void;
+  now?: () => number;
+}
+
 export class WebhookIngest {
   private windowStart = 0;
   private windowCount = 0;
@@ -92,15 +103,23 @@ export class WebhookIngest {
     this.windowCount++;
   }
 
-  constructor(
-    private readonly writer: InboxWriter,
-    private readonly cfg: SesConnectorConfig,
-    private readonly verify: VerifySnsOptions,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
-    private readonly onStored: () => void,
-    private readonly now: () => number = Date.now,
-  ) {}
+  private readonly writer: InboxWriter;
+  private readonly cfg: SesConnectorConfig;
+  private readonly verify: VerifySnsOptions;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly onStored: () => void;
+  private readonly now: () => number;
+
+  constructor(o: WebhookIngestOptions) {
+    this.writer = o.writer;
+    this.cfg = o.cfg;
+    this.verify = o.verify;
+    this.log = o.log;
+    this.metrics = o.metrics;
+    this.onStored = o.onStored;
+    this.now = o.now ?? Date.now;
+  }
 
   private reject(reason: string, status: number, message: string): WebhookAnswer {
     this.metrics.webhookRequests.inc({ outcome: reason });

@@ -71,34 +71,66 @@ export function normalizeInbox(
   return { outcomes, records };
 }
 
+export interface ProcessorOptions {
+  store: Store;
+  plan: PlanConfig;
+  owner: string;
+  log: Logger;
+  metrics: Metrics;
+  /** Called after a batch planned operations (wakes the delivery loops they feed). */
+  onPlanned: () => void;
+  /** Envelopes claimed per batch (default 500). */
+  batchSize?: number;
+  now?: () => number;
+  /**
+   * During a burst of webhooks, acknowledging SNS quickly matters more than planning:
+   * the stored envelopes wait (at most `maxDeferMs`, default 2000) and the CPU goes to ingestion.
+   */
+  underPressure?: () => boolean;
+  maxDeferMs?: number;
+  /** Small slices keep the event loop free for webhooks between them (default 1 ms). */
+  slicePauseMs?: number;
+  /** After a partial batch, wait this long (not cut short by new envelopes) so the next one is fuller (default 50 ms). */
+  lingerMs?: number;
+}
+
+/** How long a claimed envelope stays with this worker: far longer than any batch takes to plan and commit. */
+const INBOX_LEASE_MS = 60_000;
+
 export class Processor {
   private running = false;
   private loopPromise: Promise<void> | undefined;
   private wakeup: (() => void) | undefined;
+  private readonly store: Store;
+  private readonly plan: PlanConfig;
+  private readonly owner: string;
+  private readonly log: Logger;
+  private readonly metrics: Metrics;
+  private readonly onPlanned: () => void;
+  private readonly batchSize: number;
+  private readonly now: () => number;
+  private readonly underPressure: () => boolean;
+  private readonly maxDeferMs: number;
+  private readonly slicePauseMs: number;
+  private readonly lingerMs: number;
 
-  constructor(
-    private readonly store: Store,
-    private readonly plan: PlanConfig,
-    private readonly owner: string,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
-    private readonly onPlanned: () => void,
-    private readonly batchSize = 500,
-    private readonly now: () => number = Date.now,
-    /**
-     * During a burst of webhooks, acknowledging SNS quickly matters more than planning:
-     * the stored envelopes wait (at most `maxDeferMs`) and the CPU goes to ingestion.
-     */
-    private readonly underPressure: () => boolean = () => false,
-    private readonly maxDeferMs = 2000,
-    /** Small slices keep the event loop free for webhooks between them. */
-    private readonly slicePauseMs = 1,
-    /** After a partial batch, wait this long (not cut short by new envelopes) so the next one is fuller. */
-    private readonly lingerMs = 50,
-  ) {}
+  constructor(o: ProcessorOptions) {
+    this.store = o.store;
+    this.plan = o.plan;
+    this.owner = o.owner;
+    this.log = o.log;
+    this.metrics = o.metrics;
+    this.onPlanned = o.onPlanned;
+    this.batchSize = o.batchSize ?? 500;
+    this.now = o.now ?? Date.now;
+    this.underPressure = o.underPressure ?? (() => false);
+    this.maxDeferMs = o.maxDeferMs ?? 2000;
+    this.slicePauseMs = o.slicePauseMs ?? 1;
+    this.lingerMs = o.lingerMs ?? 50;
+  }
 
   async runOnce(): Promise<ProcessResult> {
-    const rows = await this.store.claimInbox(this.batchSize, this.owner, 60_000, this.now());
+    const rows = await this.store.claimInbox(this.batchSize, this.owner, INBOX_LEASE_MS, this.now());
     if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
     let { outcomes, records } = normalizeInbox(rows, this.metrics, this.plan);
     let ops: ReturnType<typeof planBrevoOperations>;
