@@ -11,6 +11,7 @@ import { errorMessage } from '../core/errors.js';
 import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
 import { attemptCall, type Outcome } from './outcome.js';
 import { ContactImports } from './imports.js';
+import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
 
 export interface DeliveryOptions {
   maxAttempts: number;
@@ -59,6 +60,15 @@ export interface DelivererOptions {
 /** How long in-flight Brevo calls get to finish at stop before they are cut (their leases then bring them back). */
 export const DEFAULT_STOP_GRACE_MS = 20_000;
 
+/** Wait after a delivery round that found nothing (new work cuts it short). */
+const DELIVERY_IDLE_MS = 250;
+
+/** After a round of events that found less than a full batch (see DeliveryOptions.lingerMs). */
+const DEFAULT_LINGER_MS = 100;
+
+/** How often leases that ran out are looked for: a dead worker's operations come back within this after their lease. */
+const LEASE_RECOVERY_EVERY_MS = 15_000;
+
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
 export const REALTIME_BULK_CLAIM = 500;
 
@@ -77,11 +87,9 @@ export function plannedCall(op: Pick<OpRow, 'kind' | 'email' | 'payload'>): { me
 
 export class Deliverer {
   private running = false;
-  private loops: Promise<void>[] = [];
-  private wakeups = new Set<{ bulk: boolean; done: () => void }>();
+  private loops: { realtime: PollLoop[]; bulk: PollLoop | undefined; all: PollLoop[] } | undefined;
   private readonly abort = new AbortController();
   private inflight = 0;
-  private stopWaiters: Array<() => void> = [];
   /** The /contacts/import path: bulk writes and following their processes to the end. */
   readonly imports: ContactImports;
 
@@ -107,8 +115,10 @@ export class Deliverer {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loops = [this.loop('event'), this.loop('contact'), this.maintenance()];
-    if (this.opts.bulk) this.loops.push(this.bulkLoop());
+    const realtime = [this.deliveryLoop('event'), this.deliveryLoop('contact')];
+    const bulk = this.opts.bulk ? this.bulkLoop(this.opts.bulk.reconcileEveryMs) : undefined;
+    this.loops = { realtime, bulk, all: [...realtime, this.maintenanceLoop(), ...(bulk ? [bulk] : [])] };
+    for (const l of this.loops.all) l.start();
   }
 
   /**
@@ -116,7 +126,8 @@ export class Deliverer {
    * bulk loop of the backfill lane asleep: waking it would only cost an empty claim.
    */
   wake(scope: 'all' | 'realtime' = 'all'): void {
-    for (const w of this.wakeups) if (scope === 'all' || !w.bulk) w.done();
+    for (const l of this.loops?.realtime ?? []) l.wake();
+    if (scope === 'all') this.loops?.bulk?.wake();
   }
 
   /**
@@ -128,11 +139,9 @@ export class Deliverer {
   async stop(graceMs = DEFAULT_STOP_GRACE_MS): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    this.wake();
-    for (const w of this.stopWaiters.splice(0)) w();
     const timer = setTimeout(() => this.abort.abort(new Error('shutdown')), graceMs);
     try {
-      await Promise.all(this.loops);
+      await Promise.all((this.loops?.all ?? []).map((l) => l.stop()));
     } finally {
       clearTimeout(timer);
     }
@@ -142,75 +151,49 @@ export class Deliverer {
     return this.inflight;
   }
 
-  private async idle(ms: number, bulk = false): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const w = {
-        bulk,
-        done: () => {
-          clearTimeout(t);
-          this.wakeups.delete(w);
-          resolve();
-        },
-      };
-      const t = setTimeout(w.done, ms);
-      this.wakeups.add(w);
+  /** Work whose worker died (lease expired) becomes due again, also in a long-running process. */
+  private maintenanceLoop(): PollLoop {
+    return new PollLoop({
+      round: async () => {
+        const n = await this.store.recoverExpired(this.now());
+        if (n > 0) this.log.info({ operations: n }, 'resumed operations whose lease expired');
+        return 0; // one round per LEASE_RECOVERY_EVERY_MS, whatever it found
+      },
+      onError: (err) => this.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry'),
+      idleMs: LEASE_RECOVERY_EVERY_MS,
+      retryMs: 0,
+      idleFirst: true,
     });
   }
 
-  /** Work whose worker died (lease expired) becomes due again, also in a long-running process. */
-  private async maintenance(): Promise<void> {
-    while (this.running) {
-      await this.pause(15_000);
-      if (!this.running) break;
-      try {
-        const n = await this.store.recoverExpired(this.now());
-        if (n > 0) this.log.info({ operations: n }, 'resumed operations whose lease expired');
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry');
-      }
-    }
-  }
-
-  private async loop(kind: OpKind): Promise<void> {
-    let deferSince = 0;
-    while (this.running) {
-      let n = 0;
-      if (this.opts.underPressure?.()) {
-        deferSince ||= this.now();
-        if (this.now() - deferSince < (this.opts.maxDeferMs ?? 2000)) {
-          await this.idle(50);
-          continue;
-        }
-      }
-      deferSince = 0;
-      try {
-        n = kind === 'event' ? await this.deliverEvents() : await this.deliverContacts();
-      } catch (err) {
-        this.log.error({ err: errorMessage(err), kind }, 'delivery round failed; will retry');
-        await this.idle(1000);
-      }
-      if (n === 0 && this.running) await this.idle(250);
+  private deliveryLoop(kind: OpKind): PollLoop {
+    const lingerMs = this.opts.lingerMs ?? DEFAULT_LINGER_MS;
+    return new PollLoop({
+      round: () => (kind === 'event' ? this.deliverEvents() : this.deliverContacts()),
+      onError: (err) => this.log.error({ err: errorMessage(err), kind }, 'delivery round failed; will retry'),
+      idleMs: DELIVERY_IDLE_MS,
       // Events only: a few contacts go out at once as single writes (a blocklisting must not
       // wait), while a backlog of them is written in bulk anyway.
-      else if (kind === 'event' && n < this.opts.eventBatchSize && this.running) await this.linger();
-    }
+      pauseMs: (n) => (kind === 'event' && n < this.opts.eventBatchSize ? lingerMs : 0),
+      ...(this.opts.underPressure ? { defer: { underPressure: this.opts.underPressure, maxDeferMs: this.opts.maxDeferMs ?? DEFAULT_MAX_DEFER_MS } } : {}),
+      now: this.now,
+    });
   }
 
-  private async linger(): Promise<void> {
-    const ms = this.opts.lingerMs ?? 100;
-    if (ms > 0) await this.pause(ms);
-  }
-
-  /** A pause that new work does not cut short (stopping does). */
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.stopWaiters = this.stopWaiters.filter((w) => w !== done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.stopWaiters.push(done);
+  private bulkLoop(reconcileEveryMs: number): PollLoop {
+    let lastReconcile = 0;
+    return new PollLoop({
+      round: async () => {
+        const n = await this.deliverContactsBulk();
+        if (this.now() - lastReconcile >= reconcileEveryMs) {
+          lastReconcile = this.now();
+          await this.imports.reconcile();
+        }
+        return n;
+      },
+      onError: (err) => this.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry'),
+      idleMs: DELIVERY_IDLE_MS,
+      now: this.now,
     });
   }
 
@@ -298,24 +281,6 @@ export class Deliverer {
       await this.settle(ops, outcomes);
       return ops.length;
     });
-  }
-
-  private async bulkLoop(): Promise<void> {
-    let lastReconcile = 0;
-    while (this.running) {
-      let n = 0;
-      try {
-        n = await this.deliverContactsBulk();
-        if (this.now() - lastReconcile >= this.opts.bulk!.reconcileEveryMs) {
-          lastReconcile = this.now();
-          await this.imports.reconcile();
-        }
-      } catch (err) {
-        this.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry');
-        await this.idle(1000, true);
-      }
-      if (n === 0 && this.running) await this.idle(250, true);
-    }
   }
 
   /** One round of bulk contact writes through /contacts/import; returns how many operations it handled. */

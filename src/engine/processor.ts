@@ -7,6 +7,7 @@ import { planBrevoOperations, type PlanConfig } from '../core/plan.js';
 import type { SesEventRecord } from '../core/types.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage } from '../core/errors.js';
+import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
 
 export interface ProcessResult {
   envelopes: number;
@@ -94,13 +95,14 @@ export interface ProcessorOptions {
   lingerMs?: number;
 }
 
+/** Wait after a round that found no stored envelope (a new one cuts it short). */
+const PROCESSOR_IDLE_MS = 200;
+
 /** How long a claimed envelope stays with this worker: far longer than any batch takes to plan and commit. */
 const INBOX_LEASE_MS = 60_000;
 
 export class Processor {
-  private running = false;
-  private loopPromise: Promise<void> | undefined;
-  private wakeup: (() => void) | undefined;
+  private readonly loop: PollLoop;
   private readonly store: Store;
   private readonly plan: PlanConfig;
   private readonly owner: string;
@@ -109,10 +111,6 @@ export class Processor {
   private readonly onPlanned: () => void;
   private readonly batchSize: number;
   private readonly now: () => number;
-  private readonly underPressure: () => boolean;
-  private readonly maxDeferMs: number;
-  private readonly slicePauseMs: number;
-  private readonly lingerMs: number;
 
   constructor(o: ProcessorOptions) {
     this.store = o.store;
@@ -123,10 +121,15 @@ export class Processor {
     this.onPlanned = o.onPlanned;
     this.batchSize = o.batchSize ?? 500;
     this.now = o.now ?? Date.now;
-    this.underPressure = o.underPressure ?? (() => false);
-    this.maxDeferMs = o.maxDeferMs ?? 2000;
-    this.slicePauseMs = o.slicePauseMs ?? 1;
-    this.lingerMs = o.lingerMs ?? 50;
+    const { slicePauseMs = 1, lingerMs = 50 } = o;
+    this.loop = new PollLoop({
+      round: async () => (await this.runOnce()).envelopes,
+      onError: (err) => this.log.error({ err: errorMessage(err) }, 'processing stored envelopes failed; will retry'),
+      idleMs: PROCESSOR_IDLE_MS,
+      pauseMs: (n) => (n < this.batchSize ? lingerMs : slicePauseMs),
+      defer: { underPressure: o.underPressure ?? (() => false), maxDeferMs: o.maxDeferMs ?? DEFAULT_MAX_DEFER_MS, catchUp: true },
+      now: this.now,
+    });
   }
 
   async runOnce(): Promise<ProcessResult> {
@@ -147,57 +150,15 @@ export class Processor {
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loopPromise = (async () => {
-      let deferSince = 0;
-      let catchingUp = false;
-      while (this.running) {
-        let n = 0;
-        if (!catchingUp && this.underPressure()) {
-          deferSince ||= this.now();
-          if (this.now() - deferSince < this.maxDeferMs) {
-            await this.idle(50);
-            continue;
-          }
-          // Deferred long enough: catch up on everything stored before yielding again.
-          catchingUp = true;
-        }
-        deferSince = 0;
-        try {
-          n = (await this.runOnce()).envelopes;
-          if (n === 0) catchingUp = false;
-        } catch (err) {
-          this.log.error({ err: errorMessage(err) }, 'processing stored envelopes failed; will retry');
-          await this.idle(1000);
-        }
-        if (n === 0 && this.running) await this.idle(200);
-        else if (this.running) await new Promise((r) => setTimeout(r, n < this.batchSize ? this.lingerMs : this.slicePauseMs));
-      }
-    })();
+    this.loop.start();
   }
 
+  /** Envelopes were stored: stop idling. */
   wake(): void {
-    this.wakeup?.();
-  }
-
-  private idle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wakeup = undefined;
-        resolve();
-      }, ms);
-      this.wakeup = () => {
-        clearTimeout(t);
-        this.wakeup = undefined;
-        resolve();
-      };
-    });
+    this.loop.wake();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.wake();
-    await this.loopPromise;
+    await this.loop.stop();
   }
 }
