@@ -71,6 +71,29 @@ export function verifyOptions(cfg: SesConnectorConfig, certCache: CertCache, ove
   };
 }
 
+/** Notifications per second over the last quarter second: the engine yields to a burst. */
+export class IngestRate {
+  private windowStart = 0;
+  private windowCount = 0;
+  private lastRate = 0;
+
+  perSecond(now = Date.now()): number {
+    const age = now - this.windowStart;
+    if (age > 500) return 0;
+    return age > 250 ? this.lastRate : Math.max(this.lastRate, (this.windowCount * 1000) / Math.max(age, 50));
+  }
+
+  /** One notification arrived. */
+  count(now: number): void {
+    if (now - this.windowStart > 250) {
+      this.lastRate = (this.windowCount * 1000) / Math.max(1, now - this.windowStart);
+      this.windowStart = now;
+      this.windowCount = 0;
+    }
+    this.windowCount++;
+  }
+}
+
 export interface WebhookIngestOptions {
   writer: InboxWriter;
   cfg: SesConnectorConfig;
@@ -79,30 +102,12 @@ export interface WebhookIngestOptions {
   metrics: Metrics;
   /** Called after a new envelope is committed (wakes planning). */
   onStored: () => void;
+  /** Counts every request (default: a rate of its own). */
+  rate?: IngestRate;
   now?: () => number;
 }
 
 export class WebhookIngest {
-  private windowStart = 0;
-  private windowCount = 0;
-  private lastRate = 0;
-
-  /** Notifications per second over the last quarter second: the processor yields to a burst. */
-  rate(now = Date.now()): number {
-    const age = now - this.windowStart;
-    if (age > 500) return 0;
-    return age > 250 ? this.lastRate : Math.max(this.lastRate, (this.windowCount * 1000) / Math.max(age, 50));
-  }
-
-  private count(now: number): void {
-    if (now - this.windowStart > 250) {
-      this.lastRate = (this.windowCount * 1000) / Math.max(1, now - this.windowStart);
-      this.windowStart = now;
-      this.windowCount = 0;
-    }
-    this.windowCount++;
-  }
-
   private readonly writer: InboxWriter;
   private readonly cfg: SesConnectorConfig;
   private readonly verify: VerifySnsOptions;
@@ -110,6 +115,8 @@ export class WebhookIngest {
   private readonly metrics: Metrics;
   private readonly onStored: () => void;
   private readonly now: () => number;
+  /** Requests per second, whatever their outcome. */
+  readonly rate: IngestRate;
 
   constructor(o: WebhookIngestOptions) {
     this.writer = o.writer;
@@ -119,6 +126,7 @@ export class WebhookIngest {
     this.metrics = o.metrics;
     this.onStored = o.onStored;
     this.now = o.now ?? Date.now;
+    this.rate = o.rate ?? new IngestRate();
   }
 
   private reject(reason: string, status: number, message: string): WebhookAnswer {
@@ -128,7 +136,7 @@ export class WebhookIngest {
 
   /** The whole `POST /webhooks/amazon-ses` decision, independent of the HTTP framework. */
   async handle(body: string): Promise<WebhookAnswer> {
-    this.count(Date.now());
+    this.rate.count(Date.now());
     let env: SnsEnvelope;
     try {
       env = await verifySnsMessage(body, this.verify);
