@@ -12,6 +12,7 @@ import { BrevoClient } from '../brevo/client.js';
 import { Governor } from '../brevo/governor.js';
 import { CertCache, type VerifySnsOptions } from '../ses/sns.js';
 import { createSesClient, type RateLimiter, type SesClientOptions } from '../ses/client.js';
+import { TajoError } from '../core/errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
@@ -276,7 +277,7 @@ async function backfillHere(
       onQueued: () => wake(),
       waitAccepted: async () => {
         while ((await backfillOpen(store)) > 0) {
-          if (hooks.signal?.aborted) throw new Error('backfill stopped');
+          if (hooks.signal?.aborted) throw new TajoError('backfill_stopped', 'backfill stopped');
           wake();
           await sleep(BACKFILL_ACCEPTED_POLL_MS);
         }
@@ -302,7 +303,8 @@ async function waitForIdle(store: Store, engine: Engine, timeoutMs: number, opts
     const st = await store.stats();
     const open = (st.inbox.pending ?? 0) + st.ops.filter((o) => openStates.has(o.state)).reduce((a, o) => a + o.count, 0);
     if (open === 0) return;
-    if (Date.now() > deadline) throw new Error(`still ${open} open item(s) after ${timeoutMs} ms`);
+    if (Date.now() > deadline)
+      throw new TajoError('wait_idle_timeout', `still ${open} open item(s) after ${timeoutMs} ms`, { retryable: true, details: { open } });
     engine.wake('all');
     if (engine.followImports && opts.includeAwaiting && Date.now() - lastReconcile > WAIT_IDLE_RECONCILE_MS && st.ops.some((o) => o.state === 'awaiting')) {
       lastReconcile = Date.now();

@@ -7,7 +7,7 @@ import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import type { Metrics } from './metrics.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, TajoError } from '../core/errors.js';
 import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
 import { attemptCall, type Outcome } from './outcome.js';
 import { ContactImports } from './imports.js';
@@ -139,7 +139,7 @@ export class Deliverer {
   async stop(graceMs = DEFAULT_STOP_GRACE_MS): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    const timer = setTimeout(() => this.abort.abort(new Error('shutdown')), graceMs);
+    const timer = setTimeout(() => this.abort.abort(new TajoError('shutting_down', 'shutdown', { retryable: true })), graceMs);
     try {
       await Promise.all((this.loops?.all ?? []).map((l) => l.stop()));
     } finally {
