@@ -70,34 +70,7 @@ export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: Engi
   const waiting = new Map<number, (text: string) => void>();
   let stopped: (() => void) | undefined;
 
-  await new Promise<void>((resolve, reject) => {
-    const startTimeoutMs = opts.startTimeoutMs ?? ENGINE_START_TIMEOUT_MS;
-    const timer = setTimeout(
-      () => reject(new TajoError('engine_start_timeout', `the engine thread did not start within ${startTimeoutMs / 1000} s`, { retryable: true })),
-      startTimeoutMs,
-    );
-    const early = (err: Error) => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    worker.once('error', early);
-    worker.once('exit', (code) =>
-      early(new TajoError('engine_exited', `the engine thread exited with code ${code} while starting`, { details: { exitCode: code } })),
-    );
-    worker.on('message', function first(msg: FromEngine) {
-      if (msg.type !== 'ready' && msg.type !== 'failed') return;
-      clearTimeout(timer);
-      worker.off('message', first);
-      worker.off('error', early);
-      worker.removeAllListeners('exit');
-      if (msg.type === 'ready') resolve();
-      // The engine's own error, code included (a refused Brevo key stays `unauthorized`).
-      else reject(new TajoError(msg.code ?? 'engine_start_failed', msg.error, { retryable: msg.retryable ?? false }));
-    });
-  }).catch(async (err: unknown) => {
-    await worker.terminate();
-    throw err;
-  });
+  await whenReady(worker, opts.startTimeoutMs ?? ENGINE_START_TIMEOUT_MS);
 
   worker.on('message', (msg: FromEngine) => {
     if (msg.type === 'governor') rate = msg.status;
@@ -151,6 +124,37 @@ export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: Engi
       clearTimeout(timer);
     },
   };
+}
+
+/** Resolves once the engine thread says it is ready; otherwise ends it and rejects with why. */
+async function whenReady(worker: Worker, startTimeoutMs: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new TajoError('engine_start_timeout', `the engine thread did not start within ${startTimeoutMs / 1000} s`, { retryable: true })),
+      startTimeoutMs,
+    );
+    const early = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    worker.once('error', early);
+    worker.once('exit', (code) =>
+      early(new TajoError('engine_exited', `the engine thread exited with code ${code} while starting`, { details: { exitCode: code } })),
+    );
+    worker.on('message', function first(msg: FromEngine) {
+      if (msg.type !== 'ready' && msg.type !== 'failed') return;
+      clearTimeout(timer);
+      worker.off('message', first);
+      worker.off('error', early);
+      worker.removeAllListeners('exit');
+      if (msg.type === 'ready') resolve();
+      // The engine's own error, code included (a refused Brevo key stays `unauthorized`).
+      else reject(new TajoError(msg.code ?? 'engine_start_failed', msg.error, { retryable: msg.retryable ?? false }));
+    });
+  }).catch(async (err: unknown) => {
+    await worker.terminate();
+    throw err;
+  });
 }
 
 /**
