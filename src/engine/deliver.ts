@@ -93,21 +93,11 @@ export class Deliverer {
   /** The /contacts/import path: bulk writes and following their processes to the end. */
   readonly imports: ContactImports;
 
-  private readonly store: Store;
-  private readonly client: BrevoClient;
   private readonly opts: DeliveryOptions;
-  private readonly owner: string;
-  private readonly log: Logger;
-  private readonly metrics: Metrics;
   private readonly now: () => number;
 
-  constructor(o: DelivererOptions) {
-    this.store = o.store;
-    this.client = o.client;
+  constructor(private readonly o: DelivererOptions) {
     this.opts = o.delivery;
-    this.owner = o.owner;
-    this.log = o.log;
-    this.metrics = o.metrics;
     this.now = o.now ?? Date.now;
     this.imports = new ContactImports({ store: o.store, client: o.client, log: o.log, metrics: o.metrics, signal: this.abort.signal, now: this.now });
   }
@@ -155,11 +145,11 @@ export class Deliverer {
   private maintenanceLoop(): PollLoop {
     return new PollLoop({
       round: async () => {
-        const n = await this.store.recoverExpired(this.now());
-        if (n > 0) this.log.info({ operations: n }, 'resumed operations whose lease expired');
+        const n = await this.o.store.recoverExpired(this.now());
+        if (n > 0) this.o.log.info({ operations: n }, 'resumed operations whose lease expired');
         return 0; // one round per LEASE_RECOVERY_EVERY_MS, whatever it found
       },
-      onError: (err) => this.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry'),
+      onError: (err) => this.o.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry'),
       idleMs: LEASE_RECOVERY_EVERY_MS,
       retryMs: 0,
       idleFirst: true,
@@ -170,7 +160,7 @@ export class Deliverer {
     const lingerMs = this.opts.lingerMs ?? DEFAULT_LINGER_MS;
     return new PollLoop({
       round: () => (kind === 'event' ? this.deliverEvents() : this.deliverContacts()),
-      onError: (err) => this.log.error({ err: errorMessage(err), kind }, 'delivery round failed; will retry'),
+      onError: (err) => this.o.log.error({ err: errorMessage(err), kind }, 'delivery round failed; will retry'),
       idleMs: DELIVERY_IDLE_MS,
       // Events only: a few contacts go out at once as single writes (a blocklisting must not
       // wait), while a backlog of them is written in bulk anyway.
@@ -191,7 +181,7 @@ export class Deliverer {
         }
         return n;
       },
-      onError: (err) => this.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry'),
+      onError: (err) => this.o.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry'),
       idleMs: DELIVERY_IDLE_MS,
       now: this.now,
     });
@@ -199,23 +189,25 @@ export class Deliverer {
 
   /** One round of events; returns how many operations it handled. */
   async deliverEvents(): Promise<number> {
-    const ops = await this.store.claimOps({
+    const ops = await this.o.store.claimOps({
       kind: 'event',
       lanes: this.opts.lanes,
       limit: this.opts.eventBatchSize,
-      owner: this.owner,
+      owner: this.o.owner,
       leaseMs: this.opts.leaseMs,
       now: this.now(),
     });
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
       if (ops.length === 1) {
-        await this.settle(ops, [await attemptCall(this.metrics, 'events', () => this.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal))]);
+        await this.settle(ops, [
+          await attemptCall(this.o.metrics, 'events', () => this.o.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal)),
+        ]);
         return 1;
       }
       let partial: BatchEventsResult | undefined;
-      const outcome = await attemptCall(this.metrics, 'events_batch', async () => {
-        const res = await this.client.sendEvents(
+      const outcome = await attemptCall(this.o.metrics, 'events_batch', async () => {
+        const res = await this.o.client.sendEvents(
           ops.map((o) => o.payload as EventPayload),
           this.abort.signal,
         );
@@ -223,10 +215,10 @@ export class Deliverer {
       });
       if (outcome.kind === 'dead') {
         // One bad event must not sink the batch: send them one by one to find it.
-        this.log.warn({ count: ops.length, err: errorMessage(outcome.err) }, 'event batch refused; isolating the bad event(s) one by one');
+        this.o.log.warn({ count: ops.length, err: errorMessage(outcome.err) }, 'event batch refused; isolating the bad event(s) one by one');
         const outcomes: Outcome[] = [];
         for (const op of ops)
-          outcomes.push(await attemptCall(this.metrics, 'events', () => this.client.sendEvent(op.payload as EventPayload, this.abort.signal)));
+          outcomes.push(await attemptCall(this.o.metrics, 'events', () => this.o.client.sendEvent(op.payload as EventPayload, this.abort.signal)));
         await this.settle(ops, outcomes);
       } else if (partial) {
         // 207: Brevo applied the others; only the listed indexes are refused, for good.
@@ -257,11 +249,18 @@ export class Deliverer {
     const bulk = this.opts.bulk;
     // A backlog is written in bulk: one import call per list set instead of one call per contact.
     const limit = bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
-    const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
+    const ops = await this.o.store.claimOps({
+      kind: 'contact',
+      lanes: this.opts.lanes,
+      limit,
+      owner: this.o.owner,
+      leaseMs: this.opts.leaseMs,
+      now: this.now(),
+    });
     if (ops.length === 0) return 0;
     if (bulk && this.imports.preferred(ops)) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
-      const ledger = await this.store.getLedger(ops.map((o) => o.email));
+      const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
       const outcomes: Outcome[] = new Array(ops.length);
       let next = 0;
       const worker = async () => {
@@ -273,7 +272,7 @@ export class Deliverer {
             outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
             continue;
           }
-          const o = await attemptCall(this.metrics, 'contacts', () => this.client.upsertContact(body, this.abort.signal));
+          const o = await attemptCall(this.o.metrics, 'contacts', () => this.o.client.upsertContact(body, this.abort.signal));
           outcomes[i] = o.kind === 'done' ? { kind: 'done', ledger: ledgerOf(op) } : o;
         }
       };
@@ -287,11 +286,11 @@ export class Deliverer {
   async deliverContactsBulk(): Promise<number> {
     const bulk = this.opts.bulk;
     if (!bulk) return 0;
-    const ops = await this.store.claimOps({
+    const ops = await this.o.store.claimOps({
       kind: 'contact',
       lanes: bulk.lanes,
       limit: bulk.claimLimit,
-      owner: this.owner,
+      owner: this.o.owner,
       leaseMs: this.opts.leaseMs,
       now: this.now(),
     });
@@ -317,10 +316,10 @@ export class Deliverer {
     try {
       return await fn();
     } catch (err) {
-      this.log.error({ err: errorMessage(err), operations: ops.length }, 'delivery round failed; its operations are queued again');
+      this.o.log.error({ err: errorMessage(err), operations: ops.length }, 'delivery round failed; its operations are queued again');
       const now = this.now();
       const at = now + backoffMs(1, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
-      await this.store
+      await this.o.store
         .retryOps(
           ops.map((o) => ({ id: o.id, nextAt: at, code: 'internal_error', message: errorMessage(err) })),
           now,
@@ -344,7 +343,7 @@ export class Deliverer {
       if (o.kind === 'done') {
         done.push(op.id);
         if (o.ledger) ledger.push(o.ledger);
-        this.metrics.delivered.inc({ kind: op.kind });
+        this.o.metrics.delivered.inc({ kind: op.kind });
         return;
       }
       if (o.kind === 'accepted') {
@@ -360,20 +359,20 @@ export class Deliverer {
       const status = be?.status;
       if (o.kind === 'dead' || op.attempts >= this.opts.maxAttempts) {
         dead.push({ id: op.id, code, message, ...(status ? { status } : {}) });
-        this.metrics.dead.inc({ kind: op.kind, code });
-        this.log.warn(
+        this.o.metrics.dead.inc({ kind: op.kind, code });
+        this.o.log.warn(
           { op: op.id, kind: op.kind, key: op.key, code, status, attempts: op.attempts, priority: PRIORITY_NAMES[op.priority] },
           `dead letter: ${message}`,
         );
       } else {
         const wait = Math.max(be?.retryAfterMs ?? 0, backoffMs(op.attempts, this.opts.backoffBaseMs, this.opts.backoffMaxMs));
         retry.push({ id: op.id, nextAt: now + wait, code, message, ...(status ? { status } : {}) });
-        this.metrics.retried.inc({ kind: op.kind, code });
+        this.o.metrics.retried.inc({ kind: op.kind, code });
       }
     });
-    if (done.length > 0 || ledger.length > 0) await this.store.completeOps(done, now, ledger);
-    for (const [ref, a] of accepted) await this.store.awaitOps(a.ids, ref, now, a.ledger);
-    if (retry.length > 0) await this.store.retryOps(retry, now);
-    if (dead.length > 0) await this.store.deadOps(dead, now);
+    if (done.length > 0 || ledger.length > 0) await this.o.store.completeOps(done, now, ledger);
+    for (const [ref, a] of accepted) await this.o.store.awaitOps(a.ids, ref, now, a.ledger);
+    if (retry.length > 0) await this.o.store.retryOps(retry, now);
+    if (dead.length > 0) await this.o.store.deadOps(dead, now);
   }
 }

@@ -103,28 +103,16 @@ const INBOX_LEASE_MS = 60_000;
 
 export class Processor {
   private readonly loop: PollLoop;
-  private readonly store: Store;
-  private readonly plan: PlanConfig;
-  private readonly owner: string;
-  private readonly log: Logger;
-  private readonly metrics: Metrics;
-  private readonly onPlanned: () => void;
   private readonly batchSize: number;
   private readonly now: () => number;
 
-  constructor(o: ProcessorOptions) {
-    this.store = o.store;
-    this.plan = o.plan;
-    this.owner = o.owner;
-    this.log = o.log;
-    this.metrics = o.metrics;
-    this.onPlanned = o.onPlanned;
+  constructor(private readonly o: ProcessorOptions) {
     this.batchSize = o.batchSize ?? 500;
     this.now = o.now ?? Date.now;
     const { slicePauseMs = 1, lingerMs = 50 } = o;
     this.loop = new PollLoop({
       round: async () => (await this.runOnce()).envelopes,
-      onError: (err) => this.log.error({ err: errorMessage(err) }, 'processing stored envelopes failed; will retry'),
+      onError: (err) => this.o.log.error({ err: errorMessage(err) }, 'processing stored envelopes failed; will retry'),
       idleMs: PROCESSOR_IDLE_MS,
       pauseMs: (n) => (n < this.batchSize ? lingerMs : slicePauseMs),
       defer: { underPressure: o.underPressure ?? (() => false), maxDeferMs: o.maxDeferMs ?? DEFAULT_MAX_DEFER_MS, catchUp: true },
@@ -133,19 +121,19 @@ export class Processor {
   }
 
   async runOnce(): Promise<ProcessResult> {
-    const rows = await this.store.claimInbox(this.batchSize, this.owner, INBOX_LEASE_MS, this.now());
+    const rows = await this.o.store.claimInbox(this.batchSize, this.o.owner, INBOX_LEASE_MS, this.now());
     if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
-    let { outcomes, records } = normalizeInbox(rows, this.metrics, this.plan);
+    let { outcomes, records } = normalizeInbox(rows, this.o.metrics, this.o.plan);
     let ops: ReturnType<typeof planBrevoOperations>;
     try {
-      ops = planBrevoOperations(records, this.plan, 'realtime');
+      ops = planBrevoOperations(records, this.o.plan, 'realtime');
     } catch (err) {
-      this.log.warn({ err: errorMessage(err), envelopes: rows.length }, 'planning a batch failed; planning its envelopes one by one');
-      ({ outcomes, records } = normalizeInbox(rows, undefined, this.plan, true));
-      ops = planBrevoOperations(records, this.plan, 'realtime');
+      this.o.log.warn({ err: errorMessage(err), envelopes: rows.length }, 'planning a batch failed; planning its envelopes one by one');
+      ({ outcomes, records } = normalizeInbox(rows, undefined, this.o.plan, true));
+      ops = planBrevoOperations(records, this.o.plan, 'realtime');
     }
-    const res = await this.store.commitInbox(outcomes, ops, this.now());
-    if (ops.length > 0) this.onPlanned();
+    const res = await this.o.store.commitInbox(outcomes, ops, this.now());
+    if (ops.length > 0) this.o.onPlanned();
     return { envelopes: rows.length, records: records.length, ops: res.inserted + res.merged, duplicates: res.duplicates };
   }
 
