@@ -369,7 +369,7 @@ describe('backfill failures an operator sees', () => {
     console.log(`[backfill-behaviour] unreachable SES: exit 1 after ${r.ms} ms: ${r.stderr.split('\n').find((l) => l.startsWith('backfill failed')) ?? ''}`);
   }, 150_000);
 
-  it('SIGINT stops a running backfill promptly with exit 1 and a kept cursor; the next run resumes and completes', async () => {
+  it('SIGINT stops a running backfill promptly with exit 130 and a kept cursor; the next run resumes and completes', async () => {
     brevo.reset();
     const ses = await startSesSim({ rps: 1 });
     try {
@@ -394,8 +394,10 @@ describe('backfill failures an operator sees', () => {
       run.child.kill('SIGINT');
       const ex = await run.exited;
       const stopMs = Date.now() - t0;
-      expect(ex.code, run.output()).toBe(1);
-      expect(run.output()).toMatch(/interrupted|stopped/);
+      // 130: interrupted (not "failed"), as shells report a Ctrl-C.
+      expect(ex.code, run.output()).toBe(130);
+      expect(run.output()).toMatch(/backfill interrupted/);
+      expect(run.output()).not.toMatch(/backfill failed/);
       expect(run.output()).toMatch(/cursor is kept/);
       expect(stopMs).toBeLessThan(10_000);
       const st = lastJson<StatusReport>((await runCli(['status', '--json', '--config', configPath], { cwd: dir, env })).stdout);

@@ -270,7 +270,7 @@ describe('Brevo simulator: folders and lists', () => {
 describe('Brevo simulator: imports and processes', () => {
   let sim: BrevoSim;
   beforeAll(async () => {
-    sim = await startBrevoSim({ plan: 'unlimited', importDelayMs: 40, importMaxBytes: 64 * 1024 });
+    sim = await startBrevoSim({ plan: 'unlimited', importDelayMs: 400, importMaxBytes: 64 * 1024 });
   });
   afterAll(async () => {
     await sim.close();
