@@ -12,7 +12,31 @@ import { PG_MIGRATIONS } from './migrations.js';
 import { parsePostgresUrl, quoteIdent, translate, unavailable, availabilityHint } from './connection.js';
 import { mergeContactOps, type ContactOp, type EventOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
-import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
+import { PgCluster } from './cluster.js';
+import type {
+  BucketPause,
+  BudgetGrant,
+  BudgetRequest,
+  BudgetStatus,
+  BudgetWindow,
+  ClaimQuery,
+  CursorRow,
+  EnqueueResult,
+  InboxInsert,
+  InboxOutcome,
+  InboxRow,
+  LeaseRequest,
+  LeaseResult,
+  LeaseRow,
+  LedgerEntry,
+  OpError,
+  OpRow,
+  ProcessBeat,
+  ProcessRow,
+  RouteBucket,
+  Store,
+  StoreStats,
+} from '../port.js';
 import { mergeLedgerEntry, noneEnqueued, rowToContactOp, toCursorRow, toInboxRow, toOp, toOpStats, withClaimDefaults, type Row } from '../rows.js';
 
 export interface PostgresStoreOptions {
@@ -91,6 +115,7 @@ export class PostgresStore implements Store {
   /** The quoted schema, prefixed to every table name. */
   private readonly quotedSchema: string;
   private closed = false;
+  private readonly cluster = new PgCluster({ query: (sql, params) => this.query(sql, params), tx: (fn) => this.tx(fn), table: (name) => this.table(name) });
 
   private constructor(pool: pg.Pool, schema: string, label: string) {
     this.pool = pool;
@@ -633,6 +658,16 @@ export class PostgresStore implements Store {
     return (await this.query(`SELECT * FROM ${this.table('ops')} WHERE ref = $1 ORDER BY id`, [ref])).map(toOp);
   }
 
+  async contactsWithOpenImports(emails: string[]): Promise<Set<string>> {
+    const unique = [...new Set(emails)];
+    if (unique.length === 0) return new Set();
+    // The partial index ops_awaiting_email holds exactly the rows this asks about.
+    const rows = await this.query(`SELECT DISTINCT email FROM ${this.table('ops')} WHERE kind = 'contact' AND state = 'awaiting' AND email = ANY($1::text[])`, [
+      unique,
+    ]);
+    return new Set(rows.map((r) => String(r.email)));
+  }
+
   async retryOps(items: Array<OpError & { nextAt: number }>, now: number): Promise<void> {
     const wanted = firstById(items);
     if (wanted.length === 0) return;
@@ -792,5 +827,49 @@ export class PostgresStore implements Store {
       )
     ).map(toOpStats);
     return { inbox, ops };
+  }
+
+  // Several processes: see cluster.ts.
+  clock(): Promise<number> {
+    return this.cluster.clock();
+  }
+  heartbeat(beat: ProcessBeat): Promise<void> {
+    return this.cluster.heartbeat(beat);
+  }
+  listProcesses(q: { now?: number; staleAfterMs: number }): Promise<ProcessRow[]> {
+    return this.cluster.listProcesses(q);
+  }
+  forgetProcess(owner: string): Promise<boolean> {
+    return this.cluster.forgetProcess(owner);
+  }
+  tryLease(req: LeaseRequest): Promise<LeaseResult> {
+    return this.cluster.tryLease(req);
+  }
+  releaseLease(req: { name: string; owner: string }): Promise<boolean> {
+    return this.cluster.releaseLease(req);
+  }
+  getLease(name: string): Promise<LeaseRow | undefined> {
+    return this.cluster.getLease(name);
+  }
+  listLeases(): Promise<LeaseRow[]> {
+    return this.cluster.listLeases();
+  }
+  takeBudget(req: BudgetRequest): Promise<BudgetGrant> {
+    return this.cluster.takeBudget(req);
+  }
+  pauseBucket(pause: BucketPause): Promise<number> {
+    return this.cluster.pauseBucket(pause);
+  }
+  budgetStatus(q?: { now?: number; windows?: Record<string, BudgetWindow[]> }): Promise<BudgetStatus> {
+    return this.cluster.budgetStatus(q);
+  }
+  pruneBudget(q?: { now?: number }): Promise<number> {
+    return this.cluster.pruneBudget(q);
+  }
+  setRouteBucket(fact: { route: string; bucket: string; limit: number; windowMs: number; now?: number }): Promise<void> {
+    return this.cluster.setRouteBucket(fact);
+  }
+  listRouteBuckets(): Promise<RouteBucket[]> {
+    return this.cluster.listRouteBuckets();
   }
 }

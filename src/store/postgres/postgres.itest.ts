@@ -379,7 +379,19 @@ describe('PostgresStore connection', () => {
         const { rows } = await c.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name', [
           schema,
         ]);
-        expect(rows.map((r) => r.table_name)).toEqual(['contact_ledger', 'cursors', 'inbox', 'kv', 'ops', 'schema_migrations']);
+        expect(rows.map((r) => r.table_name)).toEqual([
+          'budget_buckets',
+          'budget_grants',
+          'contact_ledger',
+          'cursors',
+          'inbox',
+          'kv',
+          'leases',
+          'ops',
+          'processes',
+          'route_buckets',
+          'schema_migrations',
+        ]);
       } finally {
         await c.end();
       }

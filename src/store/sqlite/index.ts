@@ -9,7 +9,31 @@ import { mergeContactOps, type ContactOp, type PlannedOp } from '../../core/plan
 import { TajoError } from '../../core/errors.js';
 import type { WriteGate } from './gate.js';
 import { WalSync } from './wal-sync.js';
-import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
+import { SqliteCluster } from './cluster.js';
+import type {
+  BucketPause,
+  BudgetGrant,
+  BudgetRequest,
+  BudgetStatus,
+  BudgetWindow,
+  ClaimQuery,
+  CursorRow,
+  EnqueueResult,
+  InboxInsert,
+  InboxOutcome,
+  InboxRow,
+  LeaseRequest,
+  LeaseResult,
+  LeaseRow,
+  LedgerEntry,
+  OpError,
+  OpRow,
+  ProcessBeat,
+  ProcessRow,
+  RouteBucket,
+  Store,
+  StoreStats,
+} from '../port.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -78,6 +102,7 @@ export class SqliteStore implements Store {
   }
 
   private readonly stmts = new Map<string, Database.Statement>();
+  private readonly cluster = new SqliteCluster({ stmt: (sql) => this.stmt(sql), tx: (fn) => this.tx(fn) });
 
   /** Prepared statements are cached: preparing one costs more than running it. */
   private stmt(sql: string): Database.Statement {
@@ -328,6 +353,15 @@ export class SqliteStore implements Store {
     return (this.stmt('SELECT * FROM ops WHERE ref = ?').all(ref) as Row[]).map(toOp);
   }
 
+  async contactsWithOpenImports(emails: string[]): Promise<Set<string>> {
+    if (emails.length === 0) return new Set();
+    // The partial index ops_awaiting_email holds exactly the rows this asks about.
+    const rows = this.stmt(`SELECT DISTINCT email FROM ops WHERE kind = 'contact' AND state = 'awaiting' AND email IN ${IN_LIST}`).all(
+      JSON.stringify([...new Set(emails)]),
+    ) as Row[];
+    return new Set(rows.map((r) => String(r.email)));
+  }
+
   private byIds(ids: number[]): Map<number, OpRow> {
     if (ids.length === 0) return new Map();
     const rows = this.stmt(`SELECT * FROM ops WHERE id IN ${IN_LIST}`).all(JSON.stringify(ids)) as Row[];
@@ -453,5 +487,49 @@ export class SqliteStore implements Store {
       ).all() as Row[]
     ).map(toOpStats);
     return { inbox, ops };
+  }
+
+  // Several processes: see cluster.ts.
+  clock(): Promise<number> {
+    return this.cluster.clock();
+  }
+  heartbeat(beat: ProcessBeat): Promise<void> {
+    return this.cluster.heartbeat(beat);
+  }
+  listProcesses(q: { now?: number; staleAfterMs: number }): Promise<ProcessRow[]> {
+    return this.cluster.listProcesses(q);
+  }
+  forgetProcess(owner: string): Promise<boolean> {
+    return this.cluster.forgetProcess(owner);
+  }
+  tryLease(req: LeaseRequest): Promise<LeaseResult> {
+    return this.cluster.tryLease(req);
+  }
+  releaseLease(req: { name: string; owner: string }): Promise<boolean> {
+    return this.cluster.releaseLease(req);
+  }
+  getLease(name: string): Promise<LeaseRow | undefined> {
+    return this.cluster.getLease(name);
+  }
+  listLeases(): Promise<LeaseRow[]> {
+    return this.cluster.listLeases();
+  }
+  takeBudget(req: BudgetRequest): Promise<BudgetGrant> {
+    return this.cluster.takeBudget(req);
+  }
+  pauseBucket(pause: BucketPause): Promise<number> {
+    return this.cluster.pauseBucket(pause);
+  }
+  budgetStatus(q?: { now?: number; windows?: Record<string, BudgetWindow[]> }): Promise<BudgetStatus> {
+    return this.cluster.budgetStatus(q);
+  }
+  pruneBudget(q?: { now?: number }): Promise<number> {
+    return this.cluster.pruneBudget(q);
+  }
+  setRouteBucket(fact: { route: string; bucket: string; limit: number; windowMs: number; now?: number }): Promise<void> {
+    return this.cluster.setRouteBucket(fact);
+  }
+  listRouteBuckets(): Promise<RouteBucket[]> {
+    return this.cluster.listRouteBuckets();
   }
 }
