@@ -355,10 +355,11 @@ export class SqliteStore implements Store {
 
   async contactsWithOpenImports(emails: string[]): Promise<Set<string>> {
     if (emails.length === 0) return new Set();
-    // The partial index ops_awaiting_email holds exactly the rows this asks about.
-    const rows = this.stmt(`SELECT DISTINCT email FROM ops WHERE kind = 'contact' AND state = 'awaiting' AND email IN ${IN_LIST}`).all(
-      JSON.stringify([...new Set(emails)]),
-    ) as Row[];
+    // The partial index ops_awaiting_email holds exactly the rows this asks about; left to
+    // itself the planner prefers ops_due (kind, state) and reads every awaiting row.
+    const rows = this.stmt(
+      `SELECT DISTINCT email FROM ops INDEXED BY ops_awaiting_email WHERE kind = 'contact' AND state = 'awaiting' AND email IN ${IN_LIST}`,
+    ).all(JSON.stringify([...new Set(emails)])) as Row[];
     return new Set(rows.map((r) => String(r.email)));
   }
 
