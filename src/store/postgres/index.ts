@@ -13,30 +13,8 @@ import { parsePostgresUrl, quoteIdent, translate, unavailable, availabilityHint 
 import { mergeContactOps, type ContactOp, type EventOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
 import { PgCluster } from './cluster.js';
-import type {
-  BucketPause,
-  BudgetGrant,
-  BudgetRequest,
-  BudgetStatus,
-  BudgetWindow,
-  ClaimQuery,
-  CursorRow,
-  EnqueueResult,
-  InboxInsert,
-  InboxOutcome,
-  InboxRow,
-  LeaseRequest,
-  LeaseResult,
-  LeaseRow,
-  LedgerEntry,
-  OpError,
-  OpRow,
-  ProcessBeat,
-  ProcessRow,
-  RouteBucket,
-  Store,
-  StoreStats,
-} from '../port.js';
+import { ForwardsCluster } from '../cluster.js';
+import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
 import { mergeLedgerEntry, noneEnqueued, rowToContactOp, toCursorRow, toInboxRow, toOp, toOpStats, withClaimDefaults, type Row } from '../rows.js';
 
 export interface PostgresStoreOptions {
@@ -106,7 +84,7 @@ interface MergeTarget {
   dirty: boolean;
 }
 
-export class PostgresStore implements Store {
+export class PostgresStore extends ForwardsCluster implements Store {
   readonly kind = 'postgres' as const;
   readonly schema: string;
   /** user@host:port/db, without the password. */
@@ -115,9 +93,10 @@ export class PostgresStore implements Store {
   /** The quoted schema, prefixed to every table name. */
   private readonly quotedSchema: string;
   private closed = false;
-  private readonly cluster = new PgCluster({ query: (sql, params) => this.query(sql, params), tx: (fn) => this.tx(fn), table: (name) => this.table(name) });
+  protected readonly cluster = new PgCluster({ query: (sql, params) => this.query(sql, params), tx: (fn) => this.tx(fn), table: (name) => this.table(name) });
 
   private constructor(pool: pg.Pool, schema: string, label: string) {
+    super();
     this.pool = pool;
     this.schema = schema;
     this.label = label;
@@ -827,49 +806,5 @@ export class PostgresStore implements Store {
       )
     ).map(toOpStats);
     return { inbox, ops };
-  }
-
-  // Several processes: see cluster.ts.
-  clock(): Promise<number> {
-    return this.cluster.clock();
-  }
-  heartbeat(beat: ProcessBeat): Promise<void> {
-    return this.cluster.heartbeat(beat);
-  }
-  listProcesses(q: { now?: number; staleAfterMs: number }): Promise<ProcessRow[]> {
-    return this.cluster.listProcesses(q);
-  }
-  forgetProcess(owner: string): Promise<boolean> {
-    return this.cluster.forgetProcess(owner);
-  }
-  tryLease(req: LeaseRequest): Promise<LeaseResult> {
-    return this.cluster.tryLease(req);
-  }
-  releaseLease(req: { name: string; owner: string }): Promise<boolean> {
-    return this.cluster.releaseLease(req);
-  }
-  getLease(name: string): Promise<LeaseRow | undefined> {
-    return this.cluster.getLease(name);
-  }
-  listLeases(): Promise<LeaseRow[]> {
-    return this.cluster.listLeases();
-  }
-  takeBudget(req: BudgetRequest): Promise<BudgetGrant> {
-    return this.cluster.takeBudget(req);
-  }
-  pauseBucket(pause: BucketPause): Promise<number> {
-    return this.cluster.pauseBucket(pause);
-  }
-  budgetStatus(q?: { now?: number; windows?: Record<string, BudgetWindow[]> }): Promise<BudgetStatus> {
-    return this.cluster.budgetStatus(q);
-  }
-  pruneBudget(q?: { now?: number }): Promise<number> {
-    return this.cluster.pruneBudget(q);
-  }
-  setRouteBucket(fact: { route: string; bucket: string; limit: number; windowMs: number; now?: number }): Promise<void> {
-    return this.cluster.setRouteBucket(fact);
-  }
-  listRouteBuckets(): Promise<RouteBucket[]> {
-    return this.cluster.listRouteBuckets();
   }
 }

@@ -260,7 +260,7 @@ describe('PostgresStore: several processes spend one budget, elect one scheduler
       );
     expect(worst).toBeLessThanOrEqual(10);
     // Nobody starves the others either: about 10 per second were handed out.
-    expect(granted).toBeGreaterThanOrEqual(25);
+    expect(granted).toBeGreaterThanOrEqual(20);
   });
 
   it('a pause set by one process holds back the takes of the others', async () => {

@@ -10,30 +10,8 @@ import { TajoError } from '../../core/errors.js';
 import type { WriteGate } from './gate.js';
 import { WalSync } from './wal-sync.js';
 import { SqliteCluster } from './cluster.js';
-import type {
-  BucketPause,
-  BudgetGrant,
-  BudgetRequest,
-  BudgetStatus,
-  BudgetWindow,
-  ClaimQuery,
-  CursorRow,
-  EnqueueResult,
-  InboxInsert,
-  InboxOutcome,
-  InboxRow,
-  LeaseRequest,
-  LeaseResult,
-  LeaseRow,
-  LedgerEntry,
-  OpError,
-  OpRow,
-  ProcessBeat,
-  ProcessRow,
-  RouteBucket,
-  Store,
-  StoreStats,
-} from '../port.js';
+import { ForwardsCluster } from '../cluster.js';
+import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -71,7 +49,7 @@ function toLedgerEntry(r: Row): LedgerEntry {
   return { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 };
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore extends ForwardsCluster implements Store {
   readonly kind = 'sqlite' as const;
   readonly path: string;
   private db: Database.Database;
@@ -79,6 +57,7 @@ export class SqliteStore implements Store {
   private readonly gate: WriteGate | undefined;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
+    super();
     this.path = path;
     this.walSync = (opts.synchronous ?? 'FULL') === 'FULL' && path !== ':memory:' ? new WalSync(`${path}-wal`) : undefined;
     this.gate = opts.gate;
@@ -102,7 +81,7 @@ export class SqliteStore implements Store {
   }
 
   private readonly stmts = new Map<string, Database.Statement>();
-  private readonly cluster = new SqliteCluster({ stmt: (sql) => this.stmt(sql), tx: (fn) => this.tx(fn) });
+  protected readonly cluster = new SqliteCluster({ stmt: (sql) => this.stmt(sql), tx: (fn) => this.tx(fn) });
 
   /** Prepared statements are cached: preparing one costs more than running it. */
   private stmt(sql: string): Database.Statement {
@@ -488,49 +467,5 @@ export class SqliteStore implements Store {
       ).all() as Row[]
     ).map(toOpStats);
     return { inbox, ops };
-  }
-
-  // Several processes: see cluster.ts.
-  clock(): Promise<number> {
-    return this.cluster.clock();
-  }
-  heartbeat(beat: ProcessBeat): Promise<void> {
-    return this.cluster.heartbeat(beat);
-  }
-  listProcesses(q: { now?: number; staleAfterMs: number }): Promise<ProcessRow[]> {
-    return this.cluster.listProcesses(q);
-  }
-  forgetProcess(owner: string): Promise<boolean> {
-    return this.cluster.forgetProcess(owner);
-  }
-  tryLease(req: LeaseRequest): Promise<LeaseResult> {
-    return this.cluster.tryLease(req);
-  }
-  releaseLease(req: { name: string; owner: string }): Promise<boolean> {
-    return this.cluster.releaseLease(req);
-  }
-  getLease(name: string): Promise<LeaseRow | undefined> {
-    return this.cluster.getLease(name);
-  }
-  listLeases(): Promise<LeaseRow[]> {
-    return this.cluster.listLeases();
-  }
-  takeBudget(req: BudgetRequest): Promise<BudgetGrant> {
-    return this.cluster.takeBudget(req);
-  }
-  pauseBucket(pause: BucketPause): Promise<number> {
-    return this.cluster.pauseBucket(pause);
-  }
-  budgetStatus(q?: { now?: number; windows?: Record<string, BudgetWindow[]> }): Promise<BudgetStatus> {
-    return this.cluster.budgetStatus(q);
-  }
-  pruneBudget(q?: { now?: number }): Promise<number> {
-    return this.cluster.pruneBudget(q);
-  }
-  setRouteBucket(fact: { route: string; bucket: string; limit: number; windowMs: number; now?: number }): Promise<void> {
-    return this.cluster.setRouteBucket(fact);
-  }
-  listRouteBuckets(): Promise<RouteBucket[]> {
-    return this.cluster.listRouteBuckets();
   }
 }
