@@ -472,6 +472,17 @@ function budgetContract(store: CurrentStore): void {
     expect((await s.budgetStatus({ now: T0 + 20_000, windows: { contacts: [hour] } })).buckets[0]!.windows[0]!.used).toBe(2);
   });
 
+  it('budget: a take whose time is before the latest grant (a clock that stepped back) counts from the latest grant', async () => {
+    const s = store();
+    const windows = [{ limit: 2, windowMs: 1000 }];
+    expect((await s.takeBudget({ bucket: 'b', windows, now: T0 + 1000 })).granted).toBe(true);
+    expect((await s.takeBudget({ bucket: 'b', windows, now: T0 + 500 })).granted).toBe(true);
+    // Both stand at T0 + 1000: full until T0 + 2000, not from T0 + 1500.
+    expect(await s.takeBudget({ bucket: 'b', windows, now: T0 + 1500 })).toEqual({ granted: false, waitMs: 500 });
+    expect((await s.budgetStatus({ now: T0 + 1999 })).buckets[0]!.windows[0]!.used).toBe(2);
+    expect((await s.budgetStatus({ now: T0 + 2000 })).buckets[0]!.windows[0]!.used).toBe(0);
+  });
+
   it("budget: without a time, takes use the store's clock", async () => {
     const s = store();
     for (let i = 0; i < 3; i++) expect((await s.takeBudget({ bucket: 'x', windows: [{ limit: 3, windowMs: 60_000 }] })).granted).toBe(true);

@@ -180,8 +180,20 @@ export function checkBudgetRequest(req: BudgetRequest): CheckedBudgetRequest {
  * The windows `count` more grants would overflow, each with how many granted requests must
  * first leave it (the `excess` oldest ones). Empty when the take fits every window.
  */
-export function budgetExcess(windows: Array<BudgetWindow & { used: number }>, count: number): Array<{ windowMs: number; excess: number }> {
-  return windows.filter((w) => w.used + count > w.limit).map((w) => ({ windowMs: w.windowMs, excess: w.used + count - w.limit }));
+export function budgetExcess<W extends BudgetWindow & { used: number }>(windows: W[], count: number): Array<W & { excess: number }> {
+  return windows.filter((w) => w.used + count > w.limit).map((w) => ({ ...w, excess: w.used + count - w.limit }));
+}
+
+/**
+ * Grants are kept with the running total of their bucket (`cum`, after the grant), and
+ * their times never go back within a bucket (a grant is recorded at the latest grant's
+ * time if `now` is earlier: a clock stepping back, or callers' clocks that disagree). So
+ * times and totals rise together, and a window's use is one index lookup: the total now
+ * minus the total at the last grant before the window (`base`), instead of a sum over the
+ * window (36,000 rows for Brevo's hourly contacts window).
+ */
+export function grantOf(g: { now: number; lastAt: number; granted: number; count: number }): { at: number; cum: number } {
+  return { at: Math.max(g.now, g.lastAt), cum: g.granted + g.count };
 }
 
 /**

@@ -11,6 +11,7 @@ import type pg from 'pg';
 import {
   budgetExcess,
   budgetWaitMs,
+  grantOf,
   checkBudgetRequest,
   checkLeaseRequest,
   checkRouteBucket,
@@ -118,15 +119,24 @@ export class PgCluster implements ClusterStore {
     return (await this.db.query(`SELECT * FROM ${this.t('leases')} ORDER BY name`)).map(toLeaseRow);
   }
 
-  /** Granted requests of `bucket` in the last windowMs before `now`, per window (in order). */
-  private async used(c: Pick<PgAccess, 'query'>, bucket: string, now: number, windows: BudgetWindow[]): Promise<number[]> {
+  /**
+   * Per window (in order), the requests granted in `bucket` before the window of windowMs
+   * ending at `now` (see grantOf): the running total of the last grant at or before the
+   * window's start, else of what was pruned before the oldest grant kept, else (no grants
+   * kept) all of them. One index lookup per window, however many grants it holds.
+   */
+  private async bases(c: Pick<PgAccess, 'query'>, bucket: string, granted: number, now: number, windows: BudgetWindow[]): Promise<number[]> {
     if (windows.length === 0) return [];
+    const g = this.t('budget_grants');
     const rows = await c.query(
-      `SELECT (SELECT COALESCE(SUM(g.n), 0) FROM ${this.t('budget_grants')} g WHERE g.bucket = $1 AND g.at > $2 - w.ms) AS used
-       FROM unnest($3::bigint[]) WITH ORDINALITY AS w(ms, i) ORDER BY w.i`,
-      [bucket, now, windows.map((w) => w.windowMs)],
+      `SELECT COALESCE(
+         (SELECT g.cum FROM ${g} g WHERE g.bucket = $1 AND g.at <= $2::bigint - w.ms ORDER BY g.at DESC, g.cum DESC LIMIT 1),
+         (SELECT g.cum - g.n FROM ${g} g WHERE g.bucket = $1 ORDER BY g.cum LIMIT 1),
+         $3::bigint) AS base
+       FROM unnest($4::bigint[]) WITH ORDINALITY AS w(ms, i) ORDER BY w.i`,
+      [bucket, now, granted, windows.map((w) => w.windowMs)],
     );
-    return rows.map((r) => Number(r.used));
+    return rows.map((r) => Number(r.base));
   }
 
   async takeBudget(req: BudgetRequest): Promise<BudgetGrant> {
@@ -137,32 +147,31 @@ export class PgCluster implements ClusterStore {
       const [b] = await q(
         `INSERT INTO ${this.t('budget_buckets')} AS b (bucket, paused_until, horizon_ms, windows) VALUES ($1, 0, $2, $3)
          ON CONFLICT (bucket) DO UPDATE SET horizon_ms = GREATEST(b.horizon_ms, excluded.horizon_ms), windows = excluded.windows
-         RETURNING paused_until, horizon_ms, ${nowParam(4)} AS now`,
+         RETURNING paused_until, horizon_ms, granted, last_at, ${nowParam(4)} AS now`,
         [r.bucket, r.horizonMs, JSON.stringify(r.windows), req.now ?? null],
       );
       const now = Number(b!.now);
+      const granted = Number(b!.granted);
       const pausedUntil = Number(b!.paused_until);
-      const used = await this.used({ query: q }, r.bucket, now, r.windows);
+      const bases = await this.bases({ query: q }, r.bucket, granted, now, r.windows);
       const over = budgetExcess(
-        r.windows.map((w, i) => ({ ...w, used: used[i]! })),
+        r.windows.map((w, i) => ({ ...w, base: bases[i]!, used: granted - bases[i]! })),
         r.count,
       );
       if (over.length === 0 && pausedUntil <= now) {
+        const g = grantOf({ now, lastAt: Number(b!.last_at), granted, count: r.count });
         await q(
-          `WITH pruned AS (DELETE FROM ${this.t('budget_grants')} WHERE bucket = $1 AND at <= $2::bigint - $4::bigint)
-           INSERT INTO ${this.t('budget_grants')} (bucket, at, n) VALUES ($1, $2, $3)`,
-          [r.bucket, now, r.count, Number(b!.horizon_ms)],
+          `WITH pruned AS (DELETE FROM ${this.t('budget_grants')} WHERE bucket = $1 AND at <= $3::bigint - $5::bigint),
+           total AS (UPDATE ${this.t('budget_buckets')} SET granted = $2, last_at = $3 WHERE bucket = $1)
+           INSERT INTO ${this.t('budget_grants')} (bucket, cum, at, n) VALUES ($1, $2, $3, $4)`,
+          [r.bucket, g.cum, g.at, r.count, Number(b!.horizon_ms)],
         );
         return { granted: true, waitMs: 0 };
       }
-      // The window frees room for us once its `excess` oldest grants are windowMs old.
+      // A window has room for us once its `excess` oldest grants are windowMs old.
       const freeAt: number[] = [];
       for (const o of over) {
-        const [t] = await q(
-          `SELECT at FROM (SELECT at, SUM(n) OVER (ORDER BY at ROWS UNBOUNDED PRECEDING) AS cum FROM ${this.t('budget_grants')} WHERE bucket = $1 AND at > $2::bigint - $3::bigint) c
-           WHERE cum >= $4 ORDER BY at LIMIT 1`,
-          [r.bucket, now, o.windowMs, o.excess],
-        );
+        const [t] = await q(`SELECT at FROM ${this.t('budget_grants')} WHERE bucket = $1 AND cum >= $2 ORDER BY cum LIMIT 1`, [r.bucket, o.base + o.excess]);
         freeAt.push(Number(t!.at) + o.windowMs);
       }
       return { granted: false, waitMs: budgetWaitMs(now, pausedUntil, freeAt) };
@@ -181,18 +190,19 @@ export class PgCluster implements ClusterStore {
 
   async budgetStatus(q: { now?: number; windows?: Record<string, BudgetWindow[]> } = {}): Promise<BudgetStatus> {
     const now = q.now ?? (await this.clock());
-    const rows = await this.db.query(`SELECT bucket, paused_until, windows FROM ${this.t('budget_buckets')}`);
+    const rows = await this.db.query(`SELECT bucket, paused_until, windows, granted FROM ${this.t('budget_buckets')}`);
     const byName = new Map(rows.map((r) => [String(r.bucket), r]));
     const names = [...new Set([...byName.keys(), ...Object.keys(q.windows ?? {})])].sort();
     const buckets: BudgetStatus['buckets'] = [];
     for (const bucket of names) {
       const r = byName.get(bucket);
       const windows = q.windows?.[bucket] ?? parseWindows(r?.windows ?? '[]');
-      const used = await this.used(this.db, bucket, now, windows);
+      const granted = r ? Number(r.granted) : 0;
+      const bases = await this.bases(this.db, bucket, granted, now, windows);
       buckets.push({
         bucket,
         pausedUntil: r ? Number(r.paused_until) : 0,
-        windows: windows.map((w, i) => ({ limit: w.limit, windowMs: w.windowMs, used: used[i]! })),
+        windows: windows.map((w, i) => ({ limit: w.limit, windowMs: w.windowMs, used: granted - bases[i]! })),
       });
     }
     return { now, buckets };

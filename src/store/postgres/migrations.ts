@@ -108,15 +108,19 @@ CREATE TABLE ${schema}.budget_buckets (
   bucket TEXT PRIMARY KEY,
   paused_until BIGINT NOT NULL DEFAULT 0,
   horizon_ms BIGINT NOT NULL DEFAULT 0,
-  windows TEXT NOT NULL DEFAULT '[]'
+  windows TEXT NOT NULL DEFAULT '[]',
+  granted BIGINT NOT NULL DEFAULT 0,
+  last_at BIGINT NOT NULL DEFAULT 0
 );
 
 CREATE TABLE ${schema}.budget_grants (
   bucket TEXT NOT NULL,
+  cum BIGINT NOT NULL,
   at BIGINT NOT NULL,
-  n INTEGER NOT NULL
+  n INTEGER NOT NULL,
+  PRIMARY KEY (bucket, cum)
 );
-CREATE INDEX budget_grants_at ON ${schema}.budget_grants(bucket, at, n);
+CREATE INDEX budget_grants_at ON ${schema}.budget_grants(bucket, at, cum);
 
 CREATE TABLE ${schema}.route_buckets (
   route TEXT NOT NULL,

@@ -5,6 +5,7 @@ import type Database from 'better-sqlite3';
 import {
   budgetExcess,
   budgetWaitMs,
+  grantOf,
   checkBudgetRequest,
   checkLeaseRequest,
   checkRouteBucket,
@@ -95,8 +96,21 @@ export class SqliteCluster implements ClusterStore {
     return (this.db.stmt('SELECT * FROM leases ORDER BY name').all() as Row[]).map(toLeaseRow);
   }
 
-  private used(bucket: string, now: number, windowMs: number): number {
-    return Number((this.db.stmt('SELECT COALESCE(SUM(n), 0) AS used FROM budget_grants WHERE bucket = ? AND at > ?').get(bucket, now - windowMs) as Row).used);
+  /**
+   * Requests granted in `bucket` before its window of windowMs ending at `now` (see
+   * grantOf): the running total of the last grant at or before the window's start, else of
+   * what was pruned before the oldest grant kept, else (no grants kept) all of them.
+   */
+  private base(bucket: string, granted: number, now: number, windowMs: number): number {
+    const r = this.db
+      .stmt(
+        `SELECT COALESCE(
+           (SELECT cum FROM budget_grants WHERE bucket = @bucket AND at <= @start ORDER BY at DESC, cum DESC LIMIT 1),
+           (SELECT cum - n FROM budget_grants WHERE bucket = @bucket ORDER BY cum LIMIT 1),
+           @granted) AS base`,
+      )
+      .get({ bucket, start: now - windowMs, granted }) as Row;
+    return Number(r.base);
   }
 
   async takeBudget(req: BudgetRequest): Promise<BudgetGrant> {
@@ -107,27 +121,28 @@ export class SqliteCluster implements ClusterStore {
         .stmt(
           `INSERT INTO budget_buckets (bucket, paused_until, horizon_ms, windows) VALUES (?, 0, ?, ?)
            ON CONFLICT(bucket) DO UPDATE SET horizon_ms = MAX(horizon_ms, excluded.horizon_ms), windows = excluded.windows
-           RETURNING paused_until, horizon_ms`,
+           RETURNING paused_until, horizon_ms, granted, last_at`,
         )
         .get(r.bucket, r.horizonMs, JSON.stringify(r.windows)) as Row;
+      const granted = Number(b.granted);
       const pausedUntil = Number(b.paused_until);
       const over = budgetExcess(
-        r.windows.map((w) => ({ ...w, used: this.used(r.bucket, now, w.windowMs) })),
+        r.windows.map((w) => {
+          const base = this.base(r.bucket, granted, now, w.windowMs);
+          return { ...w, base, used: granted - base };
+        }),
         r.count,
       );
       if (over.length === 0 && pausedUntil <= now) {
-        this.db.stmt('DELETE FROM budget_grants WHERE bucket = ? AND at <= ?').run(r.bucket, now - Number(b.horizon_ms));
-        this.db.stmt('INSERT INTO budget_grants (bucket, at, n) VALUES (?, ?, ?)').run(r.bucket, now, r.count);
+        const g = grantOf({ now, lastAt: Number(b.last_at), granted, count: r.count });
+        this.db.stmt('DELETE FROM budget_grants WHERE bucket = ? AND at <= ?').run(r.bucket, g.at - Number(b.horizon_ms));
+        this.db.stmt('INSERT INTO budget_grants (bucket, cum, at, n) VALUES (?, ?, ?, ?)').run(r.bucket, g.cum, g.at, r.count);
+        this.db.stmt('UPDATE budget_buckets SET granted = ?, last_at = ? WHERE bucket = ?').run(g.cum, g.at, r.bucket);
         return { granted: true, waitMs: 0 };
       }
-      // The window frees room for us once its `excess` oldest grants are windowMs old.
+      // A window has room for us once its `excess` oldest grants are windowMs old.
       const freeAt = over.map((o) => {
-        const t = this.db
-          .stmt(
-            `SELECT at FROM (SELECT at, SUM(n) OVER (ORDER BY at ROWS UNBOUNDED PRECEDING) AS cum FROM budget_grants WHERE bucket = ? AND at > ?)
-             WHERE cum >= ? ORDER BY at LIMIT 1`,
-          )
-          .get(r.bucket, now - o.windowMs, o.excess) as Row;
+        const t = this.db.stmt('SELECT at FROM budget_grants WHERE bucket = ? AND cum >= ? ORDER BY cum LIMIT 1').get(r.bucket, o.base + o.excess) as Row;
         return Number(t.at) + o.windowMs;
       });
       return { granted: false, waitMs: budgetWaitMs(now, pausedUntil, freeAt) };
@@ -147,17 +162,18 @@ export class SqliteCluster implements ClusterStore {
 
   async budgetStatus(q: { now?: number; windows?: Record<string, BudgetWindow[]> } = {}): Promise<BudgetStatus> {
     const now = q.now ?? Date.now();
-    const rows = new Map((this.db.stmt('SELECT bucket, paused_until, windows FROM budget_buckets').all() as Row[]).map((r) => [String(r.bucket), r]));
+    const rows = new Map((this.db.stmt('SELECT bucket, paused_until, windows, granted FROM budget_buckets').all() as Row[]).map((r) => [String(r.bucket), r]));
     const names = [...new Set([...rows.keys(), ...Object.keys(q.windows ?? {})])].sort();
     return {
       now,
       buckets: names.map((bucket) => {
         const r = rows.get(bucket);
         const windows = q.windows?.[bucket] ?? parseWindows(r?.windows ?? '[]');
+        const granted = r ? Number(r.granted) : 0;
         return {
           bucket,
           pausedUntil: r ? Number(r.paused_until) : 0,
-          windows: windows.map((w) => ({ limit: w.limit, windowMs: w.windowMs, used: this.used(bucket, now, w.windowMs) })),
+          windows: windows.map((w) => ({ limit: w.limit, windowMs: w.windowMs, used: granted - this.base(bucket, granted, now, w.windowMs) })),
         };
       }),
     };

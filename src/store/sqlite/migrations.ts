@@ -96,10 +96,12 @@ DROP INDEX IF EXISTS inbox_state;
   {
     version: 4,
     name: 'several processes: registry, leases, shared rate budget, open imports',
-    // Grants are one row per take (bucket, time, count), pruned past the bucket's longest
-    // window (horizon_ms), so a 36,000/h window keeps at most ~36,000 small rows. The bucket
-    // row is what a take locks (on PostgreSQL); it also keeps the pause and the windows of
-    // the latest take, for status. route_buckets: one learned window per route and length.
+    // Grants are one row per take (bucket, running total `cum`, time, count), pruned past the
+    // bucket's longest window (horizon_ms), so a 36,000/h window keeps at most ~36,000 small
+    // rows; a window's use is read through budget_grants_at (see grantOf in rows.ts). The
+    // bucket row is what a take locks (on PostgreSQL); it keeps the running total and the
+    // latest grant's time, the pause, and the windows of the latest take, for status.
+    // route_buckets: one learned window per route and window length.
     // ops_awaiting_email answers contactsWithOpenImports (see the adapters).
     sql: `
 CREATE TABLE processes (
@@ -123,15 +125,19 @@ CREATE TABLE budget_buckets (
   bucket TEXT PRIMARY KEY,
   paused_until INTEGER NOT NULL DEFAULT 0,
   horizon_ms INTEGER NOT NULL DEFAULT 0,
-  windows TEXT NOT NULL DEFAULT '[]'
+  windows TEXT NOT NULL DEFAULT '[]',
+  granted INTEGER NOT NULL DEFAULT 0,
+  last_at INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE budget_grants (
   bucket TEXT NOT NULL,
+  cum INTEGER NOT NULL,
   at INTEGER NOT NULL,
-  n INTEGER NOT NULL
+  n INTEGER NOT NULL,
+  PRIMARY KEY (bucket, cum)
 );
-CREATE INDEX budget_grants_at ON budget_grants(bucket, at, n);
+CREATE INDEX budget_grants_at ON budget_grants(bucket, at, cum);
 
 CREATE TABLE route_buckets (
   route TEXT NOT NULL,
