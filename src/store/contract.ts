@@ -461,6 +461,11 @@ function budgetContract(store: CurrentStore): void {
       (b) => b.bucket === 'events',
     );
     expect(events!.windows[0]!.used).toBe(2);
+    // contacts has no grant left: none counts, whatever the window.
+    const contacts = (await s.budgetStatus({ now: T0 + 1150, windows: { contacts: [{ limit: 100, windowMs: 60_000 }] } })).buckets.find(
+      (b) => b.bucket === 'contacts',
+    );
+    expect(contacts!.windows[0]!.used).toBe(0);
   });
 
   it('budget: a bucket once taken with a long window keeps its grants for that long, though later takes name only a short one', async () => {
