@@ -2,6 +2,7 @@
 // /admin/failures, POST /admin/failures/:id/retry, /ui, and the admin_token guard.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlannedOp } from '../src/core/plan.js';
+import type { FailureView } from '../src/engine/failures.js';
 import { sesEvent } from '../src/sim/ses-events/index.js';
 import { metricValue, startStack, until, type Stack } from './helpers.js';
 
@@ -11,9 +12,10 @@ const AUTH = { authorization: `Bearer ${TOKEN}` };
 let stack: Stack;
 
 beforeAll(async () => {
-  // max_attempts 1: a retryable Brevo failure becomes a dead letter at once, so a test can
-  // make one quickly and then see POST /admin/failures/:id/retry deliver it.
-  stack = await startStack({ plan: 'unlimited', adminToken: TOKEN, delivery: { max_attempts: 1 } });
+  // max_attempts 2: a retryable Brevo failure becomes a dead letter after one retry, so a test
+  // can make one quickly and then see POST /admin/failures/:id/retry deliver it; a refusal
+  // (400) must die at its first attempt, which 2 tells apart from a retried one.
+  stack = await startStack({ plan: 'unlimited', adminToken: TOKEN, delivery: { max_attempts: 2 } });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -32,24 +34,14 @@ function badEvent(key: string, email: string): PlannedOp {
   };
 }
 
-interface FailureJson {
-  id: number;
-  kind: string;
-  state: string;
-  email: string;
-  key: string;
-  sources: string[];
-  call: { method: string; path: string; body: unknown };
-  error: { code: string | null; message: string | null; status: number | null };
-  attempts: number;
-  createdAt: string;
-  updatedAt: string;
-}
+/** POST /v3/events (one event) and POST /v3/events/batch calls Brevo has seen so far. */
+const eventCalls = () => stack.brevo.stats().byRoute['POST /v3/events'] ?? 0;
+const batchCalls = () => stack.brevo.stats().byRoute['POST /v3/events/batch'] ?? 0;
 
-async function failures(): Promise<FailureJson[]> {
+async function failures(): Promise<FailureView[]> {
   const res = await stack.get('/admin/failures', AUTH);
   expect(res.status, res.text).toBe(200);
-  return (res.json as { failures: FailureJson[] }).failures;
+  return (res.json as { failures: FailureView[] }).failures;
 }
 
 describe('liveness, readiness, metrics', () => {
@@ -151,6 +143,7 @@ describe('status, failures, retry, dashboard', () => {
 
   it('an event Brevo refuses becomes a dead letter listed by GET /admin/failures with Brevo code and message', async () => {
     expect(await failures()).toEqual([]);
+    const callsBefore = eventCalls();
     await stack.connector.store.enqueue([badEvent('admin:bad-name', 'dead.letter@example.com')], Date.now());
     stack.connector.deliverer.wake();
     await stack.connector.waitIdle(30_000);
@@ -168,6 +161,8 @@ describe('status, failures, retry, dashboard', () => {
       call: { method: 'POST', path: '/v3/events', body: expect.objectContaining({ event_name: 'Bad Name!' }) },
     });
     expect(f.error.message).toMatch(/event_name/);
+    // A 400 is final: sent once, never retried.
+    expect(eventCalls()).toBe(callsBefore + 1);
     expect(stack.brevo.state().events.filter((e) => e.event_name === 'Bad Name!')).toEqual([]);
 
     const status = await stack.get('/admin/status', AUTH);
@@ -192,19 +187,20 @@ describe('status, failures, retry, dashboard', () => {
 
   it('POST /admin/failures/:id/retry of a refused event sends it again (and it dies again, with a fresh attempt count)', async () => {
     const [f] = await failures();
-    const requestsBefore = stack.brevo.stats().byRoute['POST /v3/events'] ?? 0;
+    const requestsBefore = eventCalls();
     const res = await stack.request('POST', `/admin/failures/${f!.id}/retry`, { headers: AUTH });
     expect(res.status, res.text).toBe(200);
     expect(res.json).toEqual({ ok: true, retried: 1 });
-    await until(async () => (stack.brevo.stats().byRoute['POST /v3/events'] ?? 0) > requestsBefore, 'the retried event to reach Brevo');
+    await until(() => eventCalls() > requestsBefore, 'the retried event to reach Brevo');
     await stack.connector.waitIdle(30_000);
+    expect(eventCalls()).toBe(requestsBefore + 1);
     const again = await failures();
     expect(again).toHaveLength(1);
     expect(again[0]).toMatchObject({ id: f!.id, state: 'dead', attempts: 1, error: { code: 'invalid_parameter' } });
   });
 
   it('POST /admin/failures/:id/retry delivers a dead letter once Brevo is healthy again', async () => {
-    // Brevo fails every request: with max_attempts 1 the event goes dead at once.
+    // Brevo fails every request: a 5xx is retried, so with max_attempts 2 the event goes dead at its second attempt.
     stack.brevo.setFaults({ errorRate: 1 });
     const payload = sesEvent('Reject', { messageId: 'admin-reject', recipients: ['Retry.Me@Example.com'], timestamp: '2026-03-02T10:00:00.000Z' });
     try {
@@ -215,7 +211,7 @@ describe('status, failures, retry, dashboard', () => {
     }
     const list = await failures();
     const dead = list.find((x) => x.email === 'retry.me@example.com');
-    expect(dead).toMatchObject({ kind: 'event', state: 'dead', error: { status: expect.any(Number) } });
+    expect(dead).toMatchObject({ kind: 'event', state: 'dead', attempts: 2, error: { status: expect.any(Number) } });
     expect(dead!.error.status).toBeGreaterThanOrEqual(500);
     expect(stack.brevo.state().events.filter((e) => e.identifiers.email_id === 'retry.me@example.com')).toEqual([]);
 
@@ -242,13 +238,17 @@ describe('status, failures, retry, dashboard', () => {
   });
 
   it('GET /admin/failures pages with limit and offset', async () => {
+    const [batchesBefore, callsBefore] = [batchCalls(), eventCalls()];
     await stack.connector.store.enqueue([badEvent('admin:bad-2', 'dead2@example.com'), badEvent('admin:bad-3', 'dead3@example.com')], Date.now());
     stack.connector.deliverer.wake();
     await stack.connector.waitIdle(30_000);
     const all = await failures();
     expect(all.map((f) => f.key)).toEqual(['admin:bad-name', 'admin:bad-2', 'admin:bad-3']);
+    // Brevo refused the whole batch (400): each event was sent once alone and died at that first attempt.
+    expect(all.slice(1).map((f) => f.attempts)).toEqual([1, 1]);
+    expect([batchCalls(), eventCalls()]).toEqual([batchesBefore + 1, callsBefore + 2]);
     const page = await stack.get('/admin/failures?limit=1&offset=1', AUTH);
-    expect((page.json as { failures: FailureJson[] }).failures.map((f) => f.key)).toEqual(['admin:bad-2']);
+    expect((page.json as { failures: FailureView[] }).failures.map((f) => f.key)).toEqual(['admin:bad-2']);
     const ui = await stack.get('/ui', AUTH);
     expect(ui.text).toMatch(/3 dead letter\(s\)/);
     expect((await stack.get('/admin/status', AUTH)).json?.deadLetters).toBe(3);
@@ -269,7 +269,7 @@ describe('status, failures, retry, dashboard', () => {
         event_properties: { event_key: `admin:good-${i}` },
       },
     });
-    const batchesBefore = stack.brevo.stats().byRoute['POST /v3/events/batch'] ?? 0;
+    const [batchesBefore, callsBefore] = [batchCalls(), eventCalls()];
     // One transaction: the deliverer claims them together and sends one /events/batch.
     await stack.connector.store.enqueue([good(1), badEvent('admin:bad-batch', 'batch.bad@example.com'), good(2), good(3)], Date.now());
     stack.connector.deliverer.wake();
@@ -279,8 +279,11 @@ describe('status, failures, retry, dashboard', () => {
       .events.map((e) => String(e.event_properties?.event_key))
       .filter((k) => k.startsWith('admin:'));
     expect(keys.sort()).toEqual(['admin:good-1', 'admin:good-2', 'admin:good-3']);
-    expect(stack.brevo.stats().byRoute['POST /v3/events/batch'] ?? 0).toBe(batchesBefore + 1);
-    expect((await failures()).map((f) => f.key)).toEqual(['admin:bad-name', 'admin:bad-2', 'admin:bad-3', 'admin:bad-batch']);
+    // 207: Brevo applied the others and named the bad one, which dies at once; nothing is resent.
+    expect([batchCalls(), eventCalls()]).toEqual([batchesBefore + 1, callsBefore]);
+    const list = await failures();
+    expect(list.map((f) => f.key)).toEqual(['admin:bad-name', 'admin:bad-2', 'admin:bad-3', 'admin:bad-batch']);
+    expect(list[3]).toMatchObject({ attempts: 1, error: { code: 'invalid_parameter', status: 207 } });
     expect((await stack.get('/ui', AUTH)).text).toMatch(/4 dead letter\(s\)/);
   });
 });

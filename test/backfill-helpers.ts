@@ -2,55 +2,28 @@
 // the `tajo-ses` command as a child process over bin/tajo-ses.js (dist/), configuration
 // files in temp dirs, in-process connectors over the SES and Brevo simulators, and checks
 // on what the Brevo simulator holds that go beyond compareBackfill.
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import type { BrevoSimState, BrevoSimStats } from '../src/sim/brevo/index.js';
 import type { SesSimData } from '../src/sim/ses/index.js';
 import { parseConfig } from '../src/config/load.js';
 import { createConnector, type Connector, type ConnectorOptions } from '../src/engine/connector.js';
+import { TOPIC } from './helpers.js';
+import { cleanEnv } from './cli-run.js';
 
-export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-export const BIN = join(ROOT, 'bin', 'tajo-ses.js');
-const MAIN_JS = join(ROOT, 'dist', 'cli', 'main.js');
+export { TOPIC, until } from './helpers.js';
+export { BIN, ensureBuilt, ROOT, runCli, spawnCli, type CliRun, type Spawned } from './cli-run.js';
 
 /** Static credentials the SES simulator accepts (it checks that a request is signed, not the key). */
 export const CREDS = { accessKeyId: 'AKIDBACKFILLSIM', secretAccessKey: 'backfill-sim-secret' };
-export const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
 export const FOLDER = 'Amazon SES';
 export const SUPPRESSION_LIST = 'SES suppression list';
 export const RECIPIENTS_LIST = 'SES recipients';
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (e.name.endsWith('.ts') && !/\.i?test\.ts$/.test(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-/** Rebuilds dist/ when a source file is newer than dist/cli/main.js (`npm test` builds first). */
-export function ensureBuilt(): void {
-  const stale = !existsSync(MAIN_JS) || statSync(MAIN_JS).mtimeMs < newestSource(join(ROOT, 'src'));
-  if (!stale) return;
-  try {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
-  } catch (err) {
-    // Type errors still emit JavaScript; only a missing entry point is fatal here.
-    if (!existsSync(MAIN_JS)) throw err;
-  }
-}
-
 /** A clean environment for the child: AWS keys for the SDK's default chain, nothing inherited. */
 export function childEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    PATH: process.env.PATH ?? '',
-    HOME: home,
-    NO_COLOR: '1',
+  return cleanEnv(home, {
     AWS_ACCESS_KEY_ID: CREDS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CREDS.secretAccessKey,
     // Never reach for an instance metadata service or a real profile from a test.
@@ -58,47 +31,9 @@ export function childEnv(home: string, extra: Record<string, string> = {}): Reco
     AWS_CONFIG_FILE: join(home, 'no-aws-config'),
     AWS_SHARED_CREDENTIALS_FILE: join(home, 'no-aws-credentials'),
     ...extra,
-  };
-}
-
-export interface CliRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-export function runCli(args: string[], opts: { cwd: string; env: Record<string, string>; timeoutMs?: number }): Promise<CliRun> {
-  const t0 = Date.now();
-  return new Promise((resolvePromise) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: opts.cwd, env: opts.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolvePromise({ code, stdout: String(stdout), stderr: String(stderr), ms: Date.now() - t0 });
-      },
-    );
   });
 }
 
-export interface Spawned {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-export function spawnCli(args: string[], opts: { cwd: string; env: Record<string, string> }): Spawned {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
-  return { child, output: () => out, exited };
-}
-
-/** The configuration a user would write for the simulators (JSON is valid YAML). */
 export function simConfig(o: {
   sesEndpoint: string;
   brevo: { url: string; apiKey: string };
@@ -125,16 +60,6 @@ export function writeConfig(path: string, cfg: Record<string, unknown>): string 
 export async function inProcessConnector(cfg: Record<string, unknown>, opts: Omit<ConnectorOptions, 'logger' | 'ses'> = {}): Promise<Connector> {
   const parsed = parseConfig(cfg, { requireBrevoKey: false, env: {} });
   return createConnector(parsed, { ...opts, logger: pino({ level: 'silent' }), ses: { credentials: CREDS } });
-}
-
-export async function until<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 30_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

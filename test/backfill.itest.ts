@@ -1,14 +1,13 @@
 // Issue: audience backfill from the SES API into Brevo.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { startBrevoSim, type BrevoSim } from '../src/sim/brevo/index.js';
-import { startSesSim, type SesSim } from '../src/sim/ses/index.js';
+import type { BrevoSim } from '../src/sim/brevo/index.js';
+import type { SesSim } from '../src/sim/ses/index.js';
 import { compareBackfill } from '../src/sim/oracle.js';
 import { parseConfig } from '../src/config/load.js';
 import { createConnector, type Connector } from '../src/engine/connector.js';
+import { useSims } from './helpers.js';
 
 const CREDS = { accessKeyId: 'AKIDSIM', secretAccessKey: 'sim-secret' };
 
@@ -23,53 +22,45 @@ export async function backfillStack(dir: string, brevo: BrevoSim, sesSim: SesSim
 }
 
 describe('backfill', () => {
-  let brevo: BrevoSim;
-  let sesSim: SesSim;
-  let dir: string;
-  beforeAll(async () => {
-    brevo = await startBrevoSim({ plan: 'general', importDelayMs: 20 });
-    sesSim = await startSesSim({ rps: 1 });
-    sesSim.generate({ lists: 2, topicsPerList: 2, contacts: 25_000, suppressions: 3_000, seed: 3 });
-    dir = mkdtempSync(join(tmpdir(), 'tajo-bf-'));
-  });
-  afterAll(async () => {
-    await brevo.close();
-    await sesSim.close();
-    rmSync(dir, { recursive: true, force: true });
+  const sims = useSims({ brevo: { plan: 'general', importDelayMs: 20 }, ses: { rps: 1 }, tmpDir: 'tajo-bf-' });
+  beforeAll(() => {
+    sims.ses.generate({ lists: 2, topicsPerList: 2, contacts: 25_000, suppressions: 3_000, seed: 3 });
   });
 
   it('25,000 contacts over 2 lists with 4 topics and 3,000 suppressions land in Brevo exactly', async () => {
-    const c = await backfillStack(dir, brevo, sesSim);
+    const c = await backfillStack(sims.dir, sims.brevo, sims.ses);
     try {
       await c.start();
       const summary = await c.backfill();
       expect(summary.streams.contacts?.read).toBe(25_000);
       expect(summary.streams.suppressions?.read).toBe(3_000);
       await c.waitIdle(120_000);
-      await brevo.settle();
-      const cmp = compareBackfill(sesSim.data(), brevo.state());
+      await sims.brevo.settle();
+      const cmp = compareBackfill(sims.ses.data(), sims.brevo.state());
       expect(cmp.problems).toEqual([]);
       expect(cmp.checked.contacts).toBe(25_000);
       expect(await c.store.listFailures({ limit: 10 })).toEqual([]);
       // No SES call was refused for good: throttling is absorbed by the limiter.
-      expect(brevo.state().events).toEqual([]);
+      expect(sims.brevo.state().events).toEqual([]);
 
       // A second run after 50 new suppressions reads only the new window and blocklists exactly those.
       const before = new Set(
-        Object.values(brevo.state().contacts)
+        Object.values(sims.brevo.state().contacts)
           .filter((x) => x.emailBlacklisted)
           .map((x) => x.email),
       );
       const later = new Date(Date.now() + 1000);
-      sesSim.seed({ suppressions: Array.from({ length: 50 }, (_, i) => ({ email: `late-${i}@example.org`, reason: 'BOUNCE' as const, lastUpdated: later })) });
+      sims.ses.seed({
+        suppressions: Array.from({ length: 50 }, (_, i) => ({ email: `late-${i}@example.org`, reason: 'BOUNCE' as const, lastUpdated: later })),
+      });
       await new Promise((r) => setTimeout(r, 1100));
-      sesSim.resetCalls();
+      sims.ses.resetCalls();
       const second = await c.backfill({ streams: ['suppressions'] });
       expect(second.streams.suppressions?.read).toBe(50);
-      expect(sesSim.calls()).toEqual({ ListSuppressedDestinations: 1 });
+      expect(sims.ses.calls()).toEqual({ ListSuppressedDestinations: 1 });
       await c.waitIdle(60_000);
-      await brevo.settle();
-      const after = Object.values(brevo.state().contacts)
+      await sims.brevo.settle();
+      const after = Object.values(sims.brevo.state().contacts)
         .filter((x) => x.emailBlacklisted)
         .map((x) => x.email);
       const added = after.filter((e) => !before.has(e));

@@ -2,22 +2,17 @@
 // failure. The command runs as a child process (bin/tajo-ses.js) against the SES simulator
 // (AWS keys from the environment, as the SDK's default chain reads them) and the Brevo
 // simulator.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect, beforeAll } from 'vitest';
 import { join } from 'node:path';
-import { startBrevoSim, type BrevoSim } from '../src/sim/brevo/index.js';
-import { startSesSim, type SesSim } from '../src/sim/ses/index.js';
 import type { CheckResult } from '../src/engine/check.js';
-import { childEnv, ensureBuilt, runCli, simConfig, TOPIC, writeConfig, type CliRun } from './backfill-helpers.js';
+import { childEnv, ensureBuilt, runCli, simConfig, writeConfig, type CliRun } from './backfill-helpers.js';
+import { TOPIC, useSims } from './helpers.js';
 
 const WRONG_KEY = 'xkeysib-wrong-SECRET-7a7a7a7a';
 const SES_ATTRIBUTES = 14;
 
 describe('tajo-ses check', () => {
-  let brevo: BrevoSim;
-  let sesSim: SesSim;
-  let dir: string;
+  const sims = useSims({ brevo: { plan: 'general' }, ses: { rps: 1 }, tmpDir: 'tajo-check-' });
   let env: Record<string, string>;
   let good: string;
   let wrongKey: string;
@@ -33,30 +28,21 @@ describe('tajo-ses check', () => {
     ],
   });
 
-  beforeAll(async () => {
+  beforeAll(() => {
     ensureBuilt();
-    brevo = await startBrevoSim({ plan: 'general' });
-    sesSim = await startSesSim({ rps: 1 });
-    sesSim.seed({ identities: [{ name: 'example.com' }], ...publishing(TOPIC) });
-    dir = mkdtempSync(join(tmpdir(), 'tajo-check-'));
-    env = childEnv(dir);
+    sims.ses.seed({ identities: [{ name: 'example.com' }], ...publishing(TOPIC) });
+    env = childEnv(sims.dir);
     good = writeConfig(
-      join(dir, 'tajo.yaml'),
-      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'store', 'amazon-ses.db') }),
+      join(sims.dir, 'tajo.yaml'),
+      simConfig({ sesEndpoint: sims.ses.endpoint, brevo: { url: sims.brevo.url, apiKey: sims.brevo.apiKey }, db: join(sims.dir, 'store', 'amazon-ses.db') }),
     );
     wrongKey = writeConfig(
-      join(dir, 'wrong-key.yaml'),
-      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: WRONG_KEY }, db: join(dir, 'store', 'amazon-ses.db') }),
+      join(sims.dir, 'wrong-key.yaml'),
+      simConfig({ sesEndpoint: sims.ses.endpoint, brevo: { url: sims.brevo.url, apiKey: WRONG_KEY }, db: join(sims.dir, 'store', 'amazon-ses.db') }),
     );
   });
 
-  afterAll(async () => {
-    await brevo?.close();
-    await sesSim?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
-
-  const check = (...args: string[]) => runCli(['check', ...args], { cwd: dir, env });
+  const check = (...args: string[]) => runCli(['check', ...args], { cwd: sims.dir, env });
 
   /** The `fix:` line printed right under the failed check's line. */
   function fixFor(r: CliRun, name: string): string | undefined {
@@ -78,7 +64,7 @@ describe('tajo-ses check', () => {
     expect(fixed.code, fixed.stdout + fixed.stderr).toBe(0);
     expect(fixed.stdout).toMatch(/^✓ brevo\.attributes: created SES_/m);
     expect(fixed.stdout).toContain('All checks passed.');
-    const attrs = brevo.state().attributes.filter((a) => a.name.startsWith('SES_'));
+    const attrs = sims.brevo.state().attributes.filter((a) => a.name.startsWith('SES_'));
     expect(attrs).toHaveLength(SES_ATTRIBUTES);
     expect(attrs.every((a) => a.category === 'normal')).toBe(true);
   }, 60_000);
@@ -103,7 +89,7 @@ describe('tajo-ses check', () => {
     expect(r.stdout).toMatch(/^! brevo\.lists: folder "Amazon SES" does not exist yet$/m);
     expect(r.stdout).not.toMatch(/^✗/m);
     expect(r.stdout).toContain('All checks passed.');
-    expect(r.stdout + r.stderr).not.toContain(brevo.apiKey);
+    expect(r.stdout + r.stderr).not.toContain(sims.brevo.apiKey);
   }, 60_000);
 
   it('--json prints one JSON object per check', async () => {
@@ -128,7 +114,7 @@ describe('tajo-ses check', () => {
 
   it('the allowed topic missing from the configuration set: exits 1 and prints a fix', async () => {
     const other = 'arn:aws:sns:us-east-1:123456789012:someone-elses-topic';
-    sesSim.seed(publishing(other));
+    sims.ses.seed(publishing(other));
     try {
       const r = await check('--config', good);
       expect(r.code, r.stdout + r.stderr).toBe(1);
@@ -139,7 +125,7 @@ describe('tajo-ses check', () => {
       expect(r.stdout).toContain('1 check(s) failed.');
 
       // A destination to the right topic that is disabled does not count either.
-      sesSim.seed(publishing(TOPIC, false));
+      sims.ses.seed(publishing(TOPIC, false));
       const disabled = await check('--json', '--config', good);
       expect(disabled.code).toBe(1);
       const ep = disabled.stdout
@@ -149,7 +135,7 @@ describe('tajo-ses check', () => {
         .find((c) => c.name === 'ses.event_publishing');
       expect(ep).toMatchObject({ ok: false, fix: expect.stringContaining('topic_arns') });
     } finally {
-      sesSim.seed(publishing(TOPIC));
+      sims.ses.seed(publishing(TOPIC));
     }
   }, 60_000);
 
@@ -175,8 +161,8 @@ describe('tajo-ses check', () => {
 
   it('an empty Brevo key gives one "brevo.api_key" result (--json stays one object per check)', async () => {
     const noKey = writeConfig(
-      join(dir, 'no-key.yaml'),
-      simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: '' }, db: join(dir, 'store', 'amazon-ses.db') }),
+      join(sims.dir, 'no-key.yaml'),
+      simConfig({ sesEndpoint: sims.ses.endpoint, brevo: { url: sims.brevo.url, apiKey: '' }, db: join(sims.dir, 'store', 'amazon-ses.db') }),
     );
     const r = await check('--json', '--config', noKey);
     expect(r.code, r.stdout + r.stderr).toBe(1);

@@ -7,30 +7,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../src/store/index.js';
 import type { Store } from '../src/store/port.js';
-import type { EventOp } from '../src/core/plan.js';
+import { event } from '../src/store/contract.js';
 import { shorten } from '../src/cli/main.js';
-import { ensureBuilt, runCli } from './cli-run.js';
+import { cleanEnv, ensureBuilt, runCli } from './cli-run.js';
 
 let dir = '';
 const T0 = 1_700_000_000_000;
 const ids: Record<string, number> = {};
-
-function event(key: string): EventOp {
-  return {
-    kind: 'event',
-    key,
-    email: `${key}@example.com`,
-    lane: 'realtime',
-    priority: 2,
-    sources: [key],
-    payload: {
-      event_name: 'ses_email_sent',
-      event_date: new Date(T0).toISOString(),
-      identifiers: { email_id: `${key}@example.com` },
-      event_properties: { event_key: key },
-    },
-  };
-}
 
 async function withStore<T>(fn: (s: Store) => Promise<T>): Promise<T> {
   const store = await openStore(`sqlite:${join(dir, 'tajo.db')}`);
@@ -42,7 +25,7 @@ async function withStore<T>(fn: (s: Store) => Promise<T>): Promise<T> {
   }
 }
 
-const cli = (args: string[]) => runCli(args, { cwd: dir, env: { BREVO_API_KEY: 'x' } });
+const cli = (args: string[]) => runCli(args, { cwd: dir, env: cleanEnv(dir, { BREVO_API_KEY: 'x' }) });
 
 beforeAll(async () => {
   ensureBuilt();
@@ -52,7 +35,10 @@ beforeAll(async () => {
     ['connectors:', '  amazon-ses:', '    region: us-east-1', 'brevo:', '  api_key: ${BREVO_API_KEY}', 'store:', '  url: sqlite:./tajo.db', ''].join('\n'),
   );
   await withStore(async (store) => {
-    await store.enqueue(['bad1', 'bad2', 'bad3', 'gone', 'ok'].map(event), T0);
+    await store.enqueue(
+      ['bad1', 'bad2', 'bad3', 'gone', 'ok'].map((k) => event(k, `${k}@example.com`)),
+      T0,
+    );
     const claimed = await store.claimOps({ kind: 'event', limit: 10, owner: 't', leaseMs: 60_000, now: T0 });
     for (const op of claimed) ids[op.key] = op.id;
     const long = 'Brevo refused the event because the identifier email_id does not name a contact that exists in this account';

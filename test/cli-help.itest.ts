@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, ensureBuilt, runCli } from './cli-run.js';
+import { BIN, cleanEnv, ensureBuilt, runCli } from './cli-run.js';
 
 let dir = '';
 let watcher: Server;
@@ -66,7 +66,7 @@ const COMMANDS: Array<{ args: string[]; name: string }> = [
 describe('per-command help', () => {
   for (const c of COMMANDS) {
     it(`tajo-ses ${c.args.join(' ')}: its own help, exit 0, nothing written or called`, async () => {
-      const r = await runCli(c.args, { cwd: dir, env: { BREVO_API_KEY: 'x' }, timeoutMs: 20_000 });
+      const r = await runCli(c.args, { cwd: dir, env: cleanEnv(dir, { BREVO_API_KEY: 'x' }), timeoutMs: 20_000 });
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       expect(r.stdout.startsWith(`Usage: tajo-ses ${c.name}`)).toBe(true);

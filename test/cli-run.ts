@@ -1,7 +1,7 @@
 // Runs `tajo-ses` as users do: a child process over bin/tajo-ses.js (which loads dist/).
 // `npm test` builds first; when a test file runs alone, ensureBuilt() rebuilds dist if a
 // source file is newer than dist/cli/main.js.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,7 @@ function newestSource(dir: string): number {
   return newest;
 }
 
+/** Rebuilds dist/ when a source file is newer than dist/cli/main.js (`npm test` builds first). */
 export function ensureBuilt(): void {
   const stale = !existsSync(MAIN_JS) || statSync(MAIN_JS).mtimeMs < newestSource(join(ROOT, 'src'));
   if (!stale) return;
@@ -31,19 +32,46 @@ export function ensureBuilt(): void {
   }
 }
 
+/** A clean environment for the child (no inherited Brevo key, token or config path), plus `extra`. */
+export function cleanEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', HOME: home, NO_COLOR: '1', ...extra };
+}
+
 export interface CliRun {
   code: number;
   stdout: string;
   stderr: string;
+  ms: number;
 }
 
-/** Runs the CLI in `cwd` with a clean environment (no inherited Brevo key, token or config path). */
+/** Runs the CLI to its end in `cwd`; `env` is the child's whole environment (default: cleanEnv(cwd)). */
 export function runCli(args: string[], opts: { cwd: string; env?: Record<string, string>; timeoutMs?: number }): Promise<CliRun> {
-  const base: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: opts.cwd, NO_COLOR: '1' };
+  const t0 = Date.now();
   return new Promise((resolvePromise) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: { ...base, ...opts.env }, timeout: opts.timeoutMs ?? 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: opts.cwd, env: opts.env ?? cleanEnv(opts.cwd), timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolvePromise({ code, stdout: String(stdout), stderr: String(stderr), ms: Date.now() - t0 });
+      },
+    );
   });
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the CLI and returns at once (for `serve`, and for commands a test interrupts). */
+export function spawnCli(args: string[], opts: { cwd: string; env: Record<string, string> }): Spawned {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  return { child, output: () => out, exited };
 }

@@ -1,58 +1,20 @@
 // The `tajo-ses` command as users run it: a child process over bin/tajo-ses.js (which loads
 // dist/). `npm test` builds first; when run alone, beforeAll rebuilds dist if a source file
 // is newer than dist/cli/main.js.
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'tajo-ses.js');
-const MAIN_JS = join(ROOT, 'dist', 'cli', 'main.js');
+import { ensureBuilt, runCli, type CliRun } from './cli-run.js';
 
 const API_KEY = 'xkeysib-cli-test-SECRET-0f0f0f';
 const ADMIN_TOKEN = 'admin-cli-test-SECRET-1e1e1e';
 
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (e.name.endsWith('.ts') && !/\.i?test\.ts$/.test(e.name)) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-function ensureBuilt(): void {
-  const stale = !existsSync(MAIN_JS) || statSync(MAIN_JS).mtimeMs < newestSource(join(ROOT, 'src'));
-  if (!stale) return;
-  try {
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'pipe' });
-  } catch (err) {
-    // Type errors still emit JavaScript; only a missing entry point is fatal here.
-    if (!existsSync(MAIN_JS)) throw err;
-  }
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 let tmp = '';
 
-function run(args: string[], env: Record<string, string> = {}): Promise<Run> {
+function run(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
   // A clean environment: no inherited Brevo key, token or config path.
-  const base: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: tmp, NO_COLOR: '1' };
-  return new Promise((resolvePromise) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: tmp, env: { ...base, ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolvePromise({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+  return runCli(args, { cwd: tmp, env: { PATH: process.env.PATH ?? '', HOME: tmp, NO_COLOR: '1', ...env }, timeoutMs: 60_000 });
 }
 
 function writeConfig(name: string, lines: string[]): string {
@@ -276,9 +238,9 @@ describe('tajo-ses status and failures on a fresh sqlite store', () => {
     expect(r.stderr).toMatch(/give the id of a dead letter/);
   });
 
-  it('failures show with an unknown id: exit 2', async () => {
+  it('failures show with an unknown id: exit 1 (not found; 2 is for usage errors)', async () => {
     const r = await run(['failures', 'show', '424242', '--config', valid], ENV);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/no operation with id 424242/);
   });
 

@@ -1,79 +1,51 @@
 // `serve` runs processing and delivery on an engine thread: what an operator sees must not
 // change (deliveries, /metrics, /admin/status, a clean SIGTERM, a clear failure at start).
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startBrevoSim, type BrevoSim } from '../src/sim/brevo/index.js';
-import { startSnsSim, type SnsSim } from '../src/sim/sns/index.js';
+import { describe, it, expect, afterAll } from 'vitest';
 import { realisticMix } from '../src/sim/ses-events/index.js';
 import { parseSesNotification } from '../src/ses/parse.js';
 import { expectedBrevoState, compareWithBrevo } from '../src/sim/oracle.js';
-import { SES_EVENT_TYPES } from '../src/core/types.js';
-import { TOPIC, LOOPBACK_CERT_HOST, freePort, metricValue, spawnServe, until, type ServeProcess } from './helpers.js';
-
-const ALL_BOTH = Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both']));
+import { ALL_EVENTS_BOTH, TOPIC, freePort, metricValue, spawnServe, until, useSims, writeServeConfig, type ServeProcess } from './helpers.js';
 
 describe('serve with its engine thread', () => {
-  let brevo: BrevoSim;
-  let sns: SnsSim;
-  let dir: string;
+  const sims = useSims({ brevo: { plan: 'unlimited', importDelayMs: 20 }, sns: {}, tmpDir: 'tajo-thread-' });
   let serve: ServeProcess | undefined;
-
-  beforeAll(async () => {
-    brevo = await startBrevoSim({ plan: 'unlimited', importDelayMs: 20 });
-    sns = await startSnsSim();
-    dir = mkdtempSync(join(tmpdir(), 'tajo-thread-'));
-  });
-  afterAll(async () => {
+  afterAll(() => {
     serve?.child.kill('SIGKILL');
-    await brevo.close();
-    await sns.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
-  function start(name: string, port: number, apiKey: string, extra: Record<string, unknown> = {}): ServeProcess {
-    const configPath = join(dir, `${name}.yaml`);
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        connectors: {
-          'amazon-ses': {
-            region: 'us-east-1',
-            sync: { contacts: false, suppressions: false, account: false },
-            sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true },
-            events: ALL_BOTH,
-          },
-        },
-        brevo: { api_key: apiKey, base_url: brevo.url, plan: 'extended' },
-        store: { url: `sqlite:${join(dir, `${name}.db`)}` },
-        server: { port, host: '127.0.0.1', ...extra },
-        log: { level: 'info' },
+  function start(name: string, port: number, apiKey: string, server: Record<string, unknown> = {}): ServeProcess {
+    return spawnServe(
+      writeServeConfig({
+        dir: sims.dir,
+        name,
+        port,
+        brevo: { url: sims.brevo.url, apiKey, plan: 'extended' },
+        ses: { sync: { contacts: false, suppressions: false, account: false } },
+        server,
       }),
     );
-    return spawnServe(configPath);
   }
 
   it('acknowledges, delivers, and reports the metrics and Brevo budget of both threads', async () => {
     const port = await freePort();
-    serve = start('main', port, brevo.apiKey);
+    serve = start('main', port, sims.brevo.apiKey);
     const base = `http://127.0.0.1:${port}`;
     await serve.ready(port);
 
     const payloads = realisticMix(300, { recipients: 40, seed: 8 });
     for (const p of payloads) {
-      const res = await sns.publish(`${base}/webhooks/amazon-ses`, sns.notification(TOPIC, p));
+      const res = await sims.sns.publish(`${base}/webhooks/amazon-ses`, sims.sns.notification(TOPIC, p));
       expect(res.status).toBe(200);
     }
     const exp = expectedBrevoState(
       payloads.flatMap((p) => parseSesNotification(p).records),
-      ALL_BOTH as never,
+      ALL_EVENTS_BOTH,
     );
     let problems: string[] = [];
     await until(
       async () => {
-        await brevo.settle();
-        const cmp = compareWithBrevo(exp, brevo.state());
+        await sims.brevo.settle();
+        const cmp = compareWithBrevo(exp, sims.brevo.state());
         problems = cmp.problems;
         return cmp.ok;
       },
@@ -122,17 +94,17 @@ describe('serve with its engine thread', () => {
 
   it('server.engine_thread: false runs everything on one thread, with the same results', async () => {
     const port = await freePort();
-    serve = start('inline', port, brevo.apiKey, { engine_thread: false });
+    serve = start('inline', port, sims.brevo.apiKey, { engine_thread: false });
     const base = `http://127.0.0.1:${port}`;
     await serve.ready(port);
-    const before = brevo.state().events.length;
+    const before = sims.brevo.state().events.length;
     const payloads = realisticMix(50, { recipients: 10, seed: 99 });
-    for (const p of payloads) expect((await sns.publish(`${base}/webhooks/amazon-ses`, sns.notification(TOPIC, p))).status).toBe(200);
+    for (const p of payloads) expect((await sims.sns.publish(`${base}/webhooks/amazon-ses`, sims.sns.notification(TOPIC, p))).status).toBe(200);
     const expected = expectedBrevoState(
       payloads.flatMap((p) => parseSesNotification(p).records),
-      ALL_BOTH as never,
+      ALL_EVENTS_BOTH,
     ).events.size;
-    await until(() => brevo.state().events.length === before + expected, 'the inline engine to deliver', 30_000, 100);
+    await until(() => sims.brevo.state().events.length === before + expected, 'the inline engine to deliver', 30_000, 100);
     expect(serve.logs()).not.toContain('"thread":"engine"');
     serve.child.kill('SIGTERM');
     expect(await serve.exited()).toBe(0);

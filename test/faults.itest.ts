@@ -1,24 +1,18 @@
 // Issue: nothing lost when Brevo fails or throttles, or when the process is killed.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { startBrevoSim, type BrevoSim } from '../src/sim/brevo/index.js';
-import { startSnsSim, type SnsSim } from '../src/sim/sns/index.js';
+import type { SnsSim } from '../src/sim/sns/index.js';
 import { realisticMix } from '../src/sim/ses-events/index.js';
 import { parseSesNotification } from '../src/ses/parse.js';
 import { expectedBrevoState, compareWithBrevo } from '../src/sim/oracle.js';
 import { parseConfig } from '../src/config/load.js';
 import { createConnector } from '../src/engine/connector.js';
 import { buildServer } from '../src/server/app.js';
-import { SES_EVENT_TYPES, type SesEventRecord } from '../src/core/types.js';
+import type { SesEventRecord } from '../src/core/types.js';
 import type { SnsEnvelope } from '../src/ses/sns.js';
 import type { AddressInfo } from 'node:net';
-import { freePort, spawnServe, type ServeProcess } from './helpers.js';
-
-const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
-const ALL_BOTH = Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both']));
+import { ALL_EVENTS_BOTH, freePort, LOOPBACK_CERT_HOST, spawnServe, TOPIC, until, useSims, writeServeConfig, type ServeProcess } from './helpers.js';
 
 async function publishAll(sns: SnsSim, url: string, envs: SnsEnvelope[], concurrency = 32): Promise<void> {
   let next = 0;
@@ -36,67 +30,47 @@ async function publishAll(sns: SnsSim, url: string, envs: SnsEnvelope[], concurr
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function recordsOf(payloads: Array<Record<string, unknown>>): SesEventRecord[] {
   return payloads.flatMap((p) => parseSesNotification(p).records);
 }
 
 describe('delivery under Brevo faults', () => {
-  let brevo: BrevoSim;
-  let sns: SnsSim;
-  let dir: string;
-  beforeAll(async () => {
-    brevo = await startBrevoSim({ plan: 'general', faults: { errorRate: 0.3, throttleRate: 0.1, seed: 7 } });
-    sns = await startSnsSim();
-    dir = mkdtempSync(join(tmpdir(), 'tajo-faults-'));
-  });
-  afterAll(async () => {
-    await brevo.close();
-    await sns.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const sims = useSims({ brevo: { plan: 'general', faults: { errorRate: 0.3, throttleRate: 0.1, seed: 7 } }, sns: {}, tmpDir: 'tajo-faults-' });
 
   it('5,000 events with 30% 5xx and 429 bursts: each arrives exactly once or is a dead letter with Brevo error', async () => {
     const cfg = parseConfig({
       connectors: {
         'amazon-ses': {
           region: 'us-east-1',
-          sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
-          events: ALL_BOTH,
+          sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true },
+          events: ALL_EVENTS_BOTH,
         },
       },
-      brevo: { api_key: brevo.apiKey, base_url: brevo.url },
-      store: { url: `sqlite:${join(dir, 'faults.db')}` },
+      brevo: { api_key: sims.brevo.apiKey, base_url: sims.brevo.url },
+      store: { url: `sqlite:${join(sims.dir, 'faults.db')}` },
       delivery: { backoff_base: '100ms', backoff_max: '2s', max_attempts: 12 },
     });
     const connector = await createConnector(cfg, { logger: pino({ level: 'silent' }) });
     const app = buildServer(connector);
     try {
       // Attributes are created while Brevo fails too: start() must get through it.
-      brevo.setFaults({ errorRate: 0, throttleRate: 0 });
+      sims.brevo.setFaults({ errorRate: 0, throttleRate: 0 });
       await connector.start();
-      brevo.setFaults({ errorRate: 0.3, throttleRate: 0.1, seed: 7 });
+      sims.brevo.setFaults({ errorRate: 0.3, throttleRate: 0.1, seed: 7 });
       await app.listen({ port: 0, host: '127.0.0.1' });
       const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/webhooks/amazon-ses`;
       const payloads = realisticMix(5000, { recipients: 150, seed: 11 });
       await publishAll(
-        sns,
+        sims.sns,
         url,
-        payloads.map((p) => sns.notification(TOPIC, p)),
+        payloads.map((p) => sims.sns.notification(TOPIC, p)),
       );
       await connector.waitIdle(170_000);
-      await brevo.settle();
+      await sims.brevo.settle();
 
       const records = recordsOf(payloads);
       const exp = expectedBrevoState(records, cfg.connectors['amazon-ses'].events);
-      const state = brevo.state();
+      const state = sims.brevo.state();
       const failures = await connector.store.listFailures({ limit: 10_000 });
       const deadKeys = new Set(failures.filter((f) => f.kind === 'event').map((f) => f.key));
       for (const f of failures) {
@@ -113,7 +87,7 @@ describe('delivery under Brevo faults', () => {
       }
       expect(missing).toBe(0);
       expect(exp.events.size).toBeGreaterThan(4900);
-      const stats = brevo.stats();
+      const stats = sims.brevo.stats();
       // The faults really happened.
       expect((stats.status['500'] ?? 0) + (stats.status['502'] ?? 0) + (stats.status['503'] ?? 0)).toBeGreaterThan(0);
       expect(stats.throttled).toBeGreaterThan(0);
@@ -129,58 +103,42 @@ describe('delivery under Brevo faults', () => {
 });
 
 describe('SIGKILL mid-delivery', () => {
-  let brevo: BrevoSim;
-  let sns: SnsSim;
-  let dir: string;
+  const sims = useSims({ brevo: { plan: 'general', faults: { latencyMs: 20 } }, sns: {}, tmpDir: 'tajo-kill-' });
   let serve: ServeProcess | undefined;
-  beforeAll(async () => {
-    brevo = await startBrevoSim({ plan: 'general', faults: { latencyMs: 20 } });
-    sns = await startSnsSim();
-    dir = mkdtempSync(join(tmpdir(), 'tajo-kill-'));
-  });
-  afterAll(async () => {
+  afterAll(() => {
     serve?.child.kill('SIGKILL');
-    await brevo.close();
-    await sns.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a killed serve resumes after restart: nothing accepted is lost', async () => {
     const port = await freePort();
-    const configPath = join(dir, 'tajo.yaml');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        connectors: {
-          'amazon-ses': {
-            region: 'us-east-1',
-            sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
-            events: ALL_BOTH,
-          },
-        },
-        brevo: { api_key: '${SIM_KEY}', base_url: brevo.url },
-        store: { url: `sqlite:${join(dir, 'kill.db')}` },
-        server: { port, host: '127.0.0.1' },
-        delivery: { backoff_base: '100ms', backoff_max: '2s', batch_size: 50 },
-        log: { level: 'info' },
-      }),
-    );
-    process.env.SIM_KEY = brevo.apiKey;
+    const configPath = writeServeConfig({
+      dir: sims.dir,
+      name: 'kill',
+      port,
+      brevo: { url: sims.brevo.url, apiKey: '${SIM_KEY}' },
+      delivery: { backoff_base: '100ms', backoff_max: '2s', batch_size: 50 },
+    });
+    process.env.SIM_KEY = sims.brevo.apiKey;
     serve = spawnServe(configPath);
     await serve.ready(port);
     const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
     const payloads = realisticMix(5000, { recipients: 100, seed: 5 });
     await publishAll(
-      sns,
+      sims.sns,
       url,
-      payloads.map((p) => sns.notification(TOPIC, p)),
+      payloads.map((p) => sims.sns.notification(TOPIC, p)),
     );
     const records = recordsOf(payloads);
-    const exp = expectedBrevoState(records, Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both'])) as never);
+    const exp = expectedBrevoState(records, ALL_EVENTS_BOTH);
 
     // Kill it while Brevo holds part of the events (50 per batch at 10 batches/s).
-    await until(() => brevo.stats().byRoute['POST /v3/events/batch'] !== undefined && brevo.state().events.length >= 500, 60_000, 'first deliveries');
-    const before = brevo.state().events.length;
+    await until(
+      () => sims.brevo.stats().byRoute['POST /v3/events/batch'] !== undefined && sims.brevo.state().events.length >= 500,
+      'first deliveries',
+      60_000,
+      100,
+    );
+    const before = sims.brevo.state().events.length;
     serve.child.kill('SIGKILL');
     await serve.exited();
     expect(before).toBeLessThan(exp.events.size);
@@ -189,16 +147,17 @@ describe('SIGKILL mid-delivery', () => {
     await serve.ready(port);
     await until(
       () => {
-        const keys = new Set(brevo.state().events.map((e) => String(e.event_properties?.event_key)));
+        const keys = new Set(sims.brevo.state().events.map((e) => String(e.event_properties?.event_key)));
         for (const k of exp.events.keys()) if (!keys.has(k)) return false;
         return true;
       },
-      150_000,
       'every event after restart',
+      150_000,
+      100,
     );
     // Attribute writes finish too: the blocklist and the newest event per contact.
-    await until(() => compareWithBrevo(exp, brevo.state(), { allowDuplicates: true }).ok, 60_000, 'contacts after restart');
-    const cmp = compareWithBrevo(exp, brevo.state(), { allowDuplicates: true });
+    await until(() => compareWithBrevo(exp, sims.brevo.state(), { allowDuplicates: true }).ok, 'contacts after restart', 60_000, 100);
+    const cmp = compareWithBrevo(exp, sims.brevo.state(), { allowDuplicates: true });
     expect(cmp.events.missing).toBe(0);
     // At most the batches that were in flight at the kill can be resent.
     expect(cmp.events.duplicates).toBeLessThanOrEqual(200);

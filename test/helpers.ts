@@ -2,25 +2,29 @@
 // `tajo-ses demo` (src/cli/demo.ts): Brevo simulator + SNS simulator + connector (SQLite in a
 // temp dir) + the real Fastify server on 127.0.0.1:0. Tests talk to it over real sockets and
 // judge the result from the Brevo simulator's state.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import { afterAll, beforeAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { startBrevoSim } from '../src/sim/brevo/index.js';
-import type { BrevoSim, BrevoSimState, SimEvent } from '../src/sim/brevo/index.js';
+import type { BrevoSim, BrevoSimOptions, BrevoSimState, SimEvent } from '../src/sim/brevo/index.js';
 import { startSnsSim, type SnsSim } from '../src/sim/sns/index.js';
+import { startSesSim, type SesSim, type SesSimOptions } from '../src/sim/ses/index.js';
 import { createConnector, type Connector, type ConnectorOptions } from '../src/engine/connector.js';
 import { buildServer } from '../src/server/app.js';
 import { parseConfig } from '../src/config/load.js';
 import type { EventPolicy } from '../src/config/schema.js';
-import type { SesEventType } from '../src/core/types.js';
+import { SES_EVENT_TYPES, type SesEventType } from '../src/core/types.js';
 import type { SnsEnvelope } from '../src/ses/sns.js';
 
 export const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
 export const LOOPBACK_CERT_HOST = '^127\\.0\\.0\\.1$';
+/** Every SES event type sent as a Brevo event and as contact attributes. */
+export const ALL_EVENTS_BOTH = Object.fromEntries(SES_EVENT_TYPES.map((t) => [t, 'both'])) as Record<SesEventType, EventPolicy>;
 
 export interface StackOptions {
   /** Brevo simulator plan; default 'general'. With 'unlimited' the connector paces itself on the 'extended' table. */
@@ -87,27 +91,139 @@ async function answer(res: Response): Promise<HttpAnswer> {
   return { status: res.status, headers: res.headers, text, json: parseJson(text) };
 }
 
+/** Undo steps, run last-first; every step runs even when one throws, and the first error is rethrown. */
+function undoSteps(): { add(step: () => unknown): void; run(): Promise<void> } {
+  const steps: Array<() => unknown> = [];
+  return {
+    add: (step) => void steps.push(step),
+    async run() {
+      const errors: unknown[] = [];
+      for (const step of steps.splice(0).reverse()) {
+        try {
+          await step();
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+      if (errors.length > 0) throw errors[0];
+    },
+  };
+}
+
+export interface SimsOptions {
+  /** Starts the Brevo simulator with these options. */
+  brevo?: BrevoSimOptions;
+  /** Starts the SNS simulator with these options. */
+  sns?: Parameters<typeof startSnsSim>[0];
+  /** Starts the SES simulator with these options. */
+  ses?: SesSimOptions;
+  /** Makes a temporary directory with this name prefix, removed by stop(). */
+  tmpDir?: string;
+}
+
+/** The simulators a test asked for; reading one it did not ask for throws. */
+export interface Sims {
+  readonly brevo: BrevoSim;
+  readonly sns: SnsSim;
+  readonly ses: SesSim;
+  readonly dir: string;
+  /** Closes the simulators and removes the directory. */
+  stop(): Promise<void>;
+}
+
+export async function startSims(opts: SimsOptions): Promise<Sims> {
+  const undo = undoSteps();
+  let brevo: BrevoSim | undefined;
+  let sns: SnsSim | undefined;
+  let ses: SesSim | undefined;
+  let dir: string | undefined;
+  try {
+    if (opts.tmpDir !== undefined) {
+      const made = mkdtempSync(join(tmpdir(), opts.tmpDir));
+      undo.add(() => rmSync(made, { recursive: true, force: true }));
+      dir = made;
+    }
+    if (opts.brevo) {
+      const sim = await startBrevoSim(opts.brevo);
+      undo.add(() => sim.close());
+      brevo = sim;
+    }
+    if (opts.sns) {
+      const sim = await startSnsSim(opts.sns);
+      undo.add(() => sim.close());
+      sns = sim;
+    }
+    if (opts.ses) {
+      const sim = await startSesSim(opts.ses);
+      undo.add(() => sim.close());
+      ses = sim;
+    }
+  } catch (err) {
+    await undo.run().catch(() => undefined);
+    throw err;
+  }
+  const asked = <T>(v: T | undefined, name: keyof SimsOptions): T => {
+    if (v === undefined) throw new Error(`startSims: ${name} was not asked for`);
+    return v;
+  };
+  return {
+    get brevo() {
+      return asked(brevo, 'brevo');
+    },
+    get sns() {
+      return asked(sns, 'sns');
+    },
+    get ses() {
+      return asked(ses, 'ses');
+    },
+    get dir() {
+      return asked(dir, 'tmpDir');
+    },
+    stop: () => undo.run(),
+  };
+}
+
+/**
+ * startSims for the enclosing describe block (or file): started in beforeAll, stopped in
+ * afterAll. An afterAll registered after this call runs before the simulators close.
+ */
+export function useSims(opts: SimsOptions): Sims {
+  let sims: Sims | undefined;
+  beforeAll(async () => {
+    sims = await startSims(opts);
+  });
+  afterAll(async () => {
+    await sims?.stop();
+    sims = undefined;
+  });
+  const live = (): Sims => {
+    if (!sims) throw new Error('useSims: the simulators run from beforeAll to afterAll; read them in hooks and tests');
+    return sims;
+  };
+  return {
+    get brevo() {
+      return live().brevo;
+    },
+    get sns() {
+      return live().sns;
+    },
+    get ses() {
+      return live().ses;
+    },
+    get dir() {
+      return live().dir;
+    },
+    stop: () => live().stop(),
+  };
+}
+
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const plan = opts.plan ?? 'general';
-  const dir = mkdtempSync(join(tmpdir(), 'tajo-itest-'));
-  const cleanups: Array<() => Promise<void> | void> = [() => rmSync(dir, { recursive: true, force: true })];
-  const runCleanups = async () => {
-    const errors: unknown[] = [];
-    for (const c of cleanups.reverse()) {
-      try {
-        await c();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    cleanups.length = 0;
-    if (errors.length > 0) throw errors[0];
-  };
+  const undo = undoSteps();
   try {
-    const brevo = await startBrevoSim({ plan });
-    cleanups.push(() => brevo.close());
-    const sns = await startSnsSim({ region: 'us-east-1' });
-    cleanups.push(() => sns.close());
+    const sims = await startSims({ brevo: { plan }, sns: { region: 'us-east-1' }, tmpDir: 'tajo-itest-' });
+    undo.add(() => sims.stop());
+    const { brevo, sns, dir } = sims;
     const config = parseConfig(
       {
         connectors: {
@@ -133,14 +249,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const connector = await createConnector(config, { ...opts.connector, logger: pino({ level: 'silent' }) });
     // Closing the store is the last thing connector.stop() does; a failed start must still close it.
     let connectorStopped = false;
-    cleanups.push(async () => {
+    undo.add(async () => {
       if (!connectorStopped) {
         connectorStopped = true;
         await connector.stop(5_000);
       }
     });
     const app = buildServer(connector);
-    cleanups.push(() => app.close());
+    undo.add(() => app.close());
     await connector.start();
     await app.listen({ port: 0, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -166,10 +282,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       },
       get: (path, headers = {}) => request('GET', path, { headers }),
       request,
-      stop: runCleanups,
+      stop: () => undo.run(),
     };
   } catch (err) {
-    await runCleanups().catch(() => undefined);
+    await undo.run().catch(() => undefined);
     throw err;
   }
 }
@@ -249,6 +365,44 @@ export interface ServeProcess {
   ready(port: number): Promise<void>;
   /** Resolves with the exit code. */
   exited(): Promise<number | null>;
+}
+
+export interface ServeConfigOptions {
+  /** Where the file (`<name>.yaml`) and the SQLite store (`<name>.db`) go. */
+  dir: string;
+  name: string;
+  port: number;
+  brevo: { url: string; apiKey: string; plan?: 'general' | 'advanced' | 'extended' };
+  /** More keys of connectors.amazon-ses (such as `sync`). */
+  ses?: Record<string, unknown>;
+  /** More keys of `server:`. */
+  server?: Record<string, unknown>;
+  delivery?: Record<string, unknown>;
+}
+
+/**
+ * Writes a configuration for `tajo-ses serve` over the simulators (SNS certificates from
+ * loopback, every event type `both`, logs at info) and returns its path.
+ */
+export function writeServeConfig(o: ServeConfigOptions): string {
+  const path = join(o.dir, `${o.name}.yaml`);
+  const config = {
+    connectors: {
+      'amazon-ses': {
+        region: 'us-east-1',
+        sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true },
+        events: ALL_EVENTS_BOTH,
+        ...o.ses,
+      },
+    },
+    brevo: { api_key: o.brevo.apiKey, base_url: o.brevo.url, ...(o.brevo.plan ? { plan: o.brevo.plan } : {}) },
+    store: { url: `sqlite:${join(o.dir, `${o.name}.db`)}` },
+    server: { port: o.port, host: '127.0.0.1', ...o.server },
+    ...(o.delivery ? { delivery: o.delivery } : {}),
+    log: { level: 'info' },
+  };
+  writeFileSync(path, JSON.stringify(config));
+  return path;
 }
 
 export function spawnServe(configPath: string): ServeProcess {

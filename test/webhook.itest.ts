@@ -6,35 +6,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sesEvent, sesNotification, type SesPayload } from '../src/sim/ses-events/index.js';
 import type { BrevoSimState } from '../src/sim/brevo/index.js';
 import type { SesEventType } from '../src/core/types.js';
+import { EVENT_NAMES } from '../src/core/brevo-model.js';
+import { sesConnectorSchema } from '../src/config/schema.js';
 import { day, eventsByKey, eventsOf, startStack, type Stack } from './helpers.js';
 
-/** CONTRACT.md section 1, `events:` defaults. */
-const DEFAULT_POLICY: Record<SesEventType, 'event' | 'attributes' | 'both' | 'ignore'> = {
-  Send: 'attributes',
-  Delivery: 'attributes',
-  Open: 'attributes',
-  Click: 'both',
-  Bounce: 'both',
-  Complaint: 'both',
-  Reject: 'event',
-  DeliveryDelay: 'event',
-  RenderingFailure: 'event',
-  Subscription: 'both',
-};
-
-/** CONTRACT.md section 4, custom event names. */
-const EVENT_NAME: Record<SesEventType, string> = {
-  Send: 'ses_email_sent',
-  Delivery: 'ses_email_delivered',
-  Bounce: 'ses_email_bounced',
-  Complaint: 'ses_email_complained',
-  Reject: 'ses_email_rejected',
-  Open: 'ses_email_opened',
-  Click: 'ses_email_clicked',
-  RenderingFailure: 'ses_email_rendering_failed',
-  DeliveryDelay: 'ses_email_delivery_delayed',
-  Subscription: 'ses_subscription_changed',
-};
+// The default `events:` policy (CONTRACT.md section 1) and the event names (section 4) are
+// pinned to the contract once, by src/config/load.test.ts and src/core/plan.test.ts; this
+// suite uses the values those tests hold to the contract instead of a third copy.
+const DEFAULT_POLICY = sesConnectorSchema.parse({ region: 'us-east-1' }).events;
 
 const FROM = 'Example News <news@example.com>';
 const SUBJECT = 'March news';
@@ -322,7 +301,7 @@ describe('every SES event type reaches Brevo as the contract says', () => {
 
     const policy = DEFAULT_POLICY[c.type];
     const wantsEvent = policy === 'event' || policy === 'both';
-    it(wantsEvent ? `sends one ${EVENT_NAME[c.type]} event per recipient with the contract's properties` : 'sends no custom event (attributes only)', () => {
+    it(wantsEvent ? `sends one ${EVENT_NAMES[c.type]} event per recipient with the contract's properties` : 'sends no custom event (attributes only)', () => {
       for (const r of c.recipients) {
         const evs = eventsOf(state, r);
         if (!wantsEvent) {
@@ -331,7 +310,7 @@ describe('every SES event type reaches Brevo as the contract says', () => {
         }
         expect(evs, `${c.name} ${r}`).toHaveLength(1);
         const ev = evs[0]!;
-        expect(ev.event_name).toBe(EVENT_NAME[c.type]);
+        expect(ev.event_name).toBe(EVENT_NAMES[c.type]);
         expect(ev.identifiers).toEqual({ email_id: norm(r) });
         if (ev.event_date !== undefined) expect(Date.parse(ev.event_date)).toBe(Date.parse(c.at));
         const p = ev.event_properties ?? {};
@@ -353,7 +332,7 @@ describe('every SES event type reaches Brevo as the contract says', () => {
     const expected = new Map<string, string>();
     for (const c of CASES) {
       const p = DEFAULT_POLICY[c.type];
-      if (p === 'event' || p === 'both') for (const r of c.recipients) expected.set(keyOf(c, r), EVENT_NAME[c.type]);
+      if (p === 'event' || p === 'both') for (const r of c.recipients) expected.set(keyOf(c, r), EVENT_NAMES[c.type]);
     }
     const got = eventsByKey(state);
     expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());

@@ -1,11 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startBrevoSim, type BrevoSim, type BrevoSimOptions } from '../sim/brevo/index.js';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BrevoSim } from '../sim/brevo/index.js';
 import { planBrevoOperations, type EventOp, type EventPayload } from '../core/plan.js';
 import { SES_ATTRIBUTES } from '../core/brevo-model.js';
 import { parseSesNotification } from '../ses/parse.js';
 import { sesEvent } from '../sim/ses-events/index.js';
-import { BrevoClient, BrevoError, isRetryableStatus, type BrevoClientOptions } from './client.js';
+import { BrevoClient, BrevoError, isRetryableStatus, type BrevoClientOptions, type ContactUpsert } from './client.js';
 import { Governor } from './governor.js';
+import { useSims } from '../../test/helpers.js';
 
 // 2026-01-01T00:00:00Z plus 1000 s: the sim's per-second window resets in 1 s, its hourly one in 2600 s.
 const HOUR_START = Date.parse('2026-01-01T00:00:00.000Z');
@@ -38,13 +39,17 @@ async function caught(p: Promise<unknown>): Promise<BrevoError> {
   throw new Error('expected the call to fail with a BrevoError');
 }
 
-async function withSim<T>(opts: BrevoSimOptions, fn: (sim: BrevoSim) => Promise<T>): Promise<T> {
-  const sim = await startBrevoSim(opts);
-  try {
-    return await fn(sim);
-  } finally {
-    await sim.close();
-  }
+/**
+ * A Brevo simulator on the fixed clock SIM_NOW for the enclosing describe block; data,
+ * faults and rate-limit windows are cleared after each test.
+ */
+function useClockedSim(): { readonly brevo: BrevoSim } {
+  const sims = useSims({ brevo: { plan: 'general', now: () => SIM_NOW } });
+  afterEach(() => {
+    sims.brevo.setFaults({ errorRate: 0, throttleRate: 0, latencyMs: 0, dropRate: 0, dropAfterApplyRate: 0 });
+    sims.brevo.reset();
+  });
+  return sims;
 }
 
 function eventPayloads(n: number, email: string): EventPayload[] {
@@ -79,22 +84,10 @@ describe('isRetryableStatus', () => {
 });
 
 describe('BrevoClient against the Brevo simulator: error classification', () => {
-  let simNow = SIM_NOW;
-  let sim: BrevoSim;
-  beforeAll(async () => {
-    sim = await startBrevoSim({ plan: 'general', now: () => simNow });
-  });
-  afterAll(async () => {
-    await sim.close();
-  });
-  afterEach(() => {
-    sim.setFaults({ errorRate: 0, throttleRate: 0, latencyMs: 0, dropRate: 0, dropAfterApplyRate: 0 });
-    sim.reset();
-    simNow = SIM_NOW;
-  });
+  const sims = useClockedSim();
 
   it('429 over budget: retryable too_many_requests, retryAfterMs from x-sib-ratelimit-reset', async () => {
-    const c = client(sim);
+    const c = client(sims.brevo);
     for (let i = 0; i < 10; i++) await c.upsertContact({ email: `u${i}@example.com` });
     const err = await caught(c.upsertContact({ email: 'u10@example.com' }));
     expect(err.code).toBe('too_many_requests');
@@ -102,12 +95,12 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
     expect(err.retryable).toBe(true);
     expect(err.bucket).toBe('contacts');
     expect(err.retryAfterMs).toBe(1000);
-    expect(sim.contact('u10@example.com')).toBeUndefined();
+    expect(sims.brevo.contact('u10@example.com')).toBeUndefined();
   });
 
   it('429 on the hourly "other" bucket carries the hour reset (2600 s here)', async () => {
-    sim.setFaults({ throttleRate: 1 });
-    const err = await caught(client(sim).getAccount());
+    sims.brevo.setFaults({ throttleRate: 1 });
+    const err = await caught(client(sims.brevo).getAccount());
     expect(err.code).toBe('too_many_requests');
     expect(err.retryable).toBe(true);
     expect(err.bucket).toBe('other');
@@ -115,8 +108,8 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
   });
 
   it('5xx: retryable, Brevo code and message kept', async () => {
-    sim.setFaults({ errorRate: 1 });
-    const err = await caught(client(sim).upsertContact({ email: 'a@example.com' }));
+    sims.brevo.setFaults({ errorRate: 1 });
+    const err = await caught(client(sims.brevo).upsertContact({ email: 'a@example.com' }));
     expect([500, 502, 503]).toContain(err.status);
     expect(err.retryable).toBe(true);
     expect(err.code).toBe('internal_error');
@@ -138,7 +131,7 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
   });
 
   it('400: not retryable, Brevo code and message kept', async () => {
-    const err = await caught(client(sim).upsertContact({ email: 'not-an-email' }));
+    const err = await caught(client(sims.brevo).upsertContact({ email: 'not-an-email' }));
     expect(err.status).toBe(400);
     expect(err.code).toBe('invalid_parameter');
     expect(err.message).toContain('Invalid email address');
@@ -148,7 +141,7 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
   });
 
   it('400 duplicate and 404 not found keep their codes', async () => {
-    const c = client(sim);
+    const c = client(sims.brevo);
     await c.createAttribute('normal', 'SES_LAST_EVENT', 'text');
     const dup = await caught(c.createAttribute('normal', 'SES_LAST_EVENT', 'text'));
     expect(dup).toMatchObject({ code: 'duplicate_parameter', status: 400, retryable: false });
@@ -157,7 +150,7 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
   });
 
   it('401: unauthorized, not retryable', async () => {
-    const err = await caught(client(sim, { apiKey: 'wrong-key' }).upsertContact({ email: 'a@example.com' }));
+    const err = await caught(client(sims.brevo, { apiKey: 'wrong-key' }).upsertContact({ email: 'a@example.com' }));
     expect(err.code).toBe('unauthorized');
     expect(err.status).toBe(401);
     expect(err.retryable).toBe(false);
@@ -166,26 +159,26 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
   });
 
   it('a dropped connection is a retryable network_error', async () => {
-    sim.setFaults({ dropRate: 1 });
-    const err = await caught(client(sim).upsertContact({ email: 'a@example.com' }));
+    sims.brevo.setFaults({ dropRate: 1 });
+    const err = await caught(client(sims.brevo).upsertContact({ email: 'a@example.com' }));
     expect(err.code).toBe('network_error');
     expect(err.status).toBe(0);
     expect(err.retryable).toBe(true);
-    expect(sim.contact('a@example.com')).toBeUndefined();
+    expect(sims.brevo.contact('a@example.com')).toBeUndefined();
   });
 
   it('a response lost after Brevo applied the request is a retryable network_error too (the retry must be idempotent)', async () => {
-    sim.setFaults({ dropAfterApplyRate: 1 });
-    const err = await caught(client(sim).upsertContact({ email: 'b@example.com', emailBlacklisted: true }));
+    sims.brevo.setFaults({ dropAfterApplyRate: 1 });
+    const err = await caught(client(sims.brevo).upsertContact({ email: 'b@example.com', emailBlacklisted: true }));
     expect(err.code).toBe('network_error');
     expect(err.retryable).toBe(true);
-    expect(sim.contact('b@example.com')?.emailBlacklisted).toBe(true);
+    expect(sims.brevo.contact('b@example.com')?.emailBlacklisted).toBe(true);
   });
 
   it('no answer within timeoutMs is a retryable timeout', async () => {
-    sim.setFaults({ latencyMs: 600 });
+    sims.brevo.setFaults({ latencyMs: 600 });
     const started = Date.now();
-    const err = await caught(client(sim, { timeoutMs: 100 }).upsertContact({ email: 'a@example.com' }));
+    const err = await caught(client(sims.brevo, { timeoutMs: 100 }).upsertContact({ email: 'a@example.com' }));
     expect(err.code).toBe('timeout');
     expect(err.retryable).toBe(true);
     expect(err.status).toBe(0);
@@ -194,33 +187,21 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
   });
 
   it("the caller's abort is not reported as a timeout", async () => {
-    sim.setFaults({ latencyMs: 600 });
+    sims.brevo.setFaults({ latencyMs: 600 });
     const ctrl = new AbortController();
     setTimeout(() => ctrl.abort(new Error('shutdown')), 50);
-    const err = await caught(client(sim, { timeoutMs: 5000 }).upsertContact({ email: 'a@example.com' }, ctrl.signal));
+    const err = await caught(client(sims.brevo, { timeoutMs: 5000 }).upsertContact({ email: 'a@example.com' }, ctrl.signal));
     expect(err.code).not.toBe('timeout');
     expect(err.retryable).toBe(true);
   });
 });
 
 describe('BrevoClient feeds the governor', () => {
-  let simNow = SIM_NOW;
-  let sim: BrevoSim;
-  beforeAll(async () => {
-    sim = await startBrevoSim({ plan: 'general', now: () => simNow });
-  });
-  afterAll(async () => {
-    await sim.close();
-  });
-  afterEach(() => {
-    sim.setFaults({ throttleRate: 0 });
-    sim.reset();
-    simNow = SIM_NOW;
-  });
+  const sims = useClockedSim();
 
   it('records x-sib-ratelimit-remaining and -reset per bucket', async () => {
     const governor = new Governor();
-    const c = client(sim, { governor });
+    const c = client(sims.brevo, { governor });
     await c.getAccount();
     await c.upsertContact({ email: 'a@example.com' });
     await c.upsertContact({ email: 'b@example.com' });
@@ -233,8 +214,8 @@ describe('BrevoClient feeds the governor', () => {
 
   it('a 429 pauses that bucket in the governor, not the others', async () => {
     const governor = new Governor();
-    const c = client(sim, { governor });
-    sim.setFaults({ throttleRate: 1 });
+    const c = client(sims.brevo, { governor });
+    sims.brevo.setFaults({ throttleRate: 1 });
     const err = await caught(c.sendEvent(eventPayloads(1, 'a@example.com')[0]!));
     expect(err.code).toBe('too_many_requests');
     const events = governor.status().find((b) => b.bucket === 'events')!;
@@ -247,7 +228,7 @@ describe('BrevoClient feeds the governor', () => {
 
   it('remaining 0 pauses the bucket until the reset the answer announced', async () => {
     const governor = new Governor({ marginMs: 0 });
-    const c = client(sim, { governor });
+    const c = client(sims.brevo, { governor });
     for (let i = 0; i < 10; i++) await c.upsertContact({ email: `p${i}@example.com` });
     // The tenth answer said remaining 0, reset 1 s: the governor waits instead of drawing a 429.
     const contacts = governor.status().find((b) => b.bucket === 'contacts')!;
@@ -255,20 +236,16 @@ describe('BrevoClient feeds the governor', () => {
     // pausedUntil is set by header feedback only (the sliding windows do not touch it).
     expect(contacts.pausedUntil).toBeGreaterThan(Date.now() + 500);
     expect(governor.waitMs('contacts')).toBeGreaterThan(500);
-    expect(sim.stats().throttled).toBe(0);
+    expect(sims.brevo.stats().throttled).toBe(0);
   });
 });
 
 describe('BrevoClient end to end against the simulator', () => {
-  let sim: BrevoSim;
+  const sims = useSims({ brevo: { plan: 'unlimited', importDelayMs: 10 } });
   const log: Recorded[] = [];
   let c: BrevoClient;
-  beforeAll(async () => {
-    sim = await startBrevoSim({ plan: 'unlimited', importDelayMs: 10 });
-    c = client(sim, { fetchImpl: recordingFetch(log), governor: new Governor({ plan: 'extended' }) });
-  });
-  afterAll(async () => {
-    await sim.close();
+  beforeAll(() => {
+    c = client(sims.brevo, { fetchImpl: recordingFetch(log), governor: new Governor({ plan: 'extended' }) });
   });
 
   it('creates and lists the SES attributes with their types', async () => {
@@ -293,7 +270,7 @@ describe('BrevoClient end to end against the simulator', () => {
     expect(first.data).toMatchObject({ id: expect.any(Number) });
     const second = await c.upsertContact({ email: 'ann@example.com', attributes: { SES_LAST_EVENT: 'Open', SES_LAST_OPENED_AT: '2026-01-16' } });
     expect(second.status).toBe(204);
-    const ann = sim.contact('ann@example.com');
+    const ann = sims.brevo.contact('ann@example.com');
     expect(ann?.emailBlacklisted).toBe(true);
     expect(ann?.attributes).toMatchObject({
       SES_LAST_EVENT: 'Open',
@@ -301,7 +278,7 @@ describe('BrevoClient end to end against the simulator', () => {
       SES_LAST_BOUNCED_AT: '2026-01-15',
       SES_SUPPRESSED: true,
     });
-    const st = sim.state();
+    const st = sims.brevo.state();
     expect(st.dropped).toEqual([]);
     expect(st.unblocks).toEqual([]);
   });
@@ -312,7 +289,7 @@ describe('BrevoClient end to end against the simulator', () => {
     expect(r1.status).toBe(204);
     const r2 = await c.sendEvents(batch);
     expect(r2.status).toBe(202);
-    const events = sim.state().events.filter((e) => e.identifiers.email_id === 'bob@example.com');
+    const events = sims.brevo.state().events.filter((e) => e.identifiers.email_id === 'bob@example.com');
     expect(events).toHaveLength(4);
     expect(events.map((e) => e.event_name)).toEqual(Array(4).fill('ses_email_clicked'));
     expect(events.map((e) => e.event_properties?.event_key)).toEqual([one!, ...batch].map((p) => p.event_properties.event_key));
@@ -324,7 +301,7 @@ describe('BrevoClient end to end against the simulator', () => {
     const r = await c.sendEvents([good, bad]);
     expect(r.status).toBe(207);
     expect(r.data?.errors?.[0]?.eventIndex).toEqual([1]);
-    expect(sim.state().events.filter((e) => e.identifiers.email_id === 'cid@example.com')).toHaveLength(1);
+    expect(sims.brevo.state().events.filter((e) => e.identifiers.email_id === 'cid@example.com')).toHaveLength(1);
   });
 
   it('a batch of only bad events is a non-retryable 400', async () => {
@@ -353,53 +330,63 @@ describe('BrevoClient end to end against the simulator', () => {
       emptyContactsAttributes: false,
     });
     expect(imp.status).toBe(202);
-    await sim.settle();
+    await sims.brevo.settle();
     const proc = await c.getProcess(imp.data.processId);
     expect(proc.data.status).toBe('completed');
-    expect(sim.contact('fay@example.com')?.listIds).toEqual([list.data.id]);
-    expect(sim.contact('fay@example.com')?.emailBlacklisted).toBe(false);
+    expect(sims.brevo.contact('fay@example.com')?.listIds).toEqual([list.data.id]);
+    expect(sims.brevo.contact('fay@example.com')?.emailBlacklisted).toBe(false);
   });
 
-  it('never sent emailBlacklisted:false in any request above', () => {
+  // Defence in depth: ContactUpsert types emailBlacklisted as `true` only, but payloads come
+  // back from the store as JSON (cast, not checked), so the client is the last gate before
+  // Brevo, where `false` would unblock the contact.
+  it('upsertContact never puts emailBlacklisted:false on the wire, whatever the caller passes', async () => {
+    await c.upsertContact({ email: 'gus@example.com', emailBlacklisted: true });
+    const from = log.length;
+    const untyped = (body: Record<string, unknown>) => body as unknown as ContactUpsert;
+    const inputs: ContactUpsert[] = [
+      untyped({ email: 'gus@example.com', emailBlacklisted: false }),
+      untyped({ email: 'gus@example.com', attributes: { SES_LAST_EVENT: 'Delivery' }, emailBlacklisted: false }),
+      untyped({ email: 'gus@example.com', emailBlacklisted: 'false' }),
+      { email: 'gus@example.com', attributes: { SES_LAST_EVENT: 'Open' }, emailBlacklisted: undefined },
+    ];
+    for (const input of inputs) await c.upsertContact(input);
+    const sent = log.slice(from);
+    expect(sent).toHaveLength(inputs.length);
+    for (const r of sent) expect(JSON.parse(r.body ?? '{}'), r.body).not.toHaveProperty('emailBlacklisted');
+    expect(sims.brevo.contact('gus@example.com')?.emailBlacklisted).toBe(true);
+    expect(sims.brevo.state().unblocks).toEqual([]);
+  });
+
+  it('no request of this suite carried emailBlacklisted:false, a value Brevo dropped, or another host', () => {
     expect(log.length).toBeGreaterThan(10);
     for (const r of log) {
       if (r.body === undefined) continue;
       expect(r.body, `${r.method} ${r.url}`).not.toMatch(/"emailBlacklisted"\s*:\s*false/);
     }
-    expect(sim.state().unblocks).toEqual([]);
-    expect(sim.state().dropped).toEqual([]);
-    // Every request carried the key and JSON content type when it had a body.
-    expect(log.every((r) => r.url.startsWith(sim.url))).toBe(true);
-  });
-
-  // Defence in depth: ContactUpsert types emailBlacklisted as `true` only, but payloads come
-  // back from the store as JSON (cast, not checked). The client is the last gate before Brevo
-  // (src/brevo/client.ts, upsertContact spreads the object as is).
-  it('upsertContact drops emailBlacklisted:false even from an untyped caller', async () => {
-    await c.upsertContact({ email: 'gus@example.com', emailBlacklisted: true });
-    const untyped = { email: 'gus@example.com', emailBlacklisted: false } as unknown as Parameters<BrevoClient['upsertContact']>[0];
-    await c.upsertContact(untyped);
-    expect(sim.contact('gus@example.com')?.emailBlacklisted).toBe(true);
-    expect(sim.state().unblocks).toEqual([]);
+    expect(sims.brevo.state().unblocks).toEqual([]);
+    expect(sims.brevo.state().dropped).toEqual([]);
+    expect(log.every((r) => r.url.startsWith(sims.brevo.url))).toBe(true);
   });
 });
 
 describe('BrevoClient sends what Brevo expects', () => {
+  const sims = useSims({ brevo: { plan: 'unlimited' } });
+
   it('api-key, accept and JSON content type; base URL with or without a trailing slash', async () => {
-    await withSim({ plan: 'unlimited' }, async (sim) => {
-      const seen: Array<{ url: string; headers: Record<string, string> }> = [];
-      const fetchImpl: typeof fetch = async (input, init) => {
-        seen.push({ url: String(input), headers: { ...(init?.headers as Record<string, string>) } });
-        return fetch(input, init);
-      };
-      const c = new BrevoClient({ baseUrl: `${sim.url}/`, apiKey: sim.apiKey, fetchImpl });
-      await c.upsertContact({ email: 'h@example.com' });
-      await c.getAccount();
-      expect(seen[0]!.url).toBe(`${sim.url}/contacts`);
-      expect(seen[0]!.headers).toMatchObject({ 'api-key': sim.apiKey, accept: 'application/json', 'content-type': 'application/json' });
-      expect(seen[1]!.headers['content-type']).toBeUndefined();
-      const body = sim.state().contacts['h@example.com'];
-      expect(body).toBeDefined();
-    });
+    const sim = sims.brevo;
+    const seen: Array<{ url: string; headers: Record<string, string> }> = [];
+    const fetchImpl: typeof fetch = async (input, init) => {
+      seen.push({ url: String(input), headers: { ...(init?.headers as Record<string, string>) } });
+      return fetch(input, init);
+    };
+    const c = new BrevoClient({ baseUrl: `${sim.url}/`, apiKey: sim.apiKey, fetchImpl });
+    await c.upsertContact({ email: 'h@example.com' });
+    await c.getAccount();
+    expect(seen[0]!.url).toBe(`${sim.url}/contacts`);
+    expect(seen[0]!.headers).toMatchObject({ 'api-key': sim.apiKey, accept: 'application/json', 'content-type': 'application/json' });
+    expect(seen[1]!.headers['content-type']).toBeUndefined();
+    const body = sim.state().contacts['h@example.com'];
+    expect(body).toBeDefined();
   });
 });

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { SES_EVENT_TYPES } from '../core/types.js';
+import { DEFAULT_SIGNING_CERT_HOST } from '../ses/sns.js';
 
 // One schema for the whole file, parsed once (CONTRACT.md section 1). Defaults live here
 // so `config validate` can print the effective configuration.
@@ -29,7 +30,8 @@ export const EVENT_POLICIES = ['event', 'attributes', 'both', 'ignore'] as const
 export type EventPolicy = (typeof EVENT_POLICIES)[number];
 const policy = (def: EventPolicy) => z.enum(EVENT_POLICIES).default(def);
 
-export const DEFAULT_SIGNING_CERT_HOST = '^sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$';
+// Defined next to the verifier that enforces it; re-exported for config readers.
+export { DEFAULT_SIGNING_CERT_HOST };
 
 const regex = z.string().refine(
   (s) => {

@@ -5,6 +5,7 @@ import { readAccount, explainSesError, type SesAccountSnapshot } from '../ses/st
 import { ensureAttributes } from './setup.js';
 import { errorMessage } from '../core/errors.js';
 import { BrevoError } from '../brevo/client.js';
+import { SES_ATTRIBUTES } from '../core/brevo-model.js';
 
 export interface CheckResult {
   name: string;
@@ -16,11 +17,18 @@ export interface CheckResult {
 }
 
 export async function runChecks(c: Connector, opts: { fix?: boolean } = {}): Promise<CheckResult[]> {
-  const ses = c.config.connectors['amazon-ses'];
   const out: CheckResult[] = [];
   const push = (r: CheckResult) => out.push(r);
+  await checkSes(c, push);
+  await checkBrevo(c, opts.fix === true, push);
+  await checkStore(c, push);
+  return out;
+}
 
-  // --- SES
+type Push = (r: CheckResult) => void;
+
+async function checkSes(c: Connector, push: Push): Promise<void> {
+  const ses = c.config.connectors['amazon-ses'];
   let account: SesAccountSnapshot | undefined;
   try {
     account = await readAccount(c.ses().client, new Date());
@@ -35,71 +43,75 @@ export async function runChecks(c: Connector, opts: { fix?: boolean } = {}): Pro
       fix: 'give the connector AWS credentials (AWS_PROFILE, environment keys, or an instance/container role; credentials.role_arn to assume a role) with the SES read permissions listed in the README',
     });
   }
-  if (account) {
-    push(
-      account.sendingEnabled
-        ? { name: 'ses.sending', ok: true, detail: `sending enabled, enforcement ${account.enforcementStatus ?? 'unknown'}` }
-        : {
-            name: 'ses.sending',
-            ok: false,
-            detail: `sending is paused for the account (enforcement ${account.enforcementStatus ?? 'unknown'})`,
-            fix: 'see the SES console (Reputation metrics / Account dashboard) for why sending was paused',
-          },
-    );
-    if (account.sandbox)
-      push({
-        name: 'ses.sandbox',
-        ok: true,
-        warning: true,
-        detail: 'the account is in the SES sandbox: mail goes to verified addresses only',
-        fix: 'request production access in the SES console',
-      });
-    const publishing = account.configurationSets.flatMap((cs) =>
-      cs.destinations.filter((d) => d.enabled && d.topicArn && ses.sns.topic_arns.includes(d.topicArn)).map((d) => ({ cs: cs.name, d })),
-    );
-    if (publishing.length > 0) {
-      const events = [...new Set(publishing.flatMap((p) => p.d.events))].sort();
-      push({
-        name: 'ses.event_publishing',
-        ok: true,
-        detail: `${publishing.map((p) => `${p.cs}/${p.d.name}`).join(', ')} publish ${events.join(', ')} to an allowed topic`,
-      });
-      const missing = ['BOUNCE', 'COMPLAINT'].filter((t) => !events.includes(t));
-      if (missing.length)
-        push({
-          name: 'ses.event_types',
-          ok: true,
-          warning: true,
-          detail: `no configuration set publishes ${missing.join(', ')} to an allowed topic`,
-          fix: `add ${missing.join(' and ')} to the event destination's event types`,
-        });
-    } else {
-      const elsewhere = account.configurationSets.flatMap((cs) => cs.destinations.filter((d) => d.topicArn).map((d) => d.topicArn!));
-      push({
-        name: 'ses.event_publishing',
-        ok: false,
-        detail:
-          ses.sns.topic_arns.length === 0
-            ? 'sns.topic_arns is empty: every notification would be refused'
-            : `no enabled configuration set event destination publishes to ${ses.sns.topic_arns.join(', ')}${elsewhere.length ? ` (found topics: ${[...new Set(elsewhere)].join(', ')})` : ''}`,
-        fix: 'in SES, add an SNS event destination to your configuration set for the topic, and list that topic ARN in connectors.amazon-ses.sns.topic_arns',
-      });
-    }
-    for (const [name, cmd, what] of [
-      ['ses.contact_lists', new ListContactListsCommand({ PageSize: 1 }), 'ListContactLists'],
-      ['ses.suppressions', new ListSuppressedDestinationsCommand({ PageSize: 1 }), 'ListSuppressedDestinations'],
-    ] as const) {
-      try {
-        await c.ses().client.send(cmd as never);
-        push({ name, ok: true, detail: `${what} allowed` });
-      } catch (err) {
-        push({ name, ok: false, detail: explainSesError(err, what).message, fix: `allow ses:${what} for the connector's AWS identity` });
-      }
+  if (!account) return;
+  push(
+    account.sendingEnabled
+      ? { name: 'ses.sending', ok: true, detail: `sending enabled, enforcement ${account.enforcementStatus ?? 'unknown'}` }
+      : {
+          name: 'ses.sending',
+          ok: false,
+          detail: `sending is paused for the account (enforcement ${account.enforcementStatus ?? 'unknown'})`,
+          fix: 'see the SES console (Reputation metrics / Account dashboard) for why sending was paused',
+        },
+  );
+  if (account.sandbox)
+    push({
+      name: 'ses.sandbox',
+      ok: true,
+      warning: true,
+      detail: 'the account is in the SES sandbox: mail goes to verified addresses only',
+      fix: 'request production access in the SES console',
+    });
+  checkEventPublishing(account, ses.sns.topic_arns, push);
+  for (const [name, cmd, what] of [
+    ['ses.contact_lists', new ListContactListsCommand({ PageSize: 1 }), 'ListContactLists'],
+    ['ses.suppressions', new ListSuppressedDestinationsCommand({ PageSize: 1 }), 'ListSuppressedDestinations'],
+  ] as const) {
+    try {
+      await c.ses().client.send(cmd as never);
+      push({ name, ok: true, detail: `${what} allowed` });
+    } catch (err) {
+      push({ name, ok: false, detail: explainSesError(err, what).message, fix: `allow ses:${what} for the connector's AWS identity` });
     }
   }
+}
 
-  // --- Brevo
-  let brevoOk = false;
+/** Does a configuration set publish events (bounces and complaints above all) to a topic the connector accepts? */
+function checkEventPublishing(account: SesAccountSnapshot, topicArns: string[], push: Push): void {
+  const publishing = account.configurationSets.flatMap((cs) =>
+    cs.destinations.filter((d) => d.enabled && d.topicArn && topicArns.includes(d.topicArn)).map((d) => ({ cs: cs.name, d })),
+  );
+  if (publishing.length === 0) {
+    const elsewhere = account.configurationSets.flatMap((cs) => cs.destinations.filter((d) => d.topicArn).map((d) => d.topicArn!));
+    push({
+      name: 'ses.event_publishing',
+      ok: false,
+      detail:
+        topicArns.length === 0
+          ? 'sns.topic_arns is empty: every notification would be refused'
+          : `no enabled configuration set event destination publishes to ${topicArns.join(', ')}${elsewhere.length ? ` (found topics: ${[...new Set(elsewhere)].join(', ')})` : ''}`,
+      fix: 'in SES, add an SNS event destination to your configuration set for the topic, and list that topic ARN in connectors.amazon-ses.sns.topic_arns',
+    });
+    return;
+  }
+  const events = [...new Set(publishing.flatMap((p) => p.d.events))].sort();
+  push({
+    name: 'ses.event_publishing',
+    ok: true,
+    detail: `${publishing.map((p) => `${p.cs}/${p.d.name}`).join(', ')} publish ${events.join(', ')} to an allowed topic`,
+  });
+  const missing = ['BOUNCE', 'COMPLAINT'].filter((t) => !events.includes(t));
+  if (missing.length)
+    push({
+      name: 'ses.event_types',
+      ok: true,
+      warning: true,
+      detail: `no configuration set publishes ${missing.join(', ')} to an allowed topic`,
+      fix: `add ${missing.join(' and ')} to the event destination's event types`,
+    });
+}
+
+async function checkBrevo(c: Connector, fix: boolean, push: Push): Promise<void> {
   if (c.config.brevo.api_key === '') {
     push({
       name: 'brevo.api_key',
@@ -107,85 +119,93 @@ export async function runChecks(c: Connector, opts: { fix?: boolean } = {}): Pro
       detail: 'brevo.api_key is empty',
       fix: 'set brevo.api_key (usually ${BREVO_API_KEY}) to a Brevo v3 API key (Brevo > SMTP & API > API keys)',
     });
-  } else {
-    try {
-      await c.client.getAccount();
-      brevoOk = true;
-      push({ name: 'brevo.api_key', ok: true, detail: `Brevo answered at ${c.config.brevo.base_url}` });
-    } catch (err) {
-      const code = err instanceof BrevoError ? err.code : 'error';
-      push({
-        name: 'brevo.api_key',
-        ok: false,
-        detail: errorMessage(err),
-        fix:
-          code === 'unauthorized'
-            ? 'set brevo.api_key (BREVO_API_KEY) to a valid Brevo v3 API key (Brevo > SMTP & API > API keys)'
-            : 'check brevo.base_url and the network path to Brevo',
-      });
-    }
+    return;
   }
-  if (brevoOk) {
-    try {
-      const rep = await ensureAttributes(c.client, { create: opts.fix === true, mapped: Object.values(ses.field_mapping) });
-      const missing = 14 - rep.present.length - rep.created.length - rep.mismatched.length;
-      if (rep.mismatched.length)
-        push({
-          name: 'brevo.attributes',
-          ok: false,
-          detail: rep.mismatched.map((m) => `${m.name} is ${m.found}, expected ${m.expected}`).join('; '),
-          fix: 'delete these attributes in Brevo (Contacts > Settings > Contact attributes), then run tajo-ses check --fix',
-        });
-      else if (missing > 0)
-        push({
-          name: 'brevo.attributes',
-          ok: false,
-          detail: `${missing} SES_* attribute(s) missing`,
-          fix: 'run tajo-ses check --fix (serve also creates them at start)',
-        });
-      else
-        push({
-          name: 'brevo.attributes',
-          ok: true,
-          detail: rep.created.length ? `created ${rep.created.join(', ')}` : 'all SES_* attributes present with the right types',
-        });
-      if (rep.missingMapped.length)
-        push({
-          name: 'brevo.field_mapping',
-          ok: false,
-          detail: `field_mapping targets missing in Brevo: ${rep.missingMapped.join(', ')}`,
-          fix: 'create them in Brevo or fix connectors.amazon-ses.field_mapping',
-        });
-    } catch (err) {
-      push({ name: 'brevo.attributes', ok: false, detail: errorMessage(err), fix: 'the API key needs access to contact attributes' });
-    }
-    try {
-      const lists = await c.store.getState('ses:contact_lists');
-      if (opts.fix && lists) await c.lists.ensureAll(JSON.parse(lists));
-      const { data } = await c.client.listFolders(50, 0);
-      const folder = (data?.folders ?? []).find((f) => f.name === ses.lists.folder);
-      push(
-        folder
-          ? { name: 'brevo.lists', ok: true, detail: `folder "${ses.lists.folder}" exists` }
-          : {
-              name: 'brevo.lists',
-              ok: true,
-              warning: true,
-              detail: `folder "${ses.lists.folder}" does not exist yet`,
-              fix: 'tajo-ses backfill creates it with one list per SES contact list and topic',
-            },
-      );
-    } catch (err) {
-      push({ name: 'brevo.lists', ok: false, detail: errorMessage(err), fix: 'the API key needs access to contact lists' });
-    }
+  try {
+    await c.client.getAccount();
+    push({ name: 'brevo.api_key', ok: true, detail: `Brevo answered at ${c.config.brevo.base_url}` });
+  } catch (err) {
+    const code = err instanceof BrevoError ? err.code : 'error';
+    push({
+      name: 'brevo.api_key',
+      ok: false,
+      detail: errorMessage(err),
+      fix:
+        code === 'unauthorized'
+          ? 'set brevo.api_key (BREVO_API_KEY) to a valid Brevo v3 API key (Brevo > SMTP & API > API keys)'
+          : 'check brevo.base_url and the network path to Brevo',
+    });
+    return;
   }
+  await checkBrevoAttributes(c, fix, push);
+  await checkBrevoLists(c, fix, push);
+}
 
-  // --- Store
+async function checkBrevoAttributes(c: Connector, fix: boolean, push: Push): Promise<void> {
+  const ses = c.config.connectors['amazon-ses'];
+  try {
+    const rep = await ensureAttributes(c.client, { create: fix, mapped: Object.values(ses.field_mapping) });
+    const missing = Object.keys(SES_ATTRIBUTES).length - rep.present.length - rep.created.length - rep.mismatched.length;
+    if (rep.mismatched.length)
+      push({
+        name: 'brevo.attributes',
+        ok: false,
+        detail: rep.mismatched.map((m) => `${m.name} is ${m.found}, expected ${m.expected}`).join('; '),
+        fix: 'delete these attributes in Brevo (Contacts > Settings > Contact attributes), then run tajo-ses check --fix',
+      });
+    else if (missing > 0)
+      push({
+        name: 'brevo.attributes',
+        ok: false,
+        detail: `${missing} SES_* attribute(s) missing`,
+        fix: 'run tajo-ses check --fix (serve also creates them at start)',
+      });
+    else
+      push({
+        name: 'brevo.attributes',
+        ok: true,
+        detail: rep.created.length ? `created ${rep.created.join(', ')}` : 'all SES_* attributes present with the right types',
+      });
+    if (rep.missingMapped.length)
+      push({
+        name: 'brevo.field_mapping',
+        ok: false,
+        detail: `field_mapping targets missing in Brevo: ${rep.missingMapped.join(', ')}`,
+        fix: 'create them in Brevo or fix connectors.amazon-ses.field_mapping',
+      });
+  } catch (err) {
+    push({ name: 'brevo.attributes', ok: false, detail: errorMessage(err), fix: 'the API key needs access to contact attributes' });
+  }
+}
+
+async function checkBrevoLists(c: Connector, fix: boolean, push: Push): Promise<void> {
+  const folderName = c.config.connectors['amazon-ses'].lists.folder;
+  try {
+    const lists = await c.store.getState('ses:contact_lists');
+    if (fix && lists) await c.lists.ensureAll(JSON.parse(lists));
+    const { data } = await c.client.listFolders(50, 0);
+    const folder = (data?.folders ?? []).find((f) => f.name === folderName);
+    push(
+      folder
+        ? { name: 'brevo.lists', ok: true, detail: `folder "${folderName}" exists` }
+        : {
+            name: 'brevo.lists',
+            ok: true,
+            warning: true,
+            detail: `folder "${folderName}" does not exist yet`,
+            fix: 'tajo-ses backfill creates it with one list per SES contact list and topic',
+          },
+    );
+  } catch (err) {
+    push({ name: 'brevo.lists', ok: false, detail: errorMessage(err), fix: 'the API key needs access to contact lists' });
+  }
+}
+
+async function checkStore(c: Connector, push: Push): Promise<void> {
   try {
     await c.store.ping();
     push({ name: 'store', ok: true, detail: `${c.store.kind} store reachable` });
   } catch (err) {
     push({ name: 'store', ok: false, detail: errorMessage(err), fix: 'check store.url' });
   }
-  return out;
 }

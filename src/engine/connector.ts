@@ -1,28 +1,57 @@
 // The connector as one object: store, Brevo client under the governor, ingestion,
 // processing and delivery loops. `serve`, `demo`, tests and library users all build it here.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
-import type { TajoConfig } from '../config/schema.js';
+import type { SESv2Client } from '@aws-sdk/client-sesv2';
+import type { SesConnectorConfig, TajoConfig } from '../config/schema.js';
 import { parseConfig } from '../config/load.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/port.js';
+import { WriteGate } from '../store/sqlite/gate.js';
 import { BrevoClient } from '../brevo/client.js';
 import { Governor } from '../brevo/governor.js';
 import { CertCache, type VerifySnsOptions } from '../ses/sns.js';
+import { createSesClient, type RateLimiter, type SesClientOptions } from '../ses/client.js';
+import { TajoError } from '../core/errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { InboxWriter, WebhookIngest, verifyOptions } from './ingest.js';
+import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
-import { Deliverer, type DeliveryOptions } from './deliver.js';
-import { ensureAttributes, type AttributeReport } from './setup.js';
-import { makeOwnerId, isOwnerGone } from './owner.js';
-import { collectStatus, type StatusReport } from './status.js';
+import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
+import type { AttributeReport } from './setup.js';
+import { makeOwnerId } from './owner.js';
+import type { StatusReport } from './status.js';
 import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
 import { runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
-import { createSesClient, type RateLimiter, type SesClientOptions } from '../ses/client.js';
-import type { SESv2Client } from '@aws-sdk/client-sesv2';
-import { startEngineThread, type EngineLink } from './thread.js';
-import { ENGINE_METRICS } from './metrics.js';
-import { WriteGate } from '../store/sqlite/gate.js';
+import { InlineEngine, ThreadEngine, type Engine, type InlineEngineOptions } from './engines.js';
+
+/** Realtime contacts claimed per round; written in parallel (delivery.concurrency) within the governor's budget. */
+const CONTACT_CLAIM = 50;
+
+/**
+ * How long a claimed operation stays with its worker: longer than any round takes (Brevo's
+ * timeout, governor waits), so a live worker keeps its work, and a dead one's comes back after it.
+ */
+const DELIVERY_LEASE_MS = 120_000;
+
+/** Backfill contacts per bulk claim: room for full imports (IMPORT_MAX_ROWS each) after the split by list set. */
+const BULK_CLAIM = 20_000;
+
+/** How often accepted imports are followed up; the governor keeps these /processes calls within their 100 an hour. */
+const RECONCILE_EVERY_MS = 30_000;
+
+/** Envelopes planned per slice: small slices keep the event loop free for webhooks between them (benchmarked). */
+const PLAN_SLICE = 50;
+
+/** Notifications per second from which webhooks count as a burst (when the event loop is saturated too). */
+const BURST_RATE = 200;
+
+/** How often waitIdle looks at the queues, and follows accepted imports (at most). */
+const WAIT_IDLE_POLL_MS = 100;
+const WAIT_IDLE_RECONCILE_MS = 1000;
+
+/** How often a backfill looks whether its bulk writes were accepted. */
+const BACKFILL_ACCEPTED_POLL_MS = 50;
 
 export interface ConnectorOptions {
   logger?: Logger;
@@ -51,6 +80,15 @@ export interface ConnectorOptions {
   ingestPressure?: Int32Array;
 }
 
+export interface BackfillHooks {
+  onProgress?: (p: BackfillProgress) => void;
+  signal?: AbortSignal;
+  /** An SES client (and its limiter) to read with instead of the connector's own. */
+  ses?: SesParts;
+}
+
+type SesParts = { client: SESv2Client; limiter: RateLimiter };
+
 export interface Connector {
   readonly config: TajoConfig;
   readonly store: Store;
@@ -67,7 +105,8 @@ export interface Connector {
   wake(what?: 'stored' | 'all'): void;
   /** Prometheus text of every metric, wherever the engine runs. */
   metricsText(): Promise<string>;
-  attributes: AttributeReport | undefined;
+  /** What start found and created in Brevo (inline engine only). */
+  readonly attributes: AttributeReport | undefined;
   /** Migrates, recovers work left by a dead process, prepares Brevo, starts the loops. */
   start(): Promise<void>;
   /** Stops the loops after in-flight work is recorded, and closes the store. */
@@ -75,10 +114,7 @@ export interface Connector {
   status(): Promise<StatusReport>;
   readonly lists: BrevoLists;
   /** Runs a backfill in this process (its bulk writes go through this connector's workers). */
-  backfill(
-    opts?: BackfillOptions,
-    hooks?: { onProgress?: (p: BackfillProgress) => void; signal?: AbortSignal; ses?: { client: SESv2Client; limiter: RateLimiter } },
-  ): Promise<BackfillSummary>;
+  backfill(opts?: BackfillOptions, hooks?: BackfillHooks): Promise<BackfillSummary>;
   /** The SES client (created on first use). */
   ses(): { client: SESv2Client; limiter: RateLimiter };
   /**
@@ -116,59 +152,30 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const owner = makeOwnerId();
   const writer = new InboxWriter(store);
   const lists = new BrevoLists(client, store, ses.lists.folder, now);
-  // eslint-disable-next-line prefer-const
-  let webhook: WebhookIngest;
-  const elu = new LoopPressure();
-  // Is the thread that answers webhooks saturated? On the engine thread the answer comes
-  // from that thread, through shared memory (cell 0 is 1 while it is).
-  const ingestPressure = opts.ingestPressure ?? (opts.engine === 'thread' ? new Int32Array(new SharedArrayBuffer(4)) : undefined);
-  const pressure = opts.ingestPressure ? () => Atomics.load(opts.ingestPressure!, 0) === 1 : () => webhook.rate() > 200 && elu.busy();
-  const delivery: DeliveryOptions = {
-    maxAttempts: cfg.delivery.max_attempts,
-    backoffBaseMs: cfg.delivery.backoff_base,
-    backoffMaxMs: cfg.delivery.backoff_max,
-    eventBatchSize: cfg.delivery.batch_size,
-    contactBatchSize: 50,
-    contactConcurrency: cfg.delivery.concurrency,
-    leaseMs: 120_000,
-    lanes: ['realtime'],
-    underPressure: () => pressure(),
-    bulk: { lanes: ['backfill'], claimLimit: 20_000, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: 30_000 },
-    ...opts.delivery,
-  };
-  const deliverer = new Deliverer(store, client, delivery, owner, log, metrics, now);
-  const processor = new Processor(
+  const ingestRate = new IngestRate();
+  const pressure = pressureProbe(ingestRate, opts.ingestPressure);
+  const delivery = deliveryOptions(cfg, lists, pressure, opts.delivery);
+  const deliverer = new Deliverer({ store, client, delivery, owner, log, metrics, now });
+  const processor = new Processor({
     store,
-    ses,
+    plan: ses,
     owner,
     log,
     metrics,
-    () => deliverer.wake('realtime'),
-    50,
+    onPlanned: () => deliverer.wake('realtime'),
+    batchSize: PLAN_SLICE,
     now,
-    () => pressure(),
-  );
-  let engine: EngineLink | undefined;
-  const wake = (what: 'stored' | 'all' = 'all') => {
-    if (engine) return engine.wake(what);
-    processor.wake();
-    if (what === 'all') deliverer.wake();
-  };
+    underPressure: pressure,
+  });
+  const engine = engineFor(cfg, opts, { store, governor, metrics, log, now, client, processor, deliverer, writeGate, underPressure: pressure });
+  const wake = (what: 'stored' | 'all' = 'all') => engine.wake(what);
   // A stored envelope needs planning; planning wakes the delivery loops it feeds.
-  webhook = new WebhookIngest(writer, ses, verifyOptions(ses, new CertCache(), opts.verify), log, metrics, () => wake('stored'), now);
+  const verify = verifyOptions(ses, new CertCache(), opts.verify);
+  const webhook = new WebhookIngest({ writer, cfg: ses, verify, log, metrics, onStored: () => wake('stored'), rate: ingestRate, now });
 
-  let sesClient: { client: SESv2Client; limiter: RateLimiter } | undefined;
+  let sesClient: SesParts | undefined;
   const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));
-  const backfillOpen = async () => {
-    const st = await store.stats();
-    return st.ops.filter((o) => o.lane === 'backfill' && (o.state === 'pending' || o.state === 'inflight')).reduce((a, o) => a + o.count, 0);
-  };
-  let started = false;
-  let snapshot: NodeJS.Timeout | undefined;
-  let pressureTimer: NodeJS.Timeout | undefined;
-  // `tajo-ses status` runs in another process: it reads the budget from the store.
-  const saveGovernor = () => store.setState('governor', JSON.stringify(governor.status()), now()).catch(() => undefined);
-  const connector: Connector = {
+  return {
     config: cfg,
     store,
     client,
@@ -180,111 +187,131 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     writer,
     processor,
     deliverer,
-    attributes: undefined,
-    async start() {
-      await store.migrate();
-      if (opts.engine === 'thread') {
-        // The engine thread recovers leases, prepares Brevo and runs the loops and schedules.
-        engine = await startEngineThread(cfg, log, {
-          onFailure: opts.onEngineFailure ?? (() => undefined),
-          gate: writeGate!.buffer,
-          pressure: ingestPressure!.buffer as SharedArrayBuffer,
-        });
-        // During a burst the engine holds back (as the inline loops do), so acknowledgements get the CPU.
-        pressureTimer = setInterval(() => Atomics.store(ingestPressure!, 0, pressure() ? 1 : 0), 100);
-        pressureTimer.unref();
-        return;
-      }
-      // Leases of a process that died on this host are released at once; others expire.
-      for (const o of await store.leaseOwners()) {
-        if (isOwnerGone(o)) {
-          const n = await store.releaseOwner(o);
-          if (n > 0) log.info({ owner: o, operations: n }, 'released the work of a process that is gone');
-        }
-      }
-      const recovered = await store.recoverExpired(now());
-      if (recovered > 0) log.info({ operations: recovered }, 'resumed operations whose worker stopped');
-      if (opts.ensureAttributes !== false) {
-        connector.attributes = await ensureAttributes(client, { create: true, mapped: Object.values(ses.field_mapping), log });
-      }
-      processor.start();
-      deliverer.start();
-      snapshot = setInterval(() => void saveGovernor(), 5000);
-      snapshot.unref();
-      started = true;
-    },
-    async stop(graceMs = 20_000) {
-      await writer.drain();
-      clearInterval(pressureTimer);
-      if (engine) await engine.stop(graceMs);
-      if (started) {
-        clearInterval(snapshot);
-        await processor.stop();
-        await deliverer.stop(graceMs);
-        await saveGovernor();
-      }
-      await store.close();
-    },
     lists,
     wake,
-    async metricsText() {
-      if (!engine) return metrics.registry.metrics();
-      const own = metrics.registry
-        .getMetricsAsArray()
-        .map((m) => m.name)
-        .filter((n) => !(ENGINE_METRICS as readonly string[]).includes(n));
-      const parts = await Promise.all(own.map((n) => metrics.registry.getSingleMetricAsString(n)));
-      return `${[...parts, await engine.metricsText()].filter(Boolean).join('\n')}\n`;
+    get attributes() {
+      return engine.attributes;
     },
+    async start() {
+      await store.migrate();
+      await engine.start();
+    },
+    async stop(graceMs = DEFAULT_STOP_GRACE_MS) {
+      await writer.drain();
+      await engine.stop(graceMs);
+      await store.close();
+    },
+    metricsText: () => engine.metricsText(),
     ses: getSes,
     async backfill(bopts = {}, hooks = {}) {
-      const sesParts = hooks.ses ?? getSes();
-      return runBackfill(
-        {
-          store,
-          ses: sesParts.client,
-          limiter: sesParts.limiter,
-          ...(bopts.dryRun ? {} : { lists }),
-          cfg: ses,
-          log,
-          now,
-          onQueued: () => wake(),
-          waitAccepted: async () => {
-            while ((await backfillOpen()) > 0) {
-              if (hooks.signal?.aborted) throw new Error('backfill stopped');
-              wake();
-              await new Promise((r) => setTimeout(r, 50));
-            }
-          },
-          ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
-          ...(hooks.signal ? { signal: hooks.signal } : {}),
-        },
-        bopts,
-      );
+      return backfillHere({ store, lists, cfg: ses, log, now, wake, ses: hooks.ses ?? getSes() }, bopts, hooks);
     },
-    status() {
-      const e = engine;
-      return collectStatus(store, e ? { status: () => e.rateLimit() } : governor, metrics, now());
-    },
-    async waitIdle(timeoutMs: number, wopts = {}) {
-      const deadline = Date.now() + timeoutMs;
-      const openStates = new Set(wopts.includeAwaiting ? ['pending', 'inflight', 'awaiting'] : ['pending', 'inflight']);
-      let lastReconcile = 0;
-      for (;;) {
-        const st = await store.stats();
-        const open = (st.inbox.pending ?? 0) + st.ops.filter((o) => openStates.has(o.state)).reduce((a, o) => a + o.count, 0);
-        if (open === 0) return;
-        if (Date.now() > deadline) throw new Error(`still ${open} open item(s) after ${timeoutMs} ms`);
-        wake();
-        if (!engine && wopts.includeAwaiting && Date.now() - lastReconcile > 1000 && st.ops.some((o) => o.state === 'awaiting')) {
-          lastReconcile = Date.now();
-          await deliverer.reconcileImports().catch(() => undefined);
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
+    status: () => engine.status(),
+    waitIdle: (timeoutMs, wopts = {}) => waitForIdle(store, engine, timeoutMs, wopts),
   };
-  return connector;
+}
+
+/** Where processing and delivery run (engines.ts). */
+function engineFor(
+  cfg: TajoConfig,
+  opts: ConnectorOptions,
+  p: Omit<InlineEngineOptions, 'attributes'> & { writeGate: WriteGate | undefined; underPressure: () => boolean },
+): Engine {
+  const base = { store: p.store, governor: p.governor, metrics: p.metrics, log: p.log, now: p.now };
+  if (opts.engine !== 'thread') {
+    const attributes = opts.ensureAttributes !== false && { mapped: Object.values(cfg.connectors['amazon-ses'].field_mapping) };
+    return new InlineEngine({ ...base, client: p.client, processor: p.processor, deliverer: p.deliverer, attributes });
+  }
+  return new ThreadEngine({
+    ...base,
+    cfg,
+    gate: p.writeGate ?? new WriteGate('ingest'),
+    ingestPressure: opts.ingestPressure ?? new Int32Array(new SharedArrayBuffer(4)),
+    underPressure: p.underPressure,
+    onFailure: opts.onEngineFailure ?? (() => undefined),
+  });
+}
+
+/**
+ * Is the thread that answers webhooks saturated? On the engine thread the answer comes
+ * from that thread, through shared memory (cell 0 is 1 while it is).
+ */
+function pressureProbe(rate: IngestRate, fromIngestThread: Int32Array | undefined): () => boolean {
+  if (fromIngestThread) return () => Atomics.load(fromIngestThread, 0) === 1;
+  const elu = new LoopPressure();
+  return () => rate.perSecond() > BURST_RATE && elu.busy();
+}
+
+function deliveryOptions(cfg: TajoConfig, lists: BrevoLists, underPressure: () => boolean, overrides: Partial<DeliveryOptions> = {}): DeliveryOptions {
+  return {
+    maxAttempts: cfg.delivery.max_attempts,
+    backoffBaseMs: cfg.delivery.backoff_base,
+    backoffMaxMs: cfg.delivery.backoff_max,
+    eventBatchSize: cfg.delivery.batch_size,
+    contactBatchSize: CONTACT_CLAIM,
+    contactConcurrency: cfg.delivery.concurrency,
+    leaseMs: DELIVERY_LEASE_MS,
+    lanes: ['realtime'],
+    underPressure,
+    bulk: { lanes: ['backfill'], claimLimit: BULK_CLAIM, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: RECONCILE_EVERY_MS },
+    ...overrides,
+  };
+}
+
+/** A backfill in this process: its bulk writes go through this connector's workers (here or on the engine thread). */
+async function backfillHere(
+  p: { store: Store; lists: BrevoLists; cfg: SesConnectorConfig; log: Logger; now: () => number; wake: () => void; ses: SesParts },
+  bopts: BackfillOptions,
+  hooks: BackfillHooks,
+): Promise<BackfillSummary> {
+  const { store, wake } = p;
+  return runBackfill(
+    {
+      store,
+      ses: p.ses.client,
+      limiter: p.ses.limiter,
+      ...(bopts.dryRun ? {} : { lists: p.lists }),
+      cfg: p.cfg,
+      log: p.log,
+      now: p.now,
+      onQueued: () => wake(),
+      waitAccepted: async () => {
+        while ((await backfillOpen(store)) > 0) {
+          if (hooks.signal?.aborted) throw new TajoError('backfill_stopped', 'backfill stopped');
+          wake();
+          await sleep(BACKFILL_ACCEPTED_POLL_MS);
+        }
+      },
+      ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+      ...(hooks.signal ? { signal: hooks.signal } : {}),
+    },
+    bopts,
+  );
+}
+
+/** Backfill operations not yet written (pending or in flight). */
+async function backfillOpen(store: Store): Promise<number> {
+  const st = await store.stats();
+  return st.ops.filter((o) => o.lane === 'backfill' && (o.state === 'pending' || o.state === 'inflight')).reduce((a, o) => a + o.count, 0);
+}
+
+async function waitForIdle(store: Store, engine: Engine, timeoutMs: number, opts: { includeAwaiting?: boolean }): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const openStates = new Set(opts.includeAwaiting ? ['pending', 'inflight', 'awaiting'] : ['pending', 'inflight']);
+  let lastReconcile = 0;
+  for (;;) {
+    const st = await store.stats();
+    const open = (st.inbox.pending ?? 0) + st.ops.filter((o) => openStates.has(o.state)).reduce((a, o) => a + o.count, 0);
+    if (open === 0) return;
+    if (Date.now() > deadline)
+      throw new TajoError('wait_idle_timeout', `still ${open} open item(s) after ${timeoutMs} ms`, { retryable: true, details: { open } });
+    engine.wake('all');
+    if (engine.followImports && opts.includeAwaiting && Date.now() - lastReconcile > WAIT_IDLE_RECONCILE_MS && st.ops.some((o) => o.state === 'awaiting')) {
+      lastReconcile = Date.now();
+      await engine.followImports().catch(() => undefined);
+    }
+    await sleep(WAIT_IDLE_POLL_MS);
+  }
 }
 
 function isParsed(c: Record<string, unknown>): boolean {

@@ -3,11 +3,15 @@
 import type { Logger } from 'pino';
 import type { Store, OpRow, LedgerEntry, OpKind } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
-import { BrevoError, type BatchEventsResult, type BrevoProcess } from '../brevo/client.js';
+import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import type { Metrics } from './metrics.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, TajoError } from '../core/errors.js';
+import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
+import { attemptCall, type Outcome } from './outcome.js';
+import { ContactImports } from './imports.js';
+import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
 
 export interface DeliveryOptions {
   maxAttempts: number;
@@ -42,18 +46,31 @@ export interface DeliveryOptions {
   };
 }
 
-/** How long after an import its contacts' newer writes still go by import (Brevo applies imports within minutes). */
-const IMPORT_ORDER_MS = 15 * 60_000;
+export interface DelivererOptions {
+  store: Store;
+  client: BrevoClient;
+  delivery: DeliveryOptions;
+  /** This process's lease owner id (owner.ts). */
+  owner: string;
+  log: Logger;
+  metrics: Metrics;
+  now?: () => number;
+}
+
+/** How long in-flight Brevo calls get to finish at stop before they are cut (their leases then bring them back). */
+export const DEFAULT_STOP_GRACE_MS = 20_000;
+
+/** Wait after a delivery round that found nothing (new work cuts it short). */
+const DELIVERY_IDLE_MS = 250;
+
+/** After a round of events that found less than a full batch (see DeliveryOptions.lingerMs). */
+const DEFAULT_LINGER_MS = 100;
+
+/** How often leases that ran out are looked for: a dead worker's operations come back within this after their lease. */
+const LEASE_RECOVERY_EVERY_MS = 15_000;
 
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
 export const REALTIME_BULK_CLAIM = 500;
-
-/** From this many contacts in one claim, an import beats one call per contact. */
-export const BULK_THRESHOLD = 20;
-
-/** Rows per /contacts/import call; ~200 bytes a row keeps a call well under Brevo's 8 MB. */
-export const IMPORT_MAX_ROWS = 10_000;
-export const IMPORT_MAX_BYTES = 7_500_000;
 
 /** Exponential backoff with full jitter between half and all of the step. */
 export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
@@ -68,74 +85,30 @@ export function plannedCall(op: Pick<OpRow, 'kind' | 'email' | 'payload'>): { me
   return { method: 'POST', path: '/v3/contacts', body: contactBody(op.email, p, undefined) };
 }
 
-function contactBody(
-  email: string,
-  p: ContactPayload,
-  ledger: LedgerEntry | undefined,
-): { email: string; attributes?: Record<string, string | number | boolean>; emailBlacklisted?: true; listIds?: number[] } {
-  const attributes: Record<string, string | number | boolean> = {};
-  for (const [name, ch] of Object.entries(p.attrs)) {
-    const held = ledger?.attrs[name];
-    if (held === undefined || ch.at > held) attributes[name] = ch.v;
-  }
-  const body: { email: string; attributes?: Record<string, string | number | boolean>; emailBlacklisted?: true; listIds?: number[] } = { email };
-  if (Object.keys(attributes).length > 0) body.attributes = attributes;
-  if (p.blocklist && !ledger?.blocklisted) body.emailBlacklisted = true;
-  if (p.listIds && p.listIds.length > 0) body.listIds = p.listIds;
-  return body;
-}
-
-type Outcome =
-  | { kind: 'done'; ledger?: LedgerEntry }
-  | { kind: 'accepted'; ref: string; ledger?: LedgerEntry }
-  | { kind: 'retry'; err: BrevoError | Error }
-  | { kind: 'dead'; err: BrevoError | Error };
-
-function ledgerOf(op: OpRow): LedgerEntry {
-  const p = op.payload as ContactPayload;
-  return { email: op.email, attrs: Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at])), blocklisted: p.blocklist };
-}
-
-/** `EMAIL;REASON` lines of a Brevo import report file. */
-export function parseImportReport(csv: string): Array<{ email: string; reason: string }> {
-  const out: Array<{ email: string; reason: string }> = [];
-  for (const line of csv.split(/\r?\n/).slice(1)) {
-    if (!line.trim()) continue;
-    const [email, ...rest] = line.split(/[;,]/);
-    if (email) out.push({ email: email.trim().toLowerCase(), reason: rest.join(';').trim() || 'invalid row' });
-  }
-  return out;
-}
-
 export class Deliverer {
   private running = false;
-  private loops: Promise<void>[] = [];
-  private wakeups = new Set<{ bulk: boolean; done: () => void }>();
+  private loops: { realtime: PollLoop[]; bulk: PollLoop | undefined; all: PollLoop[] } | undefined;
   private readonly abort = new AbortController();
   private inflight = 0;
-  private stopWaiters: Array<() => void> = [];
-  /**
-   * Contacts written by an import Brevo may not have applied yet (email -> when). A newer
-   * write for one of them goes by import too: a direct POST would land first and the older
-   * import would then overwrite it. Imports are applied in the order they were accepted.
-   */
-  private recentImports = new Map<string, number>();
+  /** The /contacts/import path: bulk writes and following their processes to the end. */
+  readonly imports: ContactImports;
 
-  constructor(
-    private readonly store: Store,
-    private readonly client: BrevoClient,
-    private readonly opts: DeliveryOptions,
-    private readonly owner: string,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
-    private readonly now: () => number = Date.now,
-  ) {}
+  private readonly opts: DeliveryOptions;
+  private readonly now: () => number;
+
+  constructor(private readonly o: DelivererOptions) {
+    this.opts = o.delivery;
+    this.now = o.now ?? Date.now;
+    this.imports = new ContactImports({ store: o.store, client: o.client, log: o.log, metrics: o.metrics, signal: this.abort.signal, now: this.now });
+  }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loops = [this.loop('event'), this.loop('contact'), this.maintenance()];
-    if (this.opts.bulk) this.loops.push(this.bulkLoop());
+    const realtime = [this.deliveryLoop('event'), this.deliveryLoop('contact')];
+    const bulk = this.opts.bulk ? this.bulkLoop(this.opts.bulk.reconcileEveryMs) : undefined;
+    this.loops = { realtime, bulk, all: [...realtime, this.maintenanceLoop(), ...(bulk ? [bulk] : [])] };
+    for (const l of this.loops.all) l.start();
   }
 
   /**
@@ -143,7 +116,8 @@ export class Deliverer {
    * bulk loop of the backfill lane asleep: waking it would only cost an empty claim.
    */
   wake(scope: 'all' | 'realtime' = 'all'): void {
-    for (const w of this.wakeups) if (scope === 'all' || !w.bulk) w.done();
+    for (const l of this.loops?.realtime ?? []) l.wake();
+    if (scope === 'all') this.loops?.bulk?.wake();
   }
 
   /**
@@ -152,14 +126,12 @@ export class Deliverer {
    * delivers them again. Brevo does not deduplicate events, so a call whose answer was
    * lost can arrive twice; each carries its `event_key` for automations to dedupe on.
    */
-  async stop(graceMs = 20_000): Promise<void> {
+  async stop(graceMs = DEFAULT_STOP_GRACE_MS): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    this.wake();
-    for (const w of this.stopWaiters.splice(0)) w();
-    const timer = setTimeout(() => this.abort.abort(new Error('shutdown')), graceMs);
+    const timer = setTimeout(() => this.abort.abort(new TajoError('shutting_down', 'shutdown', { retryable: true })), graceMs);
     try {
-      await Promise.all(this.loops);
+      await Promise.all((this.loops?.all ?? []).map((l) => l.stop()));
     } finally {
       clearTimeout(timer);
     }
@@ -169,107 +141,84 @@ export class Deliverer {
     return this.inflight;
   }
 
-  private async idle(ms: number, bulk = false): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const w = {
-        bulk,
-        done: () => {
-          clearTimeout(t);
-          this.wakeups.delete(w);
-          resolve();
-        },
-      };
-      const t = setTimeout(w.done, ms);
-      this.wakeups.add(w);
+  /** Work whose worker died (lease expired) becomes due again, also in a long-running process. */
+  private maintenanceLoop(): PollLoop {
+    return new PollLoop({
+      round: async () => {
+        const n = await this.o.store.recoverExpired(this.now());
+        if (n > 0) this.o.log.info({ operations: n }, 'resumed operations whose lease expired');
+        return 0; // one round per LEASE_RECOVERY_EVERY_MS, whatever it found
+      },
+      onError: (err) => this.o.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry'),
+      idleMs: LEASE_RECOVERY_EVERY_MS,
+      retryMs: 0,
+      idleFirst: true,
     });
   }
 
-  /** Work whose worker died (lease expired) becomes due again, also in a long-running process. */
-  private async maintenance(): Promise<void> {
-    while (this.running) {
-      await this.pause(15_000);
-      if (!this.running) break;
-      try {
-        const n = await this.store.recoverExpired(this.now());
-        if (n > 0) this.log.info({ operations: n }, 'resumed operations whose lease expired');
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry');
-      }
-    }
-  }
-
-  private async loop(kind: OpKind): Promise<void> {
-    let deferSince = 0;
-    while (this.running) {
-      let n = 0;
-      if (this.opts.underPressure?.()) {
-        deferSince ||= this.now();
-        if (this.now() - deferSince < (this.opts.maxDeferMs ?? 2000)) {
-          await this.idle(50);
-          continue;
-        }
-      }
-      deferSince = 0;
-      try {
-        n = kind === 'event' ? await this.deliverEvents() : await this.deliverContacts();
-      } catch (err) {
-        this.log.error({ err: errorMessage(err), kind }, 'delivery round failed; will retry');
-        await this.idle(1000);
-      }
-      if (n === 0 && this.running) await this.idle(250);
+  private deliveryLoop(kind: OpKind): PollLoop {
+    const lingerMs = this.opts.lingerMs ?? DEFAULT_LINGER_MS;
+    return new PollLoop({
+      round: () => (kind === 'event' ? this.deliverEvents() : this.deliverContacts()),
+      onError: (err) => this.o.log.error({ err: errorMessage(err), kind }, 'delivery round failed; will retry'),
+      idleMs: DELIVERY_IDLE_MS,
       // Events only: a few contacts go out at once as single writes (a blocklisting must not
       // wait), while a backlog of them is written in bulk anyway.
-      else if (kind === 'event' && n < this.opts.eventBatchSize && this.running) await this.linger();
-    }
+      pauseMs: (n) => (kind === 'event' && n < this.opts.eventBatchSize ? lingerMs : 0),
+      ...(this.opts.underPressure ? { defer: { underPressure: this.opts.underPressure, maxDeferMs: this.opts.maxDeferMs ?? DEFAULT_MAX_DEFER_MS } } : {}),
+      now: this.now,
+    });
   }
 
-  private async linger(): Promise<void> {
-    const ms = this.opts.lingerMs ?? 100;
-    if (ms > 0) await this.pause(ms);
-  }
-
-  /** A pause that new work does not cut short (stopping does). */
-  private pause(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(t);
-        this.stopWaiters = this.stopWaiters.filter((w) => w !== done);
-        resolve();
-      };
-      const t = setTimeout(done, ms);
-      this.stopWaiters.push(done);
+  private bulkLoop(reconcileEveryMs: number): PollLoop {
+    let lastReconcile = 0;
+    return new PollLoop({
+      round: async () => {
+        const n = await this.deliverContactsBulk();
+        if (this.now() - lastReconcile >= reconcileEveryMs) {
+          lastReconcile = this.now();
+          await this.imports.reconcile();
+        }
+        return n;
+      },
+      onError: (err) => this.o.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry'),
+      idleMs: DELIVERY_IDLE_MS,
+      now: this.now,
     });
   }
 
   /** One round of events; returns how many operations it handled. */
   async deliverEvents(): Promise<number> {
-    const ops = await this.store.claimOps({
+    const ops = await this.o.store.claimOps({
       kind: 'event',
       lanes: this.opts.lanes,
       limit: this.opts.eventBatchSize,
-      owner: this.owner,
+      owner: this.o.owner,
       leaseMs: this.opts.leaseMs,
       now: this.now(),
     });
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
       if (ops.length === 1) {
-        await this.settle(ops, [await this.call(ops[0]!, () => this.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal), 'events')]);
+        await this.settle(ops, [
+          await attemptCall(this.o.metrics, 'events', () => this.o.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal)),
+        ]);
         return 1;
       }
       let partial: BatchEventsResult | undefined;
-      const outcome = await this.attempt(async () => {
-        const res = await this.client.sendEvents(
+      const outcome = await attemptCall(this.o.metrics, 'events_batch', async () => {
+        const res = await this.o.client.sendEvents(
           ops.map((o) => o.payload as EventPayload),
           this.abort.signal,
         );
         if (res.status === 207) partial = res.data;
-      }, 'events_batch');
+      });
       if (outcome.kind === 'dead') {
         // One bad event must not sink the batch: send them one by one to find it.
-        this.log.warn({ count: ops.length, err: errorMessage(outcome.err) }, 'event batch refused; isolating the bad event(s) one by one');
+        this.o.log.warn({ count: ops.length, err: errorMessage(outcome.err) }, 'event batch refused; isolating the bad event(s) one by one');
         const outcomes: Outcome[] = [];
-        for (const op of ops) outcomes.push(await this.call(op, () => this.client.sendEvent(op.payload as EventPayload, this.abort.signal), 'events'));
+        for (const op of ops)
+          outcomes.push(await attemptCall(this.o.metrics, 'events', () => this.o.client.sendEvent(op.payload as EventPayload, this.abort.signal)));
         await this.settle(ops, outcomes);
       } else if (partial) {
         // 207: Brevo applied the others; only the listed indexes are refused, for good.
@@ -300,31 +249,31 @@ export class Deliverer {
     const bulk = this.opts.bulk;
     // A backlog is written in bulk: one import call per list set instead of one call per contact.
     const limit = bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
-    const ops = await this.store.claimOps({ kind: 'contact', lanes: this.opts.lanes, limit, owner: this.owner, leaseMs: this.opts.leaseMs, now: this.now() });
+    const ops = await this.o.store.claimOps({
+      kind: 'contact',
+      lanes: this.opts.lanes,
+      limit,
+      owner: this.o.owner,
+      leaseMs: this.opts.leaseMs,
+      now: this.now(),
+    });
     if (ops.length === 0) return 0;
-    if (bulk && (ops.length >= BULK_THRESHOLD || this.importedRecently(ops))) return this.importOps(ops, bulk.defaultListId);
+    if (bulk && this.imports.preferred(ops)) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
-      const ledger = await this.store.getLedger(ops.map((o) => o.email));
+      const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
       const outcomes: Outcome[] = new Array(ops.length);
       let next = 0;
       const worker = async () => {
         while (next < ops.length) {
           const i = next++;
           const op = ops[i]!;
-          const p = op.payload as ContactPayload;
-          const body = contactBody(op.email, p, ledger.get(op.email));
-          const entry: LedgerEntry = {
-            email: op.email,
-            attrs: Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at])),
-            blocklisted: p.blocklist,
-          };
-          if (!body.attributes && !body.emailBlacklisted && !body.listIds) {
-            // Brevo already holds newer values for everything: nothing to send.
-            outcomes[i] = { kind: 'done', ledger: entry };
+          const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email));
+          if (nothingToSend(body)) {
+            outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
             continue;
           }
-          const o = await this.call(op, () => this.client.upsertContact(body, this.abort.signal), 'contacts');
-          outcomes[i] = o.kind === 'done' ? { kind: 'done', ledger: entry } : o;
+          const o = await attemptCall(this.o.metrics, 'contacts', () => this.o.client.upsertContact(body, this.abort.signal));
+          outcomes[i] = o.kind === 'done' ? { kind: 'done', ledger: ledgerOf(op) } : o;
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.opts.contactConcurrency, ops.length) }, worker));
@@ -333,39 +282,15 @@ export class Deliverer {
     });
   }
 
-  private importedRecently(ops: OpRow[]): boolean {
-    const since = this.now() - IMPORT_ORDER_MS;
-    if (this.recentImports.size > 50_000) for (const [email, at] of this.recentImports) if (at < since) this.recentImports.delete(email);
-    return ops.some((o) => (this.recentImports.get(o.email) ?? 0) >= since);
-  }
-
-  private async bulkLoop(): Promise<void> {
-    let lastReconcile = 0;
-    while (this.running) {
-      let n = 0;
-      try {
-        n = await this.deliverContactsBulk();
-        if (this.now() - lastReconcile >= this.opts.bulk!.reconcileEveryMs) {
-          lastReconcile = this.now();
-          await this.reconcileImports();
-        }
-      } catch (err) {
-        this.log.error({ err: errorMessage(err) }, 'bulk contact round failed; will retry');
-        await this.idle(1000, true);
-      }
-      if (n === 0 && this.running) await this.idle(250, true);
-    }
-  }
-
   /** One round of bulk contact writes through /contacts/import; returns how many operations it handled. */
   async deliverContactsBulk(): Promise<number> {
     const bulk = this.opts.bulk;
     if (!bulk) return 0;
-    const ops = await this.store.claimOps({
+    const ops = await this.o.store.claimOps({
       kind: 'contact',
       lanes: bulk.lanes,
       limit: bulk.claimLimit,
-      owner: this.owner,
+      owner: this.o.owner,
       leaseMs: this.opts.leaseMs,
       now: this.now(),
     });
@@ -373,124 +298,12 @@ export class Deliverer {
     return this.importOps(ops, bulk.defaultListId);
   }
 
-  /** Writes claimed contact operations through /contacts/import, blocklisting groups first. */
-  private async importOps(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>): Promise<number> {
+  /** Writes claimed contact operations through /contacts/import (see imports.ts). */
+  private importOps(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>): Promise<number> {
     return this.guarded(ops, async () => {
-      const ledger = await this.store.getLedger(ops.map((o) => o.email));
-      const outcomes: Outcome[] = new Array(ops.length);
-      // One import per (blocklist, list set): both apply to every row of an import.
-      const groups = new Map<string, Array<{ i: number; row: { email: string; attributes?: Record<string, string | number | boolean> } }>>();
-      for (let i = 0; i < ops.length; i++) {
-        const op = ops[i]!;
-        const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email));
-        if (!body.attributes && !body.emailBlacklisted && !body.listIds) {
-          outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
-          continue;
-        }
-        const listIds = body.listIds ?? [await defaultListId(op)];
-        const key = `${body.emailBlacklisted ? 'B' : '-'}|${listIds.join(',')}`;
-        const row = body.attributes ? { email: op.email, attributes: body.attributes } : { email: op.email };
-        const g = groups.get(key) ?? [];
-        g.push({ i, row });
-        groups.set(key, g);
-      }
-      // Blocklisting is the most urgent write: its imports go first.
-      for (const [key, members] of [...groups].sort(([a], [b]) => Number(b.startsWith('B')) - Number(a.startsWith('B')))) {
-        const [flag, ids] = key.split('|') as [string, string];
-        const listIds = ids.split(',').map(Number);
-        for (const chunk of chunkBySize(members, IMPORT_MAX_ROWS, IMPORT_MAX_BYTES, (m) => JSON.stringify(m.row).length + 1)) {
-          let processId: number | undefined;
-          const outcome = await this.attempt(async () => {
-            const res = await this.client.importContacts(
-              {
-                jsonBody: chunk.map((m) => m.row),
-                listIds,
-                updateExistingContacts: true,
-                emptyContactsAttributes: false,
-                disableNotification: true,
-                ...(flag === 'B' ? { emailBlacklist: true } : {}),
-              },
-              this.abort.signal,
-            );
-            processId = res.data?.processId;
-          }, 'contacts_import');
-          for (const m of chunk) {
-            const op = ops[m.i]!;
-            outcomes[m.i] =
-              outcome.kind === 'done'
-                ? processId !== undefined
-                  ? { kind: 'accepted', ref: `import:${processId}`, ledger: ledgerOf(op) }
-                  : { kind: 'done', ledger: ledgerOf(op) }
-                : outcome;
-            if (outcome.kind === 'done') this.recentImports.set(op.email, this.now());
-          }
-        }
-      }
-      await this.settle(ops, outcomes);
+      await this.settle(ops, await this.imports.write(ops, defaultListId));
       return ops.length;
     });
-  }
-
-  /**
-   * Follows accepted imports to their end within the /processes budget: one listing call
-   * covers up to 50 processes. Rows Brevo reports invalid become dead letters; the rest done.
-   */
-  async reconcileImports(): Promise<{ completed: number; open: number }> {
-    const awaiting = (await this.store.listAwaiting(1000)).filter((a) => a.ref.startsWith('import:'));
-    if (awaiting.length === 0) return { completed: 0, open: 0 };
-    if (this.client.governor && this.client.governor.waitMs('other') > 0) return { completed: 0, open: awaiting.length };
-    const want = new Map(awaiting.map((a) => [Number(a.ref.slice('import:'.length)), a.ref]));
-    const minId = Math.min(...want.keys());
-    let completed = 0;
-    for (let offset = 0; want.size > 0; offset += 50) {
-      if (offset > 0 && this.client.governor && this.client.governor.waitMs('other') > 0) break;
-      const { data } = await this.client.listProcesses(50, offset, this.abort.signal);
-      const procs = data?.processes ?? [];
-      for (const p of procs) {
-        const ref = want.get(p.id);
-        if (!ref) continue;
-        if (p.status === 'completed') {
-          await this.finishImport(ref, p);
-          completed++;
-          want.delete(p.id);
-        } else if (p.status === 'failed' || p.status === 'aborted') {
-          const rows = await this.store.opsByRef(ref);
-          await this.store.retryOps(
-            rows.map((r) => ({ id: r.id, nextAt: this.now(), code: 'import_failed', message: `Brevo import process ${p.id} ended ${p.status}` })),
-            this.now(),
-          );
-          want.delete(p.id);
-        } else want.delete(p.id); // still running: look again next round
-      }
-      if (procs.length < 50 || procs.every((p) => p.id < minId)) break;
-    }
-    return { completed, open: awaiting.length - completed };
-  }
-
-  private async finishImport(ref: string, p: BrevoProcess): Promise<void> {
-    const invalid = new Map<string, string>();
-    const files = ((p.info as { import?: Record<string, unknown> } | undefined)?.import ?? {}) as Record<string, unknown>;
-    for (const [name, url] of Object.entries(files)) {
-      if (typeof url !== 'string' || !/^https?:\/\//.test(url)) continue;
-      try {
-        // Report files are plain downloads: never send the API key to them.
-        const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-        if (res.ok) for (const r of parseImportReport(await res.text())) invalid.set(r.email, `${name}: ${r.reason}`);
-      } catch (err) {
-        this.log.warn({ ref, file: name, err: errorMessage(err) }, 'could not read a Brevo import report; its rows are counted as imported');
-      }
-    }
-    const rows = await this.store.opsByRef(ref);
-    const done = rows.filter((r) => !invalid.has(r.email)).map((r) => r.id);
-    const dead = rows
-      .filter((r) => invalid.has(r.email))
-      .map((r) => ({ id: r.id, code: 'import_invalid_row', message: `Brevo import ${p.id} refused the row: ${invalid.get(r.email)}` }));
-    if (done.length) await this.store.completeOps(done, this.now());
-    if (dead.length) {
-      await this.store.deadOps(dead, this.now());
-      for (const r of dead) this.metrics.dead.inc({ kind: 'contact', code: r.code });
-    }
-    this.metrics.delivered.inc({ kind: 'contact' }, done.length);
   }
 
   /**
@@ -503,10 +316,10 @@ export class Deliverer {
     try {
       return await fn();
     } catch (err) {
-      this.log.error({ err: errorMessage(err), operations: ops.length }, 'delivery round failed; its operations are queued again');
+      this.o.log.error({ err: errorMessage(err), operations: ops.length }, 'delivery round failed; its operations are queued again');
       const now = this.now();
       const at = now + backoffMs(1, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
-      await this.store
+      await this.o.store
         .retryOps(
           ops.map((o) => ({ id: o.id, nextAt: at, code: 'internal_error', message: errorMessage(err) })),
           now,
@@ -516,23 +329,6 @@ export class Deliverer {
     } finally {
       this.inflight -= ops.length;
     }
-  }
-
-  private async attempt(fn: () => Promise<unknown>, endpoint: string): Promise<Outcome> {
-    try {
-      await fn();
-      this.metrics.brevoCalls.inc({ endpoint, status: 'ok' });
-      return { kind: 'done' };
-    } catch (err) {
-      const status = err instanceof BrevoError ? String(err.status) : 'error';
-      this.metrics.brevoCalls.inc({ endpoint, status });
-      if (err instanceof BrevoError && !err.retryable) return { kind: 'dead', err };
-      return { kind: 'retry', err: err as Error };
-    }
-  }
-
-  private call(_op: OpRow, fn: () => Promise<unknown>, endpoint: string): Promise<Outcome> {
-    return this.attempt(fn, endpoint);
   }
 
   private async settle(ops: OpRow[], outcomes: Outcome[]): Promise<void> {
@@ -547,7 +343,7 @@ export class Deliverer {
       if (o.kind === 'done') {
         done.push(op.id);
         if (o.ledger) ledger.push(o.ledger);
-        this.metrics.delivered.inc({ kind: op.kind });
+        this.o.metrics.delivered.inc({ kind: op.kind });
         return;
       }
       if (o.kind === 'accepted') {
@@ -563,39 +359,20 @@ export class Deliverer {
       const status = be?.status;
       if (o.kind === 'dead' || op.attempts >= this.opts.maxAttempts) {
         dead.push({ id: op.id, code, message, ...(status ? { status } : {}) });
-        this.metrics.dead.inc({ kind: op.kind, code });
-        this.log.warn(
+        this.o.metrics.dead.inc({ kind: op.kind, code });
+        this.o.log.warn(
           { op: op.id, kind: op.kind, key: op.key, code, status, attempts: op.attempts, priority: PRIORITY_NAMES[op.priority] },
           `dead letter: ${message}`,
         );
       } else {
         const wait = Math.max(be?.retryAfterMs ?? 0, backoffMs(op.attempts, this.opts.backoffBaseMs, this.opts.backoffMaxMs));
         retry.push({ id: op.id, nextAt: now + wait, code, message, ...(status ? { status } : {}) });
-        this.metrics.retried.inc({ kind: op.kind, code });
+        this.o.metrics.retried.inc({ kind: op.kind, code });
       }
     });
-    if (done.length > 0 || ledger.length > 0) await this.store.completeOps(done, now, ledger);
-    for (const [ref, a] of accepted) await this.store.awaitOps(a.ids, ref, now, a.ledger);
-    if (retry.length > 0) await this.store.retryOps(retry, now);
-    if (dead.length > 0) await this.store.deadOps(dead, now);
+    if (done.length > 0 || ledger.length > 0) await this.o.store.completeOps(done, now, ledger);
+    for (const [ref, a] of accepted) await this.o.store.awaitOps(a.ids, ref, now, a.ledger);
+    if (retry.length > 0) await this.o.store.retryOps(retry, now);
+    if (dead.length > 0) await this.o.store.deadOps(dead, now);
   }
-}
-
-/** Splits items into chunks of at most maxRows and about maxBytes each. */
-export function chunkBySize<T>(items: T[], maxRows: number, maxBytes: number, size: (t: T) => number): T[][] {
-  const out: T[][] = [];
-  let cur: T[] = [];
-  let bytes = 0;
-  for (const it of items) {
-    const b = size(it);
-    if (cur.length > 0 && (cur.length >= maxRows || bytes + b > maxBytes)) {
-      out.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-    cur.push(it);
-    bytes += b;
-  }
-  if (cur.length > 0) out.push(cur);
-  return out;
 }

@@ -4,11 +4,11 @@ import { WriteGate } from '../store/sqlite/gate.js';
 import { createConnector, defaultLogger } from './connector.js';
 import { Scheduler } from './scheduler.js';
 import { lowerThreadPriority, type EngineWorkerData, type FromEngine, type ToEngine } from './thread.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, TajoError } from '../core/errors.js';
 import { ENGINE_METRICS } from './metrics.js';
 
 const port = parentPort;
-if (!port) throw new Error('engine-worker.js runs as a worker thread of `tajo-ses serve`');
+if (!port) throw new TajoError('engine_worker_misuse', 'engine-worker.js runs as a worker thread of `tajo-ses serve`');
 const { config, nice, gate, pressure } = workerData as EngineWorkerData;
 const post = (msg: FromEngine) => port!.postMessage(msg);
 
@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   try {
     await connector.start();
   } catch (err) {
-    post({ type: 'failed', error: errorMessage(err) });
+    post({ type: 'failed', error: errorMessage(err), ...(err instanceof TajoError ? { code: err.code, retryable: err.retryable } : {}) });
     await connector.stop(0).catch(() => undefined);
     port!.close();
     return;

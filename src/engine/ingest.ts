@@ -71,19 +71,20 @@ export function verifyOptions(cfg: SesConnectorConfig, certCache: CertCache, ove
   };
 }
 
-export class WebhookIngest {
+/** Notifications per second over the last quarter second: the engine yields to a burst. */
+export class IngestRate {
   private windowStart = 0;
   private windowCount = 0;
   private lastRate = 0;
 
-  /** Notifications per second over the last quarter second: the processor yields to a burst. */
-  rate(now = Date.now()): number {
+  perSecond(now = Date.now()): number {
     const age = now - this.windowStart;
     if (age > 500) return 0;
     return age > 250 ? this.lastRate : Math.max(this.lastRate, (this.windowCount * 1000) / Math.max(age, 50));
   }
 
-  private count(now: number): void {
+  /** One notification arrived. */
+  count(now: number): void {
     if (now - this.windowStart > 250) {
       this.lastRate = (this.windowCount * 1000) / Math.max(1, now - this.windowStart);
       this.windowStart = now;
@@ -91,79 +92,93 @@ export class WebhookIngest {
     }
     this.windowCount++;
   }
+}
 
-  constructor(
-    private readonly writer: InboxWriter,
-    private readonly cfg: SesConnectorConfig,
-    private readonly verify: VerifySnsOptions,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
-    private readonly onStored: () => void,
-    private readonly now: () => number = Date.now,
-  ) {}
+export interface WebhookIngestOptions {
+  writer: InboxWriter;
+  cfg: SesConnectorConfig;
+  verify: VerifySnsOptions;
+  log: Logger;
+  metrics: Metrics;
+  /** Called after a new envelope is committed (wakes planning). */
+  onStored: () => void;
+  /** Counts every request (default: a rate of its own). */
+  rate?: IngestRate;
+  now?: () => number;
+}
+
+export class WebhookIngest {
+  private readonly now: () => number;
+  /** Requests per second, whatever their outcome. */
+  readonly rate: IngestRate;
+
+  constructor(private readonly o: WebhookIngestOptions) {
+    this.now = o.now ?? Date.now;
+    this.rate = o.rate ?? new IngestRate();
+  }
 
   private reject(reason: string, status: number, message: string): WebhookAnswer {
-    this.metrics.webhookRequests.inc({ outcome: reason });
+    this.o.metrics.webhookRequests.inc({ outcome: reason });
     return { status, body: { ok: false, reason, message } };
   }
 
   /** The whole `POST /webhooks/amazon-ses` decision, independent of the HTTP framework. */
   async handle(body: string): Promise<WebhookAnswer> {
-    this.count(Date.now());
+    this.rate.count(Date.now());
     let env: SnsEnvelope;
     try {
-      env = await verifySnsMessage(body, this.verify);
+      env = await verifySnsMessage(body, this.o.verify);
     } catch (err) {
       if (err instanceof SnsVerificationError) {
-        this.log.warn({ reason: err.code, status: err.status, ...(err.details ?? {}) }, `SNS message refused: ${err.message}`);
+        this.o.log.warn({ reason: err.code, status: err.status, ...(err.details ?? {}) }, `SNS message refused: ${err.message}`);
         return this.reject(err.code, err.status, err.message);
       }
-      this.log.error({ err: errorMessage(err) }, 'SNS verification failed unexpectedly');
+      this.o.log.error({ err: errorMessage(err) }, 'SNS verification failed unexpectedly');
       return this.reject('internal_error', 500, 'verification failed unexpectedly; see the connector log');
     }
 
     if (env.Type === 'SubscriptionConfirmation') return this.subscription(env);
     if (env.Type === 'UnsubscribeConfirmation') {
-      this.log.warn(
+      this.o.log.warn(
         { topicArn: env.TopicArn },
         'SNS says this endpoint was unsubscribed from the topic; events from it will stop. Re-subscribe the HTTPS endpoint in SNS if that was not intended.',
       );
-      this.metrics.webhookRequests.inc({ outcome: 'unsubscribe_confirmation' });
+      this.o.metrics.webhookRequests.inc({ outcome: 'unsubscribe_confirmation' });
       return { status: 200, body: { ok: true, outcome: 'unsubscribe_noted' } };
     }
     try {
-      const res = await this.writer.write({ messageId: env.MessageId, source: 'sns', topicArn: env.TopicArn, receivedAt: this.now(), body });
-      this.metrics.webhookRequests.inc({ outcome: res === 'inserted' ? 'accepted' : 'duplicate' });
-      if (res === 'inserted') this.onStored();
+      const res = await this.o.writer.write({ messageId: env.MessageId, source: 'sns', topicArn: env.TopicArn, receivedAt: this.now(), body });
+      this.o.metrics.webhookRequests.inc({ outcome: res === 'inserted' ? 'accepted' : 'duplicate' });
+      if (res === 'inserted') this.o.onStored();
       return { status: 200, body: { ok: true, outcome: res === 'inserted' ? 'stored' : 'duplicate' } };
     } catch (err) {
       // 503 makes SNS retry: nothing is acknowledged that is not committed.
-      this.log.error({ err: errorMessage(err), messageId: env.MessageId }, 'could not commit the SNS message; answered 503 so SNS retries');
+      this.o.log.error({ err: errorMessage(err), messageId: env.MessageId }, 'could not commit the SNS message; answered 503 so SNS retries');
       return this.reject('store_unavailable', 503, 'the store could not commit the message; SNS will retry');
     }
   }
 
   private async subscription(env: SnsEnvelope): Promise<WebhookAnswer> {
-    if (!this.cfg.sns.auto_confirm_subscriptions) {
-      this.log.warn(
+    if (!this.o.cfg.sns.auto_confirm_subscriptions) {
+      this.o.log.warn(
         { topicArn: env.TopicArn },
         'SNS subscription confirmation received; auto_confirm_subscriptions is false: confirm it in the SNS console (Subscriptions > Confirm) or with `aws sns confirm-subscription --topic-arn TOPIC --token TOKEN` using the Token from this request',
       );
-      this.metrics.webhookRequests.inc({ outcome: 'subscription_pending' });
+      this.o.metrics.webhookRequests.inc({ outcome: 'subscription_pending' });
       return { status: 200, body: { ok: true, outcome: 'confirmation_logged' } };
     }
     try {
-      await confirmSubscription(env, this.verify);
-      this.log.info({ topicArn: env.TopicArn }, 'SNS subscription confirmed');
-      this.metrics.webhookRequests.inc({ outcome: 'subscription_confirmed' });
+      await confirmSubscription(env, this.o.verify);
+      this.o.log.info({ topicArn: env.TopicArn }, 'SNS subscription confirmed');
+      this.o.metrics.webhookRequests.inc({ outcome: 'subscription_confirmed' });
       return { status: 200, body: { ok: true, outcome: 'subscription_confirmed' } };
     } catch (err) {
       if (err instanceof SnsVerificationError) {
-        this.log.warn({ reason: err.code, topicArn: env.TopicArn }, `SNS subscription not confirmed: ${err.message}`);
+        this.o.log.warn({ reason: err.code, topicArn: env.TopicArn }, `SNS subscription not confirmed: ${err.message}`);
         return this.reject(err.code, err.status, err.message);
       }
       const retryable = err instanceof TajoError ? err.retryable : true;
-      this.log.warn({ topicArn: env.TopicArn, err: errorMessage(err) }, 'SNS subscription confirmation failed; SNS will resend it');
+      this.o.log.warn({ topicArn: env.TopicArn, err: errorMessage(err) }, 'SNS subscription confirmation failed; SNS will resend it');
       return this.reject('confirmation_failed', retryable ? 503 : 403, `could not confirm the subscription: ${errorMessage(err)}`);
     }
   }

@@ -31,18 +31,17 @@ describe('Processor', () => {
       envelope(1, sesEvent('Click', { recipients: ['a@x.io'] })),
       envelope(2, sesEvent('Bounce', { recipients: ['b@x.io'], bounceType: 'Permanent' })),
     ]);
-    const p = new Processor(
+    const p = new Processor({
       store,
-      cfg,
-      'w',
-      pino({ level: 'silent' }),
-      createMetrics(),
-      () => undefined,
-      100,
-      Date.now,
-      () => true,
-      400,
-    );
+      plan: cfg,
+      owner: 'w',
+      log: pino({ level: 'silent' }),
+      metrics: createMetrics(),
+      onPlanned: () => undefined,
+      batchSize: 100,
+      underPressure: () => true,
+      maxDeferMs: 400,
+    });
     p.start();
     await new Promise((r) => setTimeout(r, 150));
     expect(await pending()).toBe(2);
@@ -55,7 +54,7 @@ describe('Processor', () => {
     store = new SqliteStore(':memory:');
     await store.migrate();
     await store.insertInbox([envelope(1, 'not json at all'), envelope(2, sesEvent('Delivery', { recipients: ['c@x.io'] }))]);
-    const p = new Processor(store, cfg, 'w', pino({ level: 'silent' }), createMetrics(), () => undefined);
+    const p = new Processor({ store, plan: cfg, owner: 'w', log: pino({ level: 'silent' }), metrics: createMetrics(), onPlanned: () => undefined });
     const r = await p.runOnce();
     expect(r).toMatchObject({ envelopes: 2, records: 1 });
     expect((await store.stats()).inbox).toEqual({ done: 1, unparseable: 1 });

@@ -7,6 +7,7 @@ import { planBrevoOperations, type PlanConfig } from '../core/plan.js';
 import type { SesEventRecord } from '../core/types.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage } from '../core/errors.js';
+import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
 
 export interface ProcessResult {
   envelopes: number;
@@ -71,101 +72,81 @@ export function normalizeInbox(
   return { outcomes, records };
 }
 
-export class Processor {
-  private running = false;
-  private loopPromise: Promise<void> | undefined;
-  private wakeup: (() => void) | undefined;
+export interface ProcessorOptions {
+  store: Store;
+  plan: PlanConfig;
+  owner: string;
+  log: Logger;
+  metrics: Metrics;
+  /** Called after a batch planned operations (wakes the delivery loops they feed). */
+  onPlanned: () => void;
+  /** Envelopes claimed per batch (default 500). */
+  batchSize?: number;
+  now?: () => number;
+  /**
+   * During a burst of webhooks, acknowledging SNS quickly matters more than planning:
+   * the stored envelopes wait (at most `maxDeferMs`, default 2000) and the CPU goes to ingestion.
+   */
+  underPressure?: () => boolean;
+  maxDeferMs?: number;
+  /** Small slices keep the event loop free for webhooks between them (default 1 ms). */
+  slicePauseMs?: number;
+  /** After a partial batch, wait this long (not cut short by new envelopes) so the next one is fuller (default 50 ms). */
+  lingerMs?: number;
+}
 
-  constructor(
-    private readonly store: Store,
-    private readonly plan: PlanConfig,
-    private readonly owner: string,
-    private readonly log: Logger,
-    private readonly metrics: Metrics,
-    private readonly onPlanned: () => void,
-    private readonly batchSize = 500,
-    private readonly now: () => number = Date.now,
-    /**
-     * During a burst of webhooks, acknowledging SNS quickly matters more than planning:
-     * the stored envelopes wait (at most `maxDeferMs`) and the CPU goes to ingestion.
-     */
-    private readonly underPressure: () => boolean = () => false,
-    private readonly maxDeferMs = 2000,
-    /** Small slices keep the event loop free for webhooks between them. */
-    private readonly slicePauseMs = 1,
-    /** After a partial batch, wait this long (not cut short by new envelopes) so the next one is fuller. */
-    private readonly lingerMs = 50,
-  ) {}
+/** Wait after a round that found no stored envelope (a new one cuts it short). */
+const PROCESSOR_IDLE_MS = 200;
+
+/** How long a claimed envelope stays with this worker: far longer than any batch takes to plan and commit. */
+const INBOX_LEASE_MS = 60_000;
+
+export class Processor {
+  private readonly loop: PollLoop;
+  private readonly batchSize: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: ProcessorOptions) {
+    this.batchSize = o.batchSize ?? 500;
+    this.now = o.now ?? Date.now;
+    const { slicePauseMs = 1, lingerMs = 50 } = o;
+    this.loop = new PollLoop({
+      round: async () => (await this.runOnce()).envelopes,
+      onError: (err) => this.o.log.error({ err: errorMessage(err) }, 'processing stored envelopes failed; will retry'),
+      idleMs: PROCESSOR_IDLE_MS,
+      pauseMs: (n) => (n < this.batchSize ? lingerMs : slicePauseMs),
+      defer: { underPressure: o.underPressure ?? (() => false), maxDeferMs: o.maxDeferMs ?? DEFAULT_MAX_DEFER_MS, catchUp: true },
+      now: this.now,
+    });
+  }
 
   async runOnce(): Promise<ProcessResult> {
-    const rows = await this.store.claimInbox(this.batchSize, this.owner, 60_000, this.now());
+    const rows = await this.o.store.claimInbox(this.batchSize, this.o.owner, INBOX_LEASE_MS, this.now());
     if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
-    let { outcomes, records } = normalizeInbox(rows, this.metrics, this.plan);
+    let { outcomes, records } = normalizeInbox(rows, this.o.metrics, this.o.plan);
     let ops: ReturnType<typeof planBrevoOperations>;
     try {
-      ops = planBrevoOperations(records, this.plan, 'realtime');
+      ops = planBrevoOperations(records, this.o.plan, 'realtime');
     } catch (err) {
-      this.log.warn({ err: errorMessage(err), envelopes: rows.length }, 'planning a batch failed; planning its envelopes one by one');
-      ({ outcomes, records } = normalizeInbox(rows, undefined, this.plan, true));
-      ops = planBrevoOperations(records, this.plan, 'realtime');
+      this.o.log.warn({ err: errorMessage(err), envelopes: rows.length }, 'planning a batch failed; planning its envelopes one by one');
+      ({ outcomes, records } = normalizeInbox(rows, undefined, this.o.plan, true));
+      ops = planBrevoOperations(records, this.o.plan, 'realtime');
     }
-    const res = await this.store.commitInbox(outcomes, ops, this.now());
-    if (ops.length > 0) this.onPlanned();
+    const res = await this.o.store.commitInbox(outcomes, ops, this.now());
+    if (ops.length > 0) this.o.onPlanned();
     return { envelopes: rows.length, records: records.length, ops: res.inserted + res.merged, duplicates: res.duplicates };
   }
 
   start(): void {
-    if (this.running) return;
-    this.running = true;
-    this.loopPromise = (async () => {
-      let deferSince = 0;
-      let catchingUp = false;
-      while (this.running) {
-        let n = 0;
-        if (!catchingUp && this.underPressure()) {
-          deferSince ||= this.now();
-          if (this.now() - deferSince < this.maxDeferMs) {
-            await this.idle(50);
-            continue;
-          }
-          // Deferred long enough: catch up on everything stored before yielding again.
-          catchingUp = true;
-        }
-        deferSince = 0;
-        try {
-          n = (await this.runOnce()).envelopes;
-          if (n === 0) catchingUp = false;
-        } catch (err) {
-          this.log.error({ err: errorMessage(err) }, 'processing stored envelopes failed; will retry');
-          await this.idle(1000);
-        }
-        if (n === 0 && this.running) await this.idle(200);
-        else if (this.running) await new Promise((r) => setTimeout(r, n < this.batchSize ? this.lingerMs : this.slicePauseMs));
-      }
-    })();
+    this.loop.start();
   }
 
+  /** Envelopes were stored: stop idling. */
   wake(): void {
-    this.wakeup?.();
-  }
-
-  private idle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.wakeup = undefined;
-        resolve();
-      }, ms);
-      this.wakeup = () => {
-        clearTimeout(t);
-        this.wakeup = undefined;
-        resolve();
-      };
-    });
+    this.loop.wake();
   }
 
   async stop(): Promise<void> {
-    this.running = false;
-    this.wake();
-    await this.loopPromise;
+    await this.loop.stop();
   }
 }

@@ -8,7 +8,7 @@ import { setPriority } from 'node:os';
 import type { Logger } from 'pino';
 import type { TajoConfig } from '../config/schema.js';
 import type { BucketStatus } from '../brevo/governor.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, TajoError } from '../core/errors.js';
 
 /** What the answering thread needs from an engine that runs elsewhere. */
 export interface EngineLink {
@@ -29,10 +29,19 @@ export interface EngineWorkerData {
   pressure: SharedArrayBuffer;
 }
 
+/** Starting includes migrating the store, recovering leases and checking Brevo's attributes. */
+const ENGINE_START_TIMEOUT_MS = 120_000;
+
+/** A stop that is not done this long after its grace period ends the thread (its leases bring the work back). */
+const STOP_TERMINATE_AFTER_GRACE_MS = 10_000;
+
+/** The engine yields the CPU to the answering thread (Linux niceness of the engine thread). */
+const ENGINE_NICE = 10;
+
 export type ToEngine = { type: 'wake'; what: 'stored' | 'all' } | { type: 'metrics'; id: number } | { type: 'stop'; graceMs: number };
 export type FromEngine =
   | { type: 'ready' }
-  | { type: 'failed'; error: string }
+  | { type: 'failed'; error: string; code?: string; retryable?: boolean }
   | { type: 'governor'; status: BucketStatus[] }
   | { type: 'metrics'; id: number; text: string }
   | { type: 'stopped' };
@@ -52,7 +61,7 @@ export interface EngineThreadOptions {
 /** Starts the engine thread and resolves once it has recovered leases, prepared Brevo and started its loops. */
 export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: EngineThreadOptions): Promise<EngineLink> {
   const worker = new Worker(new URL('./engine-worker.js', import.meta.url), {
-    workerData: { config: cfg, nice: opts.nice ?? 10, gate: opts.gate, pressure: opts.pressure } satisfies EngineWorkerData,
+    workerData: { config: cfg, nice: opts.nice ?? ENGINE_NICE, gate: opts.gate, pressure: opts.pressure } satisfies EngineWorkerData,
   });
   let rate: BucketStatus[] = [];
   let stopping = false;
@@ -61,30 +70,7 @@ export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: Engi
   const waiting = new Map<number, (text: string) => void>();
   let stopped: (() => void) | undefined;
 
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`the engine thread did not start within ${(opts.startTimeoutMs ?? 120_000) / 1000} s`)),
-      opts.startTimeoutMs ?? 120_000,
-    );
-    const early = (err: Error) => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    worker.once('error', early);
-    worker.once('exit', (code) => early(new Error(`the engine thread exited with code ${code} while starting`)));
-    worker.on('message', function first(msg: FromEngine) {
-      if (msg.type !== 'ready' && msg.type !== 'failed') return;
-      clearTimeout(timer);
-      worker.off('message', first);
-      worker.off('error', early);
-      worker.removeAllListeners('exit');
-      if (msg.type === 'ready') resolve();
-      else reject(new Error(msg.error));
-    });
-  }).catch(async (err: unknown) => {
-    await worker.terminate();
-    throw err;
-  });
+  await whenReady(worker, opts.startTimeoutMs ?? ENGINE_START_TIMEOUT_MS);
 
   worker.on('message', (msg: FromEngine) => {
     if (msg.type === 'governor') rate = msg.status;
@@ -133,11 +119,42 @@ export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: Engi
       stopping = true;
       const done = new Promise<void>((r) => (stopped = r));
       worker.postMessage({ type: 'stop', graceMs } satisfies ToEngine);
-      const timer = setTimeout(() => void worker.terminate(), graceMs + 10_000);
+      const timer = setTimeout(() => void worker.terminate(), graceMs + STOP_TERMINATE_AFTER_GRACE_MS);
       await done;
       clearTimeout(timer);
     },
   };
+}
+
+/** Resolves once the engine thread says it is ready; otherwise ends it and rejects with why. */
+async function whenReady(worker: Worker, startTimeoutMs: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new TajoError('engine_start_timeout', `the engine thread did not start within ${startTimeoutMs / 1000} s`, { retryable: true })),
+      startTimeoutMs,
+    );
+    const early = (err: Error) => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    worker.once('error', early);
+    worker.once('exit', (code) =>
+      early(new TajoError('engine_exited', `the engine thread exited with code ${code} while starting`, { details: { exitCode: code } })),
+    );
+    worker.on('message', function first(msg: FromEngine) {
+      if (msg.type !== 'ready' && msg.type !== 'failed') return;
+      clearTimeout(timer);
+      worker.off('message', first);
+      worker.off('error', early);
+      worker.removeAllListeners('exit');
+      if (msg.type === 'ready') resolve();
+      // The engine's own error, code included (a refused Brevo key stays `unauthorized`).
+      else reject(new TajoError(msg.code ?? 'engine_start_failed', msg.error, { retryable: msg.retryable ?? false }));
+    });
+  }).catch(async (err: unknown) => {
+    await worker.terminate();
+    throw err;
+  });
 }
 
 /**

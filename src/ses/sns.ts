@@ -90,7 +90,12 @@ export interface VerifySnsOptions {
   certMaxBytes?: number;
 }
 
-export const DEFAULT_SIGNING_CERT_HOSTS: string[] = ['^sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$'];
+/**
+ * The one definition of the hosts real SNS serves certificates from (sns.<region>.amazonaws.com,
+ * and .com.cn in China); the configuration default (sns.signing_cert_hosts) is this string.
+ */
+export const DEFAULT_SIGNING_CERT_HOST = '^sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?$';
+export const DEFAULT_SIGNING_CERT_HOSTS: string[] = [DEFAULT_SIGNING_CERT_HOST];
 
 const MAX_FUTURE_SKEW_MS = 5 * 60 * 1000;
 const DEFAULT_CERT_TIMEOUT_MS = 5000;

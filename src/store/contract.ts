@@ -10,7 +10,8 @@ export interface StoreHarness {
 
 const T0 = 1_700_000_000_000;
 
-function contact(
+/** A contact write as the planner makes it (also used by other store and CLI tests). */
+export function contact(
   email: string,
   attrs: Record<string, { v: string | number | boolean; at: number }>,
   blocklist = false,
@@ -27,7 +28,8 @@ function contact(
   };
 }
 
-function event(key: string, email = 'a@example.com', priority: EventOp['priority'] = 2): EventOp {
+/** A custom event as the planner makes it (also used by other store and CLI tests). */
+export function event(key: string, email = 'a@example.com', priority: EventOp['priority'] = 2): EventOp {
   return {
     kind: 'event',
     key,

@@ -4,10 +4,10 @@
 import { randomBytes } from 'node:crypto';
 import { describe, it, expect, afterEach, beforeEach, vi } from 'vitest';
 import pg from 'pg';
-import { storeContract } from '../contract.js';
+import { event, storeContract } from '../contract.js';
 import { PostgresStore } from './index.js';
 import { TajoError } from '../../core/errors.js';
-import type { ContactOp, EventOp } from '../../core/plan.js';
+import type { ContactOp } from '../../core/plan.js';
 import type { BudgetWindow, OpRow } from '../port.js';
 
 const T0 = 1_700_000_000_000;
@@ -79,23 +79,6 @@ function contactChange(email: string, i: number): ContactOp {
   };
 }
 
-function event(key: string): EventOp {
-  return {
-    kind: 'event',
-    key,
-    email: 'a@x.io',
-    lane: 'realtime',
-    priority: 2,
-    sources: [key],
-    payload: {
-      event_name: 'ses_email_sent',
-      event_date: new Date(T0).toISOString(),
-      identifiers: { email_id: 'a@x.io' },
-      event_properties: { event_key: key },
-    },
-  };
-}
-
 describe('PostgresStore shared by several processes', () => {
   const open: PostgresStore[] = [];
   const schemas: string[] = [];
@@ -119,7 +102,12 @@ describe('PostgresStore shared by several processes', () => {
   it('concurrent claims never hand out the same op', async () => {
     const [a, b] = await twoProcesses();
     const keys = Array.from({ length: 600 }, (_, i) => `k${i}`);
-    expect(await a.enqueue(keys.map(event), T0)).toEqual({ inserted: 600, merged: 0, duplicates: 0 });
+    expect(
+      await a.enqueue(
+        keys.map((k) => event(k, 'a@x.io')),
+        T0,
+      ),
+    ).toEqual({ inserted: 600, merged: 0, duplicates: 0 });
     const taken: OpRow[] = [];
     const worker = async (s: PostgresStore, owner: string) => {
       for (;;) {
@@ -438,7 +426,10 @@ describe('PostgresStore skips rows another transaction has locked', () => {
 
   it('claimOps hands out the other due operations without waiting for the locked one', async () => {
     const s = bench.store;
-    await s.enqueue(['k0', 'k1', 'k2'].map(event), T0);
+    await s.enqueue(
+      ['k0', 'k1', 'k2'].map((k) => event(k, 'a@x.io')),
+      T0,
+    );
     const claimed = await withoutWaiting(lockOp(bench.schema), ['k0'], () => s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 60_000, now: T0 }));
     expect(claimed.map((o) => o.key)).toEqual(['k1', 'k2']);
     // Skipped, not lost: once free, it is claimed.
@@ -457,7 +448,10 @@ describe('PostgresStore skips rows another transaction has locked', () => {
 
   it('recoverExpired leaves a locked operation to whoever holds it and recovers the others without waiting', async () => {
     const s = bench.store;
-    await s.enqueue(['k0', 'k1', 'k2'].map(event), T0);
+    await s.enqueue(
+      ['k0', 'k1', 'k2'].map((k) => event(k, 'a@x.io')),
+      T0,
+    );
     expect(await s.claimOps({ kind: 'event', limit: 10, owner: 'gone', leaseMs: 1000, now: T0 })).toHaveLength(3);
     expect(await withoutWaiting(lockOp(bench.schema), ['k0'], () => s.recoverExpired(T0 + 1000))).toBe(2);
     expect(await s.recoverExpired(T0 + 1000)).toBe(1);
@@ -469,7 +463,7 @@ describe('PostgresStore waits for rows another transaction is changing, then see
 
   it('retryOps leaves alone an operation another process completed meanwhile', async () => {
     const s = bench.store;
-    await s.enqueue([event('k0')], T0);
+    await s.enqueue([event('k0', 'a@x.io')], T0);
     const [op] = await s.claimOps({ kind: 'event', limit: 1, owner: 'w', leaseMs: 60_000, now: T0 });
     await afterCommitOf(`UPDATE "${bench.schema}".ops SET state = 'done' WHERE id = $1`, [op!.id], () =>
       s.retryOps([{ id: op!.id, nextAt: T0, code: 'server_error', message: '503', status: 503 }], T0),
@@ -479,7 +473,10 @@ describe('PostgresStore waits for rows another transaction is changing, then see
 
   it('retryFailures leaves alone a dead letter another process discarded meanwhile', async () => {
     const s = bench.store;
-    await s.enqueue(['k0', 'k1', 'k2'].map(event), T0);
+    await s.enqueue(
+      ['k0', 'k1', 'k2'].map((k) => event(k, 'a@x.io')),
+      T0,
+    );
     const ids = (await s.claimOps({ kind: 'event', limit: 3, owner: 'w', leaseMs: 60_000, now: T0 })).map((o) => o.id);
     await s.deadOps(
       ids.map((id) => ({ id, code: 'invalid_parameter', message: 'bad' })),

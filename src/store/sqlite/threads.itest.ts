@@ -10,6 +10,7 @@ import { SqliteStore } from './index.js';
 import { WriteGate } from './gate.js';
 import { WalSync } from './wal-sync.js';
 import type { InboxInsert } from '../port.js';
+import { until } from '../../../test/helpers.js';
 
 const row = (i: number): InboxInsert => ({ messageId: `m-${i}`, source: 'sns', receivedAt: 1, body: `{"n":${i}}` });
 
@@ -36,7 +37,7 @@ describe('SQLite acknowledgements flushed off the event loop', () => {
     });
     const settled: string[] = [];
     const a = sync.afterCommit().then(() => settled.push('a'));
-    await until(() => flushes.length === 1);
+    await until(() => flushes.length === 1, 'one WAL flush', 2_000, 5);
     // Three commits while the first flush runs: not covered by it.
     const later = ['b', 'c', 'd'].map((k) => sync.afterCommit().then(() => settled.push(k)));
     flushes.shift()!();
@@ -44,7 +45,7 @@ describe('SQLite acknowledgements flushed off the event loop', () => {
     await new Promise((r) => setTimeout(r, 10));
     expect(settled).toEqual(['a']);
     // One more flush serves all three.
-    await until(() => flushes.length === 1);
+    await until(() => flushes.length === 1, 'one WAL flush', 2_000, 5);
     flushes.shift()!();
     await Promise.all(later);
     expect(settled.sort()).toEqual(['a', 'b', 'c', 'd']);
@@ -147,8 +148,3 @@ describe('SQLite shared by two threads', () => {
     expect(await walAfter(new WriteGate('ingest'))).toBeGreaterThan(8_000_000);
   });
 });
-
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!cond()) throw new Error('condition never held');
-}

@@ -5,6 +5,7 @@
 // and the thread keeps verifying requests meanwhile. SQLite recovers committed WAL frames
 // after a power cut, so a flushed commit is as durable as one made with synchronous=FULL.
 import { open, fdatasync, closeSync } from 'node:fs';
+import { TajoError } from '../../core/errors.js';
 
 interface Waiter {
   gen: number;
@@ -43,7 +44,7 @@ export class WalSync {
       const settled = this.waiters.filter((w) => w.gen <= covered);
       this.waiters = this.waiters.filter((w) => w.gen > covered);
       for (const w of settled) {
-        if (err) w.reject(new Error(`flushing the SQLite WAL to disk failed: ${err.message}`));
+        if (err) w.reject(new TajoError('store_unavailable', `flushing the SQLite WAL to disk failed: ${err.message}`, { retryable: true, cause: err }));
         else w.resolve();
       }
       this.flush();

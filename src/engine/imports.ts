@@ -1,0 +1,232 @@
+// Contact writes in bulk through POST /contacts/import, and following the import processes
+// Brevo accepted to their end (GET /processes): rows its report refuses become dead letters.
+import type { Logger } from 'pino';
+import type { BrevoClient, BrevoProcess, ImportRequest } from '../brevo/client.js';
+import type { ContactPayload } from '../core/plan.js';
+import { errorMessage } from '../core/errors.js';
+import type { OpRow, Store } from '../store/port.js';
+import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
+import type { Metrics } from './metrics.js';
+import { attemptCall, type Outcome } from './outcome.js';
+
+/** How long after an import its contacts' newer writes still go by import (Brevo applies imports within minutes). */
+const IMPORT_ORDER_MS = 15 * 60_000;
+
+/** Past this many remembered contacts, those imported longer than IMPORT_ORDER_MS ago are forgotten (bounds memory). */
+const RECENT_IMPORTS_PRUNE_AT = 50_000;
+
+/** From this many contacts in one claim, an import beats one call per contact. */
+export const BULK_THRESHOLD = 20;
+
+/** Rows per /contacts/import call; ~200 bytes a row keeps a call well under Brevo's 8 MB. */
+export const IMPORT_MAX_ROWS = 10_000;
+export const IMPORT_MAX_BYTES = 7_500_000;
+
+/** Brevo's largest /processes page: one listing call covers this many processes. */
+const PROCESSES_PAGE = 50;
+
+/** Accepted imports looked at per reconciliation (each is one process, usually of thousands of rows). */
+const AWAITING_SCAN = 1000;
+
+/** A report file that does not come within this is skipped: its rows count as imported. */
+const REPORT_TIMEOUT_MS = 30_000;
+
+type ImportRow = ImportRequest['jsonBody'][number];
+
+/** Rows that share one import call: blocklisting and list ids apply to every row of an import. */
+interface ImportGroup {
+  blocklist: boolean;
+  listIds: number[];
+  members: Array<{ i: number; row: ImportRow }>;
+}
+
+export interface ContactImportsOptions {
+  store: Store;
+  client: BrevoClient;
+  log: Logger;
+  metrics: Metrics;
+  /** Aborted when delivery stops for good (in-flight calls are cut). */
+  signal: AbortSignal;
+  now: () => number;
+}
+
+export class ContactImports {
+  /**
+   * Contacts written by an import Brevo may not have applied yet (email -> when). A newer
+   * write for one of them goes by import too: a direct POST would land first and the older
+   * import would then overwrite it. Imports are applied in the order they were accepted.
+   */
+  private readonly recentImports = new Map<string, number>();
+
+  constructor(private readonly o: ContactImportsOptions) {}
+
+  /** Do these claimed contacts go by import: a backlog, or one whose last import Brevo may not have applied yet? */
+  preferred(ops: OpRow[]): boolean {
+    return ops.length >= BULK_THRESHOLD || this.importedRecently(ops);
+  }
+
+  private importedRecently(ops: OpRow[]): boolean {
+    const since = this.o.now() - IMPORT_ORDER_MS;
+    if (this.recentImports.size > RECENT_IMPORTS_PRUNE_AT) for (const [email, at] of this.recentImports) if (at < since) this.recentImports.delete(email);
+    return ops.some((o) => (this.recentImports.get(o.email) ?? 0) >= since);
+  }
+
+  /** Writes claimed contact operations through /contacts/import, blocklisting groups first; returns each one's outcome. */
+  async write(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>): Promise<Outcome[]> {
+    const outcomes: Outcome[] = new Array(ops.length);
+    const groups = await this.group(ops, defaultListId, outcomes);
+    // Blocklisting is the most urgent write: its imports go first.
+    for (const g of groups.sort((a, b) => Number(b.blocklist) - Number(a.blocklist))) {
+      for (const chunk of chunkBySize(g.members, IMPORT_MAX_ROWS, IMPORT_MAX_BYTES, (m) => JSON.stringify(m.row).length + 1)) {
+        let processId: number | undefined;
+        const outcome = await attemptCall(this.o.metrics, 'contacts_import', async () => {
+          const res = await this.o.client.importContacts(
+            {
+              jsonBody: chunk.map((m) => m.row),
+              listIds: g.listIds,
+              updateExistingContacts: true,
+              emptyContactsAttributes: false,
+              disableNotification: true,
+              ...(g.blocklist ? { emailBlacklist: true } : {}),
+            },
+            this.o.signal,
+          );
+          processId = res.data?.processId;
+        });
+        for (const m of chunk) {
+          const op = ops[m.i]!;
+          outcomes[m.i] =
+            outcome.kind === 'done'
+              ? processId !== undefined
+                ? { kind: 'accepted', ref: `import:${processId}`, ledger: ledgerOf(op) }
+                : { kind: 'done', ledger: ledgerOf(op) }
+              : outcome;
+          if (outcome.kind === 'done') this.recentImports.set(op.email, this.o.now());
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  /** Groups the rows by (blocklist, list set); operations with nothing to send are done at once (in `outcomes`). */
+  private async group(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>, outcomes: Outcome[]): Promise<ImportGroup[]> {
+    const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
+    const groups = new Map<string, ImportGroup>();
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email));
+      if (nothingToSend(body)) {
+        outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
+        continue;
+      }
+      const listIds = body.listIds ?? [await defaultListId(op)];
+      const blocklist = body.emailBlacklisted === true;
+      const key = `${blocklist ? 'B' : '-'}|${listIds.join(',')}`;
+      const g = groups.get(key) ?? { blocklist, listIds, members: [] };
+      g.members.push({ i, row: body.attributes ? { email: op.email, attributes: body.attributes } : { email: op.email } });
+      groups.set(key, g);
+    }
+    return [...groups.values()];
+  }
+
+  /**
+   * Follows accepted imports to their end within the /processes budget: one listing call
+   * covers up to 50 processes. Rows Brevo reports invalid become dead letters; the rest done.
+   */
+  async reconcile(): Promise<{ completed: number; open: number }> {
+    const { store, client, now } = this.o;
+    const awaiting = (await store.listAwaiting(AWAITING_SCAN)).filter((a) => a.ref.startsWith('import:'));
+    if (awaiting.length === 0) return { completed: 0, open: 0 };
+    if (client.governor && client.governor.waitMs('other') > 0) return { completed: 0, open: awaiting.length };
+    const want = new Map(awaiting.map((a) => [Number(a.ref.slice('import:'.length)), a.ref]));
+    const minId = Math.min(...want.keys());
+    let completed = 0;
+    for (let offset = 0; want.size > 0; offset += PROCESSES_PAGE) {
+      if (offset > 0 && client.governor && client.governor.waitMs('other') > 0) break;
+      const { data } = await client.listProcesses(PROCESSES_PAGE, offset, this.o.signal);
+      const procs = data?.processes ?? [];
+      for (const p of procs) {
+        const ref = want.get(p.id);
+        if (!ref) continue;
+        if (p.status === 'completed') {
+          await this.finish(ref, p);
+          completed++;
+          want.delete(p.id);
+        } else if (p.status === 'failed' || p.status === 'aborted') {
+          const rows = await store.opsByRef(ref);
+          await store.retryOps(
+            rows.map((r) => ({ id: r.id, nextAt: now(), code: 'import_failed', message: `Brevo import process ${p.id} ended ${p.status}` })),
+            now(),
+          );
+          want.delete(p.id);
+        } else want.delete(p.id); // still running: look again next round
+      }
+      if (procs.length < PROCESSES_PAGE || procs.every((p) => p.id < minId)) break;
+    }
+    return { completed, open: awaiting.length - completed };
+  }
+
+  /** A completed import: rows its report files list are dead letters, the others done. */
+  private async finish(ref: string, p: BrevoProcess): Promise<void> {
+    const { store, metrics, now } = this.o;
+    const invalid = await this.invalidRows(ref, p);
+    const rows = await store.opsByRef(ref);
+    const done = rows.filter((r) => !invalid.has(r.email)).map((r) => r.id);
+    const dead = rows
+      .filter((r) => invalid.has(r.email))
+      .map((r) => ({ id: r.id, code: 'import_invalid_row', message: `Brevo import ${p.id} refused the row: ${invalid.get(r.email)}` }));
+    if (done.length) await store.completeOps(done, now());
+    if (dead.length) {
+      await store.deadOps(dead, now());
+      for (const r of dead) metrics.dead.inc({ kind: 'contact', code: r.code });
+    }
+    metrics.delivered.inc({ kind: 'contact' }, done.length);
+  }
+
+  /** email -> why, from the report files a finished import process links to. */
+  private async invalidRows(ref: string, p: BrevoProcess): Promise<Map<string, string>> {
+    const invalid = new Map<string, string>();
+    const files = ((p.info as { import?: Record<string, unknown> } | undefined)?.import ?? {}) as Record<string, unknown>;
+    for (const [name, url] of Object.entries(files)) {
+      if (typeof url !== 'string' || !/^https?:\/\//.test(url)) continue;
+      try {
+        // Report files are plain downloads: never send the API key to them.
+        const res = await fetch(url, { signal: AbortSignal.timeout(REPORT_TIMEOUT_MS) });
+        if (res.ok) for (const r of parseImportReport(await res.text())) invalid.set(r.email, `${name}: ${r.reason}`);
+      } catch (err) {
+        this.o.log.warn({ ref, file: name, err: errorMessage(err) }, 'could not read a Brevo import report; its rows are counted as imported');
+      }
+    }
+    return invalid;
+  }
+}
+
+/** `EMAIL;REASON` lines of a Brevo import report file. */
+export function parseImportReport(csv: string): Array<{ email: string; reason: string }> {
+  const out: Array<{ email: string; reason: string }> = [];
+  for (const line of csv.split(/\r?\n/).slice(1)) {
+    if (!line.trim()) continue;
+    const [email, ...rest] = line.split(/[;,]/);
+    if (email) out.push({ email: email.trim().toLowerCase(), reason: rest.join(';').trim() || 'invalid row' });
+  }
+  return out;
+}
+
+/** Splits items into chunks of at most maxRows and about maxBytes each. */
+export function chunkBySize<T>(items: T[], maxRows: number, maxBytes: number, size: (t: T) => number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const it of items) {
+    const b = size(it);
+    if (cur.length > 0 && (cur.length >= maxRows || bytes + b > maxBytes)) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(it);
+    bytes += b;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
