@@ -63,6 +63,10 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     queueContract(store);
     failureContract(store);
     bookkeepingContract(store);
+    processContract(store);
+    leaseContract(store);
+    budgetContract(store);
+    importOrderContract(store);
   });
 }
 
@@ -272,5 +276,267 @@ function bookkeepingContract(store: CurrentStore): void {
       T0,
     );
     expect(r).toEqual({ inserted: 500, merged: 0, duplicates: 500 });
+  });
+}
+
+/** The registry of running processes. */
+function processContract(store: CurrentStore): void {
+  it('processes: heartbeats upsert by owner, keep the first start and the role, and age into not alive', async () => {
+    const s = store();
+    await s.heartbeat({ owner: 'p1', host: 'h1', pid: 11, role: 'serve', now: T0 });
+    await s.heartbeat({ owner: 'p2', host: 'h2', pid: 22, now: T0 + 1000 });
+    await s.heartbeat({ owner: 'p1', host: 'h1', pid: 12, now: T0 + 5000 });
+    expect(await s.listProcesses({ now: T0 + 35_999, staleAfterMs: 31_000 })).toEqual([
+      { owner: 'p1', host: 'h1', pid: 12, role: 'serve', startedAt: T0, lastSeen: T0 + 5000, alive: true },
+      { owner: 'p2', host: 'h2', pid: 22, role: null, startedAt: T0 + 1000, lastSeen: T0 + 1000, alive: false },
+    ]);
+    expect((await s.listProcesses({ now: T0 + 36_000, staleAfterMs: 31_000 })).map((p) => p.alive)).toEqual([false, false]);
+    expect(await s.forgetProcess('p2')).toBe(true);
+    expect(await s.forgetProcess('p2')).toBe(false);
+    expect((await s.listProcesses({ now: T0, staleAfterMs: 1 })).map((p) => p.owner)).toEqual(['p1']);
+  });
+
+  it("processes: without a time the store's clock is used for beats and for aliveness", async () => {
+    const s = store();
+    const before = await s.clock();
+    await s.heartbeat({ owner: 'p1', host: 'h1', pid: 1 });
+    const [p] = await s.listProcesses({ staleAfterMs: 60_000 });
+    expect(p!.lastSeen).toBeGreaterThanOrEqual(before);
+    expect(p!.alive).toBe(true);
+  });
+}
+
+/** Named leases: one holder at a time, renewed by it, taken over once expired. */
+function leaseContract(store: CurrentStore): void {
+  it('leases: one holder; renewals keep acquiredAt; another owner takes over only once it has expired', async () => {
+    const s = store();
+    expect(await s.tryLease({ name: 'scheduler', owner: 'a', ttlMs: 30_000, now: T0 })).toEqual({ acquired: true, holder: 'a', expiresAt: T0 + 30_000 });
+    expect(await s.tryLease({ name: 'scheduler', owner: 'b', ttlMs: 30_000, now: T0 + 1000 })).toEqual({
+      acquired: false,
+      holder: 'a',
+      expiresAt: T0 + 30_000,
+    });
+    expect(await s.tryLease({ name: 'scheduler', owner: 'a', ttlMs: 30_000, now: T0 + 10_000 })).toEqual({
+      acquired: true,
+      holder: 'a',
+      expiresAt: T0 + 40_000,
+    });
+    expect(await s.getLease('scheduler')).toEqual({ name: 'scheduler', owner: 'a', acquiredAt: T0, expiresAt: T0 + 40_000, updatedAt: T0 + 10_000 });
+    // Other names are other leases.
+    expect((await s.tryLease({ name: 'other', owner: 'b', ttlMs: 1000, now: T0 })).acquired).toBe(true);
+    // a dies: its lease stands until it expires, then b takes it.
+    expect((await s.tryLease({ name: 'scheduler', owner: 'b', ttlMs: 30_000, now: T0 + 39_999 })).acquired).toBe(false);
+    expect(await s.tryLease({ name: 'scheduler', owner: 'b', ttlMs: 30_000, now: T0 + 40_000 })).toEqual({
+      acquired: true,
+      holder: 'b',
+      expiresAt: T0 + 70_000,
+    });
+    expect(await s.getLease('scheduler')).toMatchObject({ owner: 'b', acquiredAt: T0 + 40_000 });
+    // a comes back: no longer the holder.
+    expect(await s.tryLease({ name: 'scheduler', owner: 'a', ttlMs: 30_000, now: T0 + 41_000 })).toEqual({
+      acquired: false,
+      holder: 'b',
+      expiresAt: T0 + 70_000,
+    });
+    expect((await s.listLeases()).map((l) => [l.name, l.owner])).toEqual([
+      ['other', 'b'],
+      ['scheduler', 'b'],
+    ]);
+  });
+
+  it('leases: a holder that renews after expiring, before anyone took over, starts a new tenure', async () => {
+    const s = store();
+    await s.tryLease({ name: 'scheduler', owner: 'a', ttlMs: 1000, now: T0 });
+    expect(await s.tryLease({ name: 'scheduler', owner: 'a', ttlMs: 1000, now: T0 + 5000 })).toEqual({ acquired: true, holder: 'a', expiresAt: T0 + 6000 });
+    expect((await s.getLease('scheduler'))!.acquiredAt).toBe(T0 + 5000);
+  });
+
+  it('leases: only the holder releases; a released lease is free at once', async () => {
+    const s = store();
+    await s.tryLease({ name: 'scheduler', owner: 'a', ttlMs: 30_000, now: T0 });
+    expect(await s.releaseLease({ name: 'scheduler', owner: 'b' })).toBe(false);
+    expect((await s.getLease('scheduler'))!.owner).toBe('a');
+    expect(await s.releaseLease({ name: 'scheduler', owner: 'a' })).toBe(true);
+    expect(await s.getLease('scheduler')).toBeUndefined();
+    expect((await s.tryLease({ name: 'scheduler', owner: 'b', ttlMs: 30_000, now: T0 + 1 })).acquired).toBe(true);
+  });
+
+  it('leases: a ttl that is not a positive integer is refused', async () => {
+    await expect(store().tryLease({ name: 'scheduler', owner: 'a', ttlMs: 0, now: T0 })).rejects.toMatchObject({ code: 'invalid_lease_request' });
+  });
+}
+
+const PER_SECOND = { limit: 10, windowMs: 1000 };
+
+/** The rate budget shared by every process. */
+function budgetContract(store: CurrentStore): void {
+  it('budget: grants up to the limit per sliding window, then says when the oldest grant leaves it', async () => {
+    const s = store();
+    for (let i = 0; i < 10; i++)
+      expect(await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND], now: T0 + i * 100 })).toEqual({ granted: true, waitMs: 0 });
+    expect(await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND], now: T0 + 950 })).toEqual({ granted: false, waitMs: 50 });
+    // Refusals spend nothing; the grant at T0 leaves the window at T0 + 1000.
+    expect(await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND], now: T0 + 999 })).toEqual({ granted: false, waitMs: 1 });
+    expect(await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND], now: T0 + 1000 })).toEqual({ granted: true, waitMs: 0 });
+    expect(await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND], now: T0 + 1000 })).toEqual({ granted: false, waitMs: 100 });
+    // Buckets are apart.
+    expect((await s.takeBudget({ bucket: 'events', windows: [PER_SECOND], now: T0 + 1000 })).granted).toBe(true);
+  });
+
+  it('budget: every window must leave room; the longest wait wins; count takes several at once', async () => {
+    const s = store();
+    const windows = [
+      { limit: 3, windowMs: 1000 },
+      { limit: 5, windowMs: 60_000 },
+    ];
+    for (const at of [0, 10, 20, 2000, 2010]) expect((await s.takeBudget({ bucket: 'b', windows, now: T0 + at })).granted).toBe(true);
+    // The per-second window has room; the per-minute one frees its first slot at T0 + 60,000.
+    expect(await s.takeBudget({ bucket: 'b', windows, now: T0 + 5000 })).toEqual({ granted: false, waitMs: 55_000 });
+    // Three at once need three slots of the minute: the third oldest (T0 + 20) leaves at T0 + 60,020.
+    expect(await s.takeBudget({ bucket: 'b', windows, count: 3, now: T0 + 60_000 })).toEqual({ granted: false, waitMs: 20 });
+    expect(await s.takeBudget({ bucket: 'b', windows, count: 3, now: T0 + 60_020 })).toEqual({ granted: true, waitMs: 0 });
+    // Now the second is full (3 grants at T0 + 60,020, free at T0 + 61,020), and the minute
+    // again (its oldest, T0 + 2000, leaves at T0 + 62,000): the later of the two.
+    expect(await s.takeBudget({ bucket: 'b', windows, now: T0 + 60_500 })).toEqual({ granted: false, waitMs: 1500 });
+    expect(await s.takeBudget({ bucket: 'b', windows, now: T0 + 61_900 })).toEqual({ granted: false, waitMs: 100 });
+    expect((await s.takeBudget({ bucket: 'b', windows, now: T0 + 62_000 })).granted).toBe(true);
+    await expect(s.takeBudget({ bucket: 'b', windows, count: 4, now: T0 })).rejects.toMatchObject({ code: 'invalid_budget_request' });
+    await expect(s.takeBudget({ bucket: 'b', windows, count: 0, now: T0 })).rejects.toMatchObject({ code: 'invalid_budget_request' });
+    await expect(s.takeBudget({ bucket: 'b', windows: [{ limit: 0, windowMs: 1000 }], now: T0 })).rejects.toMatchObject({ code: 'invalid_budget_request' });
+  });
+
+  it('budget: a pause holds the bucket back until it ends, and a later, shorter pause does not shorten it', async () => {
+    const s = store();
+    expect(await s.pauseBucket({ bucket: 'other', until: T0 + 5000 })).toBe(T0 + 5000);
+    expect(await s.pauseBucket({ bucket: 'other', until: T0 + 2000 })).toBe(T0 + 5000);
+    expect(await s.takeBudget({ bucket: 'other', windows: [PER_SECOND], now: T0 + 1000 })).toEqual({ granted: false, waitMs: 4000 });
+    // Without windows only the pause holds it back.
+    expect(await s.takeBudget({ bucket: 'other', windows: [], now: T0 + 4999 })).toEqual({ granted: false, waitMs: 1 });
+    expect(await s.takeBudget({ bucket: 'other', windows: [PER_SECOND], now: T0 + 5000 })).toEqual({ granted: true, waitMs: 0 });
+    expect((await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND], now: T0 + 1000 })).granted).toBe(true);
+    // A pause and a full window: whichever ends last.
+    for (let i = 0; i < 9; i++) await s.takeBudget({ bucket: 'other', windows: [PER_SECOND], now: T0 + 5000 });
+    await s.pauseBucket({ bucket: 'other', until: T0 + 5500 });
+    expect(await s.takeBudget({ bucket: 'other', windows: [PER_SECOND], now: T0 + 5100 })).toEqual({ granted: false, waitMs: 900 });
+    const before = await s.clock();
+    expect(await s.pauseBucket({ bucket: 'later', forMs: 60_000 })).toBeGreaterThanOrEqual(before + 60_000);
+  });
+
+  it('budget: status shows the use of each window and the pause, for every bucket', async () => {
+    const s = store();
+    const windows = [PER_SECOND, { limit: 36_000, windowMs: 3_600_000 }];
+    for (const at of [0, 500, 900, 1500]) await s.takeBudget({ bucket: 'contacts', windows, now: T0 + at });
+    await s.pauseBucket({ bucket: 'other', until: T0 + 9000 });
+    expect(await s.budgetStatus({ now: T0 + 1500 })).toEqual({
+      now: T0 + 1500,
+      buckets: [
+        {
+          bucket: 'contacts',
+          pausedUntil: 0,
+          windows: [
+            { limit: 10, windowMs: 1000, used: 2 },
+            { limit: 36_000, windowMs: 3_600_000, used: 4 },
+          ],
+        },
+        { bucket: 'other', pausedUntil: T0 + 9000, windows: [] },
+      ],
+    });
+    // Windows named by the caller replace the remembered ones, and name buckets never used.
+    const st = await s.budgetStatus({ now: T0 + 1500, windows: { contacts: [{ limit: 5, windowMs: 2000 }], events: [PER_SECOND] } });
+    expect(st.buckets.map((b) => [b.bucket, b.windows])).toEqual([
+      ['contacts', [{ limit: 5, windowMs: 2000, used: 4 }]],
+      ['events', [{ limit: 10, windowMs: 1000, used: 0 }]],
+      ['other', []],
+    ]);
+  });
+
+  it("budget: grants older than the bucket's longest window are pruned, by the take and by pruneBudget", async () => {
+    const s = store();
+    for (const at of [0, 100, 200]) await s.takeBudget({ bucket: 'events', windows: [PER_SECOND], now: T0 + at });
+    for (const at of [0, 100]) await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND], now: T0 + at });
+    expect(await s.pruneBudget({ now: T0 + 999 })).toBe(0);
+    expect(await s.pruneBudget({ now: T0 + 1000 })).toBe(2); // both at T0 are 1000 ms old
+    // The take at T0 + 1150 prunes its own bucket (T0 + 100); pruneBudget then finds only contacts' T0 + 100.
+    await s.takeBudget({ bucket: 'events', windows: [PER_SECOND], now: T0 + 1150 });
+    expect(await s.pruneBudget({ now: T0 + 1150 })).toBe(1);
+    const events = (await s.budgetStatus({ now: T0 + 1150, windows: { events: [{ limit: 100, windowMs: 60_000 }] } })).buckets.find(
+      (b) => b.bucket === 'events',
+    );
+    expect(events!.windows[0]!.used).toBe(2);
+    // contacts has no grant left: none counts, whatever the window.
+    const contacts = (await s.budgetStatus({ now: T0 + 1150, windows: { contacts: [{ limit: 100, windowMs: 60_000 }] } })).buckets.find(
+      (b) => b.bucket === 'contacts',
+    );
+    expect(contacts!.windows[0]!.used).toBe(0);
+  });
+
+  it('budget: a bucket once taken with a long window keeps its grants for that long, though later takes name only a short one', async () => {
+    const s = store();
+    const hour = { limit: 100, windowMs: 3_600_000 };
+    await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND, hour], now: T0 });
+    await s.takeBudget({ bucket: 'contacts', windows: [PER_SECOND], now: T0 + 10_000 });
+    expect(await s.pruneBudget({ now: T0 + 20_000 })).toBe(0);
+    expect((await s.budgetStatus({ now: T0 + 20_000, windows: { contacts: [hour] } })).buckets[0]!.windows[0]!.used).toBe(2);
+  });
+
+  it('budget: a take whose time is before the latest grant (a clock that stepped back) counts from the latest grant', async () => {
+    const s = store();
+    const windows = [{ limit: 2, windowMs: 1000 }];
+    expect((await s.takeBudget({ bucket: 'b', windows, now: T0 + 1000 })).granted).toBe(true);
+    expect((await s.takeBudget({ bucket: 'b', windows, now: T0 + 500 })).granted).toBe(true);
+    // Both stand at T0 + 1000: full until T0 + 2000, not from T0 + 1500.
+    expect(await s.takeBudget({ bucket: 'b', windows, now: T0 + 1500 })).toEqual({ granted: false, waitMs: 500 });
+    expect((await s.budgetStatus({ now: T0 + 1999 })).buckets[0]!.windows[0]!.used).toBe(2);
+    expect((await s.budgetStatus({ now: T0 + 2000 })).buckets[0]!.windows[0]!.used).toBe(0);
+  });
+
+  it("budget: without a time, takes use the store's clock", async () => {
+    const s = store();
+    for (let i = 0; i < 3; i++) expect((await s.takeBudget({ bucket: 'x', windows: [{ limit: 3, windowMs: 60_000 }] })).granted).toBe(true);
+    const refused = await s.takeBudget({ bucket: 'x', windows: [{ limit: 3, windowMs: 60_000 }] });
+    expect(refused.granted).toBe(false);
+    expect(refused.waitMs).toBeGreaterThan(50_000);
+    expect(refused.waitMs).toBeLessThanOrEqual(60_000);
+  });
+
+  it('route buckets: learned windows are kept per route and window length, replaced when learned again', async () => {
+    const s = store();
+    await s.setRouteBucket({ route: 'POST /v3/events/batch', bucket: 'other', limit: 100, windowMs: 3_600_000, now: T0 });
+    await s.setRouteBucket({ route: 'POST /v3/contacts', bucket: 'contacts', limit: 10, windowMs: 1000, now: T0 });
+    await s.setRouteBucket({ route: 'POST /v3/contacts', bucket: 'contacts', limit: 36_000, windowMs: 3_600_000, now: T0 });
+    await s.setRouteBucket({ route: 'POST /v3/events/batch', bucket: 'events', limit: 10, windowMs: 3_600_000, now: T0 + 5 });
+    expect(await s.listRouteBuckets()).toEqual([
+      { route: 'POST /v3/contacts', bucket: 'contacts', limit: 10, windowMs: 1000, updatedAt: T0 },
+      { route: 'POST /v3/contacts', bucket: 'contacts', limit: 36_000, windowMs: 3_600_000, updatedAt: T0 },
+      { route: 'POST /v3/events/batch', bucket: 'events', limit: 10, windowMs: 3_600_000, updatedAt: T0 + 5 },
+    ]);
+    await expect(s.setRouteBucket({ route: 'r', bucket: 'b', limit: -1, windowMs: 1000 })).rejects.toMatchObject({ code: 'invalid_budget_request' });
+  });
+}
+
+/** Contacts with an import Brevo may still apply: their newer writes must not overtake it. */
+function importOrderContract(store: CurrentStore): void {
+  it('open imports: a contact counts from awaitOps until its operation is done, dead or back in the queue', async () => {
+    const s = store();
+    const emails = ['a@x.io', 'b@x.io', 'c@x.io', 'd@x.io'];
+    await s.enqueue(
+      emails.map((e) => contact(e, { A: { v: 1, at: 1 } })),
+      T0,
+    );
+    const claimed = await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 1000, now: T0 });
+    const id = (email: string) => claimed.find((o) => o.email === email)!.id;
+    expect(await s.contactsWithOpenImports(emails)).toEqual(new Set());
+    await s.awaitOps([id('a@x.io'), id('b@x.io'), id('c@x.io')], 'import:1', T0);
+    await s.completeOps([id('d@x.io')], T0);
+    // A newer pending write of a does not close the import.
+    await s.enqueue([contact('a@x.io', { B: { v: 2, at: 2 } })], T0);
+    expect(await s.contactsWithOpenImports([...emails, 'a@x.io', 'none@x.io'])).toEqual(new Set(['a@x.io', 'b@x.io', 'c@x.io']));
+    expect(await s.contactsWithOpenImports(['b@x.io'])).toEqual(new Set(['b@x.io']));
+    expect(await s.contactsWithOpenImports([])).toEqual(new Set());
+    await s.completeOps([id('a@x.io')], T0);
+    await s.deadOps([{ id: id('b@x.io'), code: 'import_invalid_row', message: 'refused' }], T0);
+    expect(await s.contactsWithOpenImports(emails)).toEqual(new Set(['c@x.io']));
+    await s.retryOps([{ id: id('c@x.io'), nextAt: T0, code: 'import_failed', message: 'failed' }], T0);
+    expect(await s.contactsWithOpenImports(emails)).toEqual(new Set());
   });
 }

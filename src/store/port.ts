@@ -107,7 +107,143 @@ export interface StoreStats {
   ops: Array<{ kind: OpKind; lane: Lane; state: OpState; priority: number; count: number; oldestCreatedAt: number | null }>;
 }
 
-export interface Store {
+// --- Several processes on one store ------------------------------------------------------
+// Times: each `now` below is optional. Omitted (as in production), it is the store's own
+// clock (PostgreSQL: the database server's), so processes on different hosts agree on when a
+// lease runs out or a grant leaves its window; tests pass it. Do not mix both on one table.
+
+/** One process's sign of life (`serve`, a CLI command): upserted by owner. */
+export interface ProcessBeat {
+  /** The owner id the process also writes into op and inbox leases. */
+  owner: string;
+  host: string;
+  pid: number;
+  /** What it runs, e.g. `serve`; kept from the previous beat when omitted. */
+  role?: string;
+  now?: number;
+}
+
+export interface ProcessRow {
+  owner: string;
+  host: string;
+  pid: number;
+  role: string | null;
+  /** The first beat of this owner. */
+  startedAt: number;
+  lastSeen: number;
+  /** now - lastSeen < staleAfterMs. */
+  alive: boolean;
+}
+
+export interface LeaseRequest {
+  name: string;
+  owner: string;
+  ttlMs: number;
+  now?: number;
+}
+
+export interface LeaseResult {
+  /** True when `owner` holds the lease until `expiresAt` (taken or renewed by this call). */
+  acquired: boolean;
+  /** Who holds it now: `owner` when acquired, else the other live holder. */
+  holder: string;
+  expiresAt: number;
+}
+
+export interface LeaseRow {
+  name: string;
+  owner: string;
+  /** When this owner took it (renewals keep it). */
+  acquiredAt: number;
+  expiresAt: number;
+  updatedAt: number;
+}
+
+/** A sliding-window rate limit: at most `limit` grants in any `windowMs` milliseconds. */
+export interface BudgetWindow {
+  limit: number;
+  windowMs: number;
+}
+
+export interface BudgetRequest {
+  /** The budget spent, e.g. `contacts`, `events`, `other` (Brevo's limits belong to the account). */
+  bucket: string;
+  /** Every one must leave room for `count`; empty: only a pause holds the bucket back. */
+  windows: BudgetWindow[];
+  /** Requests taken at once. Default 1; more than a window's limit is invalid_budget_request. */
+  count?: number;
+  now?: number;
+}
+
+export interface BudgetGrant {
+  granted: boolean;
+  /** 0 when granted; else how long until the same take would fit (pause and windows), were no one else to take meanwhile. */
+  waitMs: number;
+}
+
+export type BucketPause = { bucket: string; until: number } | { bucket: string; forMs: number };
+
+export interface BudgetStatus {
+  /** The time `used` was counted at. */
+  now: number;
+  buckets: Array<{ bucket: string; pausedUntil: number; windows: Array<BudgetWindow & { used: number }> }>;
+}
+
+/** What the governor learned from x-sib-ratelimit-* headers: the window a route spends. */
+export interface RouteBucket {
+  /** A route pattern as the governor names it, e.g. `POST /v3/events/batch`. */
+  route: string;
+  bucket: string;
+  limit: number;
+  windowMs: number;
+  updatedAt: number;
+}
+
+/** Coordination of several processes sharing one store: who runs, who schedules, one rate budget. */
+export interface ClusterStore {
+  /** The store's clock (epoch ms): the database server's on PostgreSQL. */
+  clock(): Promise<number>;
+
+  /** Records that `owner` is alive now (insert or update). */
+  heartbeat(beat: ProcessBeat): Promise<void>;
+  /** Every process that ever beat and was not forgotten, by owner, each with `alive`. */
+  listProcesses(q: { now?: number; staleAfterMs: number }): Promise<ProcessRow[]>;
+  /** Removes a process from the registry (it stopped, or it is known dead). True when it was there. */
+  forgetProcess(owner: string): Promise<boolean>;
+
+  /**
+   * Takes lease `name` for `owner` until now + ttlMs when it is free or expired, or renews it
+   * when `owner` already holds it. Atomic: of processes racing for a free lease, one wins.
+   */
+  tryLease(req: LeaseRequest): Promise<LeaseResult>;
+  /** Gives the lease up, only if `owner` holds it. True when released. */
+  releaseLease(req: { name: string; owner: string }): Promise<boolean>;
+  /** The lease row, expired or not (compare expiresAt with clock()). */
+  getLease(name: string): Promise<LeaseRow | undefined>;
+  listLeases(): Promise<LeaseRow[]>;
+
+  /**
+   * Takes `count` requests from `bucket` if the bucket is not paused and, for every window,
+   * the grants of the last windowMs plus `count` stay within limit; records them. Atomic
+   * across processes: concurrent takes never over-grant. Prunes grants older than the
+   * bucket's longest window.
+   */
+  takeBudget(req: BudgetRequest): Promise<BudgetGrant>;
+  /** Holds the bucket back until `until` (or now + forMs). A pause never shortens an earlier, longer one. Returns the pause now in force. */
+  pauseBucket(pause: BucketPause): Promise<number>;
+  /**
+   * Usage of every bucket taken from or paused. Counted over `windows[bucket]` when given,
+   * else over the windows of the bucket's latest take.
+   */
+  budgetStatus(q?: { now?: number; windows?: Record<string, BudgetWindow[]> }): Promise<BudgetStatus>;
+  /** Deletes grants older than their bucket's longest window (takes prune their own bucket). Returns how many. */
+  pruneBudget(q?: { now?: number }): Promise<number>;
+  /** Records (replaces) the `windowMs` window of `route`. */
+  setRouteBucket(fact: { route: string; bucket: string; limit: number; windowMs: number; now?: number }): Promise<void>;
+  listRouteBuckets(): Promise<RouteBucket[]>;
+}
+
+export interface Store extends ClusterStore {
   readonly kind: 'sqlite' | 'postgres';
   migrate(): Promise<void>;
   ping(): Promise<void>;
@@ -126,6 +262,17 @@ export interface Store {
   /** Accepted by Brevo asynchronously (import): waiting for `ref` (the process id). */
   awaitOps(ids: number[], ref: string, now: number, ledger?: LedgerEntry[]): Promise<void>;
   listAwaiting(limit: number): Promise<Array<{ ref: string; count: number; since: number }>>;
+  /**
+   * Of `emails`, those with a contact write in an import Brevo accepted but is not known to
+   * have applied (an `awaiting` operation). A newer write for them must go by import too:
+   * Brevo applies imports in the order it accepted them, after any direct write sent now.
+   * Answered from the operations' own state, not a table of its own: an operation is
+   * `awaiting` from the transaction that records Brevo's acceptance (awaitOps) to the one
+   * that settles it (completeOps, deadOps, retryOps), exactly the span in which the import
+   * may still land; a second table would need each of those transitions to keep it in step.
+   * Not covered: an import call still in flight (its operations are `inflight` until awaitOps).
+   */
+  contactsWithOpenImports(emails: string[]): Promise<Set<string>>;
   opsByRef(ref: string): Promise<OpRow[]>;
   retryOps(items: Array<OpError & { nextAt: number }>, now: number): Promise<void>;
   deadOps(items: OpError[], now: number): Promise<void>;

@@ -2,7 +2,22 @@
 // rules both apply in JavaScript, so that SQLite and PostgreSQL agree by construction.
 // The SQL itself stays in each adapter, in its dialect.
 import type { ContactOp } from '../core/plan.js';
-import type { ClaimQuery, CursorRow, EnqueueResult, InboxRow, LedgerEntry, OpRow, StoreStats } from './port.js';
+import { TajoError } from '../core/errors.js';
+import type {
+  BudgetRequest,
+  BudgetWindow,
+  ClaimQuery,
+  CursorRow,
+  EnqueueResult,
+  InboxRow,
+  LeaseRequest,
+  LeaseRow,
+  LedgerEntry,
+  OpRow,
+  ProcessRow,
+  RouteBucket,
+  StoreStats,
+} from './port.js';
 
 export type Row = Record<string, unknown>;
 
@@ -93,4 +108,110 @@ export function withClaimDefaults(q: ClaimQuery): Required<ClaimQuery> {
 
 export function noneEnqueued(): EnqueueResult {
   return { inserted: 0, merged: 0, duplicates: 0 };
+}
+
+// --- Several processes on one store -----------------------------------------------------
+
+/** A processes row; `now` is the time the query ran at (the store's clock unless the caller gave one). */
+export function toProcessRow(r: Row, now: number, staleAfterMs: number): ProcessRow {
+  const lastSeen = Number(r.last_seen);
+  return {
+    owner: String(r.owner),
+    host: String(r.host),
+    pid: Number(r.pid),
+    role: (r.role as string | null) ?? null,
+    startedAt: Number(r.started_at),
+    lastSeen,
+    alive: now - lastSeen < staleAfterMs,
+  };
+}
+
+export function toLeaseRow(r: Row): LeaseRow {
+  return { name: String(r.name), owner: String(r.owner), acquiredAt: Number(r.acquired_at), expiresAt: Number(r.expires_at), updatedAt: Number(r.updated_at) };
+}
+
+export function toRouteBucket(r: Row): RouteBucket {
+  return { route: String(r.route), bucket: String(r.bucket), limit: Number(r.limit_count), windowMs: Number(r.window_ms), updatedAt: Number(r.updated_at) };
+}
+
+function isPositiveInt(n: unknown): n is number {
+  return Number.isSafeInteger(n) && (n as number) > 0;
+}
+
+export function checkLeaseRequest(req: LeaseRequest): void {
+  if (!req.name || !req.owner || !isPositiveInt(req.ttlMs)) {
+    throw new TajoError('invalid_lease_request', `lease: name and owner must be set and ttlMs a positive integer (got ${JSON.stringify(req)})`);
+  }
+}
+
+export function checkRouteBucket(fact: { route: string; bucket: string; limit: number; windowMs: number }): void {
+  if (!fact.route || !fact.bucket || !isPositiveInt(fact.limit) || !isPositiveInt(fact.windowMs)) {
+    throw new TajoError(
+      'invalid_budget_request',
+      `route bucket: route and bucket must be set, limit and windowMs positive integers (got ${JSON.stringify(fact)})`,
+    );
+  }
+}
+
+/** A take, validated: a wrong count or window would silently over- or under-spend the account's budget. */
+export interface CheckedBudgetRequest {
+  bucket: string;
+  count: number;
+  windows: BudgetWindow[];
+  /** How long its grants matter: the longest window (0 with none). */
+  horizonMs: number;
+}
+
+export function checkBudgetRequest(req: BudgetRequest): CheckedBudgetRequest {
+  const count = req.count ?? 1;
+  const fail = (why: string) => new TajoError('invalid_budget_request', `budget of bucket ${JSON.stringify(req.bucket)}: ${why}`);
+  if (!req.bucket) throw fail('the bucket must be named');
+  if (!isPositiveInt(count)) throw fail(`count must be a positive integer, got ${count}`);
+  for (const w of req.windows) {
+    if (!isPositiveInt(w.limit) || !isPositiveInt(w.windowMs)) throw fail(`limit and windowMs must be positive integers, got ${JSON.stringify(w)}`);
+    // It would never fit: waiting cannot help, so say so instead of waiting forever.
+    if (count > w.limit) throw fail(`count ${count} exceeds the limit of ${w.limit} per ${w.windowMs} ms`);
+  }
+  const windows = req.windows.map((w) => ({ limit: w.limit, windowMs: w.windowMs }));
+  return { bucket: req.bucket, count, windows, horizonMs: Math.max(0, ...windows.map((w) => w.windowMs)) };
+}
+
+/**
+ * The windows `count` more grants would overflow, each with how many granted requests must
+ * first leave it (the `excess` oldest ones). Empty when the take fits every window.
+ */
+export function budgetExcess<W extends BudgetWindow & { used: number }>(windows: W[], count: number): Array<W & { excess: number }> {
+  return windows.filter((w) => w.used + count > w.limit).map((w) => ({ ...w, excess: w.used + count - w.limit }));
+}
+
+/**
+ * Grants are kept with the running total of their bucket (`cum`, after the grant), and
+ * their times never go back within a bucket (a grant is recorded at the latest grant's
+ * time if `now` is earlier: a clock stepping back, or callers' clocks that disagree). So
+ * times and totals rise together, and a window's use is one index lookup: the total now
+ * minus the total at the last grant before the window (`base`), instead of a sum over the
+ * window (36,000 rows for Brevo's hourly contacts window).
+ */
+export function grantOf(g: { now: number; lastAt: number; granted: number; count: number }): { at: number; cum: number } {
+  return { at: Math.max(g.now, g.lastAt), cum: g.granted + g.count };
+}
+
+/**
+ * How long a refused take waits: until the pause ends and every overflowing window has
+ * freed enough room (`freeAt`: when the last grant that must leave a window is windowMs old).
+ */
+export function budgetWaitMs(now: number, pausedUntil: number, freeAt: number[]): number {
+  return Math.max(1, pausedUntil - now, ...freeAt.map((t) => t - now));
+}
+
+/** The windows a bucket row remembers from its latest take (JSON text). */
+export function parseWindows(json: unknown): BudgetWindow[] {
+  try {
+    const ws = JSON.parse(String(json)) as unknown;
+    return Array.isArray(ws)
+      ? ws.filter((w): w is BudgetWindow => isPositiveInt((w as BudgetWindow)?.limit) && isPositiveInt((w as BudgetWindow)?.windowMs))
+      : [];
+  } catch {
+    return [];
+  }
 }

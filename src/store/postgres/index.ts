@@ -12,6 +12,8 @@ import { PG_MIGRATIONS } from './migrations.js';
 import { parsePostgresUrl, quoteIdent, translate, unavailable, availabilityHint } from './connection.js';
 import { mergeContactOps, type ContactOp, type EventOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
+import { PgCluster } from './cluster.js';
+import { ForwardsCluster } from '../cluster.js';
 import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
 import { mergeLedgerEntry, noneEnqueued, rowToContactOp, toCursorRow, toInboxRow, toOp, toOpStats, withClaimDefaults, type Row } from '../rows.js';
 
@@ -82,7 +84,7 @@ interface MergeTarget {
   dirty: boolean;
 }
 
-export class PostgresStore implements Store {
+export class PostgresStore extends ForwardsCluster implements Store {
   readonly kind = 'postgres' as const;
   readonly schema: string;
   /** user@host:port/db, without the password. */
@@ -91,8 +93,10 @@ export class PostgresStore implements Store {
   /** The quoted schema, prefixed to every table name. */
   private readonly quotedSchema: string;
   private closed = false;
+  protected readonly cluster = new PgCluster({ query: (sql, params) => this.query(sql, params), tx: (fn) => this.tx(fn), table: (name) => this.table(name) });
 
   private constructor(pool: pg.Pool, schema: string, label: string) {
+    super();
     this.pool = pool;
     this.schema = schema;
     this.label = label;
@@ -631,6 +635,16 @@ export class PostgresStore implements Store {
 
   async opsByRef(ref: string): Promise<OpRow[]> {
     return (await this.query(`SELECT * FROM ${this.table('ops')} WHERE ref = $1 ORDER BY id`, [ref])).map(toOp);
+  }
+
+  async contactsWithOpenImports(emails: string[]): Promise<Set<string>> {
+    const unique = [...new Set(emails)];
+    if (unique.length === 0) return new Set();
+    // The partial index ops_awaiting_email holds exactly the rows this asks about.
+    const rows = await this.query(`SELECT DISTINCT email FROM ${this.table('ops')} WHERE kind = 'contact' AND state = 'awaiting' AND email = ANY($1::text[])`, [
+      unique,
+    ]);
+    return new Set(rows.map((r) => String(r.email)));
   }
 
   async retryOps(items: Array<OpError & { nextAt: number }>, now: number): Promise<void> {

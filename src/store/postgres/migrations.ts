@@ -81,4 +81,57 @@ CREATE TABLE ${schema}.kv (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'several processes: registry, leases, shared rate budget, open imports',
+    // As SQLite's migration 4. A take locks its bucket's row in budget_buckets (see cluster.ts),
+    // so concurrent takes of one bucket queue up and those of other buckets do not.
+    sql: (schema) => `
+CREATE TABLE ${schema}.processes (
+  owner TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  role TEXT,
+  started_at BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL
+);
+
+CREATE TABLE ${schema}.leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  acquired_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE ${schema}.budget_buckets (
+  bucket TEXT PRIMARY KEY,
+  paused_until BIGINT NOT NULL DEFAULT 0,
+  horizon_ms BIGINT NOT NULL DEFAULT 0,
+  windows TEXT NOT NULL DEFAULT '[]',
+  granted BIGINT NOT NULL DEFAULT 0,
+  last_at BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE TABLE ${schema}.budget_grants (
+  bucket TEXT NOT NULL,
+  cum BIGINT NOT NULL,
+  at BIGINT NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (bucket, cum)
+);
+CREATE INDEX budget_grants_at ON ${schema}.budget_grants(bucket, at, cum);
+
+CREATE TABLE ${schema}.route_buckets (
+  route TEXT NOT NULL,
+  window_ms BIGINT NOT NULL,
+  bucket TEXT NOT NULL,
+  limit_count INTEGER NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (route, window_ms)
+);
+
+CREATE INDEX ops_awaiting_email ON ${schema}.ops(email) WHERE kind = 'contact' AND state = 'awaiting';
+`,
+  },
 ];

@@ -2,13 +2,13 @@
 // stay correct when several processes (here: several pools) work on the same schema.
 // Each test gets its own schema, dropped afterwards, so runs never see each other.
 import { randomBytes } from 'node:crypto';
-import { describe, it, expect, afterEach, beforeEach } from 'vitest';
+import { describe, it, expect, afterEach, beforeEach, vi } from 'vitest';
 import pg from 'pg';
 import { event, storeContract } from '../contract.js';
 import { PostgresStore } from './index.js';
 import { TajoError } from '../../core/errors.js';
 import type { ContactOp } from '../../core/plan.js';
-import type { OpRow } from '../port.js';
+import type { BudgetWindow, OpRow } from '../port.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -171,6 +171,149 @@ describe('PostgresStore shared by several processes', () => {
     expect(Object.keys(l.attrs)).toHaveLength(101);
     expect(l.attrs.SHARED).toBe(99);
     expect(l.blocklisted).toBe(true);
+  });
+});
+
+describe('PostgresStore: several processes spend one budget, elect one scheduler', () => {
+  const open: PostgresStore[] = [];
+  let schema = '';
+
+  /** `n` processes on one fresh schema: each its own pool, as separate hosts would have. */
+  async function processes(n: number, poolSize = 3): Promise<PostgresStore[]> {
+    schema = freshSchema();
+    const stores = await Promise.all(Array.from({ length: n }, () => PostgresStore.connect(withSchema(SERVER, schema), { poolSize })));
+    open.push(...stores);
+    await Promise.all(stores.map((s) => s.migrate()));
+    return stores;
+  }
+
+  async function pair(poolSize?: number): Promise<[PostgresStore, PostgresStore]> {
+    const [a, b] = await processes(2, poolSize);
+    return [a!, b!];
+  }
+
+  /** Runs `sql` on the test schema from a connection of its own. */
+  async function inspect<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const c = new pg.Client({ connectionString: SERVER });
+    await c.connect();
+    try {
+      return (await c.query<T>(sql.replaceAll('$schema', `"${schema}"`), params)).rows;
+    } finally {
+      await c.end();
+    }
+  }
+
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await Promise.all(open.splice(0).map((s) => s.close()));
+    if (schema) await dropSchema(schema);
+    schema = '';
+  });
+
+  const PER_SECOND: BudgetWindow = { limit: 10, windowMs: 1000 };
+  // Brevo's contacts budget: the hour never binds here, and it keeps every grant of the test
+  // in the table (a bucket's grants are pruned past its longest window) for the check below.
+  const CONTACTS: BudgetWindow[] = [PER_SECOND, { limit: 36_000, windowMs: 3_600_000 }];
+
+  it('60 takes at the same instant from 6 processes: exactly 10 granted', async () => {
+    const stores = await processes(6);
+    const results = await Promise.all(Array.from({ length: 60 }, (_, i) => stores[i % 6]!.takeBudget({ bucket: 'contacts', windows: CONTACTS, now: T0 })));
+    expect(results.filter((r) => r.granted)).toHaveLength(10);
+    for (const r of results.filter((x) => !x.granted)) expect(r.waitMs).toBe(1000);
+  });
+
+  it('12 workers in 6 processes hammering 10/s for 3 s on the database clock: no 1 s window holds more than 10 grants', async () => {
+    const stores = await processes(6);
+    const deadline = Date.now() + 3000;
+    let granted = 0;
+    const worker = async (s: PostgresStore) => {
+      while (Date.now() < deadline) {
+        const r = await s.takeBudget({ bucket: 'contacts', windows: CONTACTS });
+        if (r.granted) granted++;
+        // Everyone refused wakes when room appears: the moment the race is closest.
+        else await new Promise((res) => setTimeout(res, Math.min(r.waitMs, Math.max(0, deadline - Date.now()))));
+      }
+    };
+    await Promise.all([...stores, ...stores].map(worker));
+    const rows = (await inspect<{ at: string; n: number }>('SELECT at, n FROM $schema.budget_grants WHERE bucket = $1 ORDER BY at', ['contacts'])).map((r) => ({
+      at: Number(r.at),
+      n: r.n,
+    }));
+    expect(rows.reduce((sum, r) => sum + r.n, 0)).toBe(granted);
+    let worst = 0;
+    for (const first of rows)
+      worst = Math.max(
+        worst,
+        rows.filter((r) => r.at >= first.at && r.at < first.at + 1000).reduce((sum, r) => sum + r.n, 0),
+      );
+    expect(worst).toBeLessThanOrEqual(10);
+    // Nobody starves the others either: about 10 per second were handed out.
+    expect(granted).toBeGreaterThanOrEqual(20);
+  });
+
+  it('a pause set by one process holds back the takes of the others', async () => {
+    const [a, b] = await pair();
+    await a.pauseBucket({ bucket: 'other', forMs: 60_000 });
+    const r = await b.takeBudget({ bucket: 'other', windows: [{ limit: 100, windowMs: 3_600_000 }] });
+    expect(r.granted).toBe(false);
+    expect(r.waitMs).toBeGreaterThan(55_000);
+  });
+
+  it('two processes racing for a free or an expired lease: exactly one wins, and both name it', async () => {
+    const [a, b] = await pair(8);
+    for (let round = 0; round < 30; round++) {
+      const name = `lease-${round}`;
+      // Every other round the lease exists but expired: the takeover is the race.
+      if (round % 2 === 1) await inspect('INSERT INTO $schema.leases VALUES ($1, $2, 0, 1, 0)', [name, 'dead']);
+      const [ra, rb] = await Promise.all([a.tryLease({ name, owner: 'a', ttlMs: 60_000 }), b.tryLease({ name, owner: 'b', ttlMs: 60_000 })]);
+      expect([ra.acquired, rb.acquired].filter(Boolean)).toHaveLength(1);
+      expect(ra.holder).toBe(rb.holder);
+      expect((await a.getLease(name))!.owner).toBe(ra.holder);
+    }
+  });
+
+  it('the lease of a process that stopped renewing is taken over once its ttl has passed', async () => {
+    const [a, b] = await pair();
+    expect((await a.tryLease({ name: 'scheduler', owner: 'a', ttlMs: 400 })).acquired).toBe(true);
+    expect(await b.tryLease({ name: 'scheduler', owner: 'b', ttlMs: 400 })).toMatchObject({ acquired: false, holder: 'a' });
+    await new Promise((r) => setTimeout(r, 450));
+    expect(await b.tryLease({ name: 'scheduler', owner: 'b', ttlMs: 400 })).toMatchObject({ acquired: true, holder: 'b' });
+    expect(await a.tryLease({ name: 'scheduler', owner: 'a', ttlMs: 400 })).toMatchObject({ acquired: false, holder: 'b' });
+  });
+
+  it("times come from the database server, not from the process's clock", async () => {
+    const a = (await processes(1))[0]!;
+    const [server] = await inspect<{ now: string }>('SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint AS now');
+    // This process's clock is an hour late.
+    const serverNow = Number(server!.now);
+    const late = serverNow - 3_600_000;
+    vi.spyOn(Date, 'now').mockImplementation(() => late);
+    const near = (t: number) => Math.abs(t - serverNow) < 60_000;
+    expect(near(await a.clock())).toBe(true);
+    await a.heartbeat({ owner: 'p', host: 'h', pid: 1 });
+    expect(near((await a.listProcesses({ staleAfterMs: 10_000 }))[0]!.lastSeen)).toBe(true);
+    expect(near((await a.tryLease({ name: 'scheduler', owner: 'p', ttlMs: 1 })).expiresAt)).toBe(true);
+    expect(near((await a.pauseBucket({ bucket: 'other', forMs: 1 })) - 1)).toBe(true);
+    await a.takeBudget({ bucket: 'contacts', windows: CONTACTS });
+    const [g] = await inspect<{ at: string }>('SELECT at FROM $schema.budget_grants');
+    expect(near(Number(g!.at))).toBe(true);
+  });
+
+  it('contactsWithOpenImports is answered from its partial index', async () => {
+    const a = (await processes(1))[0]!;
+    // Many settled contact writes and a few awaiting: the index is what makes this cheap.
+    await inspect(
+      `INSERT INTO $schema.ops (kind, key, email, lane, priority, payload, sources, state, next_at, created_at, updated_at)
+       SELECT 'contact', 'contact:' || i || '@x.io', i || '@x.io', 'realtime', 2, '{}', '[]', CASE WHEN i % 5000 = 0 THEN 'awaiting' ELSE 'done' END, 0, 0, 0
+       FROM generate_series(1, 20000) i`,
+    );
+    await inspect('ANALYZE $schema.ops');
+    const sent = vi.spyOn(pg.Pool.prototype, 'query');
+    expect(await a.contactsWithOpenImports(['1@x.io', '5000@x.io', '10000@x.io', 'nobody@x.io'])).toEqual(new Set(['5000@x.io', '10000@x.io']));
+    // The plan of the very statement the adapter sent.
+    const [sql, params] = sent.mock.calls.at(-1) as unknown as [string, unknown[]];
+    const plan = await inspect<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, params);
+    expect(plan.map((r) => r['QUERY PLAN']).join('\n')).toContain('ops_awaiting_email');
   });
 });
 
@@ -376,7 +519,19 @@ describe('PostgresStore connection', () => {
         const { rows } = await c.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name', [
           schema,
         ]);
-        expect(rows.map((r) => r.table_name)).toEqual(['contact_ledger', 'cursors', 'inbox', 'kv', 'ops', 'schema_migrations']);
+        expect(rows.map((r) => r.table_name)).toEqual([
+          'budget_buckets',
+          'budget_grants',
+          'contact_ledger',
+          'cursors',
+          'inbox',
+          'kv',
+          'leases',
+          'ops',
+          'processes',
+          'route_buckets',
+          'schema_migrations',
+        ]);
       } finally {
         await c.end();
       }

@@ -9,6 +9,8 @@ import { mergeContactOps, type ContactOp, type PlannedOp } from '../../core/plan
 import { TajoError } from '../../core/errors.js';
 import type { WriteGate } from './gate.js';
 import { WalSync } from './wal-sync.js';
+import { SqliteCluster } from './cluster.js';
+import { ForwardsCluster } from '../cluster.js';
 import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
 
 export interface SqliteStoreOptions {
@@ -47,7 +49,7 @@ function toLedgerEntry(r: Row): LedgerEntry {
   return { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 };
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore extends ForwardsCluster implements Store {
   readonly kind = 'sqlite' as const;
   readonly path: string;
   private db: Database.Database;
@@ -55,6 +57,7 @@ export class SqliteStore implements Store {
   private readonly gate: WriteGate | undefined;
 
   constructor(path: string, opts: SqliteStoreOptions = {}) {
+    super();
     this.path = path;
     this.walSync = (opts.synchronous ?? 'FULL') === 'FULL' && path !== ':memory:' ? new WalSync(`${path}-wal`) : undefined;
     this.gate = opts.gate;
@@ -78,6 +81,7 @@ export class SqliteStore implements Store {
   }
 
   private readonly stmts = new Map<string, Database.Statement>();
+  protected readonly cluster = new SqliteCluster({ stmt: (sql) => this.stmt(sql), tx: (fn) => this.tx(fn) });
 
   /** Prepared statements are cached: preparing one costs more than running it. */
   private stmt(sql: string): Database.Statement {
@@ -326,6 +330,16 @@ export class SqliteStore implements Store {
 
   async opsByRef(ref: string): Promise<OpRow[]> {
     return (this.stmt('SELECT * FROM ops WHERE ref = ?').all(ref) as Row[]).map(toOp);
+  }
+
+  async contactsWithOpenImports(emails: string[]): Promise<Set<string>> {
+    if (emails.length === 0) return new Set();
+    // The partial index ops_awaiting_email holds exactly the rows this asks about; left to
+    // itself the planner prefers ops_due (kind, state) and reads every awaiting row.
+    const rows = this.stmt(
+      `SELECT DISTINCT email FROM ops INDEXED BY ops_awaiting_email WHERE kind = 'contact' AND state = 'awaiting' AND email IN ${IN_LIST}`,
+    ).all(JSON.stringify([...new Set(emails)])) as Row[];
+    return new Set(rows.map((r) => String(r.email)));
   }
 
   private byIds(ids: number[]): Map<number, OpRow> {

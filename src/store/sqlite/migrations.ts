@@ -93,4 +93,62 @@ CREATE INDEX inbox_outcome ON inbox(outcome) WHERE outcome IS NOT NULL;
 DROP INDEX IF EXISTS inbox_state;
 `,
   },
+  {
+    version: 4,
+    name: 'several processes: registry, leases, shared rate budget, open imports',
+    // Grants are one row per take (bucket, running total `cum`, time, count), pruned past the
+    // bucket's longest window (horizon_ms), so a 36,000/h window keeps at most ~36,000 small
+    // rows; a window's use is read through budget_grants_at (see grantOf in rows.ts). The
+    // bucket row is what a take locks (on PostgreSQL); it keeps the running total and the
+    // latest grant's time, the pause, and the windows of the latest take, for status.
+    // route_buckets: one learned window per route and window length.
+    // ops_awaiting_email answers contactsWithOpenImports (see the adapters).
+    sql: `
+CREATE TABLE processes (
+  owner TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  role TEXT,
+  started_at INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL
+);
+
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  acquired_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE budget_buckets (
+  bucket TEXT PRIMARY KEY,
+  paused_until INTEGER NOT NULL DEFAULT 0,
+  horizon_ms INTEGER NOT NULL DEFAULT 0,
+  windows TEXT NOT NULL DEFAULT '[]',
+  granted INTEGER NOT NULL DEFAULT 0,
+  last_at INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE budget_grants (
+  bucket TEXT NOT NULL,
+  cum INTEGER NOT NULL,
+  at INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  PRIMARY KEY (bucket, cum)
+);
+CREATE INDEX budget_grants_at ON budget_grants(bucket, at, cum);
+
+CREATE TABLE route_buckets (
+  route TEXT NOT NULL,
+  window_ms INTEGER NOT NULL,
+  bucket TEXT NOT NULL,
+  limit_count INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (route, window_ms)
+);
+
+CREATE INDEX ops_awaiting_email ON ops(email) WHERE kind = 'contact' AND state = 'awaiting';
+`,
+  },
 ];
