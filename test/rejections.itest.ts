@@ -205,9 +205,9 @@ describe('topic, age and shape', () => {
     await expectRefused(fresh, () => fresh.post(json(env)), 400, 'malformed_envelope');
   });
 
-  it('answers 503 cert_fetch_failed (so SNS retries) when the signing certificate cannot be downloaded', async () => {
+  it('answers 503 cert_unavailable (so SNS retries) when the signing certificate cannot be downloaded', async () => {
     const env = fresh.sns.sign({ ...fresh.sns.notification(fresh.topic, payload()), SigningCertURL: fresh.sns.faultUrl('error500') });
-    await expectRefused(fresh, () => fresh.post(json(env)), 503, 'cert_fetch_failed');
+    await expectRefused(fresh, () => fresh.post(json(env)), 503, 'cert_unavailable');
   });
 
   it('refuses a JSON array (400 malformed_envelope)', async () => {

@@ -62,41 +62,41 @@ describe('default certificate download', () => {
   it('refuses a redirect (3xx) even to the real certificate', async () => {
     const env = sim.sign({ ...sim.notification(topic, 'x'), SigningCertURL: sim.faultUrl('redirect') });
     const err = await rejection(verifySnsMessage(env, options()));
-    expect(err).toMatchObject({ code: 'cert_fetch_failed', status: 503, retryable: true });
-    expect(err.message).toMatch(/redirect/);
+    expect(err).toMatchObject({ code: 'cert_unavailable', status: 503, retryable: true });
+    expect(err.details?.detail).toMatch(/redirect/);
   });
 
   it('refuses an oversize certificate, streamed without content-length', async () => {
     const env = sim.sign({ ...sim.notification(topic, 'x'), SigningCertURL: sim.faultUrl('oversize') });
     const err = await rejection(verifySnsMessage(env, options()));
-    expect(err.code).toBe('cert_fetch_failed');
-    expect(err.message).toMatch(/65536-byte limit/);
+    expect(err.code).toBe('cert_unavailable');
+    expect(err.details?.detail).toMatch(/65536-byte limit/);
   });
 
   it('refuses a certificate whose declared length is over certMaxBytes', async () => {
     const err = await rejection(verifySnsMessage(sim.notification(topic, 'x'), options({ certMaxBytes: 100 })));
-    expect(err.code).toBe('cert_fetch_failed');
-    expect(err.message).toMatch(/100-byte limit/);
+    expect(err.code).toBe('cert_unavailable');
+    expect(err.details?.detail).toMatch(/100-byte limit/);
   });
 
   it('honours the timeout', async () => {
     const env = sim.sign({ ...sim.notification(topic, 'x'), SigningCertURL: sim.faultUrl('slow') });
     const started = Date.now();
     const err = await rejection(verifySnsMessage(env, options({ certTimeoutMs: 300 })));
-    expect(err.code).toBe('cert_fetch_failed');
-    expect(err.message).toMatch(/within 300 ms/);
+    expect(err.code).toBe('cert_unavailable');
+    expect(err.details?.detail).toMatch(/within 300 ms/);
     expect(Date.now() - started).toBeLessThan(3000);
   });
 
-  it('reports a server error or a non-certificate answer as cert_fetch_failed', async () => {
+  it('reports a server error or a non-certificate answer as cert_unavailable', async () => {
     for (const kind of ['error500', 'not-pem'] as const) {
       const env = sim.sign({ ...sim.notification(topic, 'x'), SigningCertURL: sim.faultUrl(kind) });
-      expect((await rejection(verifySnsMessage(env, options()))).code).toBe('cert_fetch_failed');
+      expect((await rejection(verifySnsMessage(env, options()))).code).toBe('cert_unavailable');
     }
   });
 
-  it('reports a refused connection as cert_fetch_failed', async () => {
-    await expect(downloadCertificate('http://127.0.0.1:1/x.pem', { timeoutMs: 2000 })).rejects.toMatchObject({ code: 'cert_fetch_failed' });
+  it('reports a refused connection as cert_unavailable', async () => {
+    await expect(downloadCertificate('http://127.0.0.1:1/x.pem', { timeoutMs: 2000 })).rejects.toMatchObject({ code: 'cert_unavailable' });
   });
 });
 

@@ -38,7 +38,7 @@ export type SnsRejectCode =
   | 'cert_url_not_https'
   | 'cert_host_not_allowed'
   | 'cert_region_mismatch'
-  | 'cert_fetch_failed'
+  | 'cert_unavailable'
   | 'bad_signature'
   | 'topic_not_allowed'
   | 'stale_message'
@@ -50,15 +50,19 @@ const BAD_REQUEST: ReadonlySet<SnsRejectCode> = new Set<SnsRejectCode>(['malform
 /**
  * `status` is the HTTP answer for the webhook. SNS treats 4xx as final and retries 5xx
  * for up to an hour, so a retryable failure (the signing certificate could not be
- * downloaded, or the SubscribeURL could not be reached) is 503: the message is not
+ * obtained, or the SubscribeURL could not be reached) is 503: the message is not
  * forged, we just could not check it yet. Callers may use `status` directly, or answer
  * 503 whenever `retryable` is true; both give the same result.
+ *
+ * The message is returned to whoever posted the request, so it never carries text from
+ * the network (an error from a connection the caller made us open); such text is in
+ * `details.detail`, for the log.
  */
 export class SnsVerificationError extends TajoError<SnsRejectCode> {
   readonly status: 400 | 403 | 503;
 
   constructor(code: SnsRejectCode, message: string, opts: { retryable?: boolean; cause?: unknown; details?: Record<string, unknown> } = {}) {
-    const retryable = opts.retryable ?? code === 'cert_fetch_failed';
+    const retryable = opts.retryable ?? code === 'cert_unavailable';
     super(code, message, { ...opts, retryable });
     this.name = 'SnsVerificationError';
     this.status = BAD_REQUEST.has(code) ? 400 : retryable ? 503 : 403;
@@ -77,12 +81,16 @@ export interface VerifySnsOptions {
    * Default: DEFAULT_SIGNING_CERT_HOSTS.
    */
   signingCertHosts?: Array<string | RegExp>;
-  /** Accept http:// certificate and subscribe URLs. Local tests only. */
+  /**
+   * Accept http:// certificate and subscribe URLs, and any port in them (the simulators
+   * listen on an ephemeral loopback port). Local tests only: in production both URLs must
+   * use https on its default port.
+   */
   allowHttpCertUrls?: boolean;
   now?: () => number;
   /** Default: one cache shared by the whole process. */
   certCache?: CertCache;
-  /** Returns the certificate PEM. Default: downloadCertificate (timeout, size cap, no redirects). */
+  /** Returns the certificate PEM. Default: downloadCertificate (timeout, size cap, no redirects). Called through certCache, which bounds how often and how many at once. */
   fetchCertificate?: (url: string) => Promise<string>;
   /** Default 5000. */
   certTimeoutMs?: number;
@@ -114,6 +122,21 @@ export interface CertCacheOptions {
   maxEntries?: number;
   /** Default 24 h. SNS rotates certificates under new URLs, so this only bounds how long a revoked one could linger. */
   ttlMs?: number;
+  /**
+   * Default 30 s. How long a failed download (or an unusable certificate) is remembered, so
+   * that a flood of forged requests naming one certificate URL costs one outbound fetch per
+   * period instead of one per request. SNS's default HTTP retry policy retries every 20 s,
+   * so a genuine transient failure is tried again by the second retry at the latest.
+   */
+  failureTtlMs?: number;
+  /** Default 1000. Remembered failures beyond this forget the oldest (it then costs one more fetch). */
+  maxFailures?: number;
+  /**
+   * Default 8. Downloads in flight at once; a request that would need one more is answered
+   * cert_unavailable (503, SNS retries) without fetching. Forged requests naming many
+   * distinct URLs on an allowed host can therefore never hold more outbound connections.
+   */
+  maxConcurrentFetches?: number;
   now?: () => number;
 }
 
@@ -122,53 +145,92 @@ interface CacheEntry {
   expiresAt: number;
 }
 
+interface FailureEntry {
+  error: SnsVerificationError;
+  until: number;
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1) throw new TypeError(`CertCache ${name} must be a positive integer, got ${String(value)}`);
+  return v;
+}
+
 /**
  * Public keys of signing certificates by URL. Concurrent requests for one URL share a
  * single download (a burst of SNS deliveries after a rotation would otherwise fetch the
- * certificate once per message); a failed download is not cached.
+ * certificate once per message). A failure is remembered for failureTtlMs, and at most
+ * maxConcurrentFetches downloads run at once: anyone can make us fetch a URL on an allowed
+ * host by posting a forged message, so both are bounded here, before the network.
  */
 export class CertCache {
   private readonly entries = new Map<string, CacheEntry>();
+  private readonly failures = new Map<string, FailureEntry>();
   private readonly maxEntries: number;
   private readonly ttlMs: number;
+  private readonly failureTtlMs: number;
+  private readonly maxFailures: number;
+  private readonly maxConcurrentFetches: number;
   private readonly now: () => number;
+  private fetching = 0;
 
   constructor(opts: CertCacheOptions = {}) {
-    const maxEntries = opts.maxEntries ?? 100;
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError(`CertCache maxEntries must be a positive integer, got ${String(opts.maxEntries)}`);
-    this.maxEntries = maxEntries;
+    this.maxEntries = positiveInteger('maxEntries', opts.maxEntries, 100);
+    this.maxFailures = positiveInteger('maxFailures', opts.maxFailures, 1000);
+    this.maxConcurrentFetches = positiveInteger('maxConcurrentFetches', opts.maxConcurrentFetches, 8);
     this.ttlMs = opts.ttlMs ?? 24 * 60 * 60 * 1000;
+    this.failureTtlMs = opts.failureTtlMs ?? 30_000;
     this.now = opts.now ?? Date.now;
   }
 
+  /** Certificates cached or in flight (remembered failures are not counted). */
   get size(): number {
     return this.entries.size;
   }
 
-  clear(): void {
-    this.entries.clear();
+  /** Downloads in flight now. */
+  get inFlight(): number {
+    return this.fetching;
   }
 
-  /** The certificate's public key, downloading it with `fetcher` unless cached or in flight. */
+  clear(): void {
+    this.entries.clear();
+    this.failures.clear();
+  }
+
+  /** The certificate's public key, downloading it with `fetcher` unless cached, in flight, or failed recently. */
   get(url: string, fetcher: (url: string) => Promise<string>): Promise<KeyObject> {
+    const now = this.now();
     const hit = this.entries.get(url);
-    if (hit && hit.expiresAt > this.now()) {
+    if (hit && hit.expiresAt > now) {
       // Re-insert to keep Map order = least recently used first.
       this.entries.delete(url);
       this.entries.set(url, hit);
       return hit.key;
     }
+    const failed = this.failures.get(url);
+    if (failed) {
+      if (failed.until > now) return Promise.reject(failed.error);
+      this.failures.delete(url);
+    }
+    if (this.fetching >= this.maxConcurrentFetches) {
+      // Not remembered as a failure: the URL itself may be fine once the burst is over.
+      return Promise.reject(certUnavailable(url, `${this.fetching} certificate downloads are already in flight (the limit); not fetching another`));
+    }
+    this.fetching++;
     const key = (async () => {
       let pem: string;
       try {
         pem = await fetcher(url);
       } catch (err) {
         if (err instanceof SnsVerificationError) throw err;
-        throw certFetchFailed(url, errorMessage(err), err);
+        throw certUnavailable(url, errorMessage(err), err);
+      } finally {
+        this.fetching--;
       }
       return publicKeyFromPem(pem, url);
     })();
-    const entry: CacheEntry = { key, expiresAt: this.now() + this.ttlMs };
+    const entry: CacheEntry = { key, expiresAt: now + this.ttlMs };
     this.entries.delete(url);
     this.entries.set(url, entry);
     while (this.entries.size > this.maxEntries) {
@@ -176,10 +238,24 @@ export class CertCache {
       if (oldest.done) break;
       this.entries.delete(oldest.value);
     }
-    key.catch(() => {
+    key.catch((err: unknown) => {
       if (this.entries.get(url) === entry) this.entries.delete(url);
+      this.rememberFailure(url, err);
     });
     return key;
+  }
+
+  private rememberFailure(url: string, err: unknown): void {
+    // Every rejection of `key` is an SnsVerificationError (fetch failures are wrapped above,
+    // publicKeyFromPem throws only those); anything else is a bug and is not remembered.
+    if (!(err instanceof SnsVerificationError)) return;
+    this.failures.delete(url);
+    this.failures.set(url, { error: err, until: this.now() + this.failureTtlMs });
+    while (this.failures.size > this.maxFailures) {
+      const oldest = this.failures.keys().next();
+      if (oldest.done) break;
+      this.failures.delete(oldest.value);
+    }
   }
 }
 
@@ -188,13 +264,13 @@ const processCertCache = new CertCache();
 function publicKeyFromPem(pem: string, url: string): KeyObject {
   const text = pem.trim();
   if (!text.startsWith('-----BEGIN CERTIFICATE-----')) {
-    throw certFetchFailed(url, 'the answer is not a PEM X.509 certificate');
+    throw certUnavailable(url, 'the answer is not a PEM X.509 certificate');
   }
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(text);
   } catch (err) {
-    throw certFetchFailed(url, `the PEM could not be parsed as an X.509 certificate (${errorMessage(err)})`, err);
+    throw certUnavailable(url, `the PEM could not be parsed as an X.509 certificate (${errorMessage(err)})`, err);
   }
   const key = cert.publicKey;
   if (key.asymmetricKeyType !== 'rsa') {
@@ -207,11 +283,17 @@ function publicKeyFromPem(pem: string, url: string): KeyObject {
   return key;
 }
 
-function certFetchFailed(url: string, reason: string, cause?: unknown): SnsVerificationError {
+/**
+ * The one error for "the signing certificate could not be obtained". Its message is the same
+ * whatever happened: it goes back to an unauthenticated caller, who must learn nothing about
+ * our network (connection errors, internal addresses, timings). `details.detail` says what
+ * happened, for the log.
+ */
+function certUnavailable(url: string, detail: string, cause?: unknown): SnsVerificationError {
   return new SnsVerificationError(
-    'cert_fetch_failed',
-    `Could not get the SNS signing certificate from ${safeUrl(url)}: ${reason}. The message is not refused for good: answer 503 so SNS retries it, and check that this host can reach the certificate host over HTTPS.`,
-    { retryable: true, cause, details: { signingCertUrl: safeUrl(url) } },
+    'cert_unavailable',
+    'The SNS signing certificate could not be obtained; the message is not refused for good (503: SNS retries it). The cause is in the connector log.',
+    { retryable: true, cause, details: { signingCertUrl: safeUrl(url), detail } },
   );
 }
 
@@ -227,10 +309,10 @@ export function downloadCertificate(url: string, opts: { timeoutMs?: number; max
   try {
     target = new URL(url);
   } catch (err) {
-    return Promise.reject(certFetchFailed(url, 'the URL cannot be parsed', err));
+    return Promise.reject(certUnavailable(url, 'the URL cannot be parsed', err));
   }
   if (target.protocol !== 'https:' && target.protocol !== 'http:') {
-    return Promise.reject(certFetchFailed(url, `protocol ${target.protocol} is not supported`));
+    return Promise.reject(certUnavailable(url, `protocol ${target.protocol} is not supported`));
   }
   const client = target.protocol === 'https:' ? https : http;
 
@@ -241,7 +323,7 @@ export function downloadCertificate(url: string, opts: { timeoutMs?: number; max
       settled = true;
       clearTimeout(timer);
       req.destroy();
-      reject(certFetchFailed(url, reason, cause));
+      reject(certUnavailable(url, reason, cause));
     };
     const req = client.get(target, { headers: { accept: 'application/x-pem-file, text/plain;q=0.9, */*;q=0.1' } }, (res) => {
       const status = res.statusCode ?? 0;
@@ -505,7 +587,13 @@ function checkTimestamp(env: SnsEnvelope, options: VerifySnsOptions): void {
 
 /**
  * Checks a URL that SNS gives us to fetch (SigningCertURL or SubscribeURL) against the
- * same rules, so neither can be pointed at an internal service.
+ * same rules, so neither can be pointed at an internal service: https on its default port
+ * (an explicit :443 is the same URL), no credentials, no fragment, an allowed host in the
+ * topic's region. A SigningCertURL also has no query and names a .pem file: real ones are
+ * https://sns.<region>.amazonaws.com/SimpleNotificationService-<hex>.pem, and the URL is
+ * the cache key, so a query would let a forger mint endless distinct URLs for one file.
+ * allowHttpCertUrls (local tests) admits http and any port; nothing else is relaxed.
+ * UnsubscribeURL is never fetched, so it is not checked.
  */
 function checkSnsUrl(
   raw: string,
@@ -532,9 +620,20 @@ function checkSnsUrl(
   if (url.username !== '' || url.password !== '') {
     throw fail(codes.invalid, `${field} ${safeUrl(url)} carries user credentials, which SNS URLs never do; it is refused.`);
   }
-  const httpAllowed = options.allowHttpCertUrls === true && url.protocol === 'http:';
-  if (url.protocol !== 'https:' && !httpAllowed) {
+  const testRelaxation = options.allowHttpCertUrls === true;
+  if (url.protocol !== 'https:' && !(testRelaxation && url.protocol === 'http:')) {
     throw fail(codes.notHttps, `${field} ${safeUrl(url)} does not use https; it is refused. Only local tests may allow http (sns.allow_http_cert_urls).`);
+  }
+  // URL() leaves `port` empty for the scheme's default, so https://host:443/ passes.
+  if (url.port !== '' && !testRelaxation) {
+    throw fail(codes.invalid, `${field} ${safeUrl(url)} names port ${url.port}; SNS URLs use the default https port, so it is refused.`);
+  }
+  // Tested on the raw text: URL() drops an empty query or fragment ("x.pem?" or "x.pem#").
+  if (raw.includes('#')) {
+    throw fail(codes.invalid, `${field} ${safeUrl(url)} has a fragment (#...), which SNS URLs never do; it is refused.`);
+  }
+  if (field === 'SigningCertURL' && raw.includes('?')) {
+    throw fail(codes.invalid, `SigningCertURL ${safeUrl(url)} has a query (?...), which SNS certificate URLs never do; it is refused.`);
   }
   const patterns = compileHostPatterns(options.signingCertHosts ?? DEFAULT_SIGNING_CERT_HOSTS);
   if (!hostAllowed(url.hostname, patterns)) {
@@ -579,7 +678,7 @@ function decodeSignature(env: SnsEnvelope): Buffer {
 /**
  * Parses and verifies an SNS HTTP(S) delivery and returns the envelope, or throws an
  * SnsVerificationError whose `code` says why and whose `status` is the HTTP answer
- * (400 malformed, 403 refused, 503 for cert_fetch_failed so that SNS retries).
+ * (400 malformed, 403 refused, 503 for cert_unavailable so that SNS retries).
  * `body` is the raw request body (string or bytes) or an already parsed object.
  */
 export async function verifySnsMessage(body: unknown, options: VerifySnsOptions): Promise<SnsEnvelope> {
