@@ -328,23 +328,27 @@ describe('certificates', () => {
     expect(fetchCertificate).toHaveBeenCalledTimes(1);
   });
 
-  it('a failed download is retryable (503) and not cached', async () => {
+  it('a failed download is retryable (503), its cause only in details, and remembered for failureTtlMs', async () => {
+    let t = 0;
     const fetchCertificate = vi.fn().mockRejectedValueOnce(new Error('ECONNRESET')).mockResolvedValue(material.certPem);
-    const opts = options({ fetchCertificate });
+    const opts = options({ fetchCertificate, certCache: new CertCache({ now: () => t, failureTtlMs: 30_000 }) });
     const err = await rejection(notification(), opts);
-    expect(err).toMatchObject({ code: 'cert_fetch_failed', status: 503, retryable: true });
-    expect(err.message).toContain('ECONNRESET');
+    expect(err).toMatchObject({ code: 'cert_unavailable', status: 503, retryable: true });
+    expect(err.message).not.toContain('ECONNRESET');
+    expect(err.details?.detail).toContain('ECONNRESET');
+    expect((await rejection(notification(), opts)).code).toBe('cert_unavailable');
+    t = 30_000;
     await expect(verifySnsMessage(notification(), opts)).resolves.toBeDefined();
     expect(fetchCertificate).toHaveBeenCalledTimes(2);
   });
 
   it('only PEM X.509 certificates are used', async () => {
     const notPem = await rejection(notification(), options({ fetchCertificate: () => Promise.resolve('<html>hello</html>') }));
-    expect(notPem.code).toBe('cert_fetch_failed');
+    expect(notPem.code).toBe('cert_unavailable');
     const publicKeyPem = material.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    expect((await rejection(notification(), options({ fetchCertificate: () => Promise.resolve(publicKeyPem) }))).code).toBe('cert_fetch_failed');
+    expect((await rejection(notification(), options({ fetchCertificate: () => Promise.resolve(publicKeyPem) }))).code).toBe('cert_unavailable');
     const garbled = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
-    expect((await rejection(notification(), options({ fetchCertificate: () => Promise.resolve(garbled) }))).code).toBe('cert_fetch_failed');
+    expect((await rejection(notification(), options({ fetchCertificate: () => Promise.resolve(garbled) }))).code).toBe('cert_unavailable');
   });
 
   it('a certificate with another key gives bad_signature', async () => {
@@ -393,7 +397,7 @@ describe('SnsVerificationError', () => {
   it('maps codes to statuses', () => {
     expect(new SnsVerificationError('malformed_json', 'x').status).toBe(400);
     expect(new SnsVerificationError('bad_signature', 'x').status).toBe(403);
-    expect(new SnsVerificationError('cert_fetch_failed', 'x')).toMatchObject({ status: 503, retryable: true, name: 'SnsVerificationError' });
+    expect(new SnsVerificationError('cert_unavailable', 'x')).toMatchObject({ status: 503, retryable: true, name: 'SnsVerificationError' });
     expect(new SnsVerificationError('subscription_confirm_failed', 'x', { retryable: true }).status).toBe(503);
     expect(new SnsVerificationError('subscription_confirm_failed', 'x').status).toBe(403);
   });
