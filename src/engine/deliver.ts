@@ -258,7 +258,7 @@ export class Deliverer {
       now: this.now(),
     });
     if (ops.length === 0) return 0;
-    if (bulk && this.imports.preferred(ops)) return this.importOps(ops, bulk.defaultListId);
+    if (bulk && (await this.imports.preferred(ops))) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
       const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
       const outcomes: Outcome[] = new Array(ops.length);

@@ -9,12 +9,6 @@ import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
 import type { Metrics } from './metrics.js';
 import { attemptCall, type Outcome } from './outcome.js';
 
-/** How long after an import its contacts' newer writes still go by import (Brevo applies imports within minutes). */
-const IMPORT_ORDER_MS = 15 * 60_000;
-
-/** Past this many remembered contacts, those imported longer than IMPORT_ORDER_MS ago are forgotten (bounds memory). */
-const RECENT_IMPORTS_PRUNE_AT = 50_000;
-
 /** From this many contacts in one claim, an import beats one call per contact. */
 export const BULK_THRESHOLD = 20;
 
@@ -51,24 +45,18 @@ export interface ContactImportsOptions {
 }
 
 export class ContactImports {
-  /**
-   * Contacts written by an import Brevo may not have applied yet (email -> when). A newer
-   * write for one of them goes by import too: a direct POST would land first and the older
-   * import would then overwrite it. Imports are applied in the order they were accepted.
-   */
-  private readonly recentImports = new Map<string, number>();
-
   constructor(private readonly o: ContactImportsOptions) {}
 
-  /** Do these claimed contacts go by import: a backlog, or one whose last import Brevo may not have applied yet? */
-  preferred(ops: OpRow[]): boolean {
-    return ops.length >= BULK_THRESHOLD || this.importedRecently(ops);
-  }
-
-  private importedRecently(ops: OpRow[]): boolean {
-    const since = this.o.now() - IMPORT_ORDER_MS;
-    if (this.recentImports.size > RECENT_IMPORTS_PRUNE_AT) for (const [email, at] of this.recentImports) if (at < since) this.recentImports.delete(email);
-    return ops.some((o) => (this.recentImports.get(o.email) ?? 0) >= since);
+  /**
+   * Do these claimed contacts go by import: a backlog, or one that an import Brevo may not
+   * have applied yet still names? Brevo applies imports later, in the order it accepted
+   * them: a direct POST for such a contact would land first and the older import would then
+   * overwrite it. That import is store state (its operations are `awaiting` until its process
+   * is known finished), so every process of a cluster, and this one after a restart, sees it.
+   */
+  async preferred(ops: OpRow[]): Promise<boolean> {
+    if (ops.length >= BULK_THRESHOLD) return true;
+    return (await this.o.store.contactsWithOpenImports(ops.map((o) => o.email))).size > 0;
   }
 
   /** Writes claimed contact operations through /contacts/import, blocklisting groups first; returns each one's outcome. */
@@ -101,7 +89,6 @@ export class ContactImports {
                 ? { kind: 'accepted', ref: `import:${processId}`, ledger: ledgerOf(op) }
                 : { kind: 'done', ledger: ledgerOf(op) }
               : outcome;
-          if (outcome.kind === 'done') this.recentImports.set(op.email, this.o.now());
         }
       }
     }

@@ -1,0 +1,63 @@
+// Brevo applies a contact import later, in the order it accepted it. A newer write for a
+// contact that an unapplied import still names must not overtake it, whichever process sends
+// it: here the import is sent by one connector, which then stops, and the newer write comes
+// from a second connector on the same store (as after a restart, or from another process of
+// a cluster). The knowledge "X has an import in flight" has to be in the store.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ContactOp } from '../src/core/plan.js';
+import { startSims, until, type Sims } from './helpers.js';
+import { inProcessConnector, simConfig } from './backfill-helpers.js';
+
+const T0 = Date.parse('2026-11-30T12:00:00Z');
+const IMPORT_DELAY_MS = 4_000;
+
+function lastEvent(email: string, v: string, at: number): ContactOp {
+  return {
+    kind: 'contact',
+    key: `contact:${email}`,
+    email,
+    lane: 'realtime',
+    priority: 2,
+    sources: [`test:${email}:${v}`],
+    payload: { attrs: { SES_LAST_EVENT: { v, at } }, blocklist: false },
+  };
+}
+
+describe('import ordering survives the process that sent the import', () => {
+  let sims: Sims;
+  beforeAll(async () => {
+    sims = await startSims({ brevo: { plan: 'unlimited', importDelayMs: IMPORT_DELAY_MS }, tmpDir: 'tajo-import-order-' });
+  });
+  afterAll(async () => {
+    await sims.stop();
+  });
+
+  it('a newer direct write waits behind an older import accepted by another connector', async () => {
+    const brevo = sims.brevo!;
+    const cfg = simConfig({ sesEndpoint: 'http://127.0.0.1:9', brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(sims.dir!, 'tajo.db') });
+    const target = 'target@example.com';
+    const first = await inProcessConnector(cfg);
+    // A backlog of 25 contacts goes out as one import; Brevo applies it IMPORT_DELAY_MS later.
+    const backlog = [target, ...Array.from({ length: 24 }, (_, i) => `c${i}@example.com`)].map((e) => lastEvent(e, 'Send', T0));
+    await first.store.migrate();
+    await first.store.enqueue(backlog, T0);
+    await first.start();
+    await until(async () => (await first.store.listAwaiting(10)).some((a) => a.count === 25), 'the import accepted by Brevo', 20_000);
+    await first.stop();
+    expect(brevo.contact(target)).toBeUndefined();
+
+    const second = await inProcessConnector(cfg);
+    try {
+      await second.store.migrate();
+      await second.store.enqueue([lastEvent(target, 'Click', T0 + 60_000)], T0 + 60_000);
+      await second.start();
+      // Everything applied: the older import, then whatever the second connector sent.
+      await until(() => brevo.contact(target)?.attributes.SES_LAST_EVENT === 'Click', 'the newer value in Brevo', 30_000);
+      await until(async () => (await second.store.listAwaiting(10)).length === 0, 'every import followed to its end', 30_000);
+      expect(brevo.contact(target)?.attributes.SES_LAST_EVENT).toBe('Click');
+    } finally {
+      await second.stop();
+    }
+  });
+});
