@@ -79,7 +79,7 @@ describe('per-command help', () => {
       const r = await runCli(c.args, { cwd: dir, env: { BREVO_API_KEY: 'x' }, timeoutMs: 20_000 });
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(r.stdout.startsWith(`Usage: tajo-ses ${c.name}`)).toBe(true);
+      expect(r.stdout.startsWith(`Usage: tajo-ses ${c.name} `) || r.stdout.startsWith(`Usage: tajo-ses ${c.name}\n`)).toBe(true);
       expect(r.stdout).toMatch(/Exit codes:\n\s+0 /);
       expect(r.stdout).toMatch(/Examples:\n\s+(\S+=\S+ )?tajo-ses /);
       expect(readdirSync(dir)).toEqual(['tajo.yaml']);

@@ -44,7 +44,7 @@ describe('tajo-ses init: the questions on a terminal', () => {
 
 describe('tajo-ses init: the file', () => {
   it('a value YAML would misread (a comment sign, spaces, quotes) is written so that it reads back as given', () => {
-    const storeUrl = "sqlite:./my dir/#1 it's.db";
+    const storeUrl = "sqlite:./my dir #1/it's: here.db";
     expect(initProblems({ ...DEFAULTS, storeUrl })).toEqual([]);
     const cfg = parseConfig(parseYaml(renderInitConfig({ ...DEFAULTS, storeUrl })), { env: { BREVO_API_KEY: 'k' } });
     expect(cfg.store.url).toBe(storeUrl);
