@@ -3,7 +3,7 @@
 // and exits 0, and nothing is written, no request made, no server left running.
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -13,6 +13,7 @@ import { BIN, cleanEnv, ensureBuilt, runCli } from './cli-run.js';
 let dir = '';
 let watcher: Server;
 let requests = 0;
+let config = '';
 
 beforeAll(async () => {
   ensureBuilt();
@@ -42,6 +43,7 @@ beforeAll(async () => {
       '',
     ].join('\n'),
   );
+  config = readFileSync(join(dir, 'tajo.yaml'), 'utf8');
 });
 
 afterAll(async () => {
@@ -61,6 +63,14 @@ const COMMANDS: Array<{ args: string[]; name: string }> = [
   { args: ['failures', 'retry', '--all', '--help'], name: 'failures' },
   { args: ['config', 'validate', '--help'], name: 'config' },
   { args: ['help', 'serve'], name: 'serve' },
+  { args: ['init', '--help'], name: 'init' },
+  { args: ['init', '--force', '--local', '--help'], name: 'init' },
+  { args: ['sim', '--help'], name: 'sim' },
+  { args: ['sim', 'brevo', '--help'], name: 'sim brevo' },
+  { args: ['sim', 'brevo', '--fail-rate', '1', '-h'], name: 'sim brevo' },
+  { args: ['sim', 'ses', '--help'], name: 'sim ses' },
+  { args: ['sim', 'sns', '--url', 'http://127.0.0.1:9/x', '--count', '5', '--help'], name: 'sim sns' },
+  { args: ['help', 'sim', 'sns'], name: 'sim sns' },
 ];
 
 describe('per-command help', () => {
@@ -69,10 +79,11 @@ describe('per-command help', () => {
       const r = await runCli(c.args, { cwd: dir, env: cleanEnv(dir, { BREVO_API_KEY: 'x' }), timeoutMs: 20_000 });
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
-      expect(r.stdout.startsWith(`Usage: tajo-ses ${c.name}`)).toBe(true);
+      expect(r.stdout.startsWith(`Usage: tajo-ses ${c.name} `) || r.stdout.startsWith(`Usage: tajo-ses ${c.name}\n`)).toBe(true);
       expect(r.stdout).toMatch(/Exit codes:\n\s+0 /);
       expect(r.stdout).toMatch(/Examples:\n\s+(\S+=\S+ )?tajo-ses /);
       expect(readdirSync(dir)).toEqual(['tajo.yaml']);
+      expect(readFileSync(join(dir, 'tajo.yaml'), 'utf8')).toBe(config);
       expect(requests).toBe(0);
     });
   }

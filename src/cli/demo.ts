@@ -1,7 +1,7 @@
 // `tajo-ses demo`: the whole path on loopback. Simulated SNS signs real envelopes, the real
 // server verifies and stores them, the real workers deliver to the Brevo simulator, and
 // what Brevo holds is compared with what was published.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -36,6 +36,8 @@ export interface DemoResult {
   brevoCalls: number;
   brevo429: number;
   seconds: number;
+  /** With `keep`: the directory left behind, and a config that reads its store (`status`, `failures`). */
+  kept?: { dir: string; config: string };
 }
 
 /** Every event type at least once, both formats, several recipients. */
@@ -114,6 +116,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   );
   const connector = await createConnector(config, { logger: defaultLogger('warn', 2), ses: { credentials: { accessKeyId: 'DEMO', secretAccessKey: 'demo' } } });
   const app = buildServer(connector);
+  let finished = false;
   try {
     await connector.start();
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -149,7 +152,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const comparison = compareWithBrevo(exp, state, { alsoBlocklisted: sesBlocked });
     const bf = compareBackfill(sesData, state, config.connectors['amazon-ses'].lists.folder, exp.blocklisted);
     const stats = brevo.stats();
+    const kept = opts.keep ? keepConfig(dir, config.store.url) : undefined;
+    finished = true;
     return {
+      ...(kept ? { kept } : {}),
       ok: comparison.ok && bf.ok && bad === 0,
       backfill: { summary, problems: bf.problems, ...bf.checked },
       published: { envelopes: all.length, snsDuplicates: dupEnvelopes.length, sesRecords: records.length },
@@ -165,7 +171,28 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     await sns.close();
     await sesSim.close();
     if (!opts.keep) rmSync(dir, { recursive: true, force: true });
+    // A failed run returns no result to carry the path: say it here.
+    else if (!finished) out.err(`Kept ${dir} (the SQLite store of the failed run)`);
   }
+}
+
+/** A tajo.yaml next to the kept store, so `tajo-ses status --config` and `failures` can read what the demo left. */
+function keepConfig(dir: string, storeUrl: string): { dir: string; config: string } {
+  const config = join(dir, 'tajo.yaml');
+  writeFileSync(
+    config,
+    [
+      '# Written by `tajo-ses demo --keep`: reads the store the demo left (status, failures). The simulators are gone.',
+      'connectors:',
+      '  amazon-ses:',
+      '    region: us-east-1',
+      `    sns: { topic_arns: ['${DEMO_TOPIC}'] }`,
+      'store:',
+      `  url: '${storeUrl.replace(/'/g, "''")}'`,
+      '',
+    ].join('\n'),
+  );
+  return { dir, config };
 }
 
 export function formatDemo(r: DemoResult): string {
@@ -186,5 +213,6 @@ export function formatDemo(r: DemoResult): string {
     `Brevo API calls: ${r.brevoCalls} (429s: ${r.brevo429}) in ${r.seconds.toFixed(1)} s`,
     c.ok ? 'Result: Brevo matches what SES published.' : `Result: MISMATCH\n${c.problems.map((p) => `  - ${p}`).join('\n')}`,
   ];
+  if (r.kept) lines.push(`Kept ${r.kept.dir} (the SQLite store): tajo-ses status --config ${r.kept.config}`);
   return lines.join('\n');
 }

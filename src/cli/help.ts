@@ -6,6 +6,13 @@ export const COMMON_OPTIONS = `Options for every command:
   --json       JSON lines instead of human output
   -h, --help   this help`;
 
+/** The simulators read no configuration. */
+const SIM_COMMON_OPTIONS = `Options for every simulator:
+  --port N     port to listen on (default 0: any free port, printed on start)
+  --host H     address to listen on (default 127.0.0.1)
+  --json       JSON lines instead of human output (the first line says where it listens)
+  -h, --help   this help`;
+
 export const USAGE = `tajo-ses: Amazon SES -> Brevo connector
 
 Usage: tajo-ses <command> [options]      (tajo-ses <command> --help for one command)
@@ -22,6 +29,9 @@ Commands:
   failures list|show ID|retry ID|--all|discard ID|--all [--code C]
                                          dead letters: source, planned Brevo call, Brevo's error
   config validate                        validate the configuration and print it with secrets masked
+  init [--local] [--force]               write a commented tajo.yaml: every key, its default and why
+  sim brevo|ses|sns [options]            the Brevo, SES API and SNS simulators on 127.0.0.1, to rehearse
+                                         outages against a real 'serve' (tajo-ses sim --help)
 
 ${COMMON_OPTIONS}
 `;
@@ -32,6 +42,8 @@ export interface CommandHelp {
   options: Array<[string, string]>;
   examples: string[];
   exitCodes: Array<[number, string]>;
+  /** The options block under the command's own; default COMMON_OPTIONS. */
+  common?: string;
 }
 
 const CONFIG_EXIT: [number, string] = [2, 'usage error or invalid configuration (one line per problem, naming the key)'];
@@ -46,9 +58,9 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     options: [
       ['--events N', 'SES events to publish (default 300, at least 14)'],
       ['--contacts N', 'distinct recipients (default 60)'],
-      ['--keep', 'keep the temporary directory (store, logs) and print its path'],
+      ['--keep', 'keep the temporary directory (the SQLite store and a tajo.yaml reading it) and print its path'],
     ],
-    examples: ['tajo-ses demo', 'tajo-ses demo --events 5000 --contacts 500 --json'],
+    examples: ['tajo-ses demo', 'tajo-ses demo --events 5000 --contacts 500 --json', 'tajo-ses demo --keep   # then: tajo-ses status --config <dir>/tajo.yaml'],
     exitCodes: [
       [0, 'Brevo matches what SES published'],
       [1, 'a mismatch (the differences are printed)'],
@@ -119,7 +131,134 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     examples: ['tajo-ses config validate', 'BREVO_API_KEY=x tajo-ses config validate --config tajo.yaml --json'],
     exitCodes: [[0, 'valid'], CONFIG_EXIT],
   },
+  init: {
+    usage: 'tajo-ses init [--local] [--force] [--region R] [--topic ARN]... [--store URL] [--config F] [--json]',
+    summary:
+      'Writes a commented tajo.yaml (or the --config file): every key at its default with a line on why to change it, secrets\n' +
+      'as ${BREVO_API_KEY} and ${TAJO_ADMIN_TOKEN:-} read from the environment. On a terminal it asks for the SES region, the SNS\n' +
+      'topics and the store URL (Enter keeps the default); otherwise it asks nothing. It never overwrites a file without --force.',
+    options: [
+      ['--local', `point SES, Brevo and SNS at the simulators of 'tajo-ses sim' on this machine (a rehearsal; see the README)`],
+      ['--force', 'overwrite an existing file'],
+      ['--region R', 'SES region (default us-east-1)'],
+      ['--topic ARN', 'SNS topic SES publishes to (repeatable; default none, or the simulator topic with --local)'],
+      ['--store URL', 'sqlite:PATH or postgres://user@host:5432/db (default sqlite:./.tajo/amazon-ses.db)'],
+    ],
+    examples: [
+      'tajo-ses init',
+      'tajo-ses init --region eu-west-1 --topic arn:aws:sns:eu-west-1:123456789012:ses-events',
+      'tajo-ses init --local --config rehearsal.yaml',
+    ],
+    exitCodes: [
+      [0, 'written'],
+      [2, 'the file exists (and no --force), a usage error, or an answer the configuration refuses'],
+    ],
+  },
+  sim: {
+    usage: 'tajo-ses sim brevo|ses|sns [options]',
+    summary:
+      "The simulators as long-running commands, to rehearse outages against a real 'serve' without writing code. Each prints\n" +
+      'where it listens as its first line, a progress line every few seconds while something changes, and stops on Ctrl-C\n' +
+      "(SIGINT) or SIGTERM. 'tajo-ses init --local' writes a tajo.yaml pointing at them.",
+    options: [
+      ['brevo', 'the Brevo API v3 (contacts, imports, events, rate limits) with injected failures and latency'],
+      ['ses', 'the SES v2 API (contact lists, contacts, suppression list, account) with its 1 req/s throttle'],
+      ['sns', "publishes signed SES events to the connector's webhook and serves its signing certificate"],
+    ],
+    examples: [
+      'tajo-ses sim brevo --port 4010 --fail-rate 0.3',
+      'tajo-ses sim ses --port 4020',
+      'tajo-ses sim sns --url http://127.0.0.1:8080/webhooks/amazon-ses',
+    ],
+    exitCodes: [
+      [0, 'stopped by a signal'],
+      [2, 'usage error (run tajo-ses sim brevo --help, and so on)'],
+    ],
+    common: SIM_COMMON_OPTIONS,
+  },
+  'sim brevo': {
+    usage: 'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--latency MS] [--import-delay MS] [--api-key K] [--json]',
+    summary:
+      'The Brevo API v3 simulator: contacts, attributes, lists, /contacts/import, /events/batch, with the rate limits and\n' +
+      'x-sib-ratelimit-* headers of a plan. Point brevo.base_url at the URL it prints. GET <origin>/sim/stats says what it holds;\n' +
+      'POST <origin>/sim/faults with a JSON body such as {"errorRate":1} changes the failures while it runs (an outage, then {"errorRate":0}).',
+    options: [
+      ['--plan P', 'general, advanced, extended or unlimited: its rate-limit table (default general)'],
+      ['--fail-rate F', 'fraction 0..1 of calls answered 500/502/503, nothing applied (default 0)'],
+      ['--throttle-rate F', 'fraction 0..1 of calls answered 429 within budget (default 0)'],
+      ['--drop-rate F', 'fraction 0..1 of calls whose connection is cut before they are applied (default 0)'],
+      ['--latency MS', 'added to every call (default 0)'],
+      ['--import-delay MS', 'how long a /contacts/import stays queued before it is applied (default 50)'],
+      ['--api-key K', 'the key it accepts in the api-key header (default sim-key)'],
+      ['--seed N', 'makes the injected failures repeatable'],
+    ],
+    examples: [
+      'tajo-ses sim brevo --port 4010 --fail-rate 0.3',
+      'tajo-ses sim brevo --latency 2000 --plan unlimited --json',
+      `curl -X POST http://127.0.0.1:4010/sim/faults -d '{"errorRate":1}'   # Brevo down until errorRate 0`,
+    ],
+    exitCodes: [
+      [0, 'stopped by a signal'],
+      [1, 'could not listen (the port is taken?)'],
+      [2, 'usage error'],
+    ],
+    common: SIM_COMMON_OPTIONS,
+  },
+  'sim ses': {
+    usage: 'tajo-ses sim ses [--port N] [--host H] [--contacts N] [--suppressed N] [--rps N] [--json]',
+    summary:
+      'The SES v2 API simulator, seeded with generated contact lists, topics, contacts and suppressed addresses, throttled like\n' +
+      'SES (429 TooManyRequestsException). Point connectors.amazon-ses.endpoint at the URL it prints; any AWS credentials work.',
+    options: [
+      ['--contacts N', 'contacts, spread over the contact lists (default 1000)'],
+      ['--suppressed N', 'addresses on the account suppression list (default 100)'],
+      ['--lists N', 'contact lists (default 1)'],
+      ['--topics N', 'topics per contact list (default 3)'],
+      ['--rps N', 'requests per second it accepts across all calls (default 1, like SES; 0: no throttle)'],
+      ['--seed N', 'same seed, same data (default 1)'],
+    ],
+    examples: ['tajo-ses sim ses --port 4020', 'tajo-ses sim ses --contacts 100000 --suppressed 5000 --rps 2'],
+    exitCodes: [
+      [0, 'stopped by a signal'],
+      [1, 'could not listen (the port is taken?)'],
+      [2, 'usage error'],
+    ],
+    common: SIM_COMMON_OPTIONS,
+  },
+  'sim sns': {
+    usage: 'tajo-ses sim sns --url U [--rate N] [--count N] [--topic ARN] [--port N] [--host H] [--json]',
+    summary:
+      'Publishes signed SES events (a realistic mix of every type) to the webhook at U the way SNS does: a subscription\n' +
+      'confirmation first, then notifications, retrying unanswered, 429 and 5xx deliveries with backoff. It serves its signing\n' +
+      'certificate over HTTP; the connector accepts it only with, under connectors.amazon-ses.sns, signing_cert_hosts:\n' +
+      "['^127\\.0\\.0\\.1$'] and allow_http_cert_urls: true (it prints this on start).",
+    options: [
+      ['--url U', "the connector's webhook, e.g. http://127.0.0.1:8080/webhooks/amazon-ses (required)"],
+      ['--rate N', 'notifications per second (default 5)'],
+      ['--count N', 'stop after N notifications (default 0: until stopped)'],
+      ['--topic ARN', 'the topic they come from (default arn:aws:sns:us-east-1:123456789012:ses-events)'],
+      ['--recipients N', 'distinct recipient addresses (default 50)'],
+      ['--retries N', 'retries of a delivery that is not acknowledged (default 5)'],
+      ['--seed N', 'same seed, same events (default 1)'],
+    ],
+    examples: [
+      'tajo-ses sim sns --url http://127.0.0.1:8080/webhooks/amazon-ses',
+      'tajo-ses sim sns --url http://127.0.0.1:8080/webhooks/amazon-ses --rate 200 --count 10000',
+    ],
+    exitCodes: [
+      [0, 'stopped by a signal, or --count notifications published and all acknowledged'],
+      [1, 'with --count: some were never acknowledged (the reasons are printed)'],
+      [2, 'usage error'],
+    ],
+    common: SIM_COMMON_OPTIONS,
+  },
 };
+
+/** The help entry for `cmd args...`: a command of its own, or one with subcommands of their own (`sim brevo`). */
+export function helpName(cmd: string, args: string[]): string {
+  const sub = args[0];
+  return sub !== undefined && COMMAND_HELP[`${cmd} ${sub}`] ? `${cmd} ${sub}` : cmd;
+}
 
 export function commandHelp(cmd: string): string | undefined {
   const h = COMMAND_HELP[cmd];
@@ -130,7 +269,7 @@ export function commandHelp(cmd: string): string | undefined {
   };
   const parts = [`Usage: ${h.usage}`, '', h.summary];
   if (h.options.length) parts.push('', 'Options:', col(h.options));
-  parts.push('', COMMON_OPTIONS, '', 'Examples:', ...h.examples.map((e) => `  ${e}`));
+  parts.push('', h.common ?? COMMON_OPTIONS, '', 'Examples:', ...h.examples.map((e) => `  ${e}`));
   parts.push('', 'Exit codes:', col(h.exitCodes.map(([c, d]) => [String(c), d])));
   return parts.join('\n') + '\n';
 }

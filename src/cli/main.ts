@@ -1,5 +1,4 @@
 // `tajo-ses`: each command is a thin layer over engine functions.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ConfigError, configWarnings, loadConfig, maskSecrets, resolveConfigPath } from '../config/load.js';
 import { stringify } from 'yaml';
 import { makeOut, pad, type Out } from './output.js';
@@ -16,15 +15,12 @@ import { Scheduler } from '../engine/scheduler.js';
 import { enabledStreams, STREAMS, type StreamName, type BackfillSummary } from '../engine/backfill.js';
 import { runChecks } from '../engine/check.js';
 import type { OpRow, OpState, Store } from '../store/port.js';
-import { commandHelp, USAGE, wantsHelp } from './help.js';
-
-type Flags = Record<string, string | boolean | string[] | undefined>;
-
-class UsageError extends TajoError<'usage'> {
-  constructor(message: string) {
-    super('usage', message);
-  }
-}
+import { commandHelp, helpName, USAGE, wantsHelp } from './help.js';
+import { initCommand } from './init.js';
+import { simCommand } from './sim.js';
+import { intFlag, parse, UsageError, type Flags } from './args.js';
+import { untilSignal } from './signals.js';
+import type { AddressInfo } from 'node:net';
 
 /** The thing named does not exist or is not in the state the command needs (exit 1). */
 class NotFoundError extends TajoError<'not_found'> {
@@ -44,37 +40,6 @@ export const OP_STATE_MEANING: Record<OpState, string> = {
   superseded: 'replaced by a newer write for the same contact before it was sent',
 };
 
-function parse(argv: string[], options: ParseArgsConfig['options']): { flags: Flags; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...options },
-      allowPositionals: true,
-      strict: true,
-    });
-    return { flags: values as Flags, positionals };
-  } catch (err) {
-    throw new UsageError(parseArgsMessage(err, Object.keys(options ?? {})));
-  }
-}
-
-/** parseArgs' own messages name no command and suggest nothing: say which options exist. */
-function parseArgsMessage(err: unknown, options: string[]): string {
-  const code = (err as { code?: string }).code;
-  const known = [...options.map((o) => `--${o}`), '--config', '--json', '--help'].join(', ');
-  const opt = /'(-{1,2}[^']*)'/.exec(errorMessage(err))?.[1];
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${opt ?? ''}; this command takes ${known} (see --help)`;
-  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return `${opt ?? 'an option'} needs a value (or takes none); see --help`;
-  return `${errorMessage(err)} (see --help)`;
-}
-
-function intFlag(v: unknown, name: string, def: number, min: number, max: number): number {
-  if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name}: found ${JSON.stringify(v)}; expected a whole number from ${min} to ${max}`);
-  return n;
-}
-
 function load(flags: Flags, requireBrevoKey = true): TajoConfig {
   return loadConfig(resolveConfigPath(flags.config as string | undefined), { requireBrevoKey });
 }
@@ -90,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     // `tajo-ses serve --help` and `tajo-ses help serve`: the command's help, and nothing else.
     if (cmd === 'help' || wantsHelp(rest)) {
-      const name = cmd === 'help' ? rest[0]! : cmd;
+      const name = cmd === 'help' ? helpName(rest[0]!, rest.slice(1)) : helpName(cmd, rest);
       const help = commandHelp(name);
       if (help === undefined) throw new UsageError(`unknown command ${JSON.stringify(name)}; run 'tajo-ses --help'`);
       out.line(help);
@@ -111,6 +76,10 @@ export async function main(argv: string[]): Promise<number> {
         return await failures(rest, out);
       case 'config':
         return await configCmd(rest, out);
+      case 'init':
+        return await initCommand(rest, out);
+      case 'sim':
+        return await simCommand(rest, out);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(cmd)}; run 'tajo-ses --help'`);
     }
@@ -156,23 +125,19 @@ async function serve(argv: string[], out: Out): Promise<number> {
   await connector.start();
   const host = cfg.server.host;
   await app.listen({ port: cfg.server.port, host });
+  // With server.port 0 the system picks the port: log the one bound.
+  const port = (app.server.address() as AddressInfo | null)?.port ?? cfg.server.port;
   const ses = cfg.connectors['amazon-ses'];
   // With the engine on its own thread, the scheduled syncs run there.
   const scheduler = ses.enabled && !threaded ? new Scheduler(connector, log) : undefined;
   await scheduler?.start();
   log.info(
-    { host, port: cfg.server.port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length },
+    { host, port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length },
     'tajo-ses serving: POST /webhooks/amazon-ses',
   );
   if (!cfg.server.admin_token) log.warn('server.admin_token is not set: /admin and /ui answer loopback clients only');
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      log.info({ signal: sig }, 'stopping: no new requests, finishing in-flight work');
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  const sig = await untilSignal();
+  log.info({ signal: sig }, 'stopping: no new requests, finishing in-flight work');
   await app.close();
   await scheduler?.stop();
   await connector.stop();

@@ -21,6 +21,7 @@ export type {
   BrevoSimOptions,
   BrevoSimState,
   BrevoSimStats,
+  BrevoSimSummary,
   RateLimitBucket,
   SimContact,
   SimDroppedValue,

@@ -1,6 +1,5 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RateLimiter, bucketFor } from './rate-limit.js';
 import type { RateDecision } from './rate-limit.js';
@@ -10,6 +9,7 @@ import { SimStore } from './store.js';
 import type { ProcessRec } from './store.js';
 import type { BrevoFaults, BrevoSim, BrevoSimOptions, BrevoSimStats } from './types.js';
 import { prng as seededRandom } from '../prng.js';
+import { listenOn } from '../listen.js';
 
 // Plain node:http rather than a framework: the simulator needs exact control over when a
 // socket is destroyed (before or after a write is applied), does no logging, and must keep
@@ -23,6 +23,8 @@ const ABSOLUTE_BODY_BYTES = 64 * 1024 * 1024;
 const INJECTED_ERROR_STATUSES = [500, 502, 503] as const;
 
 type Faults = Required<Omit<BrevoFaults, 'seed'>> & { seed?: number };
+
+const FAULT_KEYS: readonly string[] = ['errorRate', 'throttleRate', 'latencyMs', 'dropRate', 'dropAfterApplyRate', 'seed'];
 
 const NO_FAULTS: Faults = { errorRate: 0, throttleRate: 0, latencyMs: 0, dropRate: 0, dropAfterApplyRate: 0 };
 
@@ -44,9 +46,10 @@ function mergeFaults(base: Faults, f: Partial<BrevoFaults> | undefined): Faults 
 function checkFaults(f: Faults): void {
   for (const k of ['errorRate', 'throttleRate', 'dropRate', 'dropAfterApplyRate'] as const) {
     const v = f[k];
-    if (!(v >= 0 && v <= 1)) throw new RangeError(`faults.${k} must be between 0 and 1, got ${v}`);
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new RangeError(`faults.${k} must be between 0 and 1, got ${v}`);
   }
-  if (!(f.latencyMs >= 0)) throw new RangeError(`faults.latencyMs must be >= 0, got ${f.latencyMs}`);
+  if (typeof f.latencyMs !== 'number' || !(f.latencyMs >= 0)) throw new RangeError(`faults.latencyMs must be >= 0, got ${f.latencyMs}`);
+  if (f.seed !== undefined && !Number.isInteger(f.seed)) throw new RangeError(`faults.seed must be an integer, got ${String(f.seed)}`);
 }
 
 function emptyStats(): BrevoSimStats {
@@ -102,6 +105,12 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
   let origin = '';
 
   const chance = (rate: number): boolean => rate > 0 && random() < rate;
+
+  function setFaults(f: Partial<BrevoFaults>): void {
+    if (f === null || typeof f !== 'object' || Array.isArray(f)) throw new TypeError('faults must be an object');
+    faults = mergeFaults(faults, f);
+    if ('seed' in f) random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
+  }
 
   function scheduleImport(p: ProcessRec, apply: () => void): void {
     let finish!: () => void;
@@ -171,7 +180,30 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
     const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
 
-    // Simulator-only downloads (import report CSVs): no auth, no budget, no faults.
+    // Simulator-only routes (what it holds, import report CSVs): no auth, no budget, no faults.
+    if (path === '/sim/stats' && method === 'GET') {
+      // Not through send(): polling what the simulator holds must not count as traffic.
+      const payload = JSON.stringify({ stats, holds: store.summary() });
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) }).end(payload);
+      return;
+    }
+    // Turns failures on and off while the connector runs (an outage and its end); answers the faults now in force.
+    if (path === '/sim/faults' && method === 'POST') {
+      const body = await readBody(req, 64 * 1024);
+      if (!body) return;
+      let reply: Reply;
+      try {
+        const asked = JSON.parse(body.buf.toString('utf8') || '{}') as Partial<BrevoFaults>;
+        const unknown = Object.keys(asked ?? {}).filter((k) => !FAULT_KEYS.includes(k));
+        if (unknown.length) throw new TypeError(`unknown ${unknown.join(', ')}`);
+        setFaults(asked);
+        reply = { status: 200, body: faults };
+      } catch (e) {
+        reply = fail(400, 'invalid_parameter', `Expected a JSON object of faults (${FAULT_KEYS.join(', ')}): ${(e as Error).message}`);
+      }
+      res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(reply.body));
+      return;
+    }
     const csv = /^\/sim\/processes\/(\d+)\/([a-z_]+)\.csv$/.exec(path);
     if (csv && method === 'GET') {
       const text = reportCsv(store, Number(csv[1]), csv[2] ?? '');
@@ -257,29 +289,21 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  origin = `http://127.0.0.1:${port}`;
+  const listening = await listenOn(server, { port: opts.port, host: opts.host });
+  origin = listening.origin;
 
   return {
     url: `${origin}/v3`,
+    port: listening.port,
     apiKey,
-    setFaults(f) {
-      faults = mergeFaults(faults, f);
-      if ('seed' in f) random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
-    },
+    setFaults,
     state: () => store.snapshot(),
     contact(email) {
       const c = store.findContact(email);
       return c ? store.contactView(c) : undefined;
     },
     stats: () => structuredClone(stats),
+    summary: () => store.summary(),
     async settle() {
       while (pending.size > 0) await Promise.all([...pending].map((j) => j.done));
     },

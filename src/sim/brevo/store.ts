@@ -1,4 +1,4 @@
-import type { BrevoSimState, SimContact, SimDroppedValue, SimEvent, SimProcess, SimUnblock } from './types.js';
+import type { BrevoSimState, BrevoSimSummary, SimContact, SimDroppedValue, SimEvent, SimProcess, SimUnblock } from './types.js';
 
 // In-memory account state with O(1) lookups by email and id. Handlers mutate it through the
 // methods below so the Brevo rules (attribute strictness, blocklist, list membership) live
@@ -276,6 +276,24 @@ export class SimStore {
     if (p.notifyUrl !== undefined) v.notifyUrl = p.notifyUrl;
     if (p.status === 'completed') v.import_report = { invalid: [...p.invalid, ...p.duplicates].map((r) => ({ ...r })) };
     return v;
+  }
+
+  /** Counts of what the simulator holds, cheap enough to poll (state() copies everything). */
+  summary(): BrevoSimSummary {
+    let blocklisted = 0;
+    for (const c of this.contacts.values()) if (c.emailBlacklisted) blocklisted++;
+    let importsOpen = 0;
+    for (const p of this.processes.values()) if (p.status !== 'completed') importsOpen++;
+    return {
+      contacts: this.contacts.size,
+      blocklisted,
+      events: this.events.length,
+      lists: this.lists.size,
+      imports: this.processes.size,
+      importsOpen,
+      dropped: this.dropped.length,
+      unblocks: this.unblocks.length,
+    };
   }
 
   snapshot(): BrevoSimState {

@@ -25,8 +25,10 @@ export interface BrevoFaults {
 }
 
 export interface BrevoSimOptions {
-  /** Default 0 (ephemeral); the host is always 127.0.0.1. */
+  /** Default 0 (ephemeral). */
   port?: number;
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string;
   /** Default 'sim-key'; requests must send it in the `api-key` header. */
   apiKey?: string;
   /** Rate-limit table; 'unlimited' disables limits. Default 'general'. */
@@ -102,6 +104,20 @@ export interface BrevoSimState {
   unblocks: SimUnblock[];
 }
 
+/** Counts of what the simulator holds (GET /sim/stats and BrevoSim.summary()). */
+export interface BrevoSimSummary {
+  contacts: number;
+  blocklisted: number;
+  events: number;
+  lists: number;
+  /** /contacts/import processes accepted, and those not applied yet. */
+  imports: number;
+  importsOpen: number;
+  /** Attribute values Brevo would have dropped silently, and requests that unblocked a contact. */
+  dropped: number;
+  unblocks: number;
+}
+
 export interface BrevoSimStats {
   requests: number;
   /** Keyed by `METHOD /v3/route/:param`; unmatched paths count under 'UNMATCHED'. */
@@ -116,6 +132,7 @@ export interface BrevoSimStats {
 export interface BrevoSim {
   /** Base URL including /v3, e.g. http://127.0.0.1:PORT/v3 */
   url: string;
+  port: number;
   apiKey: string;
   setFaults(f: Partial<BrevoFaults>): void;
   /** Deep copy; safe to keep and compare. */
@@ -123,6 +140,7 @@ export interface BrevoSim {
   /** One contact by email (any case), or undefined. Cheaper than state() in hot loops. */
   contact(email: string): SimContact | undefined;
   stats(): BrevoSimStats;
+  summary(): BrevoSimSummary;
   /** Resolves once every import accepted so far has been applied. */
   settle(): Promise<void>;
   /** Clears data, stats, rate-limit windows and pending imports; faults and options are kept (a seeded PRNG restarts from its seed). */

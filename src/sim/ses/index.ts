@@ -4,7 +4,6 @@
 
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 
 import { SesState } from './model.js';
@@ -14,6 +13,7 @@ import type { SesSimGenerateOptions } from './generate.js';
 import { TokenBucket, TokenRegistry } from './paging.js';
 import { SesApiError, operations } from './operations.js';
 import type { Operation, OperationContext } from './operations.js';
+import { listenOn } from '../listen.js';
 
 export type {
   SesSimSeed,
@@ -35,8 +35,10 @@ export type {
 export type { SesSimGenerateOptions } from './generate.js';
 
 export interface SesSimOptions {
-  /** 0 (default) picks a free port. The server always binds 127.0.0.1. */
+  /** 0 (default) picks a free port. */
   port?: number;
+  /** Address to listen on. Default 127.0.0.1. */
+  host?: string;
   /** Account-wide requests per second across all operations. Default 1, like SES; Infinity disables throttling. */
   rps?: number;
   /** NextToken lifetime. Default 5 minutes. */
@@ -49,6 +51,7 @@ export interface SesSimOptions {
 export interface SesSim {
   /** `http://127.0.0.1:PORT`, for `new SESv2Client({ endpoint, region, credentials })`. */
   endpoint: string;
+  port: number;
   /** Adds or updates data; can be called at any time, also between paged calls. */
   seed(data: SesSimSeed): void;
   /** Deterministic bulk data; see SesSimGenerateOptions for names and distributions. */
@@ -181,17 +184,11 @@ export async function startSesSim(opts: SesSimOptions = {}): Promise<SesSim> {
       else send(res, 500, { message: err instanceof Error ? err.message : String(err) }, 'InternalServiceErrorException');
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const { port, origin } = await listenOn(server, { port: opts.port, host: opts.host });
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: origin,
+    port,
     seed: (data) => state.seed(data),
     generate: (g) => generate(state, now(), g),
     calls: () => ({ ...counts }),

@@ -8,9 +8,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { SnsEnvelope } from '../../ses/sns.js';
 import { loadSigningMaterial, signEnvelope, type SigningMaterial, type UnsignedSnsEnvelope } from './signer.js';
+import { listenOn } from '../listen.js';
 
 export { loadSigningMaterial, signEnvelope, type SigningMaterial, type UnsignedSnsEnvelope } from './signer.js';
 export { createSelfSignedCertificate, toPem } from './x509.js';
@@ -58,7 +58,16 @@ export interface SnsSim {
 const ACCOUNT_ID = '123456789012';
 const OVERSIZE_BYTES = 256 * 1024;
 
-export async function startSnsSim(opts: { region?: string; port?: number; signatureVersion?: '1' | '2' } = {}): Promise<SnsSim> {
+export interface SnsSimOptions {
+  region?: string;
+  /** Default 0 (ephemeral). */
+  port?: number;
+  /** Address to listen on. Default 127.0.0.1; the certificate and SubscribeURL links name it. */
+  host?: string;
+  signatureVersion?: '1' | '2';
+}
+
+export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
   const region = opts.region ?? 'us-east-1';
   const material: SigningMaterial = await loadSigningMaterial();
   const certPath = `/SimpleNotificationService-${material.certId}.pem`;
@@ -137,15 +146,7 @@ export async function startSnsSim(opts: { region?: string; port?: number; signat
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const base = `http://127.0.0.1:${port}`;
+  const { origin: base } = await listenOn(server, { port: opts.port, host: opts.host });
   const certUrl = `${base}${certPath}`;
 
   const sign = (env: UnsignedSnsEnvelope): SnsEnvelope =>
