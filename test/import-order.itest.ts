@@ -5,24 +5,15 @@
 // a cluster). The knowledge "X has an import in flight" has to be in the store.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ContactOp } from '../src/core/plan.js';
+import { contact } from '../src/store/contract.js';
 import { startSims, until, type Sims } from './helpers.js';
 import { inProcessConnector, simConfig } from './backfill-helpers.js';
 
 const T0 = Date.parse('2026-11-30T12:00:00Z');
 const IMPORT_DELAY_MS = 4_000;
 
-function lastEvent(email: string, v: string, at: number): ContactOp {
-  return {
-    kind: 'contact',
-    key: `contact:${email}`,
-    email,
-    lane: 'realtime',
-    priority: 2,
-    sources: [`test:${email}:${v}`],
-    payload: { attrs: { SES_LAST_EVENT: { v, at } }, blocklist: false },
-  };
-}
+/** One contact write: its SES_LAST_EVENT at time `at`. */
+const lastEvent = (email: string, v: string, at: number) => contact(email, { SES_LAST_EVENT: { v, at } });
 
 describe('import ordering survives the process that sent the import', () => {
   let sims: Sims;
