@@ -25,7 +25,7 @@ Commands:
                                          historical sync of contact lists, contacts, suppressions, account;
                                          resumes from the stored cursor (S: contact_lists, contacts, suppressions, account)
   check [--fix]                          verify SES and Brevo set-up and print a fix for each failure
-  status [--json]                        queues, lag, dead letters, cursors, Brevo rate-limit budget
+  status [--json] [--check]              queues, lag, dead letters, cursors, Brevo budget and health
   failures list|show ID|retry ID|--all|discard ID|--all [--code C]
                                          dead letters: source, planned Brevo call, Brevo's error
   config validate                        validate the configuration and print it with secrets masked
@@ -104,11 +104,20 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     exitCodes: [[0, 'every check passed (warnings allowed)'], [1, 'at least one check failed'], CONFIG_EXIT],
   },
   status: {
-    usage: 'tajo-ses status [--config F] [--json]',
-    summary: 'Reads the store: inbox, operations by state and priority class, lag, dead letters, stream cursors, Brevo budget.',
-    options: [],
-    examples: ['tajo-ses status', 'tajo-ses status --json'],
-    exitCodes: [[0, 'status printed'], [1, 'the store could not be read'], CONFIG_EXIT],
+    usage: 'tajo-ses status [--config F] [--json] [--check [--max-lag SECONDS]]',
+    summary:
+      'Reads the store: inbox, operations by state and priority class, lag, dead letters, stream cursors, Brevo budget and health.\n' +
+      'With --check, prints only what needs an operator (dead letters, Brevo failing for over 60 s, lag over --max-lag).',
+    options: [
+      ['--check', 'exit 1 when something needs an operator, and say what'],
+      ['--max-lag SECONDS', 'with --check: the lag that needs an operator (default 900)'],
+    ],
+    examples: ['tajo-ses status', 'tajo-ses status --json', 'tajo-ses status --check --max-lag 300'],
+    exitCodes: [
+      [0, 'status printed; with --check: nothing needs an operator'],
+      [1, 'with --check: something needs an operator; or the store could not be read'],
+      CONFIG_EXIT,
+    ],
   },
   failures: {
     usage: 'tajo-ses failures list|show ID|retry ID|retry --all|discard ID [--config F] [--json]',

@@ -4,7 +4,7 @@ import { stringify } from 'yaml';
 import { makeOut, pad, type Out } from './output.js';
 import { formatDemo, runDemo } from './demo.js';
 import { openStore } from '../store/index.js';
-import { collectStatus, type StatusReport } from '../engine/status.js';
+import { CHECK_MAX_LAG_SECONDS, collectStatus, operatorReasons, type StatusReport } from '../engine/status.js';
 import { failureView } from '../engine/failures.js';
 import { createConnector, defaultLogger } from '../engine/connector.js';
 import { buildServer } from '../server/app.js';
@@ -180,8 +180,33 @@ export function formatStatus(s: StatusReport): string {
         ])
       : '  no backfill has run',
   );
+  parts.push('', ...formatBrevoHealth(s));
   if (s.rateLimit.length) parts.push('', 'Brevo rate-limit budget (last seen by serve):', pad([['bucket', 'used', '429s'], ...fmtBuckets(s.rateLimit)]));
   return parts.join('\n');
+}
+
+/** Brevo's health as serve last saved it, and the last error on waiting work. */
+function formatBrevoHealth(s: StatusReport): string[] {
+  const iso = (ms: number | null) => (ms === null ? 'never' : new Date(ms).toISOString());
+  const answer = (status: number | null | undefined, code: string) => (status ? `${status} ${code}` : code);
+  const lines = ['Brevo health:'];
+  const h = s.brevo;
+  if (!h) lines.push('  not known yet (saved by serve once it calls Brevo)');
+  else {
+    lines.push(`  last success: ${iso(h.lastSuccessAt)}`);
+    const e = h.lastError;
+    lines.push(`  last error:   ${e ? `${answer(e.status, e.code)} on ${e.endpoint} at ${iso(e.at)}: ${e.message}` : 'none'}`);
+    lines.push(
+      `  streak:       ${h.streak ? `FAILING for ${h.streak.seconds.toFixed(0)} s, ${h.streak.calls} call(s) in a row (since ${iso(h.streak.since)})` : 'none'}   (saved ${iso(h.savedAt)})`,
+    );
+  }
+  const w = s.waitingErrors;
+  lines.push(
+    w.newest
+      ? `Waiting work with an error: ${w.count} operation(s); newest: ${answer(w.newest.status, w.newest.code)} at ${iso(w.newest.at)}: ${w.newest.message ?? ''}`
+      : 'Waiting work with an error: none',
+  );
+  return lines;
 }
 
 async function withStore<T>(flags: Flags, fn: (store: Awaited<ReturnType<typeof openStore>>, cfg: TajoConfig) => Promise<T>): Promise<T> {
@@ -196,14 +221,23 @@ async function withStore<T>(flags: Flags, fn: (store: Awaited<ReturnType<typeof 
 }
 
 async function status(argv: string[], out: Out): Promise<number> {
-  const { flags } = parse(argv, {});
-  await withStore(flags, async (store) => {
+  const { flags } = parse(argv, { check: { type: 'boolean' }, 'max-lag': { type: 'string' } });
+  const maxLagSeconds = intFlag(flags['max-lag'], 'max-lag', CHECK_MAX_LAG_SECONDS, 1, 365 * 86_400);
+  return withStore(flags, async (store) => {
     const s = await collectStatus(store, undefined, undefined, Date.now());
     const saved = await store.getState('governor');
     if (saved) s.rateLimit = JSON.parse(saved) as BucketStatus[];
-    out.emit(s, () => formatStatus(s));
+    if (!flags.check) {
+      out.emit(s, () => formatStatus(s));
+      return 0;
+    }
+    // For monitoring: the exit code says whether an operator is needed, the lines say why.
+    const reasons = operatorReasons(s, { maxLagSeconds });
+    out.emit({ ok: reasons.length === 0, reasons }, () =>
+      reasons.length ? reasons.map((r) => `NEEDS AN OPERATOR: ${r}`).join('\n') : 'OK: nothing needs an operator',
+    );
+    return reasons.length ? 1 : 0;
   });
-  return 0;
 }
 
 /** Dead letters, optionally only those whose last Brevo code is `code`. */

@@ -9,7 +9,8 @@ import { PRIORITY_NAMES } from '../core/plan.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage, TajoError } from '../core/errors.js';
 import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
-import { attemptCall, type Outcome } from './outcome.js';
+import { attemptCall, type CallContext, type Outcome } from './outcome.js';
+import { BrevoHealth } from './brevo-health.js';
 import { ContactImports } from './imports.js';
 import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
 
@@ -92,6 +93,9 @@ export class Deliverer {
   private inflight = 0;
   /** The /contacts/import path: bulk writes and following their processes to the end. */
   readonly imports: ContactImports;
+  /** Brevo's health as these calls see it (brevo-health.ts). */
+  readonly health: BrevoHealth;
+  private readonly call: CallContext;
 
   private readonly opts: DeliveryOptions;
   private readonly now: () => number;
@@ -99,7 +103,9 @@ export class Deliverer {
   constructor(private readonly o: DelivererOptions) {
     this.opts = o.delivery;
     this.now = o.now ?? Date.now;
-    this.imports = new ContactImports({ store: o.store, client: o.client, log: o.log, metrics: o.metrics, signal: this.abort.signal, now: this.now });
+    this.health = new BrevoHealth({ log: o.log, metrics: o.metrics, store: o.store, now: this.now });
+    this.call = { metrics: o.metrics, health: this.health };
+    this.imports = new ContactImports({ store: o.store, client: o.client, log: o.log, call: this.call, signal: this.abort.signal, now: this.now });
   }
 
   start(): void {
@@ -134,6 +140,7 @@ export class Deliverer {
       await Promise.all((this.loops?.all ?? []).map((l) => l.stop()));
     } finally {
       clearTimeout(timer);
+      await this.health.flush();
     }
   }
 
@@ -200,13 +207,11 @@ export class Deliverer {
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
       if (ops.length === 1) {
-        await this.settle(ops, [
-          await attemptCall(this.o.metrics, 'events', () => this.o.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal)),
-        ]);
+        await this.settle(ops, [await attemptCall(this.call, 'events', () => this.o.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal))]);
         return 1;
       }
       let partial: BatchEventsResult | undefined;
-      const outcome = await attemptCall(this.o.metrics, 'events_batch', async () => {
+      const outcome = await attemptCall(this.call, 'events_batch', async () => {
         const res = await this.o.client.sendEvents(
           ops.map((o) => o.payload as EventPayload),
           this.abort.signal,
@@ -218,7 +223,7 @@ export class Deliverer {
         this.o.log.warn({ count: ops.length, err: errorMessage(outcome.err) }, 'event batch refused; isolating the bad event(s) one by one');
         const outcomes: Outcome[] = [];
         for (const op of ops)
-          outcomes.push(await attemptCall(this.o.metrics, 'events', () => this.o.client.sendEvent(op.payload as EventPayload, this.abort.signal)));
+          outcomes.push(await attemptCall(this.call, 'events', () => this.o.client.sendEvent(op.payload as EventPayload, this.abort.signal)));
         await this.settle(ops, outcomes);
       } else if (partial) {
         // 207: Brevo applied the others; only the listed indexes are refused, for good.
@@ -272,7 +277,7 @@ export class Deliverer {
             outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
             continue;
           }
-          const o = await attemptCall(this.o.metrics, 'contacts', () => this.o.client.upsertContact(body, this.abort.signal));
+          const o = await attemptCall(this.call, 'contacts', () => this.o.client.upsertContact(body, this.abort.signal));
           outcomes[i] = o.kind === 'done' ? { kind: 'done', ledger: ledgerOf(op) } : o;
         }
       };
@@ -338,6 +343,13 @@ export class Deliverer {
     const accepted = new Map<string, { ids: number[]; ledger: LedgerEntry[] }>();
     const retry: Array<{ id: number; nextAt: number; code: string; message: string; status?: number }> = [];
     const dead: Array<{ id: number; code: string; message: string; status?: number }> = [];
+    // A batch's operations share one outcome: its streak is announced once.
+    const announced = new Set<Outcome>();
+    const announce = (o: Outcome, retry: { attempts: number; nextAt: number | undefined }) => {
+      if (announced.has(o)) return;
+      announced.add(o);
+      this.health.announce(retry);
+    };
     ops.forEach((op, i) => {
       const o = outcomes[i]!;
       if (o.kind === 'done') {
@@ -358,6 +370,7 @@ export class Deliverer {
       const message = errorMessage(o.err);
       const status = be?.status;
       if (o.kind === 'dead' || op.attempts >= this.opts.maxAttempts) {
+        if (o.streakStart) announce(o, { attempts: op.attempts, nextAt: undefined });
         dead.push({ id: op.id, code, message, ...(status ? { status } : {}) });
         this.o.metrics.dead.inc({ kind: op.kind, code });
         this.o.log.warn(
@@ -366,6 +379,7 @@ export class Deliverer {
         );
       } else {
         const wait = Math.max(be?.retryAfterMs ?? 0, backoffMs(op.attempts, this.opts.backoffBaseMs, this.opts.backoffMaxMs));
+        if (o.streakStart) announce(o, { attempts: op.attempts, nextAt: now + wait });
         retry.push({ id: op.id, nextAt: now + wait, code, message, ...(status ? { status } : {}) });
         this.o.metrics.retried.inc({ kind: op.kind, code });
       }

@@ -6,8 +6,7 @@ import type { ContactPayload } from '../core/plan.js';
 import { errorMessage } from '../core/errors.js';
 import type { OpRow, Store } from '../store/port.js';
 import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
-import type { Metrics } from './metrics.js';
-import { attemptCall, type Outcome } from './outcome.js';
+import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 
 /** From this many contacts in one claim, an import beats one call per contact. */
 export const BULK_THRESHOLD = 20;
@@ -38,7 +37,8 @@ export interface ContactImportsOptions {
   store: Store;
   client: BrevoClient;
   log: Logger;
-  metrics: Metrics;
+  /** Metrics and Brevo health, fed by every call. */
+  call: CallContext;
   /** Aborted when delivery stops for good (in-flight calls are cut). */
   signal: AbortSignal;
   now: () => number;
@@ -67,7 +67,7 @@ export class ContactImports {
     for (const g of groups.sort((a, b) => Number(b.blocklist) - Number(a.blocklist))) {
       for (const chunk of chunkBySize(g.members, IMPORT_MAX_ROWS, IMPORT_MAX_BYTES, (m) => JSON.stringify(m.row).length + 1)) {
         let processId: number | undefined;
-        const outcome = await attemptCall(this.o.metrics, 'contacts_import', async () => {
+        const outcome = await attemptCall(this.o.call, 'contacts_import', async () => {
           const res = await this.o.client.importContacts(
             {
               jsonBody: chunk.map((m) => m.row),
@@ -155,7 +155,8 @@ export class ContactImports {
 
   /** A completed import: rows its report files list are dead letters, the others done. */
   private async finish(ref: string, p: BrevoProcess): Promise<void> {
-    const { store, metrics, now } = this.o;
+    const { store, now } = this.o;
+    const { metrics } = this.o.call;
     const invalid = await this.invalidRows(ref, p);
     const rows = await store.opsByRef(ref);
     const done = rows.filter((r) => !invalid.has(r.email)).map((r) => r.id);

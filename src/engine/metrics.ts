@@ -19,6 +19,8 @@ function bySesType(counter: Counter<'type'>) {
 
 export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
+  // Set by BrevoHealth: the streak's age is computed when scraped, also while no call is made.
+  const brevoHealthClock: { streakSince: () => number | undefined; now: () => number } = { streakSince: () => undefined, now: Date.now };
   if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'tajo_ses_' });
   const m = {
     registry,
@@ -93,6 +95,26 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['bucket'] as const,
       registers: [registry],
     }),
+    brevoHealthClock,
+    brevoLastSuccess: new Gauge({
+      name: 'tajo_ses_brevo_last_success_timestamp_seconds',
+      help: 'When Brevo last answered a delivery call (Unix seconds; 0: not since start)',
+      registers: [registry],
+    }),
+    brevoStreak: new Gauge({
+      name: 'tajo_ses_brevo_failure_streak',
+      help: 'Brevo calls failed in a row (5xx, timeouts, network errors); 0 when the last call succeeded',
+      registers: [registry],
+    }),
+    brevoStreakSeconds: new Gauge({
+      name: 'tajo_ses_brevo_failure_streak_seconds',
+      help: 'How long the current Brevo failure streak has lasted; 0 when there is none',
+      registers: [registry],
+      collect() {
+        const since = brevoHealthClock.streakSince();
+        this.set(since === undefined ? 0 : Math.max(0, (brevoHealthClock.now() - since) / 1000));
+      },
+    }),
   };
   return m;
 }
@@ -111,4 +133,7 @@ export const ENGINE_METRICS = [
   'tajo_ses_delivered_total',
   'tajo_ses_retries_total',
   'tajo_ses_dead_letters_total',
+  'tajo_ses_brevo_last_success_timestamp_seconds',
+  'tajo_ses_brevo_failure_streak',
+  'tajo_ses_brevo_failure_streak_seconds',
 ] as const;

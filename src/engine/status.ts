@@ -1,8 +1,14 @@
 // `tajo-ses status`, `/admin/status` and the dashboard read the same report.
-import type { Store, CursorRow } from '../store/port.js';
+import type { Store, CursorRow, WaitingErrors } from '../store/port.js';
 import type { BucketStatus } from '../brevo/governor.js';
 import type { Metrics } from './metrics.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
+import { loadBrevoHealth, type BrevoHealthSnapshot } from './brevo-health.js';
+
+/** Brevo's health as the delivering process last saved it (epoch ms), with the streak's age now. */
+export interface BrevoHealthReport extends Omit<BrevoHealthSnapshot, 'streak'> {
+  streak: { since: number; calls: number; seconds: number } | null;
+}
 
 export interface StatusReport {
   at: string;
@@ -14,6 +20,10 @@ export interface StatusReport {
   deadLetters: number;
   streams: CursorRow[];
   rateLimit: BucketStatus[];
+  /** Null until a delivering process has saved it. */
+  brevo: BrevoHealthReport | null;
+  /** Pending operations that failed before and wait for their retry. */
+  waitingErrors: WaitingErrors;
 }
 
 export async function collectStatus(
@@ -50,6 +60,8 @@ export async function collectStatus(
     deadLetters,
     streams: await store.listCursors(),
     rateLimit: governor?.status() ?? [],
+    brevo: brevoReport(await loadBrevoHealth(store), now),
+    waitingErrors: await store.waitingErrors(),
   };
   if (metrics) {
     metrics.queue.reset();
@@ -64,4 +76,33 @@ export async function collectStatus(
     }
   }
   return report;
+}
+
+function brevoReport(h: BrevoHealthSnapshot | undefined, now: number): BrevoHealthReport | null {
+  if (!h) return null;
+  return { ...h, streak: h.streak ? { ...h.streak, seconds: Math.max(0, (now - h.streak.since) / 1000) } : null };
+}
+
+/** A Brevo failure streak older than this needs an operator (`status --check`). */
+export const CHECK_STREAK_SECONDS = 60;
+
+/** Default of `status --check --max-lag` (seconds). */
+export const CHECK_MAX_LAG_SECONDS = 900;
+
+/** Why an operator is needed (`tajo-ses status --check`); empty when nothing is wrong. */
+export function operatorReasons(s: StatusReport, opts: { maxLagSeconds: number }): string[] {
+  const reasons: string[] = [];
+  if (s.deadLetters > 0) reasons.push(`${s.deadLetters} dead letter(s): see 'tajo-ses failures list'`);
+  const streak = s.brevo?.streak;
+  if (streak && streak.seconds > CHECK_STREAK_SECONDS) {
+    const e = s.brevo?.lastError;
+    reasons.push(
+      `Brevo has been failing for ${Math.round(streak.seconds)} s (${streak.calls} calls in a row${e ? `, last: ${e.status ?? e.code} ${e.message}` : ''}; as saved at ${new Date(s.brevo!.savedAt).toISOString()})`,
+    );
+  }
+  for (const l of s.lag) {
+    if (l.seconds > opts.maxLagSeconds)
+      reasons.push(`${l.kind}/${l.class} lag ${Math.round(l.seconds)} s is over ${opts.maxLagSeconds} s (${l.open} open operation(s))`);
+  }
+  return reasons;
 }

@@ -297,4 +297,11 @@ export interface Store extends ClusterStore {
   setState(key: string, value: string, now: number): Promise<void>;
 
   stats(): Promise<StoreStats>;
+  /** Pending operations whose last attempt failed (they wait for a retry): how many, and the newest error. */
+  waitingErrors(): Promise<WaitingErrors>;
+}
+
+export interface WaitingErrors {
+  count: number;
+  newest: { code: string; message: string | null; status: number | null; at: number } | null;
 }

@@ -17,6 +17,7 @@ import type {
   ProcessRow,
   RouteBucket,
   StoreStats,
+  WaitingErrors,
 } from './port.js';
 
 export type Row = Record<string, unknown>;
@@ -214,4 +215,13 @@ export function parseWindows(json: unknown): BudgetWindow[] {
   } catch {
     return [];
   }
+}
+
+export function toWaitingError(r: Row): NonNullable<WaitingErrors['newest']> {
+  return {
+    code: String(r.last_code),
+    message: (r.last_message as string | null) ?? null,
+    status: r.last_status === null || r.last_status === undefined ? null : Number(r.last_status),
+    at: Number(r.updated_at),
+  };
 }

@@ -14,8 +14,32 @@ import { mergeContactOps, type ContactOp, type EventOp, type PlannedOp } from '.
 import { TajoError } from '../../core/errors.js';
 import { PgCluster } from './cluster.js';
 import { ForwardsCluster } from '../cluster.js';
-import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
-import { mergeLedgerEntry, noneEnqueued, rowToContactOp, toCursorRow, toInboxRow, toOp, toOpStats, withClaimDefaults, type Row } from '../rows.js';
+import type {
+  ClaimQuery,
+  CursorRow,
+  EnqueueResult,
+  InboxInsert,
+  InboxOutcome,
+  InboxRow,
+  LedgerEntry,
+  OpError,
+  OpRow,
+  Store,
+  StoreStats,
+  WaitingErrors,
+} from '../port.js';
+import {
+  mergeLedgerEntry,
+  noneEnqueued,
+  rowToContactOp,
+  toCursorRow,
+  toInboxRow,
+  toOp,
+  toOpStats,
+  toWaitingError,
+  withClaimDefaults,
+  type Row,
+} from '../rows.js';
 
 export interface PostgresStoreOptions {
   /** Overrides `?schema=` of the URL. Default `public`. */
@@ -806,5 +830,12 @@ export class PostgresStore extends ForwardsCluster implements Store {
       )
     ).map(toOpStats);
     return { inbox, ops };
+  }
+
+  async waitingErrors(): Promise<WaitingErrors> {
+    const where = `FROM ${this.table('ops')} WHERE state = 'pending' AND last_code IS NOT NULL`;
+    const [c] = await this.query(`SELECT COUNT(*) AS n ${where}`);
+    const [r] = await this.query(`SELECT last_code, last_message, last_status, updated_at ${where} ORDER BY updated_at DESC LIMIT 1`);
+    return { count: Number(c?.n ?? 0), newest: r ? toWaitingError(r) : null };
   }
 }

@@ -4,14 +4,38 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SQLITE_MIGRATIONS } from './migrations.js';
-import { mergeLedgerEntry, noneEnqueued, rowToContactOp, toCursorRow, toInboxRow, toOp, toOpStats, withClaimDefaults, type Row } from '../rows.js';
+import {
+  mergeLedgerEntry,
+  noneEnqueued,
+  rowToContactOp,
+  toCursorRow,
+  toInboxRow,
+  toOp,
+  toOpStats,
+  toWaitingError,
+  withClaimDefaults,
+  type Row,
+} from '../rows.js';
 import { mergeContactOps, type ContactOp, type PlannedOp } from '../../core/plan.js';
 import { TajoError } from '../../core/errors.js';
 import type { WriteGate } from './gate.js';
 import { WalSync } from './wal-sync.js';
 import { SqliteCluster } from './cluster.js';
 import { ForwardsCluster } from '../cluster.js';
-import type { ClaimQuery, CursorRow, EnqueueResult, InboxInsert, InboxOutcome, InboxRow, LedgerEntry, OpError, OpRow, Store, StoreStats } from '../port.js';
+import type {
+  ClaimQuery,
+  CursorRow,
+  EnqueueResult,
+  InboxInsert,
+  InboxOutcome,
+  InboxRow,
+  LedgerEntry,
+  OpError,
+  OpRow,
+  Store,
+  StoreStats,
+  WaitingErrors,
+} from '../port.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -467,5 +491,12 @@ export class SqliteStore extends ForwardsCluster implements Store {
       ).all() as Row[]
     ).map(toOpStats);
     return { inbox, ops };
+  }
+
+  async waitingErrors(): Promise<WaitingErrors> {
+    const where = "FROM ops WHERE state = 'pending' AND last_code IS NOT NULL";
+    const count = Number((this.stmt(`SELECT COUNT(*) AS n ${where}`).get() as Row).n);
+    const r = this.stmt(`SELECT last_code, last_message, last_status, updated_at ${where} ORDER BY updated_at DESC LIMIT 1`).get() as Row | undefined;
+    return { count, newest: r ? toWaitingError(r) : null };
   }
 }
