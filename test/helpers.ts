@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { startBrevoSim } from '../src/sim/brevo/index.js';
@@ -45,6 +45,8 @@ export interface StackOptions {
   adminToken?: string;
   /** Passed to createConnector (test hooks such as verify.fetchCertificate). */
   connector?: Omit<ConnectorOptions, 'logger'>;
+  /** The connector's logger; default silent. */
+  logger?: Logger;
 }
 
 export interface HttpAnswer {
@@ -246,7 +248,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       },
       { requireBrevoKey: true, env: {} },
     );
-    const connector = await createConnector(config, { ...opts.connector, logger: pino({ level: 'silent' }) });
+    const connector = await createConnector(config, { ...opts.connector, logger: opts.logger ?? pino({ level: 'silent' }) });
     // Closing the store is the last thing connector.stop() does; a failed start must still close it.
     let connectorStopped = false;
     undo.add(async () => {
