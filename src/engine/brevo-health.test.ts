@@ -71,15 +71,25 @@ describe('BrevoHealth', () => {
     try {
       const h = harness();
       const health = new BrevoHealth({ log: pino({ level: 'silent' }), metrics: h.metrics, store, now: () => h.clock.t });
+      // Not flush(): a streak change must be saved without waiting for the next periodic save.
+      const written = () => new Promise((r) => setTimeout(r, 20));
+      health.success();
+      await written();
+      expect(await loadBrevoHealth(store)).toMatchObject({ streak: null, lastSuccessAt: h.clock.t });
+      h.clock.t += 1000;
       health.failure('contacts', new Error('socket hang up'));
-      await health.flush();
+      await written();
       expect(await loadBrevoHealth(store)).toMatchObject({
         streak: { since: h.clock.t, calls: 1 },
         lastError: { code: 'error', endpoint: 'contacts', message: 'socket hang up' },
       });
       h.clock.t += 1000;
+      health.failure('contacts', new Error('socket hang up')); // within the streak: saved later
+      await written();
+      expect(await loadBrevoHealth(store)).toMatchObject({ streak: { calls: 1 } });
+      h.clock.t += 1000;
       health.success();
-      await health.flush();
+      await written();
       expect(await loadBrevoHealth(store)).toMatchObject({ streak: null, lastSuccessAt: h.clock.t });
     } finally {
       await store.close();
