@@ -97,7 +97,7 @@ describe('per-command help', () => {
   it('a mistyped option names the options the command takes, exit 2, nothing opened', async () => {
     const r = await runCli(['status', '--jsn'], { cwd: dir });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^unknown option --jsn; this command takes --config, --json, --help \(see --help\)/);
+    expect(r.stderr).toMatch(/^unknown option --jsn; this command takes --check, --max-lag, --config, --json, --help \(see --help\)/);
     const b = await runCli(['backfill', '--strem', 'x'], { cwd: dir });
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/unknown option --strem; this command takes --stream, --full, --dry-run/);
