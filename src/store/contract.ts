@@ -183,6 +183,17 @@ function queueContract(store: CurrentStore): void {
 
 /** Operations that failed or wait for Brevo. */
 function failureContract(store: CurrentStore): void {
+  it('waiting errors: pending operations whose last attempt failed, how many and the newest error', async () => {
+    const s = store();
+    expect(await s.waitingErrors()).toEqual({ count: 0, newest: null });
+    await s.enqueue([event('w1'), event('w2'), event('w3')], T0);
+    const c = await s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 });
+    await s.retryOps([{ id: c[0]!.id, nextAt: T0 + 1000, code: 'server_error', message: '500', status: 500 }], T0 + 10);
+    await s.retryOps([{ id: c[1]!.id, nextAt: T0 + 1000, code: 'network_error', message: 'socket hang up' }], T0 + 20);
+    await s.completeOps([c[2]!.id], T0 + 30);
+    expect(await s.waitingErrors()).toEqual({ count: 2, newest: { code: 'network_error', message: 'socket hang up', status: null, at: T0 + 20 } });
+  });
+
   it('dead letters: listed with Brevo error, retried and discarded', async () => {
     const s = store();
     await s.enqueue([event('k1'), event('k2'), event('k3')], T0);
