@@ -5,25 +5,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore } from '../src/store/index.js';
 import type { Store } from '../src/store/port.js';
 import { event } from '../src/store/contract.js';
 import { shorten } from '../src/cli/main.js';
-import { cleanEnv, ensureBuilt, runCli } from './cli-run.js';
+import { cleanEnv, ensureBuilt, runCli, withSqliteStore } from './cli-run.js';
 
 let dir = '';
 const T0 = 1_700_000_000_000;
 const ids: Record<string, number> = {};
 
-async function withStore<T>(fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(`sqlite:${join(dir, 'tajo.db')}`);
-  try {
-    await store.migrate();
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
+const withStore = <T>(fn: (s: Store) => Promise<T>): Promise<T> => withSqliteStore(join(dir, 'tajo.db'), fn);
 
 const cli = (args: string[]) => runCli(args, { cwd: dir, env: cleanEnv(dir, { BREVO_API_KEY: 'x' }) });
 

@@ -5,6 +5,8 @@ import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_pro
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openStore } from '../src/store/index.js';
+import type { Store } from '../src/store/port.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = join(ROOT, 'bin', 'tajo-ses.js');
@@ -74,4 +76,15 @@ export function spawnCli(args: string[], opts: { cwd: string; env: Record<string
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
   return { child, output: () => out, exited };
+}
+
+/** Opens (and migrates) the SQLite store a CLI test's config names, runs `fn`, closes it. */
+export async function withSqliteStore<T>(file: string, fn: (s: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(`sqlite:${file}`);
+  try {
+    await store.migrate();
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
 }

@@ -5,23 +5,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore } from '../src/store/index.js';
 import type { Store } from '../src/store/port.js';
 import { event } from '../src/store/contract.js';
 import { BREVO_HEALTH_STATE_KEY, type BrevoHealthSnapshot } from '../src/engine/brevo-health.js';
-import { cleanEnv, ensureBuilt, runCli } from './cli-run.js';
+import { cleanEnv, ensureBuilt, runCli, withSqliteStore } from './cli-run.js';
 
 let dir = '';
 
-async function withStore<T>(fn: (s: Store) => Promise<T>): Promise<T> {
-  const store = await openStore(`sqlite:${join(dir, 'tajo.db')}`);
-  try {
-    await store.migrate();
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
+const withStore = <T>(fn: (s: Store) => Promise<T>): Promise<T> => withSqliteStore(join(dir, 'tajo.db'), fn);
 
 const cli = (args: string[]) => runCli(args, { cwd: dir, env: cleanEnv(dir, { BREVO_API_KEY: 'x' }) });
 
