@@ -11,6 +11,21 @@ import { ensureBuilt } from './cli-run.js';
 
 ensureBuilt();
 
+/** Waits for /readyz on `port` to show this Brevo set-up state (serve up, whatever Brevo does); its logs on timeout. */
+async function upWithBrevo(s: ServeProcess, port: number, brevo: string): Promise<Record<string, unknown> | undefined> {
+  return until(
+    async () => {
+      const r = await readyz(port);
+      return r?.brevo === brevo ? r : undefined;
+    },
+    `serve up with brevo ${brevo}`,
+    30_000,
+    100,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message} (logs: ${s.logs().slice(-2000)})`);
+  });
+}
+
 /** /readyz of a serve on `port` once it answers (serve is up). */
 async function readyz(port: number): Promise<Record<string, unknown> | undefined> {
   const res = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined);
@@ -44,15 +59,7 @@ describe('serve while Brevo is down or refuses the key at start', () => {
     const port = await freePort();
     serve = start('down', port, sims.brevo.apiKey);
     const s = serve;
-    const ready = await until(
-      async () => {
-        const r = await readyz(port);
-        return r?.brevo === 'unavailable' ? r : undefined;
-      },
-      `serve up with Brevo unavailable (logs: ${s.logs().slice(-2000)})`,
-      30_000,
-      100,
-    );
+    const ready = await upWithBrevo(s, port, 'unavailable');
     expect(ready).toMatchObject({ ok: true, store: 'sqlite' });
 
     const payloads = realisticMix(40, { recipients: 10, seed: 3 });
@@ -97,7 +104,7 @@ describe('serve while Brevo is down or refuses the key at start', () => {
     const port = await freePort();
     serve = start('badkey', port, 'not-the-key');
     const s = serve;
-    await until(async () => (await readyz(port))?.brevo === 'unauthorized', `serve up with the key refused (logs: ${s.logs().slice(-2000)})`, 30_000, 100);
+    await upWithBrevo(s, port, 'unauthorized');
 
     const [payload] = realisticMix(1, { recipients: 1, seed: 5 });
     const res = await sims.sns.publish(`http://127.0.0.1:${port}/webhooks/amazon-ses`, sims.sns.notification(TOPIC, payload!));
