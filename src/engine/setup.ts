@@ -16,7 +16,10 @@ export interface AttributeReport {
   missingMapped: string[];
 }
 
-export async function ensureAttributes(client: BrevoClient, opts: { create: boolean; mapped?: string[]; log?: Logger }): Promise<AttributeReport> {
+export async function ensureAttributes(
+  client: BrevoClient,
+  opts: { create: boolean; mapped?: string[]; log?: Logger; onCreated?: (name: string) => void },
+): Promise<AttributeReport> {
   const { data } = await client.listAttributes();
   const existing = new Map((data?.attributes ?? []).map((a) => [a.name.toUpperCase(), a]));
   const report: AttributeReport = { created: [], present: [], mismatched: [], missingMapped: [] };
@@ -32,6 +35,7 @@ export async function ensureAttributes(client: BrevoClient, opts: { create: bool
     try {
       await client.createAttribute('normal', name, type);
       report.created.push(name);
+      opts.onCreated?.(name);
     } catch (err) {
       // Another process may have created it a moment ago.
       if (err instanceof BrevoError && err.code === 'duplicate_parameter') report.present.push(name);
@@ -84,8 +88,9 @@ export async function ensureAttributesInBackground(o: BackgroundSetupOptions): P
   let delay = SETUP_RETRY_FIRST_MS;
   let failing: BrevoSetupState | undefined;
   while (!o.signal.aborted) {
+    let progressed = false;
     try {
-      const report = await ensureAttributes(o.client, { create: true, mapped: o.mapped, log: o.log });
+      const report = await ensureAttributes(o.client, { create: true, mapped: o.mapped, log: o.log, onCreated: () => (progressed = true) });
       if (failing) o.log.info('Brevo attributes are ready: delivery starts');
       o.onState({ state: 'ready' });
       return report;
@@ -103,6 +108,8 @@ export async function ensureAttributesInBackground(o: BackgroundSetupOptions): P
       }
       failing = state;
       o.onState({ state, error });
+      // A try that created attributes before failing (a flaky Brevo) is followed soon: what it made is kept.
+      if (progressed) delay = SETUP_RETRY_FIRST_MS;
       await sleep(delay, undefined, { signal: o.signal }).catch(() => undefined);
       delay = Math.min(delay * 2, SETUP_RETRY_MAX_MS);
     }
