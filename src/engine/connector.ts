@@ -17,13 +17,12 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
 import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
-import type { AttributeReport } from './setup.js';
+import type { AttributeReport, BrevoSetup } from './setup.js';
 import { makeOwnerId } from './owner.js';
-import type { StatusReport } from './status.js';
 import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
 import { runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
-import { InlineEngine, ThreadEngine, type Engine, type InlineEngineOptions } from './engines.js';
+import { InlineEngine, ThreadEngine, type Engine, type EngineStatus, type InlineEngineOptions } from './engines.js';
 
 /** Realtime contacts claimed per round; written in parallel (delivery.concurrency) within the governor's budget. */
 const CONTACT_CLAIM = 50;
@@ -61,8 +60,15 @@ export interface ConnectorOptions {
   delivery?: Partial<DeliveryOptions>;
   store?: Store;
   fetchImpl?: typeof fetch;
-  /** Create missing Brevo attributes at start (default true). */
-  ensureAttributes?: boolean;
+  /**
+   * Create missing Brevo attributes. `background` (default): start does not wait for Brevo;
+   * the set-up is retried until it succeeds and delivery waits for it, so the intake runs
+   * whatever Brevo does (`serve`). `true`: start fails when Brevo does (a backfill needs
+   * Brevo). `false`: not at all.
+   */
+  ensureAttributes?: boolean | 'background';
+  /** Called when the Brevo set-up changes state (set by engine-worker.ts). */
+  onBrevoSetup?: (setup: BrevoSetup) => void;
   /** SES client options (static credentials for simulators, a shared limiter). */
   ses?: SesClientOptions;
   defaultMetrics?: boolean;
@@ -107,11 +113,13 @@ export interface Connector {
   metricsText(): Promise<string>;
   /** What start found and created in Brevo (inline engine only). */
   readonly attributes: AttributeReport | undefined;
+  /** Where the Brevo set-up stands: delivery runs once it is `ready`; `unauthorized` means Brevo refuses the key. */
+  readonly brevoSetup: BrevoSetup;
   /** Migrates, recovers work left by a dead process, prepares Brevo, starts the loops. */
   start(): Promise<void>;
   /** Stops the loops after in-flight work is recorded, and closes the store. */
   stop(graceMs?: number): Promise<void>;
-  status(): Promise<StatusReport>;
+  status(): Promise<EngineStatus>;
   readonly lists: BrevoLists;
   /** Runs a backfill in this process (its bulk writes go through this connector's workers). */
   backfill(opts?: BackfillOptions, hooks?: BackfillHooks): Promise<BackfillSummary>;
@@ -192,6 +200,9 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     get attributes() {
       return engine.attributes;
     },
+    get brevoSetup() {
+      return engine.brevoSetup;
+    },
     async start() {
       await store.migrate();
       await engine.start();
@@ -215,12 +226,20 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
 function engineFor(
   cfg: TajoConfig,
   opts: ConnectorOptions,
-  p: Omit<InlineEngineOptions, 'attributes'> & { writeGate: WriteGate | undefined; underPressure: () => boolean },
+  p: Omit<InlineEngineOptions, 'attributes' | 'onBrevoSetup'> & { writeGate: WriteGate | undefined; underPressure: () => boolean },
 ): Engine {
   const base = { store: p.store, governor: p.governor, metrics: p.metrics, log: p.log, now: p.now };
   if (opts.engine !== 'thread') {
-    const attributes = opts.ensureAttributes !== false && { mapped: Object.values(cfg.connectors['amazon-ses'].field_mapping) };
-    return new InlineEngine({ ...base, client: p.client, processor: p.processor, deliverer: p.deliverer, attributes });
+    const want = opts.ensureAttributes ?? 'background';
+    const attributes = want !== false && { mapped: Object.values(cfg.connectors['amazon-ses'].field_mapping), background: want === 'background' };
+    return new InlineEngine({
+      ...base,
+      client: p.client,
+      processor: p.processor,
+      deliverer: p.deliverer,
+      attributes,
+      ...(opts.onBrevoSetup ? { onBrevoSetup: opts.onBrevoSetup } : {}),
+    });
   }
   return new ThreadEngine({
     ...base,

@@ -15,7 +15,12 @@ const post = (msg: FromEngine) => port!.postMessage(msg);
 async function main(): Promise<void> {
   const log = defaultLogger(config.log.level, 1).child({ thread: 'engine' });
   lowerThreadPriority(nice);
-  const connector = await createConnector(config, { logger: log, writeGate: new WriteGate('engine', gate), ingestPressure: new Int32Array(pressure) });
+  const connector = await createConnector(config, {
+    logger: log,
+    writeGate: new WriteGate('engine', gate),
+    ingestPressure: new Int32Array(pressure),
+    onBrevoSetup: (setup) => post({ type: 'brevo', setup }),
+  });
   try {
     await connector.start();
   } catch (err) {

@@ -10,7 +10,7 @@ import type { WriteGate } from '../store/sqlite/gate.js';
 import { ENGINE_METRICS, type Metrics } from './metrics.js';
 import type { Processor } from './processor.js';
 import type { Deliverer } from './deliver.js';
-import { ensureAttributes, type AttributeReport } from './setup.js';
+import { ensureAttributes, ensureAttributesInBackground, type AttributeReport, type BrevoSetup } from './setup.js';
 import { isOwnerGone } from './owner.js';
 import { collectStatus, type StatusReport } from './status.js';
 import { startEngineThread, type EngineLink } from './thread.js';
@@ -30,12 +30,17 @@ export interface Engine {
   wake(what: 'stored' | 'all'): void;
   /** Prometheus text of every metric, wherever it is counted. */
   metricsText(): Promise<string>;
-  status(): Promise<StatusReport>;
+  status(): Promise<EngineStatus>;
+  /** Where the Brevo set-up stands (the engine thread reports its own). */
+  readonly brevoSetup: BrevoSetup;
   /** Follows accepted imports to their end now. Only where this thread delivers: an engine thread does it itself. */
   followImports?(): Promise<unknown>;
   /** What start found and created in Brevo (inline only: the engine thread keeps its own). */
   readonly attributes: AttributeReport | undefined;
 }
+
+/** The status report, with where the Brevo set-up stands. */
+export type EngineStatus = StatusReport & { brevo: BrevoSetup };
 
 /** What both engines read. */
 interface EngineBase {
@@ -50,16 +55,27 @@ export interface InlineEngineOptions extends EngineBase {
   client: BrevoClient;
   processor: Processor;
   deliverer: Deliverer;
-  /** Create missing SES_* attributes in Brevo at start, and check these field_mapping targets; false skips both. */
-  attributes: { mapped: string[] } | false;
+  /**
+   * Create missing SES_* attributes in Brevo, and check these field_mapping targets; false
+   * skips both. `background`: start does not wait (nor fail) for Brevo; the set-up is retried
+   * until it succeeds and delivery starts after it. Otherwise start fails when Brevo does.
+   */
+  attributes: { mapped: string[]; background: boolean } | false;
+  /** Called when the Brevo set-up changes state. */
+  onBrevoSetup?: (setup: BrevoSetup) => void;
 }
 
 export class InlineEngine implements Engine {
   attributes: AttributeReport | undefined;
+  brevoSetup: BrevoSetup;
   private started = false;
   private snapshot: NodeJS.Timeout | undefined;
+  private readonly setupAbort = new AbortController();
+  private setup: Promise<void> | undefined;
 
-  constructor(private readonly o: InlineEngineOptions) {}
+  constructor(private readonly o: InlineEngineOptions) {
+    this.brevoSetup = { state: o.attributes ? 'pending' : 'skipped' };
+  }
 
   async start(): Promise<void> {
     const { store, log, now, client } = this.o;
@@ -72,9 +88,15 @@ export class InlineEngine implements Engine {
     }
     const recovered = await store.recoverExpired(now());
     if (recovered > 0) log.info({ operations: recovered }, 'resumed operations whose worker stopped');
-    if (this.o.attributes) this.attributes = await ensureAttributes(client, { create: true, mapped: this.o.attributes.mapped, log });
+    const want = this.o.attributes;
+    if (want && !want.background) {
+      this.attributes = await ensureAttributes(client, { create: true, mapped: want.mapped, log });
+      this.setBrevo({ state: 'ready' });
+    }
     this.o.processor.start();
-    this.o.deliverer.start();
+    // Brevo drops values of attributes it does not know: nothing is delivered before they exist.
+    if (want && want.background) this.setup = this.deliverOnceBrevoIsReady(want.mapped);
+    else this.o.deliverer.start();
     this.snapshot = setInterval(() => void this.saveGovernor(), GOVERNOR_SNAPSHOT_MS);
     this.snapshot.unref();
     this.started = true;
@@ -83,6 +105,8 @@ export class InlineEngine implements Engine {
   async stop(graceMs: number): Promise<void> {
     if (!this.started) return;
     clearInterval(this.snapshot);
+    this.setupAbort.abort();
+    await this.setup;
     await this.o.processor.stop();
     await this.o.deliverer.stop(graceMs);
     await this.saveGovernor();
@@ -97,8 +121,21 @@ export class InlineEngine implements Engine {
     return this.o.metrics.registry.metrics();
   }
 
-  status(): Promise<StatusReport> {
-    return collectStatus(this.o.store, this.o.governor, this.o.metrics, this.o.now());
+  async status(): Promise<EngineStatus> {
+    return { ...(await collectStatus(this.o.store, this.o.governor, this.o.metrics, this.o.now())), brevo: this.brevoSetup };
+  }
+
+  private async deliverOnceBrevoIsReady(mapped: string[]): Promise<void> {
+    const { client, log } = this.o;
+    const report = await ensureAttributesInBackground({ client, mapped, log, signal: this.setupAbort.signal, onState: (s) => this.setBrevo(s) });
+    if (!report || this.setupAbort.signal.aborted) return;
+    this.attributes = report;
+    this.o.deliverer.start();
+  }
+
+  private setBrevo(setup: BrevoSetup): void {
+    this.brevoSetup = setup;
+    this.o.onBrevoSetup?.(setup);
   }
 
   followImports(): Promise<unknown> {
@@ -126,6 +163,9 @@ export interface ThreadEngineOptions extends EngineBase {
 
 export class ThreadEngine implements Engine {
   readonly attributes = undefined;
+  get brevoSetup(): BrevoSetup {
+    return this.link?.brevoSetup() ?? { state: 'pending' };
+  }
   private link: EngineLink | undefined;
   private pressureTimer: NodeJS.Timeout | undefined;
 
@@ -161,8 +201,9 @@ export class ThreadEngine implements Engine {
     return `${[...parts, await this.link.metricsText()].filter(Boolean).join('\n')}\n`;
   }
 
-  status(): Promise<StatusReport> {
+  async status(): Promise<EngineStatus> {
     const link = this.link;
-    return collectStatus(this.o.store, link ? { status: () => link.rateLimit() } : this.o.governor, this.o.metrics, this.o.now());
+    const report = await collectStatus(this.o.store, link ? { status: () => link.rateLimit() } : this.o.governor, this.o.metrics, this.o.now());
+    return { ...report, brevo: this.brevoSetup };
   }
 }

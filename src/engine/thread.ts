@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { TajoConfig } from '../config/schema.js';
 import type { BucketStatus } from '../brevo/governor.js';
 import { errorMessage, TajoError } from '../core/errors.js';
+import type { BrevoSetup } from './setup.js';
 
 /** What the answering thread needs from an engine that runs elsewhere. */
 export interface EngineLink {
@@ -16,6 +17,8 @@ export interface EngineLink {
   wake(what: 'stored' | 'all'): void;
   /** The Brevo budget as the engine's governor last saw it. */
   rateLimit(): BucketStatus[];
+  /** Where the engine's Brevo set-up stands, as it last said. */
+  brevoSetup(): BrevoSetup;
   /** The engine's own metrics, in Prometheus text format. */
   metricsText(): Promise<string>;
   /** Stops the engine after its in-flight work is recorded. */
@@ -29,7 +32,7 @@ export interface EngineWorkerData {
   pressure: SharedArrayBuffer;
 }
 
-/** Starting includes migrating the store, recovering leases and checking Brevo's attributes. */
+/** Starting includes migrating the store and recovering leases (Brevo's attributes are set up in the background). */
 const ENGINE_START_TIMEOUT_MS = 120_000;
 
 /** A stop that is not done this long after its grace period ends the thread (its leases bring the work back). */
@@ -43,6 +46,7 @@ export type FromEngine =
   | { type: 'ready' }
   | { type: 'failed'; error: string; code?: string; retryable?: boolean }
   | { type: 'governor'; status: BucketStatus[] }
+  | { type: 'brevo'; setup: BrevoSetup }
   | { type: 'metrics'; id: number; text: string }
   | { type: 'stopped' };
 
@@ -58,27 +62,30 @@ export interface EngineThreadOptions {
   pressure: SharedArrayBuffer;
 }
 
-/** Starts the engine thread and resolves once it has recovered leases, prepared Brevo and started its loops. */
+/** Starts the engine thread and resolves once it has recovered leases and started its loops. */
 export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: EngineThreadOptions): Promise<EngineLink> {
   const worker = new Worker(new URL('./engine-worker.js', import.meta.url), {
     workerData: { config: cfg, nice: opts.nice ?? ENGINE_NICE, gate: opts.gate, pressure: opts.pressure } satisfies EngineWorkerData,
   });
   let rate: BucketStatus[] = [];
+  let brevo: BrevoSetup = { state: 'pending' };
   let stopping = false;
   let wakeQueued: 'stored' | 'all' | undefined;
   let nextId = 0;
   const waiting = new Map<number, (text: string) => void>();
   let stopped: (() => void) | undefined;
 
-  await whenReady(worker, opts.startTimeoutMs ?? ENGINE_START_TIMEOUT_MS);
-
+  // Listening before `ready`: the Brevo set-up may report while the engine starts.
   worker.on('message', (msg: FromEngine) => {
     if (msg.type === 'governor') rate = msg.status;
+    else if (msg.type === 'brevo') brevo = msg.setup;
     else if (msg.type === 'metrics') {
       waiting.get(msg.id)?.(msg.text);
       waiting.delete(msg.id);
     } else if (msg.type === 'stopped') stopped?.();
   });
+  await whenReady(worker, opts.startTimeoutMs ?? ENGINE_START_TIMEOUT_MS);
+
   const died = (reason: string) => {
     for (const done of waiting.values()) done('');
     waiting.clear();
@@ -106,6 +113,7 @@ export async function startEngineThread(cfg: TajoConfig, log: Logger, opts: Engi
       });
     },
     rateLimit: () => rate,
+    brevoSetup: () => brevo,
     metricsText() {
       if (stopping) return Promise.resolve('');
       const id = ++nextId;

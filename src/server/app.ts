@@ -60,7 +60,8 @@ export function buildServer(connector: Connector): FastifyInstance {
   app.get('/readyz', async (_req, reply) => {
     try {
       await connector.store.ping();
-      return { ok: true, store: connector.store.kind };
+      // Readiness is the store's (SNS must keep reaching the webhook); Brevo's state is detail.
+      return { ok: true, store: connector.store.kind, brevo: connector.brevoSetup.state };
     } catch (err) {
       return reply.code(503).send({ ok: false, reason: 'store_unavailable', message: (err as Error).message });
     }
