@@ -109,9 +109,9 @@ describe('serve while Brevo is down or refuses the key at start', () => {
     const [payload] = realisticMix(1, { recipients: 1, seed: 5 });
     const res = await sims.sns.publish(`http://127.0.0.1:${port}/webhooks/amazon-ses`, sims.sns.notification(TOPIC, payload!));
     expect(res.status).toBe(200);
-    const status = (await (await fetch(`http://127.0.0.1:${port}/admin/status`)).json()) as { brevo?: { state: string; error?: string } };
-    expect(status.brevo?.state).toBe('unauthorized');
-    expect(status.brevo?.error).toMatch(/401/);
+    const status = (await (await fetch(`http://127.0.0.1:${port}/admin/status`)).json()) as { brevoSetup?: { state: string; error?: string } };
+    expect(status.brevoSetup?.state).toBe('unauthorized');
+    expect(status.brevoSetup?.error).toMatch(/401/);
     // pino level 50: an error line that names the key.
     expect(s.logs()).toMatch(/"level":50[^\n]*Brevo refuses the API key/);
     expect(s.child.exitCode).toBeNull();

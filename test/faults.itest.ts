@@ -50,7 +50,8 @@ describe('delivery under Brevo faults', () => {
       store: { url: `sqlite:${join(sims.dir, 'faults.db')}` },
       delivery: { backoff_base: '100ms', backoff_max: '2s', max_attempts: 12 },
     });
-    const connector = await createConnector(cfg, { logger: pino({ level: 'silent' }) });
+    // Attributes before the faults start: set-up retrying under 30% faults would eat the time budget.
+    const connector = await createConnector(cfg, { logger: pino({ level: 'silent' }), ensureAttributes: true });
     const app = buildServer(connector);
     try {
       // Attributes are created while Brevo fails too: start() must get through it.

@@ -71,7 +71,8 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     usage: 'tajo-ses serve [--config F]',
     summary:
       'Runs the SNS webhook (POST /webhooks/amazon-ses), the delivery workers and the scheduled syncs until SIGTERM or SIGINT,\n' +
-      'then stops taking requests, finishes in-flight Brevo calls and exits. Creates the SES_* attributes in Brevo at start.',
+      'then stops taking requests, finishes in-flight Brevo calls and exits. Creates the SES_* attributes in Brevo (retried in the\n' +
+      'background while Brevo fails; delivery waits for them, the webhook does not).',
     options: [],
     examples: ['BREVO_API_KEY=... tajo-ses serve', 'tajo-ses serve --config /etc/tajo/tajo.yaml'],
     exitCodes: [[0, 'stopped cleanly after a signal'], [1, 'a fatal error (logged)'], CONFIG_EXIT],

@@ -40,7 +40,8 @@ export interface Engine {
 }
 
 /** The status report, with where the Brevo set-up stands. */
-export type EngineStatus = StatusReport & { brevo: BrevoSetup };
+/** `brevoSetup`: whether the SES_* attributes are in place (delivery waits for them); `brevo` is the call health. */
+export type EngineStatus = StatusReport & { brevoSetup: BrevoSetup };
 
 /** What both engines read. */
 interface EngineBase {
@@ -122,7 +123,7 @@ export class InlineEngine implements Engine {
   }
 
   async status(): Promise<EngineStatus> {
-    return { ...(await collectStatus(this.o.store, this.o.governor, this.o.metrics, this.o.now())), brevo: this.brevoSetup };
+    return { ...(await collectStatus(this.o.store, this.o.governor, this.o.metrics, this.o.now())), brevoSetup: this.brevoSetup };
   }
 
   private async deliverOnceBrevoIsReady(mapped: string[]): Promise<void> {
@@ -204,6 +205,6 @@ export class ThreadEngine implements Engine {
   async status(): Promise<EngineStatus> {
     const link = this.link;
     const report = await collectStatus(this.o.store, link ? { status: () => link.rateLimit() } : this.o.governor, this.o.metrics, this.o.now());
-    return { ...report, brevo: this.brevoSetup };
+    return { ...report, brevoSetup: this.brevoSetup };
   }
 }
