@@ -3,10 +3,8 @@
 // attribute set-up is retried in the background and delivery waits for it.
 import { describe, it, expect, afterEach } from 'vitest';
 import { realisticMix } from '../src/sim/ses-events/index.js';
-import { parseSesNotification } from '../src/ses/parse.js';
-import { expectedBrevoState, compareWithBrevo } from '../src/sim/oracle.js';
 import { SES_ATTRIBUTES } from '../src/core/brevo-model.js';
-import { ALL_EVENTS_BOTH, TOPIC, freePort, spawnServe, until, useSims, writeServeConfig, type ServeProcess } from './helpers.js';
+import { ALL_EVENTS_BOTH, TOPIC, untilBrevoMatches, freePort, spawnServe, until, useSims, writeServeConfig, type ServeProcess } from './helpers.js';
 import { ensureBuilt } from './cli-run.js';
 
 ensureBuilt();
@@ -77,23 +75,11 @@ describe('serve while Brevo is down or refuses the key at start', () => {
     expect(s.logs().match(/attribute set-up failed/g)?.length).toBe(1);
 
     sims.brevo.setFaults({ errorRate: 0 });
-    const exp = expectedBrevoState(
-      payloads.flatMap((p) => parseSesNotification(p).records),
-      ALL_EVENTS_BOTH,
-    );
-    let problems: string[] = [];
-    await until(
-      async () => {
-        await sims.brevo.settle();
-        const cmp = compareWithBrevo(exp, sims.brevo.state());
-        problems = cmp.problems;
-        return cmp.ok;
-      },
-      'Brevo to hold every stored event once it is back',
-      45_000,
-      200,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${problems.slice(0, 5).join('; ')}`);
+    await untilBrevoMatches(sims.brevo, payloads, {
+      policy: ALL_EVENTS_BOTH,
+      what: 'Brevo to hold every stored event once it is back',
+      timeoutMs: 45_000,
+      everyMs: 200,
     });
     const names = sims.brevo.state().attributes.map((a) => a.name);
     expect(names).toEqual(expect.arrayContaining(Object.keys(SES_ATTRIBUTES)));

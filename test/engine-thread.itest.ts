@@ -3,8 +3,19 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { realisticMix } from '../src/sim/ses-events/index.js';
 import { parseSesNotification } from '../src/ses/parse.js';
-import { expectedBrevoState, compareWithBrevo } from '../src/sim/oracle.js';
-import { ALL_EVENTS_BOTH, TOPIC, freePort, metricValue, spawnServe, until, useSims, writeServeConfig, type ServeProcess } from './helpers.js';
+import { expectedBrevoState } from '../src/sim/oracle.js';
+import {
+  ALL_EVENTS_BOTH,
+  TOPIC,
+  untilBrevoMatches,
+  freePort,
+  metricValue,
+  spawnServe,
+  until,
+  useSims,
+  writeServeConfig,
+  type ServeProcess,
+} from './helpers.js';
 
 describe('serve with its engine thread', () => {
   const sims = useSims({ brevo: { plan: 'unlimited', importDelayMs: 20 }, sns: {}, tmpDir: 'tajo-thread-' });
@@ -37,23 +48,11 @@ describe('serve with its engine thread', () => {
       const res = await sims.sns.publish(`${base}/webhooks/amazon-ses`, sims.sns.notification(TOPIC, p));
       expect(res.status).toBe(200);
     }
-    const exp = expectedBrevoState(
-      payloads.flatMap((p) => parseSesNotification(p).records),
-      ALL_EVENTS_BOTH,
-    );
-    let problems: string[] = [];
-    await until(
-      async () => {
-        await sims.brevo.settle();
-        const cmp = compareWithBrevo(exp, sims.brevo.state());
-        problems = cmp.problems;
-        return cmp.ok;
-      },
-      'Brevo to hold every event and attribute',
-      30_000,
-      100,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}: ${problems.slice(0, 5).join('; ')}`);
+    const exp = await untilBrevoMatches(sims.brevo, payloads, {
+      policy: ALL_EVENTS_BOTH,
+      what: 'Brevo to hold every event and attribute',
+      timeoutMs: 30_000,
+      everyMs: 100,
     });
     // The engine thread logs under its own name.
     expect(serve.logs()).toContain('"thread":"engine"');

@@ -20,6 +20,8 @@ import { parseConfig } from '../src/config/load.js';
 import type { EventPolicy } from '../src/config/schema.js';
 import { SES_EVENT_TYPES, type SesEventType } from '../src/core/types.js';
 import type { SnsEnvelope } from '../src/ses/sns.js';
+import { parseSesNotification } from '../src/ses/parse.js';
+import { compareWithBrevo, expectedBrevoState } from '../src/sim/oracle.js';
 
 export const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
 export const LOOPBACK_CERT_HOST = '^127\\.0\\.0\\.1$';
@@ -428,4 +430,35 @@ export function spawnServe(configPath: string): ServeProcess {
       ).then(() => undefined),
     exited: () => exit,
   };
+}
+
+/**
+ * Waits until the Brevo simulator holds exactly what the oracle expects from these SES
+ * payloads (imports settled first); on time-out, the error names the first differences.
+ * Returns the expected state.
+ */
+export async function untilBrevoMatches(
+  brevo: BrevoSim,
+  payloads: unknown[],
+  opts: { policy: Record<SesEventType, EventPolicy>; what: string; timeoutMs: number; everyMs?: number },
+): Promise<ReturnType<typeof expectedBrevoState>> {
+  const exp = expectedBrevoState(
+    payloads.flatMap((p) => parseSesNotification(p).records),
+    opts.policy,
+  );
+  let problems: string[] = [];
+  await until(
+    async () => {
+      await brevo.settle();
+      const cmp = compareWithBrevo(exp, brevo.state());
+      problems = cmp.problems;
+      return cmp.ok;
+    },
+    opts.what,
+    opts.timeoutMs,
+    opts.everyMs ?? 100,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}: ${problems.slice(0, 5).join('; ')}`);
+  });
+  return exp;
 }
