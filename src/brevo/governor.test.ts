@@ -447,3 +447,20 @@ describe('edges', () => {
     expect(bucketOf('v3/contacts')).toBe('other');
   });
 });
+
+describe('edges (headers and signals)', () => {
+  it('a response without rate-limit headers keeps the last ones seen', () => {
+    const { g } = governor();
+    const seq = g.tryAcquire('contacts');
+    g.observe('contacts', seq, 200, { remaining: 7, resetSec: 1 });
+    g.observe('contacts', seq, 200, {});
+    expect(bucketStatus(g, 'contacts')).toMatchObject({ lastRemaining: 7, lastResetMs: 1000 });
+  });
+
+  it('an aborted signal without a reason still stops the wait', async () => {
+    const { g } = governor();
+    takeN(g, 'contacts', 10);
+    const signal = { aborted: true, reason: undefined } as unknown as AbortSignal;
+    await expect(g.acquire('contacts', signal)).rejects.toThrow('aborted');
+  });
+});

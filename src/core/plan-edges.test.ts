@@ -195,7 +195,7 @@ describe('planned events', () => {
   it('properties are only the identifying ones when the record has no optional fields', () => {
     const r = rec('Send');
     const [e] = events(planBrevoOperations([r], { events: ALL('event') }));
-    expect(e!.payload.event_properties).toEqual({ event_key: r.key, message_id: 'm-1' });
+    expect(e!.payload.event_properties).toStrictEqual({ event_key: r.key, message_id: 'm-1' });
   });
 
   it('a blocklisting record under the event policy: the blocklist op keeps lane and source', () => {
@@ -236,6 +236,7 @@ describe('planContact', () => {
   it('contact records plan without a field_mapping in the config', () => {
     const [c] = contacts(planBrevoOperations([contactRecord({ attributes: { firstName: 'Amy' } })], { events: ALL('both') }, 'backfill'));
     expect(Object.keys(c!.payload.attrs)).toEqual(['SES_UNSUBSCRIBED_ALL']);
+    expect(c!.payload).not.toHaveProperty('listIds');
     expect(c!.priority).toBe(PRIORITY.bulk);
   });
 });
@@ -243,6 +244,9 @@ describe('planContact', () => {
 describe('brevo-model value formats and event names', () => {
   it('each type turns away values of other types', () => {
     expect(formatValue('date', Date.parse(AT))).toBeUndefined();
+    // Both would pass Date.parse after string conversion: only strings are dates here.
+    expect(formatValue('date', 2026)).toBeUndefined();
+    expect(formatValue('date', new Date(AT))).toBeUndefined();
     expect(formatValue('float', '1.5')).toBeUndefined();
     expect(formatValue('float', Number.POSITIVE_INFINITY)).toBeUndefined();
     expect(formatValue('text', undefined)).toBeUndefined();

@@ -73,6 +73,10 @@ describe('normalizeSesTimestamp', () => {
     expect(normalizeSesTimestamp('2018-10-08T14:05:45  +0100')).toBe('2018-10-08T13:05:45.000Z');
   });
 
+  it('normalizes 24:00 to midnight of the next day', () => {
+    expect(normalizeSesTimestamp('2026-02-03T24:00:00.000Z')).toBe('2026-02-04T00:00:00.000Z');
+  });
+
   it('keeps what it cannot read', () => {
     expect(normalizeSesTimestamp('2018-10-08T14:05:45 +01')).toBe('2018-10-08T14:05:45 +01');
     expect(normalizeSesTimestamp('')).toBe('');
@@ -88,6 +92,8 @@ describe('extractAddress', () => {
     expect(extractAddress('a b@example.com')).toBeUndefined();
     expect(extractAddress('a:b@example.com')).toBeUndefined();
     expect(extractAddress('a>b@example.com')).toBeUndefined();
+    expect(extractAddress('bob@example.com>')).toBeUndefined();
+    expect(extractAddress('nobody')).toBeUndefined();
     expect(extractAddress('<a@example.com> trailing')).toBe('a@example.com');
     expect(extractAddress('plain@example.com')).toBe('plain@example.com');
   });
@@ -103,6 +109,11 @@ describe('parseSesNotification: spellings and types', () => {
   it('a non-string eventType falls back to notificationType', () => {
     const p = { ...payload('Send', {}), eventType: 5, notificationType: 'Send' };
     expect(only(p)).toMatchObject({ type: 'Send', format: 'notificationType' });
+  });
+
+  it('a non-string notificationType is no type', () => {
+    const parsed = parseSesNotification({ notificationType: 5, mail: { messageId: MID } });
+    expect(parsed.unknown).toEqual([{ kind: 'unknown', rawType: '', reason: 'payload has neither eventType nor notificationType' }]);
   });
 
   it('names the unknown type, quoted, and the format it came in', () => {
@@ -203,7 +214,7 @@ describe('parseSesNotification: type fields', () => {
         oldTopicPreferences: { topicSubscriptionStatus: { weekly: 'OptIn', gone: '' } },
       }),
     );
-    expect(rec.details).toEqual({ newTopicPreferences: 'offers=OptIn;weekly=OptOut', oldTopicPreferences: 'weekly=OptIn', unsubscribeAll: false });
+    expect(rec.details).toStrictEqual({ newTopicPreferences: 'offers=OptIn;weekly=OptOut', oldTopicPreferences: 'weekly=OptIn', unsubscribeAll: false });
     const none = only(
       payload('Subscription', { timestamp: T, newTopicPreferences: { topicSubscriptionStatus: 'x' }, oldTopicPreferences: { unsubscribeAll: true } }),
     );
@@ -219,10 +230,11 @@ describe('parseSesNotification: type fields', () => {
     expect(complaint.details).toEqual({});
   });
 
-  it('records of one payload never share a details object', () => {
-    const parsed = parseSesNotification(sesEvent('Send', { recipients: ['a@example.com', 'b@example.com'] }));
+  it('records of one payload each get the type fields, never in a shared object', () => {
+    const parsed = parseSesNotification(sesEvent('Open', { recipients: ['a@example.com', 'b@example.com'] }));
     const [a, b] = parsed.records;
-    expect(a!.details).toEqual(b!.details);
+    expect(a!.details).toEqual({ ipAddress: '192.0.2.44', userAgent: expect.stringContaining('Mozilla') });
+    expect(b!.details).toEqual(a!.details);
     expect(a!.details).not.toBe(b!.details);
   });
 });

@@ -68,6 +68,17 @@ describe('downloadCertificate', () => {
     expect(ex[0]!.req.destroy).not.toHaveBeenCalled();
   });
 
+  it('an error after the complete answer changes nothing', async () => {
+    const ex = scriptGet(https);
+    const p = downloadCertificate(URL_OK);
+    const res = ex[0]!.answer(200);
+    res.emit('data', Buffer.from('pem'));
+    res.emit('end');
+    res.emit('error', new Error('socket closed'));
+    await expect(p).resolves.toBe('pem');
+    expect(ex[0]!.req.destroy).not.toHaveBeenCalled();
+  });
+
   it('uses http for an http URL (local simulator)', async () => {
     const plain = scriptGet(http);
     const secure = scriptGet(https);

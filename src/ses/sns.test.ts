@@ -128,6 +128,8 @@ describe('regionOfTopicArn', () => {
     ['arn:aws:sqs:us-east-1:123456789012:q', undefined],
     ['arn:aws:sns::123456789012:t', undefined],
     ['not-an-arn', undefined],
+    ['arn:aws:sns:us-east-1:123456789012', undefined],
+    ['xrn:aws:sns:us-east-1:123456789012:t', undefined],
   ])('%s -> %s', (arn, region) => {
     expect(regionOfTopicArn(arn)).toBe(region);
   });
@@ -195,6 +197,8 @@ describe('verifySnsMessage rejects', () => {
     ['a missing SignatureVersion', () => ({ ...notification(), SignatureVersion: undefined }), 'malformed_envelope', 400],
     ['a confirmation without Token', () => ({ ...confirmation(), Token: undefined }), 'malformed_envelope', 400],
     ['a confirmation without SubscribeURL', () => ({ ...confirmation(), SubscribeURL: undefined }), 'malformed_envelope', 400],
+    ['a confirmation with an empty Token', () => confirmation('SubscriptionConfirmation', { Token: '' }), 'malformed_envelope', 400],
+    ['a confirmation without MessageId', () => ({ ...confirmation(), MessageId: undefined }), 'malformed_envelope', 400],
     ['a numeric Subject', () => ({ ...notification(), Subject: 7 }), 'malformed_envelope', 400],
     ['an unparsable Timestamp', () => notification({ Timestamp: 'yesterday' }), 'malformed_envelope', 400],
     ['SignatureVersion 3', () => ({ ...notification(), SignatureVersion: '3' }), 'unsupported_signature_version', 400],
@@ -282,8 +286,10 @@ describe('verifySnsMessage rejects', () => {
     'a missing Signature': /^Field "Signature" is missing;/,
     'a missing SigningCertURL': /^Field "SigningCertURL" is missing;/,
     'a missing SignatureVersion': /^Field "SignatureVersion" is missing\./,
-    'a confirmation without Token': /^Field "Token" is missing; a SubscriptionConfirmation needs it/,
-    'a confirmation without SubscribeURL': /^Field "SubscribeURL" is missing; a SubscriptionConfirmation needs it/,
+    'a confirmation without Token': /^Field "Token" is missing; a SubscriptionConfirmation needs it as a non-empty string\./,
+    'a confirmation without SubscribeURL': /^Field "SubscribeURL" is missing; a SubscriptionConfirmation needs it as a non-empty string\./,
+    'a confirmation with an empty Token': /^Field "Token" is an empty string; a SubscriptionConfirmation needs it as a non-empty string\./,
+    'a confirmation without MessageId': /^Field "MessageId" is missing; a SubscriptionConfirmation needs it as a non-empty string\./,
     'a numeric Subject': /^Field "Subject" is a number; when present it must be a string\./,
     'an unparsable Timestamp': /^Field "Timestamp" is "yesterday", not an ISO 8601 time such as 2024-05-01T12:00:00\.000Z\./,
     'SignatureVersion 3': /^SignatureVersion "3" is not supported: only "1" \(SHA1withRSA\) and "2" \(SHA256withRSA\) are\./,
@@ -909,5 +915,96 @@ describe('confirmSubscription: more answers', () => {
     const err = await failure(confirmSubscription(confirmation(), { ...options(), fetchImpl: hang, timeoutMs: 30 }));
     expect(err).toMatchObject({ code: 'subscription_confirm_failed', retryable: true });
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
+
+describe('what a verified envelope and a refusal carry', () => {
+  it('the envelope has exactly the fields the message had', async () => {
+    const n = await verifySnsMessage(notification(), options());
+    expect(Object.keys(n).sort()).toEqual([
+      'Message',
+      'MessageId',
+      'Signature',
+      'SignatureVersion',
+      'SigningCertURL',
+      'Timestamp',
+      'TopicArn',
+      'Type',
+      'UnsubscribeURL',
+    ]);
+    const c = await verifySnsMessage(confirmation(), options());
+    expect(Object.keys(c).sort()).toEqual([
+      'Message',
+      'MessageId',
+      'Signature',
+      'SignatureVersion',
+      'SigningCertURL',
+      'SubscribeURL',
+      'Timestamp',
+      'Token',
+      'TopicArn',
+      'Type',
+    ]);
+  });
+
+  it('malformed refusals name the field, and only when there is one', async () => {
+    expect((await rejection('[]')).details).toStrictEqual({});
+    expect((await rejection({ ...notification(), Type: 'Surprise' })).details).toStrictEqual({ field: 'Type' });
+    expect((await rejection({ ...notification(), Subject: 7 })).details).toStrictEqual({ field: 'Subject' });
+    expect((await rejection('{"Type":')).cause).toBeInstanceOf(SyntaxError);
+  });
+
+  it('describes a SignatureVersion that is no string or number', async () => {
+    expect((await rejection({ ...notification(), SignatureVersion: ['1'] })).message).toMatch(/^SignatureVersion an array is not supported/);
+  });
+
+  it('refusals for the topic and the clock carry the topic and message id', async () => {
+    const ids = { topicArn: TOPIC, messageId: '7c5b2d2e-0f6c-4c1e-9d55-3c1b2a0e9f11' };
+    expect((await rejection(notification(), options({ topicArns: [] }))).details).toEqual(ids);
+    expect((await rejection(notification(), options({ topicArns: ['arn:aws:sns:us-east-1:123456789012:other'] }))).details).toEqual(ids);
+    const future = new Date(NOW + HOUR).toISOString();
+    expect((await rejection(notification({ Timestamp: future }))).details).toEqual({ ...ids, timestamp: future });
+  });
+
+  it('refuses a SigningCertURL with only a user name in it', async () => {
+    expect((await rejection(notification({ SigningCertURL: 'https://someone@sns.us-east-1.amazonaws.com/x.pem' }))).code).toBe('cert_url_invalid');
+  });
+
+  it('refuses an expanded-year Timestamp', async () => {
+    expect((await rejection(notification({ Timestamp: '+002024-05-01T11:59:59Z' }))).code).toBe('malformed_envelope');
+  });
+});
+
+describe('certificate host patterns', () => {
+  it('keep their flags other than g and y', async () => {
+    const env = notification();
+    await expect(verifySnsMessage(env, options({ signingCertHosts: [/^SNS\.US-EAST-1\.AMAZONAWS\.COM$/i] }))).resolves.toEqual(env);
+  });
+
+  it('any one matching pattern admits the host', async () => {
+    const env = notification();
+    await expect(verifySnsMessage(env, options({ signingCertHosts: ['^127\\.0\\.0\\.1$', ...DEFAULT_SIGNING_CERT_HOSTS] }))).resolves.toEqual(env);
+  });
+
+  it('an unanchored pattern must still match the whole host, not a prefix of it', async () => {
+    const err = await rejection(
+      notification({ SigningCertURL: 'https://sns.us-east-1.amazonaws.com.evil.example/x.pem' }),
+      options({ signingCertHosts: ['sns\\.us-east-1\\.amazonaws\\.com'] }),
+    );
+    expect(err.code).toBe('cert_host_not_allowed');
+  });
+
+  it('keeps the cause of an invalid pattern', async () => {
+    const err = await verifySnsMessage(notification(), options({ signingCertHosts: ['['] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TypeError);
+    expect((err as TypeError).cause).toBeInstanceOf(SyntaxError);
+  });
+
+  it('a custom host that only contains an SNS host name carries no region to compare', async () => {
+    for (const SigningCertURL of ['https://cache-sns.us-west-2.amazonaws.com/x.pem', 'https://sns.us-west-2.amazonaws.com.cache.example/x.pem']) {
+      const host = new URL(SigningCertURL).hostname.replace(/\./g, '\\.');
+      const env = notification({ SigningCertURL });
+      await expect(verifySnsMessage(env, options({ signingCertHosts: [`^${host}$`] })), SigningCertURL).resolves.toEqual(env);
+    }
   });
 });
