@@ -221,6 +221,13 @@ describe('parseSesNotification: type fields', () => {
     expect(none.details).toEqual({ oldUnsubscribeAll: true, unsubscribeAll: false });
   });
 
+  it('a complaint keeps its sub-type when SES gives one (complaints from the suppression list)', () => {
+    const rec = only(
+      payload('Complaint', { timestamp: T, complaintSubType: 'OnAccountSuppressionList', complainedRecipients: [{ emailAddress: 'a@example.com' }] }),
+    );
+    expect(rec.details).toEqual({ complaintSubType: 'OnAccountSuppressionList' });
+  });
+
   it('only bounces take the per-recipient action; complaints take no per-recipient fields', () => {
     const delay = only(payload('DeliveryDelay', { timestamp: T, delayedRecipients: [{ emailAddress: 'a@example.com', action: 'delayed', status: '4.4.1' }] }));
     expect(delay.details).toEqual({ status: '4.4.1' });
