@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Governor, PLAN_LIMITS, bucketOf, type BrevoBucket, type GovernorOptions } from './governor.js';
 
 const T0 = 1_700_000_000_000;
@@ -375,5 +375,92 @@ describe('plan table and status()', () => {
     expect(bucketStatus(g, 'contacts').windows.map((w) => w.used)).toEqual([0, 3]);
     // status() is a snapshot, JSON-safe (it is stored and shown by `tajo-ses status`).
     expect(JSON.parse(JSON.stringify(st))).toEqual(st);
+  });
+});
+
+describe('edges', () => {
+  it('a grant leaves the window exactly windowMs later (status use)', () => {
+    const { g, clock } = governor({ marginMs: 0 });
+    g.tryAcquire('contacts');
+    clock.advance(999);
+    expect(bucketStatus(g, 'contacts').windows[0]!.used).toBe(1);
+    clock.advance(1);
+    expect(bucketStatus(g, 'contacts').windows[0]!.used).toBe(0);
+    expect(bucketStatus(g, 'contacts').windows[1]!.used).toBe(1);
+  });
+
+  it('uses the real clock and real timers when none are given', async () => {
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const g = new Governor({ limits: { contacts: [{ limit: 1, windowMs: 40 }] }, marginMs: 0 });
+      const started = Date.now();
+      await g.acquire('contacts');
+      expect(g.waitMs('contacts')).toBeGreaterThan(0);
+      expect(g.waitMs('contacts')).toBeLessThanOrEqual(40);
+      await g.acquire('contacts');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(35);
+      expect(spy.mock.calls.some(([, ms]) => typeof ms === 'number' && ms >= 1 && ms <= 40)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('a negative reset counts as zero', () => {
+    const { g } = governor();
+    const seq = g.tryAcquire('contacts');
+    g.observe('contacts', seq, 200, { remaining: 5, resetSec: -3 });
+    expect(bucketStatus(g, 'contacts').lastResetMs).toBe(0);
+  });
+
+  it('a 429 pauses but does not resize windows from its headers', () => {
+    const { g } = governor({ marginMs: 0 });
+    const seq = g.tryAcquire('contacts');
+    g.observe('contacts', seq, 429, { limit: 5, remaining: 0, resetSec: 1 });
+    expect(bucketStatus(g, 'contacts').windows[0]!.limit).toBe(10);
+  });
+
+  it('an exhausted remaining never shortens a longer pause', () => {
+    const { g } = governor();
+    const seq = g.tryAcquire('contacts');
+    g.observe('contacts', seq, 429, { resetSec: 5 });
+    g.observe('contacts', seq, 200, { remaining: 0, resetSec: 1 });
+    expect(g.waitMs('contacts')).toBe(5000);
+  });
+
+  it('a limit header without a reset is ignored', () => {
+    const { g } = governor({ marginMs: 0 });
+    const seq = g.tryAcquire('contacts');
+    g.observe('contacts', seq, 200, { limit: 5 });
+    expect(bucketStatus(g, 'contacts').windows.map((w) => w.limit)).toEqual([10, 36_000]);
+  });
+
+  it('a reset beyond every window applies the limit to the longest one', () => {
+    const { g } = governor({ marginMs: 0 });
+    const seq = g.tryAcquire('contacts');
+    g.observe('contacts', seq, 200, { limit: 500, remaining: 499, resetSec: 7200 });
+    expect(bucketStatus(g, 'contacts').windows.map((w) => w.limit)).toEqual([10, 500]);
+  });
+
+  it('bucketOf strips only a leading /v3', () => {
+    expect(bucketOf('/v3')).toBe('other');
+    expect(bucketOf('/v3/v3/contacts')).toBe('other');
+    expect(bucketOf('v3/contacts')).toBe('other');
+  });
+});
+
+describe('edges (headers and signals)', () => {
+  it('a response without rate-limit headers keeps the last ones seen', () => {
+    const { g } = governor();
+    const seq = g.tryAcquire('contacts');
+    g.observe('contacts', seq, 200, { remaining: 7, resetSec: 1 });
+    g.observe('contacts', seq, 200, {});
+    expect(bucketStatus(g, 'contacts')).toMatchObject({ lastRemaining: 7, lastResetMs: 1000 });
+  });
+
+  it('an aborted signal without a reason still stops the wait', async () => {
+    const { g } = governor();
+    takeN(g, 'contacts', 10);
+    const signal = { aborted: true, reason: undefined } as unknown as AbortSignal;
+    await expect(g.acquire('contacts', signal)).rejects.toThrow('aborted');
   });
 });
