@@ -695,15 +695,13 @@ describe('signing certificates', () => {
 
   it('says why a downloaded answer is no certificate', async () => {
     const notPem = await rejection(notification(), options({ fetchCertificate: () => Promise.resolve('<html>hello</html>') }));
-    expect(notPem.message).toMatch(
-      /^Could not get the SNS signing certificate from https:\/\/sns\.us-east-1\.amazonaws\.com\/SimpleNotificationService-0123456789abcdef\.pem: the answer is not a PEM X\.509 certificate\. The message is not refused for good: answer 503/,
-    );
-    expect(notPem.details).toEqual({ signingCertUrl: CERT_URL });
+    expect(notPem.code).toBe('cert_unavailable');
+    expect(notPem.details).toEqual({ signingCertUrl: CERT_URL, detail: 'the answer is not a PEM X.509 certificate' });
     const garbled = await rejection(
       notification(),
       options({ fetchCertificate: () => Promise.resolve('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----') }),
     );
-    expect(garbled.message).toMatch(/: the PEM could not be parsed as an X\.509 certificate \(.+\)\./);
+    expect((garbled.details as { detail: string }).detail).toMatch(/^the PEM could not be parsed as an X\.509 certificate \(.+\)$/);
     expect(garbled.cause).toBeInstanceOf(Error);
     expect(garbled.retryable).toBe(true);
   });
@@ -717,9 +715,8 @@ describe('signing certificates', () => {
   it('a failed download names the host and keeps the cause', async () => {
     const boom = new Error('ECONNRESET');
     const err = await rejection(notification(), options({ fetchCertificate: () => Promise.reject(boom) }));
-    expect(err.message).toMatch(
-      /^Could not get the SNS signing certificate from https:\/\/sns\.us-east-1\.amazonaws\.com\/SimpleNotificationService-0123456789abcdef\.pem: ECONNRESET\./,
-    );
+    expect(err.details).toEqual({ signingCertUrl: CERT_URL, detail: 'ECONNRESET' });
+    expect(err.message).not.toContain('ECONNRESET');
     expect(err.cause).toBe(boom);
   });
 
@@ -785,7 +782,7 @@ describe('CertCache', () => {
     const fetcher = vi.fn(() => Promise.resolve(material.certPem));
     await cache.get('a', fetcher);
     fail(new Error('late failure'));
-    await expect(first).rejects.toMatchObject({ code: 'cert_fetch_failed' });
+    await expect(first).rejects.toMatchObject({ code: 'cert_unavailable' });
     await cache.get('a', fetcher);
     expect(fetcher).toHaveBeenCalledTimes(1);
     expect(cache.size).toBe(1);
