@@ -66,6 +66,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     processContract(store);
     leaseContract(store);
     budgetContract(store);
+    budgetUpkeepContract(store);
     importOrderContract(store);
   });
 }
@@ -460,7 +461,10 @@ function budgetContract(store: CurrentStore): void {
       ['other', []],
     ]);
   });
+}
 
+/** Budget bookkeeping over time (pruning, clocks), learned route buckets and open imports. */
+function budgetUpkeepContract(store: CurrentStore): void {
   it("budget: grants older than the bucket's longest window are pruned, by the take and by pruneBudget", async () => {
     const s = store();
     for (const at of [0, 100, 200]) await s.takeBudget({ bucket: 'events', windows: [PER_SECOND], now: T0 + at });
