@@ -4,7 +4,7 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { realisticMix } from '../src/sim/ses-events/index.js';
 import { SES_ATTRIBUTES } from '../src/core/brevo-model.js';
-import { ALL_EVENTS_BOTH, TOPIC, untilBrevoMatches, freePort, spawnServe, until, useSims, writeServeConfig, type ServeProcess } from './helpers.js';
+import { ALL_EVENTS_BOTH, TOPIC, spawnRealtimeServe, untilBrevoMatches, freePort, until, useSims, type ServeProcess } from './helpers.js';
 import { ensureBuilt } from './cli-run.js';
 
 ensureBuilt();
@@ -40,22 +40,10 @@ describe('serve while Brevo is down or refuses the key at start', () => {
     sims.brevo.reset();
   });
 
-  function start(name: string, port: number, apiKey: string): ServeProcess {
-    return spawnServe(
-      writeServeConfig({
-        dir: sims.dir,
-        name,
-        port,
-        brevo: { url: sims.brevo.url, apiKey, plan: 'extended' },
-        ses: { sync: { contacts: false, suppressions: false, account: false } },
-      }),
-    );
-  }
-
   it('acknowledges while Brevo answers 5xx to everything, then sets up the attributes and delivers once Brevo recovers', async () => {
     sims.brevo.setFaults({ errorRate: 1 });
     const port = await freePort();
-    serve = start('down', port, sims.brevo.apiKey);
+    serve = spawnRealtimeServe(sims, { name: 'down', port, apiKey: sims.brevo.apiKey });
     const s = serve;
     const ready = await upWithBrevo(s, port, 'unavailable');
     expect(ready).toMatchObject({ ok: true, store: 'sqlite' });
@@ -88,7 +76,7 @@ describe('serve while Brevo is down or refuses the key at start', () => {
 
   it('stays up and acknowledges with a key Brevo refuses (401), and says so in /readyz, /admin/status and the log', async () => {
     const port = await freePort();
-    serve = start('badkey', port, 'not-the-key');
+    serve = spawnRealtimeServe(sims, { name: 'badkey', port, apiKey: 'not-the-key' });
     const s = serve;
     await upWithBrevo(s, port, 'unauthorized');
 

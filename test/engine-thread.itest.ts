@@ -4,18 +4,7 @@ import { describe, it, expect, afterAll } from 'vitest';
 import { realisticMix } from '../src/sim/ses-events/index.js';
 import { parseSesNotification } from '../src/ses/parse.js';
 import { expectedBrevoState } from '../src/sim/oracle.js';
-import {
-  ALL_EVENTS_BOTH,
-  TOPIC,
-  untilBrevoMatches,
-  freePort,
-  metricValue,
-  spawnServe,
-  until,
-  useSims,
-  writeServeConfig,
-  type ServeProcess,
-} from './helpers.js';
+import { ALL_EVENTS_BOTH, TOPIC, untilBrevoMatches, freePort, metricValue, until, useSims, type ServeProcess, spawnRealtimeServe } from './helpers.js';
 
 describe('serve with its engine thread', () => {
   const sims = useSims({ brevo: { plan: 'unlimited', importDelayMs: 20 }, sns: {}, tmpDir: 'tajo-thread-' });
@@ -24,22 +13,9 @@ describe('serve with its engine thread', () => {
     serve?.child.kill('SIGKILL');
   });
 
-  function start(name: string, port: number, apiKey: string, server: Record<string, unknown> = {}): ServeProcess {
-    return spawnServe(
-      writeServeConfig({
-        dir: sims.dir,
-        name,
-        port,
-        brevo: { url: sims.brevo.url, apiKey, plan: 'extended' },
-        ses: { sync: { contacts: false, suppressions: false, account: false } },
-        server,
-      }),
-    );
-  }
-
   it('acknowledges, delivers, and reports the metrics and Brevo budget of both threads', async () => {
     const port = await freePort();
-    serve = start('main', port, sims.brevo.apiKey);
+    serve = spawnRealtimeServe(sims, { name: 'main', port, apiKey: sims.brevo.apiKey });
     const base = `http://127.0.0.1:${port}`;
     await serve.ready(port);
 
@@ -86,7 +62,7 @@ describe('serve with its engine thread', () => {
 
   it('server.engine_thread: false runs everything on one thread, with the same results', async () => {
     const port = await freePort();
-    serve = start('inline', port, sims.brevo.apiKey, { engine_thread: false });
+    serve = spawnRealtimeServe(sims, { name: 'inline', port, apiKey: sims.brevo.apiKey, server: { engine_thread: false } });
     const base = `http://127.0.0.1:${port}`;
     await serve.ready(port);
     const before = sims.brevo.state().events.length;

@@ -462,3 +462,23 @@ export async function untilBrevoMatches(
   });
   return exp;
 }
+
+/**
+ * `tajo-ses serve` as a child process on the simulators, realtime only (no scheduled SES
+ * syncs), on Brevo's extended plan so the test is paced by the connector, not the plan.
+ */
+export function spawnRealtimeServe(
+  sims: { dir: string; brevo: BrevoSim },
+  o: { name: string; port: number; apiKey: string; server?: Record<string, unknown> },
+): ServeProcess {
+  return spawnServe(
+    writeServeConfig({
+      dir: sims.dir,
+      name: o.name,
+      port: o.port,
+      brevo: { url: sims.brevo.url, apiKey: o.apiKey, plan: 'extended' },
+      ses: { sync: { contacts: false, suppressions: false, account: false } },
+      ...(o.server ? { server: o.server } : {}),
+    }),
+  );
+}
