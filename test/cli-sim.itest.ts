@@ -232,7 +232,7 @@ describe('rehearsal: sim brevo + sim ses + serve on SQLite + sim sns', () => {
     const recipients = new Set(published.flatMap((m) => parseSesNotification(m).records.map((r) => r.email)));
     expect(recipients.size).toBeGreaterThan(1);
     for (const email of recipients) {
-      const c = await fetch(`${brevo.info.url}/contacts/${encodeURIComponent(email)}`, { headers: { 'api-key': brevo.info.apiKey } });
+      const c = await fetch(brevo.info.statsUrl.replace('/sim/stats', `/sim/contacts/${encodeURIComponent(email)}`));
       expect(c.status, email).toBe(200);
       expect(((await c.json()) as { attributes: Record<string, unknown> }).attributes.SES_LAST_EVENT, email).toBeTruthy();
     }

@@ -128,6 +128,18 @@ describe('Brevo simulator: contacts and blocklist', () => {
     expect(b(missing).code).toBe('document_not_found');
   });
 
+  it('GET /sim/contacts/{email} reads a contact without auth and without spending the budget', async () => {
+    await call(sim, 'POST', '/contacts', { email: 'd@example.com', attributes: { FIRSTNAME: 'Di' } });
+    const before = sim.stats().requests;
+    const origin = sim.url.replace(/\/v3$/, '');
+    const found = await fetch(`${origin}/sim/contacts/${encodeURIComponent('D@example.com')}`);
+    expect(found.status).toBe(200);
+    expect(await found.json()).toMatchObject({ email: 'd@example.com', attributes: { FIRSTNAME: 'Di' } });
+    const missing = await fetch(`${origin}/sim/contacts/${encodeURIComponent('ghost@example.com')}`);
+    expect(missing.status).toBe(404);
+    expect(sim.stats().requests).toBe(before);
+  });
+
   it('blocklists with emailBlacklisted:true and unblocks with false, recording the unblock', async () => {
     await call(sim, 'POST', '/contacts', { email: 'c@example.com' });
     expect((await call(sim, 'PUT', '/contacts/c%40example.com', { emailBlacklisted: true })).status).toBe(204);

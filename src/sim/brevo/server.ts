@@ -204,6 +204,14 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
       res.writeHead(reply.status, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify(reply.body));
       return;
     }
+    // One contact as the simulator holds it, for tests that check the outcome without spending the budget they are testing.
+    const simContact = /^\/sim\/contacts\/([^/]+)$/.exec(path);
+    if (simContact && method === 'GET') {
+      const found = store.findContact(decodeURIComponent(simContact[1] ?? ''));
+      const payload = JSON.stringify(found ? store.contactView(found) : { code: 'document_not_found', message: 'Contact does not exist' });
+      res.writeHead(found ? 200 : 404, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) }).end(payload);
+      return;
+    }
     const csv = /^\/sim\/processes\/(\d+)\/([a-z_]+)\.csv$/.exec(path);
     if (csv && method === 'GET') {
       const text = reportCsv(store, Number(csv[1]), csv[2] ?? '');
