@@ -60,6 +60,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       return h.store;
     };
     inboxContract(store);
+    retentionContract(store);
     queueContract(store);
     failureContract(store);
     bookkeepingContract(store);
@@ -113,6 +114,67 @@ function inboxContract(store: CurrentStore): void {
     expect(await s.claimInbox(10, 'w1', 1000, T0)).toHaveLength(1);
     expect(await s.claimInbox(10, 'w2', 1000, T0 + 500)).toHaveLength(0);
     expect(await s.claimInbox(10, 'w2', 1000, T0 + 1001)).toHaveLength(1);
+  });
+}
+
+const DAY = 86_400_000;
+
+/** Inserts envelopes m<i> received at T0 + i days, claims and closes those in `close`; returns their ids by message id. */
+async function inboxOfDays(s: Store, days: number, close: number[]): Promise<Map<string, number>> {
+  await s.insertInbox(Array.from({ length: days }, (_, i) => ({ messageId: `m${i}`, source: 'sns' as const, receivedAt: T0 + i * DAY, body: `{"n":${i}}` })));
+  const claimed = await s.claimInbox(days, 'w1', 60_000, T0);
+  const ids = new Map(claimed.map((r) => [r.messageId, r.id]));
+  await s.commitInbox(
+    close.map((i) => ({ id: ids.get(`m${i}`)!, state: 'done' as const })),
+    close.map((i) => event(`k${i}`)),
+    T0,
+  );
+  return ids;
+}
+
+/** Inbox retention: bodies of closed rows dropped, then the rows; rows not yet planned never. */
+function retentionContract(store: CurrentStore): void {
+  it('retention: drops the bodies of closed rows received before the cut, never of rows not yet planned, and a replay still dedupes', async () => {
+    const s = store();
+    // m0..m5, one a day; m0, m1, m3 closed; m2 and m4 claimed but their work not committed; m5 closed too.
+    await inboxOfDays(s, 6, [0, 1, 3, 5]);
+    await s.insertInbox([{ messageId: 'late', source: 'sns', receivedAt: T0, body: '{"late":1}' }]); // old, never claimed
+    expect(await s.inboxRetention()).toEqual({ rows: 7, bodies: 7, oldestBody: T0 });
+
+    const res = await s.pruneInbox({ bodiesBefore: T0 + 4 * DAY, rowsBefore: T0, limit: 100 });
+    expect(res).toEqual({ bodies: 3, rows: 0 }); // m0, m1, m3
+    expect(await s.inboxRetention()).toEqual({ rows: 7, bodies: 4, oldestBody: T0 }); // late, m2, m4, m5
+    // A replay of a message whose body was dropped is still a duplicate: its id is kept.
+    expect(await s.insertInbox([{ messageId: 'm0', source: 'sns', receivedAt: T0 + 9 * DAY, body: '{"again":1}' }])).toEqual(['duplicate']);
+    // Rows not yet planned keep their bodies: a lease that ran out hands them out whole.
+    const again = await s.claimInbox(10, 'w2', 60_000, T0 + 120_000);
+    expect(again.map((r) => [r.messageId, r.body]).sort()).toEqual([
+      ['late', '{"late":1}'],
+      ['m2', '{"n":2}'],
+      ['m4', '{"n":4}'],
+    ]);
+    // Their age does not matter: still kept with everything before the cut.
+    expect(await s.pruneInbox({ bodiesBefore: T0 + 100 * DAY, rowsBefore: T0 + 100 * DAY, limit: 100 })).toEqual({ bodies: 1, rows: 4 }); // m5's body; m0, m1, m3, m5
+    expect(await s.inboxRetention()).toEqual({ rows: 3, bodies: 3, oldestBody: T0 });
+    expect((await s.stats()).inbox).toEqual({ pending: 3 });
+  });
+
+  it('retention: deletes rows only past rowsBefore and after their body, oldest first, at most `limit` of each per call', async () => {
+    const s = store();
+    await inboxOfDays(s, 5, [0, 1, 2, 3, 4]);
+    // The row cut is never later than the body cut: a row keeps its id at least as long as its body.
+    expect(await s.pruneInbox({ bodiesBefore: T0 + 2 * DAY, rowsBefore: T0 + 10 * DAY, limit: 100 })).toEqual({ bodies: 2, rows: 2 });
+    expect(await s.inboxRetention()).toEqual({ rows: 3, bodies: 3, oldestBody: T0 + 2 * DAY });
+    // Bounded: one of each per call, oldest first.
+    expect(await s.pruneInbox({ bodiesBefore: T0 + 5 * DAY, rowsBefore: T0 + 3 * DAY, limit: 1 })).toEqual({ bodies: 1, rows: 1 });
+    expect(await s.inboxRetention()).toEqual({ rows: 2, bodies: 2, oldestBody: T0 + 3 * DAY });
+    expect(await s.pruneInbox({ bodiesBefore: T0 + 5 * DAY, rowsBefore: T0 + 3 * DAY, limit: 1 })).toEqual({ bodies: 1, rows: 0 });
+    expect(await s.pruneInbox({ bodiesBefore: T0 + 5 * DAY, rowsBefore: T0 + 3 * DAY, limit: 1 })).toEqual({ bodies: 1, rows: 0 });
+    expect(await s.pruneInbox({ bodiesBefore: T0 + 5 * DAY, rowsBefore: T0 + 3 * DAY, limit: 1 })).toEqual({ bodies: 0, rows: 0 });
+    expect(await s.inboxRetention()).toEqual({ rows: 2, bodies: 0, oldestBody: null });
+    // Once its row is gone, a message id no longer dedupes: that is what dedupe_keys bounds.
+    expect(await s.insertInbox([{ messageId: 'm0', source: 'sns', receivedAt: T0 + 9 * DAY, body: '{}' }])).toEqual(['inserted']);
+    expect(await s.insertInbox([{ messageId: 'm4', source: 'sns', receivedAt: T0 + 9 * DAY, body: '{}' }])).toEqual(['duplicate']);
   });
 }
 

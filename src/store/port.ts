@@ -37,6 +37,35 @@ export interface InboxRow {
   body: string;
 }
 
+/**
+ * One bounded step of inbox retention. Only closed rows are touched (their planned work was
+ * committed in the transaction that closed them); a row still waiting to be planned keeps
+ * its body and its message id whatever its age.
+ */
+export interface InboxPruneQuery {
+  /** Raw bodies of closed rows received before this (epoch ms) are dropped; the row and its message id stay. */
+  bodiesBefore: number;
+  /** Closed rows received before this whose body was dropped are deleted: their message id no longer dedupes. At most bodiesBefore. */
+  rowsBefore: number;
+  /** At most this many bodies dropped and this many rows deleted by the call. */
+  limit: number;
+}
+
+export interface InboxPruneResult {
+  bodies: number;
+  rows: number;
+}
+
+/** What the inbox holds, for `status`. */
+export interface InboxRetentionStats {
+  /** Rows (message ids that dedupe a replay). */
+  rows: number;
+  /** Rows that still hold their raw body. */
+  bodies: number;
+  /** receivedAt of the oldest row that still holds its body. */
+  oldestBody: number | null;
+}
+
 export interface InboxOutcome {
   id: number;
   state: 'done' | 'unparseable';
@@ -254,6 +283,9 @@ export interface Store extends ClusterStore {
   claimInbox(limit: number, owner: string, leaseMs: number, now: number): Promise<InboxRow[]>;
   /** One transaction: the planned operations are queued and the inbox rows closed. */
   commitInbox(outcomes: InboxOutcome[], ops: PlannedOp[], now: number): Promise<EnqueueResult>;
+  /** One bounded retention step (see InboxPruneQuery): bodies first, then rows. */
+  pruneInbox(q: InboxPruneQuery): Promise<InboxPruneResult>;
+  inboxRetention(): Promise<InboxRetentionStats>;
 
   enqueue(ops: PlannedOp[], now: number): Promise<EnqueueResult>;
   claimOps(q: ClaimQuery): Promise<OpRow[]>;

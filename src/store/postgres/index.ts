@@ -20,6 +20,9 @@ import type {
   EnqueueResult,
   InboxInsert,
   InboxOutcome,
+  InboxPruneQuery,
+  InboxPruneResult,
+  InboxRetentionStats,
   InboxRow,
   LedgerEntry,
   OpError,
@@ -360,6 +363,35 @@ export class PostgresStore extends ForwardsCluster implements Store {
       }
       return this.enqueueIn(c, ops, now);
     });
+  }
+
+  async pruneInbox(q: InboxPruneQuery): Promise<InboxPruneResult> {
+    const limit = Math.max(1, Math.floor(q.limit));
+    const inbox = this.table('inbox');
+    // A row still 'pending' is not planned yet: its body is its only copy. commitInbox closes
+    // a row in the transaction that queues its work. Rows locked elsewhere are left for the next step.
+    return this.tx(async (c) => {
+      const bodies = await c.query(
+        `WITH c AS (
+           SELECT id FROM ${inbox} WHERE body_pruned = false AND received_at < $1 AND state <> 'pending' ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED
+         )
+         UPDATE ${inbox} i SET body = '', body_pruned = true FROM c WHERE i.id = c.id`,
+        [q.bodiesBefore, limit],
+      );
+      const rows = await c.query(
+        `WITH c AS (SELECT id FROM ${inbox} WHERE body_pruned = true AND received_at < $1 ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         DELETE FROM ${inbox} i USING c WHERE i.id = c.id`,
+        [Math.min(q.rowsBefore, q.bodiesBefore), limit],
+      );
+      return { bodies: bodies.rowCount ?? 0, rows: rows.rowCount ?? 0 };
+    });
+  }
+
+  async inboxRetention(): Promise<InboxRetentionStats> {
+    const [r] = await this.query(
+      `SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE NOT body_pruned) AS held, MIN(received_at) FILTER (WHERE NOT body_pruned) AS oldest FROM ${this.table('inbox')}`,
+    );
+    return { rows: Number(r?.n ?? 0), bodies: Number(r?.held ?? 0), oldestBody: r?.oldest === null || r?.oldest === undefined ? null : Number(r.oldest) };
   }
 
   async enqueue(ops: PlannedOp[], now: number): Promise<EnqueueResult> {

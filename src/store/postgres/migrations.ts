@@ -134,4 +134,13 @@ CREATE TABLE ${schema}.route_buckets (
 CREATE INDEX ops_awaiting_email ON ${schema}.ops(email) WHERE kind = 'contact' AND state = 'awaiting';
 `,
   },
+  {
+    version: 3,
+    name: 'inbox retention: bodies dropped, then rows',
+    // As SQLite's migration 5.
+    sql: (schema) => `
+ALTER TABLE ${schema}.inbox ADD COLUMN body_pruned BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX inbox_retention ON ${schema}.inbox(body_pruned, received_at);
+`,
+  },
 ];

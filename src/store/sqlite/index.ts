@@ -28,6 +28,9 @@ import type {
   EnqueueResult,
   InboxInsert,
   InboxOutcome,
+  InboxPruneQuery,
+  InboxPruneResult,
+  InboxRetentionStats,
   InboxRow,
   LedgerEntry,
   OpError,
@@ -229,6 +232,27 @@ export class SqliteStore extends ForwardsCluster implements Store {
       }
       return this.enqueueSync(ops, now);
     });
+  }
+
+  async pruneInbox(q: InboxPruneQuery): Promise<InboxPruneResult> {
+    const limit = Math.max(1, Math.floor(q.limit));
+    // A row in inbox_pending is not planned yet: its body is its only copy. Every other row
+    // was closed in the transaction that queued its work (commitInbox).
+    const dropBodies = this.stmt(
+      `UPDATE inbox SET body = '', body_pruned = 1 WHERE id IN (
+         SELECT id FROM inbox WHERE body_pruned = 0 AND received_at < ? AND id NOT IN (SELECT id FROM inbox_pending) ORDER BY received_at LIMIT ?)`,
+    );
+    const dropRows = this.stmt('DELETE FROM inbox WHERE id IN (SELECT id FROM inbox WHERE body_pruned = 1 AND received_at < ? ORDER BY received_at LIMIT ?)');
+    return this.tx(() => ({
+      bodies: dropBodies.run(q.bodiesBefore, limit).changes,
+      rows: dropRows.run(Math.min(q.rowsBefore, q.bodiesBefore), limit).changes,
+    }));
+  }
+
+  async inboxRetention(): Promise<InboxRetentionStats> {
+    const rows = Number((this.stmt('SELECT COUNT(*) AS n FROM inbox').get() as Row).n);
+    const held = this.stmt('SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM inbox WHERE body_pruned = 0').get() as Row;
+    return { rows, bodies: Number(held.n), oldestBody: held.oldest === null ? null : Number(held.oldest) };
   }
 
   async enqueue(ops: PlannedOp[], now: number): Promise<EnqueueResult> {

@@ -151,4 +151,14 @@ CREATE TABLE route_buckets (
 CREATE INDEX ops_awaiting_email ON ops(email) WHERE kind = 'contact' AND state = 'awaiting';
 `,
   },
+  {
+    version: 5,
+    name: 'inbox retention: bodies dropped, then rows',
+    // A closed row first loses its raw body (body_pruned = 1, body ''), later the row itself;
+    // one index serves both steps and status: held bodies by age, pruned rows by age.
+    sql: `
+ALTER TABLE inbox ADD COLUMN body_pruned INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX inbox_retention ON inbox(body_pruned, received_at);
+`,
+  },
 ];
