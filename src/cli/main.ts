@@ -1,6 +1,7 @@
 // `tajo-ses`: each command is a thin layer over engine functions.
 import { ConfigError, configWarnings, loadConfig, maskSecrets, resolveConfigPath } from '../config/load.js';
 import { stringify } from 'yaml';
+import { formatDuration } from '../config/duration.js';
 import { makeOut, pad, type Out } from './output.js';
 import { formatDemo, runDemo } from './demo.js';
 import { openStore } from '../store/index.js';
@@ -8,6 +9,7 @@ import { CHECK_MAX_LAG_SECONDS, collectStatus, operatorReasons, type StatusRepor
 import { failureView } from '../engine/failures.js';
 import { createConnector, defaultLogger } from '../engine/connector.js';
 import { buildServer } from '../server/app.js';
+import { InboxRetention, retentionPolicy } from '../engine/retention.js';
 import type { TajoConfig } from '../config/schema.js';
 import { errorMessage, TajoError } from '../core/errors.js';
 import type { BucketStatus } from '../brevo/governor.js';
@@ -131,6 +133,9 @@ async function serve(argv: string[], out: Out): Promise<number> {
   // With the engine on its own thread, the scheduled syncs run there.
   const scheduler = ses.enabled && !threaded ? new Scheduler(connector, log) : undefined;
   await scheduler?.start();
+  // With the engine on its own thread, retention runs there too.
+  const retention = threaded ? undefined : new InboxRetention({ store: connector.store, log, policy: retentionPolicy(cfg) });
+  retention?.start();
   log.info(
     { host, port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length },
     'tajo-ses serving: POST /webhooks/amazon-ses',
@@ -140,6 +145,7 @@ async function serve(argv: string[], out: Out): Promise<number> {
   log.info({ signal: sig }, 'stopping: no new requests, finishing in-flight work');
   await app.close();
   await scheduler?.stop();
+  await retention?.stop();
   await connector.stop();
   log.info('stopped cleanly');
   void out;
@@ -170,6 +176,7 @@ export function formatStatus(s: StatusReport): string {
       ? pad([['kind', 'class', 'open', 'seconds'], ...s.lag.map((l) => [l.kind, l.class, String(l.open), l.seconds.toFixed(1)])])
       : '  nothing waiting',
   );
+  parts.push('', ...formatRetention(s));
   parts.push('', `Dead letters: ${s.deadLetters}${s.deadLetters > 0 ? "  (see 'tajo-ses failures list')" : ''}`);
   parts.push('', 'Streams:');
   parts.push(
@@ -183,6 +190,20 @@ export function formatStatus(s: StatusReport): string {
   parts.push('', ...formatBrevoHealth(s));
   if (s.rateLimit.length) parts.push('', 'Brevo rate-limit budget (last seen by serve):', pad([['bucket', 'used', '429s'], ...fmtBuckets(s.rateLimit)]));
   return parts.join('\n');
+}
+
+/** What the inbox holds and serve's last retention pass. */
+function formatRetention(s: StatusReport): string[] {
+  const r = s.retention;
+  const now = Date.parse(s.at);
+  const oldest = r.oldestBodyAt === null ? 'none' : `${new Date(r.oldestBodyAt).toISOString()} (${formatDuration(Math.max(0, now - r.oldestBodyAt))} old)`;
+  const p = r.lastPass;
+  return [
+    `Inbox retention: ${r.rows} message id(s) held (a replay of one is a duplicate), ${r.bodies} with their raw body; oldest body: ${oldest}`,
+    p
+      ? `  last prune: ${new Date(p.at).toISOString()}, ${p.bodies} body(ies) and ${p.rows} row(s) dropped (bodies ${formatDuration(p.policy.bodiesMs)}, dedupe keys ${formatDuration(p.policy.dedupeKeysMs)})`
+      : '  last prune: never (serve prunes every store.retention.every)',
+  ];
 }
 
 /** Brevo's health as serve last saved it, and the last error on waiting work. */

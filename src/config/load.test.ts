@@ -367,6 +367,8 @@ describe('defaults', () => {
     expect(parseDuration('15 minutes')).toBeUndefined();
     expect(parseDuration(-1)).toBeUndefined();
     expect(formatDuration(1500)).toBe('1.5s');
+    expect(formatDuration(7 * 86_400_000)).toBe('7d0h');
+    expect(formatDuration(90_000_000)).toBe('1d1h');
   });
 });
 

@@ -131,6 +131,27 @@ export const sesConnectorSchema = z
 // A timeout of 0 would mean none at all: refused.
 const positiveDuration = (def: string) => duration(def).refine((ms) => ms > 0, { message: 'expected a duration above 0, such as 500ms or 20s' });
 
+const DAY_MS = 86_400_000;
+
+/**
+ * Inbox retention (engine/retention.ts): raw bodies of planned envelopes are dropped after
+ * `bodies`, their message ids (which dedupe a replay) after `dedupe_keys`. SNS retries a
+ * delivery for about an hour at most and EventBridge for up to 24 h, so a day is the floor.
+ */
+const retentionSchema = z
+  .object({
+    bodies: positiveDuration('7d'),
+    dedupe_keys: positiveDuration('30d'),
+    every: positiveDuration('10m'),
+  })
+  .strict()
+  .refine((r) => r.dedupe_keys >= DAY_MS, {
+    message: 'must be at least 1d: a message id must outlive every retry of its message (SNS: about an hour; EventBridge: up to 24 h)',
+    path: ['dedupe_keys'],
+  })
+  .refine((r) => r.dedupe_keys >= r.bodies, { message: 'must not be shorter than store.retention.bodies (bodies default to 7d)', path: ['dedupe_keys'] })
+  .prefault({});
+
 export const configSchema = z
   .object({
     connectors: z.object({ 'amazon-ses': sesConnectorSchema }).catchall(z.unknown()),
@@ -149,6 +170,7 @@ export const configSchema = z
           .string()
           .default('sqlite:./.tajo/amazon-ses.db')
           .refine((s) => /^(sqlite:|postgres(ql)?:\/\/)/.test(s), 'expected sqlite:PATH or postgres://user@host:5432/db'),
+        retention: retentionSchema,
       })
       .strict()
       .prefault({}),

@@ -6,6 +6,7 @@ import { Scheduler } from './scheduler.js';
 import { lowerThreadPriority, type EngineWorkerData, type FromEngine, type ToEngine } from './thread.js';
 import { errorMessage, TajoError } from '../core/errors.js';
 import { ENGINE_METRICS } from './metrics.js';
+import { InboxRetention, retentionPolicy } from './retention.js';
 
 const port = parentPort;
 if (!port) throw new TajoError('engine_worker_misuse', 'engine-worker.js runs as a worker thread of `tajo-ses serve`');
@@ -31,6 +32,8 @@ async function main(): Promise<void> {
   }
   const scheduler = config.connectors['amazon-ses'].enabled ? new Scheduler(connector, log) : undefined;
   await scheduler?.start();
+  const retention = new InboxRetention({ store: connector.store, log, policy: retentionPolicy(config) });
+  retention.start();
 
   const sendGovernor = () => post({ type: 'governor', status: connector.governor.status() });
   const governorTimer = setInterval(sendGovernor, 1000);
@@ -50,6 +53,7 @@ async function main(): Promise<void> {
         clearInterval(governorTimer);
         void (async () => {
           await scheduler?.stop();
+          await retention.stop();
           await connector.stop(msg.graceMs);
           post({ type: 'stopped' });
           port!.close();

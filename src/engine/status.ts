@@ -4,6 +4,7 @@ import type { BucketStatus } from '../brevo/governor.js';
 import type { Metrics } from './metrics.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import { loadBrevoHealth, type BrevoHealthSnapshot } from './brevo-health.js';
+import { loadRetentionPass, type RetentionPass } from './retention.js';
 
 /** Brevo's health as the delivering process last saved it (epoch ms), with the streak's age now. */
 export interface BrevoHealthReport extends Omit<BrevoHealthSnapshot, 'streak'> {
@@ -24,6 +25,8 @@ export interface StatusReport {
   brevo: BrevoHealthReport | null;
   /** Pending operations that failed before and wait for their retry. */
   waitingErrors: WaitingErrors;
+  /** Inbox retention: rows held (message ids that dedupe), bodies held, the oldest body (epoch ms), and serve's last pass. */
+  retention: { rows: number; bodies: number; oldestBodyAt: number | null; lastPass: RetentionPass | null };
 }
 
 export async function collectStatus(
@@ -62,6 +65,7 @@ export async function collectStatus(
     rateLimit: governor?.status() ?? [],
     brevo: brevoReport(await loadBrevoHealth(store), now),
     waitingErrors: await store.waitingErrors(),
+    retention: await retentionReport(store),
   };
   if (metrics) {
     metrics.queue.reset();
@@ -76,6 +80,11 @@ export async function collectStatus(
     }
   }
   return report;
+}
+
+async function retentionReport(store: Store): Promise<StatusReport['retention']> {
+  const held = await store.inboxRetention();
+  return { rows: held.rows, bodies: held.bodies, oldestBodyAt: held.oldestBody, lastPass: (await loadRetentionPass(store)) ?? null };
 }
 
 function brevoReport(h: BrevoHealthSnapshot | undefined, now: number): BrevoHealthReport | null {
