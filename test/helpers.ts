@@ -382,6 +382,8 @@ export interface ServeConfigOptions {
   /** More keys of `server:`. */
   server?: Record<string, unknown>;
   delivery?: Record<string, unknown>;
+  /** More keys of `store:` (`url` replaces the SQLite file). */
+  store?: Record<string, unknown>;
 }
 
 /**
@@ -400,7 +402,7 @@ export function writeServeConfig(o: ServeConfigOptions): string {
       },
     },
     brevo: { api_key: o.brevo.apiKey, base_url: o.brevo.url, ...(o.brevo.plan ? { plan: o.brevo.plan } : {}) },
-    store: { url: `sqlite:${join(o.dir, `${o.name}.db`)}` },
+    store: { url: `sqlite:${join(o.dir, `${o.name}.db`)}`, ...o.store },
     server: { port: o.port, host: '127.0.0.1', ...o.server },
     ...(o.delivery ? { delivery: o.delivery } : {}),
     log: { level: 'info' },
@@ -469,7 +471,7 @@ export async function untilBrevoMatches(
  */
 export function spawnRealtimeServe(
   sims: { dir: string; brevo: BrevoSim },
-  o: { name: string; port: number; apiKey: string; server?: Record<string, unknown> },
+  o: { name: string; port: number; apiKey: string; server?: Record<string, unknown>; store?: Record<string, unknown> },
 ): ServeProcess {
   return spawnServe(
     writeServeConfig({
@@ -479,6 +481,7 @@ export function spawnRealtimeServe(
       brevo: { url: sims.brevo.url, apiKey: o.apiKey, plan: 'extended' },
       ses: { sync: { contacts: false, suppressions: false, account: false } },
       ...(o.server ? { server: o.server } : {}),
+      ...(o.store ? { store: o.store } : {}),
     }),
   );
 }

@@ -198,11 +198,13 @@ function formatRetention(s: StatusReport): string[] {
   const now = Date.parse(s.at);
   const oldest = r.oldestBodyAt === null ? 'none' : `${new Date(r.oldestBodyAt).toISOString()} (${formatDuration(Math.max(0, now - r.oldestBodyAt))} old)`;
   const p = r.lastPass;
+  const iso = (ms: number) => new Date(ms).toISOString();
   return [
     `Inbox retention: ${r.rows} message id(s) held (a replay of one is a duplicate), ${r.bodies} with their raw body; oldest body: ${oldest}`,
     p
-      ? `  last prune: ${new Date(p.at).toISOString()}, ${p.bodies} body(ies) and ${p.rows} row(s) dropped (bodies ${formatDuration(p.policy.bodiesMs)}, dedupe keys ${formatDuration(p.policy.dedupeKeysMs)})`
-      : '  last prune: never (serve prunes every store.retention.every)',
+      ? `  last pass: ${iso(p.at)} (bodies kept ${formatDuration(p.policy.bodiesMs)}, message ids ${formatDuration(p.policy.dedupeKeysMs)}); last prune: ` +
+        (p.lastPrune ? `${iso(p.lastPrune.at)}, ${p.lastPrune.bodies} body(ies) and ${p.lastPrune.rows} row(s) dropped` : 'nothing dropped yet')
+      : '  last pass: never (serve prunes every store.retention.every)',
   ];
 }
 

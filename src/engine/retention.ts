@@ -32,13 +32,18 @@ export function retentionPolicy(cfg: TajoConfig): RetentionPolicy {
   return { bodiesMs: r.bodies, dedupeKeysMs: r.dedupe_keys, everyMs: r.every };
 }
 
-/** A finished pass, as saved for `status`. */
-export interface RetentionPass {
-  /** When it finished (epoch ms). */
+/** What a pass dropped. */
+export interface RetentionCount {
+  /** When the pass finished (epoch ms). */
   at: number;
   bodies: number;
   rows: number;
+}
+
+/** The last finished pass, as saved for `status`, with the last one that dropped anything. */
+export interface RetentionPass extends RetentionCount {
   policy: { bodiesMs: number; dedupeKeysMs: number };
+  lastPrune: RetentionCount | null;
 }
 
 export interface InboxRetentionOptions {
@@ -91,9 +96,12 @@ export class InboxRetention {
     p.rows += r.rows;
     if (r.bodies + r.rows > 0) return r.bodies + r.rows;
     this.pass = undefined;
-    const done: RetentionPass = { at: this.now(), bodies: p.bodies, rows: p.rows, policy: { bodiesMs: policy.bodiesMs, dedupeKeysMs: policy.dedupeKeysMs } };
+    const count: RetentionCount = { at: this.now(), bodies: p.bodies, rows: p.rows };
+    const pruned = count.bodies + count.rows > 0;
+    const lastPrune = pruned ? count : ((await loadRetentionPass(store))?.lastPrune ?? null);
+    const done: RetentionPass = { ...count, policy: { bodiesMs: policy.bodiesMs, dedupeKeysMs: policy.dedupeKeysMs }, lastPrune };
     await store.setState(RETENTION_STATE_KEY, JSON.stringify(done), done.at);
-    if (done.bodies + done.rows > 0) this.o.log.info({ bodies: done.bodies, rows: done.rows }, 'inbox retention: dropped old message bodies and message ids');
+    if (pruned) this.o.log.info({ bodies: count.bodies, rows: count.rows }, 'inbox retention: dropped old message bodies and message ids');
     return 0;
   }
 }
