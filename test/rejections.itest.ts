@@ -8,6 +8,8 @@ import { signEnvelope } from '../src/sim/sns/index.js';
 import { downloadCertificate, DEFAULT_SIGNING_CERT_HOSTS, type SnsEnvelope } from '../src/ses/sns.js';
 import { sesEvent } from '../src/sim/ses-events/index.js';
 import { inboxTotal, LOOPBACK_CERT_HOST, metricValue, startStack, type HttpAnswer, type Stack } from './helpers.js';
+import { pino } from 'pino';
+import { READYZ_STORE_DOWN } from '../src/server/app.js';
 
 const payload = () =>
   sesEvent('Delivery', { messageId: `rej-${Math.random().toString(36).slice(2)}`, recipients: ['someone@example.com'], timestamp: '2026-03-01T10:00:00.000Z' });
@@ -261,8 +263,9 @@ describe('topic, age and shape', () => {
 });
 
 describe('store failure', () => {
-  it('answers 503 store_unavailable when the store cannot commit, and /readyz says so', async () => {
-    const broken = await startStack({ plan: 'unlimited' });
+  it('answers 503 store_unavailable when the store cannot commit, and /readyz says so without the cause, which goes to the log', async () => {
+    const lines: string[] = [];
+    const broken = await startStack({ plan: 'unlimited', logger: pino({ level: 'info' }, { write: (s: string) => void lines.push(s) }) });
     try {
       expect((await broken.get('/readyz')).status).toBe(200);
       await broken.connector.store.close();
@@ -272,6 +275,12 @@ describe('store failure', () => {
       const ready = await broken.get('/readyz');
       expect(ready.status).toBe(503);
       expect(ready.json?.reason).toBe('store_unavailable');
+      // A fixed text: the store's own error (here SQLite's; on PostgreSQL it can name a host or a user) is logged only.
+      expect(ready.json?.message).toBe(READYZ_STORE_DOWN);
+      expect(ready.text).not.toMatch(/database connection is not open/i);
+      expect(lines.join('')).toMatch(
+        /readiness: the store does not answer.*database connection is not open|database connection is not open.*readiness: the store does not answer/i,
+      );
       expect(await broken.connector.metrics.registry.getSingleMetricAsString('tajo_ses_webhook_requests_total')).toContain('outcome="store_unavailable"} 1');
     } finally {
       await broken.stop();

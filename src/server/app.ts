@@ -4,8 +4,12 @@ import type { Connector } from '../engine/connector.js';
 import { ADMIN_RESPONSE_HEADERS, renderDashboard } from './dashboard.js';
 import { failureView } from '../engine/failures.js';
 import { adminAccess, pathOnly } from './admin.js';
+import { errorMessage } from '../core/errors.js';
 
 export const MAX_SNS_BODY = 256 * 1024;
+
+/** What /readyz answers while the store is down, whatever the cause. */
+export const READYZ_STORE_DOWN = 'the store does not answer; see the connector log';
 
 /** What a log line shows of a request: never its query string, which may carry a token. */
 function requestForLog(req: FastifyRequest) {
@@ -63,7 +67,9 @@ export function buildServer(connector: Connector): FastifyInstance {
       // Readiness is the store's (SNS must keep reaching the webhook); Brevo's state is detail.
       return { ok: true, store: connector.store.kind, brevo: connector.brevoSetup.state };
     } catch (err) {
-      return reply.code(503).send({ ok: false, reason: 'store_unavailable', message: (err as Error).message });
+      // The cause can name an internal address or a database user: logged, not answered (SECURITY.md).
+      log.warn({ err: errorMessage(err) }, 'readiness: the store does not answer');
+      return reply.code(503).send({ ok: false, reason: 'store_unavailable', message: READYZ_STORE_DOWN });
     }
   });
   app.get('/metrics', async (_req, reply) => {
