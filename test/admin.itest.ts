@@ -85,7 +85,7 @@ describe('liveness, readiness, metrics', () => {
 });
 
 describe('admin token', () => {
-  const guarded = ['/admin/status', '/admin/failures', '/ui'];
+  const guarded = ['/admin/status', '/admin/failures', '/admin/dashboard', '/ui', '/ui/app.js'];
 
   it.each(guarded)('GET %s without a token is 401', async (path) => {
     const res = await stack.get(path);
@@ -285,5 +285,66 @@ describe('status, failures, retry, dashboard', () => {
     expect(list.map((f) => f.key)).toEqual(['admin:bad-name', 'admin:bad-2', 'admin:bad-3', 'admin:bad-batch']);
     expect(list[3]).toMatchObject({ attempts: 1, error: { code: 'invalid_parameter', status: 207 } });
     expect((await stack.get('/ui', AUTH)).text).toMatch(/4 dead letter\(s\)/);
+  });
+
+  it('the dashboard JSON: sections grouped by code with retry-all, search by email, a page per dead letter', async () => {
+    const list = await failures();
+    const dash = await stack.get('/admin/dashboard', AUTH);
+    expect(dash.status, dash.text).toBe(200);
+    const sections = (dash.json as { sections: Record<string, string> }).sections;
+    expect(Object.keys(sections).sort()).toEqual(['sec-at', 'sec-charts', 'sec-dead', 'sec-details', 'sec-health', 'sec-syncs']);
+    expect(sections['sec-health']).toMatch(/4 dead letter\(s\)/);
+    expect(sections['sec-dead']).toContain('data-action="retry-code" data-code="invalid_parameter" data-count="4"');
+    for (const f of list) expect(sections['sec-dead']).toContain(`data-action="discard" data-id="${f.id}"`);
+    expect(sections['sec-charts']).toMatch(/<svg id="chart-flow"/);
+
+    const found = (await stack.get('/admin/dashboard?email=batch.bad', AUTH)).json as { sections: Record<string, string> };
+    expect(found.sections['sec-dead']).toContain('batch.bad@example.com');
+    expect(found.sections['sec-dead']).not.toContain('dead2@example.com');
+    expect((await stack.get('/ui?email=dead2', AUTH)).text).not.toContain('batch.bad@example.com');
+
+    const one = list.find((f) => f.key === 'admin:bad-batch')!;
+    const view = await stack.get(`/admin/failures/${one.id}`, AUTH);
+    expect(view.json).toMatchObject({ id: one.id, state: 'dead', call: { method: 'POST', path: '/v3/events' } });
+    const page = await stack.get(`/ui/failures/${one.id}`, AUTH);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('batch.bad@example.com');
+    expect(page.text).toContain('POST /v3/events');
+    expect(page.text).toContain('&quot;event_name&quot;: &quot;Bad Name!&quot;');
+    expect(page.text).toMatch(/<td>207<\/td><td>invalid_parameter<\/td>/);
+    expect((await stack.get('/ui/failures/999999', AUTH)).status).toBe(404);
+    expect((await stack.get('/ui/failures/1', {})).status).toBe(401);
+  });
+
+  it('POST /admin/failures/:id/discard drops one dead letter; another site cannot', async () => {
+    const f = (await failures()).find((x) => x.key === 'admin:bad-3')!;
+    const json = { ...AUTH, 'content-type': 'application/json' };
+    const foreign = await stack.request('POST', `/admin/failures/${f.id}/discard`, { headers: { ...json, origin: 'http://evil.example' }, body: '{}' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.json?.reason).toBe('cross_site_refused');
+    const res = await stack.request('POST', `/admin/failures/${f.id}/discard`, { headers: json, body: '{}' });
+    expect(res.json).toEqual({ ok: true, discarded: 1 });
+    expect((await stack.request('POST', `/admin/failures/${f.id}/discard`, { headers: json, body: '{}' })).status).toBe(404);
+    expect((await failures()).map((x) => x.key)).not.toContain('admin:bad-3');
+    expect((await stack.get(`/admin/failures/${f.id}`, AUTH)).json).toMatchObject({ state: 'discarded' });
+  });
+
+  it('POST /admin/failures/retry {code} retries every dead letter with that code', async () => {
+    const json = { ...AUTH, 'content-type': 'application/json' };
+    const before = await failures();
+    expect(before.map((f) => f.error.code)).toEqual(['invalid_parameter', 'invalid_parameter', 'invalid_parameter']);
+    const none = await stack.request('POST', '/admin/failures/retry', { headers: json, body: JSON.stringify({ code: 'no_such_code' }) });
+    expect(none.json).toEqual({ ok: true, retried: 0 });
+    for (const body of ['[]', '{"code": 5}', 'nope', '{}']) {
+      const bad = await stack.request('POST', '/admin/failures/retry', { headers: json, body });
+      expect(bad.status, body).toBe(400);
+    }
+    const calls = eventCalls() + batchCalls();
+    const res = await stack.request('POST', '/admin/failures/retry', { headers: json, body: JSON.stringify({ code: 'invalid_parameter' }) });
+    expect(res.json).toEqual({ ok: true, retried: 3 });
+    await until(() => eventCalls() + batchCalls() > calls, 'the retried events to reach Brevo');
+    await stack.connector.waitIdle(30_000);
+    // Brevo refuses them again: dead again, the same three.
+    expect((await failures()).map((f) => f.id).sort()).toEqual(before.map((f) => f.id).sort());
   });
 });

@@ -21,7 +21,9 @@ import type { AttributeReport, BrevoSetup } from './setup.js';
 import { makeOwnerId } from './owner.js';
 import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
-import { runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
+import { enabledStreams, runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
+import { recordSyncRun } from './sync-runs.js';
+import { errorMessage } from '../core/errors.js';
 import { InlineEngine, ThreadEngine, type Engine, type EngineStatus, type InlineEngineOptions } from './engines.js';
 
 /** Realtime contacts claimed per round; written in parallel (delivery.concurrency) within the governor's budget. */
@@ -279,6 +281,36 @@ function deliveryOptions(cfg: TajoConfig, lists: BrevoLists, underPressure: () =
 
 /** A backfill in this process: its bulk writes go through this connector's workers (here or on the engine thread). */
 async function backfillHere(
+  p: { store: Store; lists: BrevoLists; cfg: SesConnectorConfig; log: Logger; now: () => number; wake: () => void; ses: SesParts },
+  bopts: BackfillOptions,
+  hooks: BackfillHooks,
+): Promise<BackfillSummary> {
+  const { store } = p;
+  if (bopts.dryRun) return backfillRun(p, bopts, hooks);
+  // Every real run, scheduled or from the CLI, goes into the sync history (sync-runs.ts).
+  const streams = bopts.streams && bopts.streams.length > 0 ? bopts.streams : enabledStreams(p.cfg);
+  const startedAt = p.now();
+  const record = (r: { read: number; written: number; error: string | null }) =>
+    recordSyncRun(store, { streams, startedAt, endedAt: p.now(), ...r }, p.now()).catch((err: unknown) =>
+      p.log.warn({ err: errorMessage(err) }, 'could not record the sync run in the history'),
+    );
+  try {
+    const summary = await backfillRun(p, bopts, hooks);
+    const totals = Object.values(summary.streams);
+    await record({
+      read: totals.reduce((a, s) => a + (s?.read ?? 0), 0),
+      written: totals.reduce((a, s) => a + (s?.written ?? 0), 0),
+      // A stopped run returns what it read; its cursor stays where the next run resumes.
+      error: hooks.signal?.aborted ? 'stopped before the end (the next run resumes from the cursor)' : null,
+    });
+    return summary;
+  } catch (err) {
+    await record({ read: 0, written: 0, error: errorMessage(err) });
+    throw err;
+  }
+}
+
+function backfillRun(
   p: { store: Store; lists: BrevoLists; cfg: SesConnectorConfig; log: Logger; now: () => number; wake: () => void; ses: SesParts },
   bopts: BackfillOptions,
   hooks: BackfillHooks,

@@ -4,6 +4,7 @@ import type { BucketStatus } from '../brevo/governor.js';
 import type { Metrics } from './metrics.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import { loadBrevoHealth, type BrevoHealthSnapshot } from './brevo-health.js';
+import { loadSyncRuns, type SyncRun } from './sync-runs.js';
 
 /** Brevo's health as the delivering process last saved it (epoch ms), with the streak's age now. */
 export interface BrevoHealthReport extends Omit<BrevoHealthSnapshot, 'streak'> {
@@ -24,6 +25,8 @@ export interface StatusReport {
   brevo: BrevoHealthReport | null;
   /** Pending operations that failed before and wait for their retry. */
   waitingErrors: WaitingErrors;
+  /** Sync runs (backfills, scheduled syncs), newest first. */
+  syncRuns: SyncRun[];
 }
 
 export async function collectStatus(
@@ -62,6 +65,7 @@ export async function collectStatus(
     rateLimit: governor?.status() ?? [],
     brevo: brevoReport(await loadBrevoHealth(store), now),
     waitingErrors: await store.waitingErrors(),
+    syncRuns: await loadSyncRuns(store),
   };
   if (metrics) {
     metrics.queue.reset();
