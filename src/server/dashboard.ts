@@ -26,7 +26,7 @@ h1{font-size:20px;margin:0 0 .5rem}h2{font-size:16px;margin:1.5rem 0 .5rem}h3{fo
 table{border-collapse:collapse;min-width:30rem}th,td{border:1px solid #d0d7de;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa}.empty{color:#57606a}.bad{color:#b42318;font-weight:600}.ok{color:#1a7f37;font-weight:600}.warn{color:#9a6700;font-weight:600}
 .cards{display:flex;flex-wrap:wrap;gap:.75rem}.card{border:1px solid #d0d7de;border-radius:6px;padding:.5rem .75rem;min-width:13rem}
-.card b{display:block;font-size:12px;color:#57606a;font-weight:500}.big{font-size:18px}
+.card b{display:block;font-size:12px;color:#57606a;font-weight:500}.card small{font-weight:400}.big{font-size:18px}
 .charts{display:flex;flex-wrap:wrap;gap:1rem}.chart{border:1px solid #d0d7de;border-radius:6px;background:#fff}
 .chart text{font-size:10px;fill:#57606a}.chart .axis{stroke:#d0d7de}
 .line{fill:none;stroke-width:1.5}.received{stroke:#0969da;fill:#0969da}.delivered{stroke:#1a7f37;fill:#1a7f37}.failed{stroke:#cf222e;fill:#cf222e}.lag{stroke:#9a6700;fill:#9a6700}
@@ -132,8 +132,10 @@ function chart(id: string, title: string, points: TimelinePoint[], keys: Array<'
     .join('');
   const hhmm = (t: number) => new Date(t).toISOString().slice(11, 16);
   const legend = keys.map((k) => `<span class="k-${k}">■ ${k}</span>`).join('');
+  // Each series' total (the lag's peak) as data attributes: what the chart shows, for scripts and tests.
+  const sums = keys.map((k) => ` data-${k}="${k === 'lag' ? Math.max(0, ...points.map((p) => p.lag)).toFixed(1) : points.reduce((a, p) => a + p[k], 0)}"`).join('');
   return `<div><h3>${esc(title)}</h3><div class="legend">${legend}</div>
-<svg id="${id}" class="chart" data-points="${points.length}" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">
+<svg id="${id}" class="chart" data-points="${points.length}"${sums} width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">
 <line class="axis" x1="${PAD.l}" y1="${H - PAD.b}" x2="${W - PAD.r}" y2="${H - PAD.b}"/><line class="axis" x1="${PAD.l}" y1="${PAD.t}" x2="${PAD.l}" y2="${H - PAD.b}"/>
 <text x="2" y="${PAD.t + 8}">${esc(`${Number(max.toFixed(1))}${unit}`)}</text><text x="2" y="${H - PAD.b}">0</text>
 ${points.length ? `<text x="${PAD.l}" y="${H - 5}">${hhmm(t0)} UTC</text><text x="${W - PAD.r - 60}" y="${H - 5}">${hhmm(t1)} UTC</text>` : `<text x="${PAD.l + 10}" y="${H / 2}">no sample yet</text>`}
