@@ -133,7 +133,9 @@ function chart(id: string, title: string, points: TimelinePoint[], keys: Array<'
   const hhmm = (t: number) => new Date(t).toISOString().slice(11, 16);
   const legend = keys.map((k) => `<span class="k-${k}">■ ${k}</span>`).join('');
   // Each series' total (the lag's peak) as data attributes: what the chart shows, for scripts and tests.
-  const sums = keys.map((k) => ` data-${k}="${k === 'lag' ? Math.max(0, ...points.map((p) => p.lag)).toFixed(1) : points.reduce((a, p) => a + p[k], 0)}"`).join('');
+  const sums = keys
+    .map((k) => ` data-${k}="${k === 'lag' ? Math.max(0, ...points.map((p) => p.lag)).toFixed(1) : points.reduce((a, p) => a + p[k], 0)}"`)
+    .join('');
   return `<div><h3>${esc(title)}</h3><div class="legend">${legend}</div>
 <svg id="${id}" class="chart" data-points="${points.length}"${sums} width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(title)}">
 <line class="axis" x1="${PAD.l}" y1="${H - PAD.b}" x2="${W - PAD.r}" y2="${H - PAD.b}"/><line class="axis" x1="${PAD.l}" y1="${PAD.t}" x2="${PAD.l}" y2="${H - PAD.b}"/>
