@@ -1,7 +1,8 @@
 // The connector as one object: store, Brevo client under the governor, ingestion,
 // processing and delivery loops. `serve`, `demo`, tests and library users all build it here.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger, type LogFormat } from './log.js';
 import type { SESv2Client } from '@aws-sdk/client-sesv2';
 import type { SesConnectorConfig, TajoConfig } from '../config/schema.js';
 import { parseConfig } from '../config/load.js';
@@ -135,17 +136,15 @@ export interface Connector {
   waitIdle(timeoutMs: number, opts?: { includeAwaiting?: boolean }): Promise<void>;
 }
 
-export function defaultLogger(level: string, dest: 1 | 2 = 2): Logger {
-  return pino(
-    { level, base: undefined, redact: { paths: ['*.api_key', '*.admin_token', 'api_key', 'admin_token', 'headers["api-key"]'], censor: '****' } },
-    pino.destination({ fd: dest, sync: true }),
-  );
+/** The connector's log on stdout (1) or stderr (2), as `log.format` says (log.ts). */
+export function defaultLogger(level: string, dest: 1 | 2 = 2, format: LogFormat = 'auto'): Logger {
+  return createLogger(level, { fd: dest, format });
 }
 
 export async function createConnector(config: TajoConfig | Record<string, unknown>, opts: ConnectorOptions = {}): Promise<Connector> {
   const cfg: TajoConfig = 'connectors' in config && isParsed(config) ? (config as TajoConfig) : parseConfig(config);
   const ses = cfg.connectors['amazon-ses'];
-  const log = opts.logger ?? defaultLogger(cfg.log.level);
+  const log = opts.logger ?? defaultLogger(cfg.log.level, 2, cfg.log.format);
   const now = opts.now ?? Date.now;
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
   // With an engine thread on the same SQLite file, acknowledgements go first (gate.ts).
@@ -157,6 +156,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     apiKey: cfg.brevo.api_key,
     timeoutMs: cfg.brevo.timeout,
     governor,
+    log,
     ...(opts.fetchImpl ? { fetchImpl: opts.fetchImpl } : {}),
   });
   const owner = makeOwnerId();
@@ -184,7 +184,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const webhook = new WebhookIngest({ writer, cfg: ses, verify, log, metrics, onStored: () => wake('stored'), rate: ingestRate, now });
 
   let sesClient: SesParts | undefined;
-  const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));
+  const getSes = () => (sesClient ??= createSesClient(ses, { log, ...opts.ses }));
   return {
     config: cfg,
     store,
