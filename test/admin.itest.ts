@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlannedOp } from '../src/core/plan.js';
 import type { FailureView } from '../src/engine/failures.js';
 import { sesEvent } from '../src/sim/ses-events/index.js';
+import { recordSyncRun } from '../src/engine/sync-runs.js';
 import { metricValue, startStack, until, type Stack } from './helpers.js';
 
 const TOKEN = 'itest-admin-token-0123456789';
@@ -81,6 +82,36 @@ describe('liveness, readiness, metrics', () => {
       if (line === '' || line.startsWith('#')) continue;
       expect(line).toMatch(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? (-?[0-9.e+-]+|NaN|[+-]Inf)$/);
     }
+  });
+});
+
+describe('metrics an alert can rely on', () => {
+  it('lag series stay at 0 when nothing is open; dead letters as a gauge; sync gauges per stream from the run history', async () => {
+    await stack.connector.waitIdle(30_000);
+    const t0 = Date.UTC(2026, 2, 1, 10, 0, 0);
+    await recordSyncRun(stack.connector.store, { streams: ['suppressions'], startedAt: t0, endedAt: t0 + 4_500, read: 3, written: 3, error: null }, Date.now());
+    await recordSyncRun(
+      stack.connector.store,
+      { streams: ['contact_lists', 'contacts'], startedAt: t0, endedAt: t0 + 1_000, read: 1, written: 1, error: null },
+      Date.now(),
+    );
+    await recordSyncRun(
+      stack.connector.store,
+      { streams: ['contact_lists', 'contacts'], startedAt: t0 + 60_000, endedAt: t0 + 61_000, read: 0, written: 0, error: 'ListContacts: boom' },
+      Date.now(),
+    );
+    const text = (await stack.get('/metrics')).text;
+    for (const kind of ['contact', 'event'])
+      for (const priority of ['blocklist', 'critical', 'normal', 'bulk'])
+        expect(text, `${kind}/${priority}`).toMatch(new RegExp(`^tajo_ses_queue_lag_seconds\\{kind="${kind}",priority="${priority}"\\} 0$`, 'm'));
+    expect(text).toMatch(/^tajo_ses_dead_letters 0$/m);
+    expect(metricValue(text, 'tajo_ses_sync_last_success_timestamp_seconds', { stream: 'suppressions' })).toBe((t0 + 4_500) / 1000);
+    expect(metricValue(text, 'tajo_ses_sync_last_success_duration_seconds', { stream: 'suppressions' })).toBe(4.5);
+    expect(metricValue(text, 'tajo_ses_sync_last_run_failed', { stream: 'suppressions' })).toBe(0);
+    // The newest contacts run failed: flagged, while the last success stays the earlier run.
+    expect(metricValue(text, 'tajo_ses_sync_last_run_failed', { stream: 'contacts' })).toBe(1);
+    expect(metricValue(text, 'tajo_ses_sync_last_success_timestamp_seconds', { stream: 'contacts' })).toBe((t0 + 1_000) / 1000);
+    expect(text).not.toMatch(/^tajo_ses_sync_last_success_timestamp_seconds\{stream="account"\}/m);
   });
 });
 
@@ -285,6 +316,7 @@ describe('status, failures, retry, dashboard', () => {
     expect(list.map((f) => f.key)).toEqual(['admin:bad-name', 'admin:bad-2', 'admin:bad-3', 'admin:bad-batch']);
     expect(list[3]).toMatchObject({ attempts: 1, error: { code: 'invalid_parameter', status: 207 } });
     expect((await stack.get('/ui', AUTH)).text).toMatch(/4 dead letter\(s\)/);
+    expect(metricValue((await stack.get('/metrics')).text, 'tajo_ses_dead_letters')).toBe(4);
   });
 
   it('the dashboard JSON: sections grouped by code with retry-all, search by email, a page per dead letter', async () => {
