@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PlannedOp } from '../src/core/plan.js';
 import type { FailureView } from '../src/engine/failures.js';
 import { sesEvent } from '../src/sim/ses-events/index.js';
+import { recordSyncRun } from '../src/engine/sync-runs.js';
 import { metricValue, startStack, until, type Stack } from './helpers.js';
 
 const TOKEN = 'itest-admin-token-0123456789';
@@ -84,8 +85,38 @@ describe('liveness, readiness, metrics', () => {
   });
 });
 
+describe('metrics an alert can rely on', () => {
+  it('lag series stay at 0 when nothing is open; dead letters as a gauge; sync gauges per stream from the run history', async () => {
+    await stack.connector.waitIdle(30_000);
+    const t0 = Date.UTC(2026, 2, 1, 10, 0, 0);
+    await recordSyncRun(stack.connector.store, { streams: ['suppressions'], startedAt: t0, endedAt: t0 + 4_500, read: 3, written: 3, error: null }, Date.now());
+    await recordSyncRun(
+      stack.connector.store,
+      { streams: ['contact_lists', 'contacts'], startedAt: t0, endedAt: t0 + 1_000, read: 1, written: 1, error: null },
+      Date.now(),
+    );
+    await recordSyncRun(
+      stack.connector.store,
+      { streams: ['contact_lists', 'contacts'], startedAt: t0 + 60_000, endedAt: t0 + 61_000, read: 0, written: 0, error: 'ListContacts: boom' },
+      Date.now(),
+    );
+    const text = (await stack.get('/metrics')).text;
+    for (const kind of ['contact', 'event'])
+      for (const priority of ['blocklist', 'critical', 'normal', 'bulk'])
+        expect(text, `${kind}/${priority}`).toMatch(new RegExp(`^tajo_ses_queue_lag_seconds\\{kind="${kind}",priority="${priority}"\\} 0$`, 'm'));
+    expect(text).toMatch(/^tajo_ses_dead_letters 0$/m);
+    expect(metricValue(text, 'tajo_ses_sync_last_success_timestamp_seconds', { stream: 'suppressions' })).toBe((t0 + 4_500) / 1000);
+    expect(metricValue(text, 'tajo_ses_sync_last_success_duration_seconds', { stream: 'suppressions' })).toBe(4.5);
+    expect(metricValue(text, 'tajo_ses_sync_last_run_failed', { stream: 'suppressions' })).toBe(0);
+    // The newest contacts run failed: flagged, while the last success stays the earlier run.
+    expect(metricValue(text, 'tajo_ses_sync_last_run_failed', { stream: 'contacts' })).toBe(1);
+    expect(metricValue(text, 'tajo_ses_sync_last_success_timestamp_seconds', { stream: 'contacts' })).toBe((t0 + 1_000) / 1000);
+    expect(text).not.toMatch(/^tajo_ses_sync_last_success_timestamp_seconds\{stream="account"\}/m);
+  });
+});
+
 describe('admin token', () => {
-  const guarded = ['/admin/status', '/admin/failures', '/ui'];
+  const guarded = ['/admin/status', '/admin/failures', '/admin/dashboard', '/ui', '/ui/app.js'];
 
   it.each(guarded)('GET %s without a token is 401', async (path) => {
     const res = await stack.get(path);
@@ -285,5 +316,67 @@ describe('status, failures, retry, dashboard', () => {
     expect(list.map((f) => f.key)).toEqual(['admin:bad-name', 'admin:bad-2', 'admin:bad-3', 'admin:bad-batch']);
     expect(list[3]).toMatchObject({ attempts: 1, error: { code: 'invalid_parameter', status: 207 } });
     expect((await stack.get('/ui', AUTH)).text).toMatch(/4 dead letter\(s\)/);
+    expect(metricValue((await stack.get('/metrics')).text, 'tajo_ses_dead_letters')).toBe(4);
+  });
+
+  it('the dashboard JSON: sections grouped by code with retry-all, search by email, a page per dead letter', async () => {
+    const list = await failures();
+    const dash = await stack.get('/admin/dashboard', AUTH);
+    expect(dash.status, dash.text).toBe(200);
+    const sections = (dash.json as { sections: Record<string, string> }).sections;
+    expect(Object.keys(sections).sort()).toEqual(['sec-at', 'sec-charts', 'sec-dead', 'sec-details', 'sec-health', 'sec-syncs']);
+    expect(sections['sec-health']).toMatch(/4 dead letter\(s\)/);
+    expect(sections['sec-dead']).toContain('data-action="retry-code" data-code="invalid_parameter" data-count="4"');
+    for (const f of list) expect(sections['sec-dead']).toContain(`data-action="discard" data-id="${f.id}"`);
+    expect(sections['sec-charts']).toMatch(/<svg id="chart-flow"/);
+
+    const found = (await stack.get('/admin/dashboard?email=batch.bad', AUTH)).json as { sections: Record<string, string> };
+    expect(found.sections['sec-dead']).toContain('batch.bad@example.com');
+    expect(found.sections['sec-dead']).not.toContain('dead2@example.com');
+    expect((await stack.get('/ui?email=dead2', AUTH)).text).not.toContain('batch.bad@example.com');
+
+    const one = list.find((f) => f.key === 'admin:bad-batch')!;
+    const view = await stack.get(`/admin/failures/${one.id}`, AUTH);
+    expect(view.json).toMatchObject({ id: one.id, state: 'dead', call: { method: 'POST', path: '/v3/events' } });
+    const page = await stack.get(`/ui/failures/${one.id}`, AUTH);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('batch.bad@example.com');
+    expect(page.text).toContain('POST /v3/events');
+    expect(page.text).toContain('&quot;event_name&quot;: &quot;Bad Name!&quot;');
+    expect(page.text).toMatch(/<td>207<\/td><td>invalid_parameter<\/td>/);
+    expect((await stack.get('/ui/failures/999999', AUTH)).status).toBe(404);
+    expect((await stack.get('/ui/failures/1', {})).status).toBe(401);
+  });
+
+  it('POST /admin/failures/:id/discard drops one dead letter; another site cannot', async () => {
+    const f = (await failures()).find((x) => x.key === 'admin:bad-3')!;
+    const json = { ...AUTH, 'content-type': 'application/json' };
+    const foreign = await stack.request('POST', `/admin/failures/${f.id}/discard`, { headers: { ...json, origin: 'http://evil.example' }, body: '{}' });
+    expect(foreign.status).toBe(403);
+    expect(foreign.json?.reason).toBe('cross_site_refused');
+    const res = await stack.request('POST', `/admin/failures/${f.id}/discard`, { headers: json, body: '{}' });
+    expect(res.json).toEqual({ ok: true, discarded: 1 });
+    expect((await stack.request('POST', `/admin/failures/${f.id}/discard`, { headers: json, body: '{}' })).status).toBe(404);
+    expect((await failures()).map((x) => x.key)).not.toContain('admin:bad-3');
+    expect((await stack.get(`/admin/failures/${f.id}`, AUTH)).json).toMatchObject({ state: 'discarded' });
+  });
+
+  it('POST /admin/failures/retry {code} retries every dead letter with that code', async () => {
+    const json = { ...AUTH, 'content-type': 'application/json' };
+    const before = await failures();
+    expect(before.map((f) => f.error.code)).toEqual(['invalid_parameter', 'invalid_parameter', 'invalid_parameter']);
+    const none = await stack.request('POST', '/admin/failures/retry', { headers: json, body: JSON.stringify({ code: 'no_such_code' }) });
+    expect(none.json).toEqual({ ok: true, retried: 0 });
+    for (const body of ['[]', '{"code": 5}', 'nope', '{}']) {
+      const bad = await stack.request('POST', '/admin/failures/retry', { headers: json, body });
+      expect(bad.status, body).toBe(400);
+    }
+    const calls = eventCalls() + batchCalls();
+    const res = await stack.request('POST', '/admin/failures/retry', { headers: json, body: JSON.stringify({ code: 'invalid_parameter' }) });
+    expect(res.json).toEqual({ ok: true, retried: 3 });
+    await until(() => eventCalls() + batchCalls() > calls, 'the retried events to reach Brevo');
+    await stack.connector.waitIdle(30_000);
+    // Brevo refuses them again: dead again, the same three.
+    expect((await failures()).map((f) => f.id).sort()).toEqual(before.map((f) => f.id).sort());
   });
 });

@@ -280,6 +280,13 @@ describe('backfill over SES paging and throttling', () => {
         expect(totalWrites(brevo.stats()), JSON.stringify(writeRequests(brevo.stats()))).toBe(writes);
         const cursor = await c.store.getCursor('suppressions');
         expect(cursor?.status).toBe('complete');
+        const runs = (await c.status()).syncRuns;
+        expect(runs.map((r) => [r.streams.join(','), r.error])).toEqual([
+          ['suppressions', null],
+          ['account,contact_lists,contacts,suppressions', null],
+        ]);
+        expect(runs[0]!.read).toBe(0);
+        expect(runs[1]!.read).toBeGreaterThanOrEqual(800 + 1_500);
       });
     } finally {
       await sesSim.close();
@@ -350,6 +357,14 @@ describe('backfill failures an operator sees', () => {
     expect(after?.value).toBe(before!.value);
     expect(after?.status).toBe('failed');
     expect(after?.note).toMatch(/ListContacts/);
+    // The sync history (dashboard, /metrics): the failed CLI run, then the stopped one, newest first.
+    expect(st.syncRuns.map((x) => [x.streams.join(','), x.read])).toEqual([
+      ['contacts', 0],
+      ['contact_lists,contacts', 2_001], // the list, then two pages of 1,000
+    ]);
+    expect(st.syncRuns[0]!.error).toMatch(/ListContacts/);
+    expect(st.syncRuns[1]!.error).toMatch(/^stopped before the end/);
+    expect(st.syncRuns[0]!.endedAt).toBeGreaterThanOrEqual(st.syncRuns[0]!.startedAt);
 
     const goodPath = writeConfig(join(dir, 'tajo.yaml'), good);
     const again = await runCli(['backfill', '--json', '--stream', 'contacts', '--config', goodPath], { cwd: dir, env });

@@ -391,8 +391,16 @@ describe('finding 4: security headers', () => {
     expect(directives.get('default-src')).toEqual(["'none'"]);
     expect(directives.get('frame-ancestors')).toEqual(["'none'"]);
     expect(csp).not.toContain('unsafe-inline');
-    expect(directives.has('script-src')).toBe(false); // default-src 'none' forbids every script
-    expect(res.text).not.toMatch(/<script/i);
+    // The one script is a same-origin file; no inline script, no eval, no other host.
+    expect(directives.get('script-src')).toEqual(["'self'"]);
+    expect(directives.get('connect-src')).toEqual(["'self'"]);
+    expect(csp).not.toContain('unsafe-eval');
+    const scripts = [...res.text.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/gi)];
+    expect(scripts.map((m) => [m[1]!.trim(), m[2]])).toEqual([['src="/ui/app.js" defer', '']]);
+    const js = await send(srv.port, 'GET', '/ui/app.js');
+    expect(js.status).toBe(200);
+    expect(js.headers['content-type']).toMatch(/^text\/javascript/);
+    expect(js.headers['x-content-type-options']).toBe('nosniff');
     const style = /<style>([\s\S]*?)<\/style>/.exec(res.text)?.[1];
     expect(style).toBeDefined();
     const hash = `'sha256-${createHash('sha256').update(style!).digest('base64')}'`;

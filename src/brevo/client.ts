@@ -1,6 +1,7 @@
 // A thin typed client over fetch for the Brevo v3 endpoints the connector uses. It never
 // retries by itself: the delivery engine decides, from the classified error, whether and
 // when to try again, so a POST is never resent behind the engine's back.
+import type { Logger } from 'pino';
 import { TajoError } from '../core/errors.js';
 import type { EventPayload } from '../core/plan.js';
 import { bucketOf, type Governor, type BrevoBucket } from './governor.js';
@@ -49,6 +50,20 @@ export interface BrevoClientOptions {
   governor?: Governor;
   fetchImpl?: typeof fetch;
   userAgent?: string;
+  /** At debug level, one line per call: method, route, status, ms, Brevo's request id (never the key or a body). */
+  log?: Logger;
+}
+
+/**
+ * A path as a log may show it: no query, and a segment that names a contact (an email, an id)
+ * replaced, so that a debug trace carries no address.
+ */
+export function routeOf(path: string): string {
+  return path
+    .split('?')[0]!
+    .split('/')
+    .map((seg) => (/^\d+$/.test(seg) ? '{id}' : /@|%40/.test(seg) ? '{identifier}' : seg))
+    .join('/');
 }
 
 export interface BrevoResponse<T> {
@@ -98,6 +113,7 @@ export class BrevoClient {
   private readonly fetchImpl: typeof fetch;
   readonly governor: Governor | undefined;
   private readonly ua: string;
+  private readonly log: Logger | undefined;
 
   constructor(opts: BrevoClientOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
@@ -106,6 +122,7 @@ export class BrevoClient {
     this.fetchImpl = opts.fetchImpl ?? fetch;
     this.governor = opts.governor;
     this.ua = opts.userAgent ?? 'tajo-connector-amazon-ses';
+    this.log = opts.log;
   }
 
   async request<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<BrevoResponse<T>> {
@@ -116,6 +133,13 @@ export class BrevoClient {
     const onAbort = () => ctrl.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
     let res: Response;
+    const t0 = performance.now();
+    const trace = (status: number | string, requestId?: string | null) =>
+      this.log?.isLevelEnabled('debug') &&
+      this.log.debug(
+        { call: 'brevo', method, route: routeOf(path), status, ms: Math.round(performance.now() - t0), ...(requestId ? { requestId } : {}) },
+        'Brevo call',
+      );
     try {
       res = await this.fetchImpl(this.base + path, {
         method,
@@ -130,6 +154,7 @@ export class BrevoClient {
       });
     } catch (err) {
       const timedOut = ctrl.signal.aborted && !signal?.aborted;
+      trace(timedOut ? 'timeout' : 'network_error');
       // The request may or may not have reached Brevo: retryable (a duplicate keeps its event_key).
       throw new BrevoError(
         timedOut ? 'timeout' : 'network_error',
@@ -142,6 +167,7 @@ export class BrevoClient {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
     }
+    trace(res.status, res.headers.get('x-sib-request-id') ?? res.headers.get('x-request-id'));
     const resetSec = num(res.headers.get('x-sib-ratelimit-reset'));
     this.governor?.observe(bucket, seq, res.status, {
       limit: num(res.headers.get('x-sib-ratelimit-limit')),

@@ -146,7 +146,8 @@ export function renderInitConfig(a: InitAnswers): string {
     line(2, 'backoff_base', '1s', 'first retry delay, doubled at each try, with jitter...'),
     line(2, 'backoff_max', '15m', "...up to this; a 429 waits for Brevo's reset instead"),
     'log:',
-    line(2, 'level', 'info', 'fatal, error, warn, info, debug, trace or silent'),
+    line(2, 'level', 'info', 'fatal, error, warn, info, debug (+ every Brevo and SES call), trace or silent'),
+    line(2, 'format', 'auto', 'pretty (readable lines), json, or auto: pretty on a terminal, json otherwise'),
   );
   return L.join('\n') + '\n';
 }

@@ -113,7 +113,7 @@ async function demo(argv: string[], out: Out): Promise<number> {
 async function serve(argv: string[], out: Out): Promise<number> {
   const { flags } = parse(argv, {});
   const cfg = load(flags);
-  const log = defaultLogger(cfg.log.level, 1);
+  const log = defaultLogger(cfg.log.level, 1, cfg.log.format);
   for (const w of configWarnings(cfg)) log.warn(w);
   const threaded = cfg.server.engine_thread;
   const connector = await createConnector(cfg, {
@@ -367,7 +367,7 @@ async function backfill(argv: string[], out: Out): Promise<number> {
   const cfg = load(flags, !dryRun);
   if (streams.length === 0 && enabledStreams(cfg.connectors['amazon-ses']).length === 0)
     throw new UsageError('nothing to back fill: every stream is off in connectors.amazon-ses.sync; turn one on or name it with --stream');
-  const log = defaultLogger(cfg.log.level === 'info' ? 'warn' : cfg.log.level, 2);
+  const log = defaultLogger(cfg.log.level === 'info' ? 'warn' : cfg.log.level, 2, cfg.log.format);
   const connector = await createConnector(cfg, { logger: log, ensureAttributes: !dryRun });
   const abort = new AbortController();
   const onSignal = () => abort.abort();

@@ -204,7 +204,11 @@ export const configSchema = z
       .strict()
       .prefault({}),
     log: z
-      .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** `pretty`: one readable line per entry; `json`: one JSON object per line; `auto`: pretty on a terminal, json otherwise. */
+        format: z.enum(['auto', 'pretty', 'json']).default('auto'),
+      })
       .strict()
       .prefault({}),
   })

@@ -1,7 +1,8 @@
 // The connector as one object: store, Brevo client under the governor, ingestion,
 // processing and delivery loops. `serve`, `demo`, tests and library users all build it here.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { createLogger, type LogFormat } from './log.js';
 import type { SESv2Client } from '@aws-sdk/client-sesv2';
 import type { SesConnectorConfig, TajoConfig } from '../config/schema.js';
 import { parseConfig } from '../config/load.js';
@@ -21,7 +22,9 @@ import type { AttributeReport, BrevoSetup } from './setup.js';
 import { makeOwnerId } from './owner.js';
 import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
-import { runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
+import { enabledStreams, runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
+import { recordSyncRun } from './sync-runs.js';
+import { errorMessage } from '../core/errors.js';
 import { InlineEngine, ThreadEngine, type Engine, type EngineStatus, type InlineEngineOptions } from './engines.js';
 
 /** Realtime contacts claimed per round; written in parallel (delivery.concurrency) within the governor's budget. */
@@ -133,17 +136,15 @@ export interface Connector {
   waitIdle(timeoutMs: number, opts?: { includeAwaiting?: boolean }): Promise<void>;
 }
 
-export function defaultLogger(level: string, dest: 1 | 2 = 2): Logger {
-  return pino(
-    { level, base: undefined, redact: { paths: ['*.api_key', '*.admin_token', 'api_key', 'admin_token', 'headers["api-key"]'], censor: '****' } },
-    pino.destination({ fd: dest, sync: true }),
-  );
+/** The connector's log on stdout (1) or stderr (2), as `log.format` says (log.ts). */
+export function defaultLogger(level: string, dest: 1 | 2 = 2, format: LogFormat = 'auto'): Logger {
+  return createLogger(level, { fd: dest, format });
 }
 
 export async function createConnector(config: TajoConfig | Record<string, unknown>, opts: ConnectorOptions = {}): Promise<Connector> {
   const cfg: TajoConfig = 'connectors' in config && isParsed(config) ? (config as TajoConfig) : parseConfig(config);
   const ses = cfg.connectors['amazon-ses'];
-  const log = opts.logger ?? defaultLogger(cfg.log.level);
+  const log = opts.logger ?? defaultLogger(cfg.log.level, 2, cfg.log.format);
   const now = opts.now ?? Date.now;
   const metrics = createMetrics({ defaultMetrics: opts.defaultMetrics ?? false });
   // With an engine thread on the same SQLite file, acknowledgements go first (gate.ts).
@@ -155,6 +156,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     apiKey: cfg.brevo.api_key,
     timeoutMs: cfg.brevo.timeout,
     governor,
+    log,
     ...(opts.fetchImpl ? { fetchImpl: opts.fetchImpl } : {}),
   });
   const owner = makeOwnerId();
@@ -182,7 +184,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const webhook = new WebhookIngest({ writer, cfg: ses, verify, log, metrics, onStored: () => wake('stored'), rate: ingestRate, now });
 
   let sesClient: SesParts | undefined;
-  const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));
+  const getSes = () => (sesClient ??= createSesClient(ses, { log, ...opts.ses }));
   return {
     config: cfg,
     store,
@@ -279,6 +281,36 @@ function deliveryOptions(cfg: TajoConfig, lists: BrevoLists, underPressure: () =
 
 /** A backfill in this process: its bulk writes go through this connector's workers (here or on the engine thread). */
 async function backfillHere(
+  p: { store: Store; lists: BrevoLists; cfg: SesConnectorConfig; log: Logger; now: () => number; wake: () => void; ses: SesParts },
+  bopts: BackfillOptions,
+  hooks: BackfillHooks,
+): Promise<BackfillSummary> {
+  const { store } = p;
+  if (bopts.dryRun) return backfillRun(p, bopts, hooks);
+  // Every real run, scheduled or from the CLI, goes into the sync history (sync-runs.ts).
+  const streams = bopts.streams && bopts.streams.length > 0 ? bopts.streams : enabledStreams(p.cfg);
+  const startedAt = p.now();
+  const record = (r: { read: number; written: number; error: string | null }) =>
+    recordSyncRun(store, { streams, startedAt, endedAt: p.now(), ...r }, p.now()).catch((err: unknown) =>
+      p.log.warn({ err: errorMessage(err) }, 'could not record the sync run in the history'),
+    );
+  try {
+    const summary = await backfillRun(p, bopts, hooks);
+    const totals = Object.values(summary.streams);
+    await record({
+      read: totals.reduce((a, s) => a + (s?.read ?? 0), 0),
+      written: totals.reduce((a, s) => a + (s?.written ?? 0), 0),
+      // A stopped run returns what it read; its cursor stays where the next run resumes.
+      error: hooks.signal?.aborted ? 'stopped before the end (the next run resumes from the cursor)' : null,
+    });
+    return summary;
+  } catch (err) {
+    await record({ read: 0, written: 0, error: errorMessage(err) });
+    throw err;
+  }
+}
+
+function backfillRun(
   p: { store: Store; lists: BrevoLists; cfg: SesConnectorConfig; log: Logger; now: () => number; wake: () => void; ses: SesParts },
   bopts: BackfillOptions,
   hooks: BackfillHooks,

@@ -14,7 +14,7 @@ const { config, nice, gate, pressure } = workerData as EngineWorkerData;
 const post = (msg: FromEngine) => port!.postMessage(msg);
 
 async function main(): Promise<void> {
-  const log = defaultLogger(config.log.level, 1).child({ thread: 'engine' });
+  const log = defaultLogger(config.log.level, 1, config.log.format).child({ thread: 'engine' });
   lowerThreadPriority(nice);
   const connector = await createConnector(config, {
     logger: log,

@@ -13,6 +13,8 @@ export interface FailureView {
   call: { method: string; path: string; body: unknown };
   error: { code: string | null; message: string | null; status: number | null };
   attempts: number;
+  /** Every failed attempt, oldest first (kept across retries). */
+  history?: Array<{ at: string; code: string; message: string | null; status: number | null }>;
   createdAt: string;
   updatedAt: string;
 }

@@ -82,6 +82,29 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['kind', 'priority'] as const,
       registers: [registry],
     }),
+    deadLetters: new Gauge({
+      name: 'tajo_ses_dead_letters',
+      help: 'Dead letters waiting for an operator (retry or discard), as the store holds them now',
+      registers: [registry],
+    }),
+    syncLastSuccess: new Gauge({
+      name: 'tajo_ses_sync_last_success_timestamp_seconds',
+      help: 'When the last completed sync run of each stream ended (Unix seconds); absent until one completed',
+      labelNames: ['stream'] as const,
+      registers: [registry],
+    }),
+    syncLastDuration: new Gauge({
+      name: 'tajo_ses_sync_last_success_duration_seconds',
+      help: 'How long the last completed sync run of each stream took',
+      labelNames: ['stream'] as const,
+      registers: [registry],
+    }),
+    syncLastFailed: new Gauge({
+      name: 'tajo_ses_sync_last_run_failed',
+      help: '1 when the newest sync run of each stream failed or was stopped, 0 when it completed',
+      labelNames: ['stream'] as const,
+      registers: [registry],
+    }),
     inbox: new Gauge({ name: 'tajo_ses_inbox', help: 'Stored SNS envelopes by state', labelNames: ['state'] as const, registers: [registry] }),
     rateBudget: new Gauge({
       name: 'tajo_ses_brevo_rate_used',

@@ -5,6 +5,11 @@ import type { Metrics } from './metrics.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import { loadBrevoHealth, type BrevoHealthSnapshot } from './brevo-health.js';
 import { loadRetentionPass, type RetentionPass } from './retention.js';
+import { lastRunsByStream, loadSyncRuns, type SyncRun } from './sync-runs.js';
+import type { OpKind } from '../store/port.js';
+
+/** Every kind of operation: its lag series exist (at 0) before the first one and after the last. */
+const OP_KINDS: OpKind[] = ['contact', 'event'];
 
 /** Brevo's health as the delivering process last saved it (epoch ms), with the streak's age now. */
 export interface BrevoHealthReport extends Omit<BrevoHealthSnapshot, 'streak'> {
@@ -27,6 +32,8 @@ export interface StatusReport {
   waitingErrors: WaitingErrors;
   /** Inbox retention: rows held (message ids that dedupe), bodies held, the oldest body (epoch ms), and serve's last pass. */
   retention: { rows: number; bodies: number; oldestBodyAt: number | null; lastPass: RetentionPass | null };
+  /** Sync runs (backfills, scheduled syncs), newest first. */
+  syncRuns: SyncRun[];
 }
 
 export async function collectStatus(
@@ -66,12 +73,22 @@ export async function collectStatus(
     brevo: brevoReport(await loadBrevoHealth(store), now),
     waitingErrors: await store.waitingErrors(),
     retention: await retentionReport(store),
+    syncRuns: await loadSyncRuns(store),
   };
   if (metrics) {
     metrics.queue.reset();
     for (const q of queues) metrics.queue.inc({ kind: q.kind, state: q.state, priority: q.class }, q.count);
     metrics.lag.reset();
+    // A series that vanishes when the queue empties breaks alerts and graphs: nothing open is lag 0.
+    for (const kind of OP_KINDS) for (const priority of Object.values(PRIORITY_NAMES)) metrics.lag.set({ kind, priority }, 0);
     for (const l of lag) metrics.lag.set({ kind: l.kind, priority: l.class }, l.seconds);
+    metrics.deadLetters.set(deadLetters);
+    for (const [stream, r] of lastRunsByStream(report.syncRuns)) {
+      metrics.syncLastFailed.set({ stream }, r.last.error === null ? 0 : 1);
+      if (!r.lastSuccess) continue;
+      metrics.syncLastSuccess.set({ stream }, r.lastSuccess.endedAt / 1000);
+      metrics.syncLastDuration.set({ stream }, (r.lastSuccess.endedAt - r.lastSuccess.startedAt) / 1000);
+    }
     metrics.inbox.reset();
     for (const [state, n] of Object.entries(st.inbox)) metrics.inbox.set({ state }, n);
     for (const b of report.rateLimit) {

@@ -1,10 +1,41 @@
 // HTTP surface of `serve` (CONTRACT.md section 3).
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Connector } from '../engine/connector.js';
-import { ADMIN_RESPONSE_HEADERS, renderDashboard } from './dashboard.js';
+import { ADMIN_RESPONSE_HEADERS, dashboardSections, renderDashboard, renderFailure, type DashboardData } from './dashboard.js';
 import { failureView } from '../engine/failures.js';
 import { adminAccess, pathOnly } from './admin.js';
 import { errorMessage } from '../core/errors.js';
+import { Timeline } from './timeline.js';
+import { UI_SCRIPT, UI_SCRIPT_PATH } from './ui-script.js';
+import type { Store } from '../store/port.js';
+
+/** Dead letters the dashboard reads at once (grouped by code, searched by email). */
+const DASHBOARD_FAILURES = 1000;
+
+/** The dead letters an action names: one id (a positive integer), or 400. */
+function idParam(req: FastifyRequest, reply: FastifyReply): number | undefined {
+  const id = Number((req.params as { id: string }).id);
+  if (Number.isInteger(id) && id > 0) return id;
+  void reply.code(400).send({ ok: false, reason: 'invalid_id', message: 'id must be a positive integer (see GET /admin/failures)' });
+  return undefined;
+}
+
+/** A JSON body as an object ({} when empty); undefined when it is not one. */
+function jsonBody(req: FastifyRequest): Record<string, unknown> | undefined {
+  const raw = typeof req.body === 'string' ? req.body.trim() : '';
+  if (!raw) return {};
+  try {
+    const v = JSON.parse(raw) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ids of the dead letters whose last code is `code` (null: those without one). */
+async function deadLetterIdsWithCode(store: Store, code: string | null): Promise<number[]> {
+  return (await store.listFailures({ limit: 100_000 })).filter((r) => r.lastCode === code).map((r) => r.id);
+}
 
 export const MAX_SNS_BODY = 256 * 1024;
 
@@ -90,7 +121,70 @@ export function buildServer(connector: Connector): FastifyInstance {
     },
   };
 
+  // The dashboard's charts, sampled while the server runs.
+  const timeline = new Timeline({
+    metricsText: () => connector.metricsText(),
+    lagSeconds: async () => (await connector.status()).lag.reduce((a, l) => Math.max(a, l.seconds), 0),
+  });
+  app.addHook('onReady', async () => timeline.start());
+  app.addHook('onClose', async () => timeline.stop());
+
+  async function dashboardData(email: string): Promise<DashboardData> {
+    const status = await connector.status();
+    const rows = (await connector.store.listFailures({ limit: DASHBOARD_FAILURES })).map(failureView);
+    const counts = new Map<string | null, number>();
+    for (const f of rows) counts.set(f.error.code, (counts.get(f.error.code) ?? 0) + 1);
+    const needle = email.toLowerCase();
+    const webhooks: Record<string, number> = {};
+    for (const v of (await metrics.webhookRequests.get()).values) webhooks[String(v.labels.outcome)] = v.value;
+    return {
+      status,
+      failures: needle ? rows.filter((f) => f.email.includes(needle)) : rows,
+      byCode: [...counts].map(([code, count]) => ({ code, count })).sort((a, b) => b.count - a.count),
+      timeline: timeline.series(),
+      webhooks,
+      email,
+    };
+  }
+  const emailQuery = (req: FastifyRequest) => String((req.query as { email?: unknown }).email ?? '').slice(0, 320);
+
   app.get('/admin/status', admin, async () => connector.status());
+  app.get('/admin/dashboard', admin, async (req) => {
+    const data = await dashboardData(emailQuery(req));
+    return { at: data.status.at, sections: dashboardSections(data), timeline: data.timeline, deadLetters: data.status.deadLetters };
+  });
+  app.get(UI_SCRIPT_PATH, admin, async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(UI_SCRIPT));
+  app.get('/admin/failures/:id', admin, async (req, reply) => {
+    const id = idParam(req, reply);
+    if (id === undefined) return reply;
+    const row = await connector.store.getOp(id);
+    if (!row) return reply.code(404).send({ ok: false, reason: 'not_found', message: `no operation with id ${id}` });
+    return failureView(row);
+  });
+  app.get('/ui/failures/:id', admin, async (req, reply) => {
+    const id = idParam(req, reply);
+    if (id === undefined) return reply;
+    const row = await connector.store.getOp(id);
+    if (!row) return reply.code(404).type('text/plain; charset=utf-8').send(`no operation with id ${id}`);
+    return reply.type('text/html; charset=utf-8').send(renderFailure(failureView(row)));
+  });
+  app.post('/admin/failures/:id/discard', admin, async (req, reply) => {
+    const id = idParam(req, reply);
+    if (id === undefined) return reply;
+    const n = await connector.store.discardFailures([id], Date.now());
+    if (n === 0) return reply.code(404).send({ ok: false, reason: 'not_found', message: `no dead letter with id ${id}` });
+    return { ok: true, discarded: n };
+  });
+  app.post('/admin/failures/retry', admin, async (req, reply) => {
+    const body = jsonBody(req);
+    const code = body?.code;
+    if (body === undefined || !(typeof code === 'string' || code === null))
+      return reply.code(400).send({ ok: false, reason: 'invalid_body', message: 'send {"code": "<Brevo error code>"} (null: dead letters without a code)' });
+    const ids = await deadLetterIdsWithCode(connector.store, code);
+    const n = ids.length ? await connector.store.retryFailures(ids, Date.now()) : 0;
+    if (n > 0) connector.wake();
+    return { ok: true, retried: n };
+  });
   app.get('/admin/failures', admin, async (req) => {
     const q = req.query as { limit?: string; offset?: string };
     const limit = Math.min(500, Math.max(1, Number(q.limit ?? 100) || 100));
@@ -99,18 +193,15 @@ export function buildServer(connector: Connector): FastifyInstance {
     return { failures: rows.map(failureView) };
   });
   app.post('/admin/failures/:id/retry', admin, async (req, reply) => {
-    const id = Number((req.params as { id: string }).id);
-    if (!Number.isInteger(id) || id <= 0)
-      return reply.code(400).send({ ok: false, reason: 'invalid_id', message: 'id must be a positive integer (see GET /admin/failures)' });
+    const id = idParam(req, reply);
+    if (id === undefined) return reply;
     const n = await connector.store.retryFailures([id], Date.now());
     if (n === 0) return reply.code(404).send({ ok: false, reason: 'not_found', message: `no dead letter with id ${id}` });
     connector.wake();
     return { ok: true, retried: n };
   });
-  app.get('/ui', { ...admin, onRequest: [access.tokenExchange, access.guard] }, async (_req, reply) => {
-    const status = await connector.status();
-    const failures = (await connector.store.listFailures({ limit: 50 })).map(failureView);
-    return reply.type('text/html; charset=utf-8').send(renderDashboard(status, failures));
+  app.get('/ui', { ...admin, onRequest: [access.tokenExchange, access.guard] }, async (req, reply) => {
+    return reply.type('text/html; charset=utf-8').send(renderDashboard(await dashboardData(emailQuery(req))));
   });
   return app;
 }

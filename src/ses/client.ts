@@ -3,7 +3,8 @@
 // one limiter shared by every control-plane call, applied to each attempt the SDK makes
 // (its adaptive retries sit above the limiter, so a retry also waits for its turn).
 import { SESv2Client, type SESv2ClientConfig } from '@aws-sdk/client-sesv2';
-import type { FinalizeRequestMiddleware } from '@smithy/types';
+import type { FinalizeRequestMiddleware, InitializeMiddleware } from '@smithy/types';
+import type { Logger } from 'pino';
 import { fromIni, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { SesConnectorConfig } from '../config/schema.js';
 
@@ -42,6 +43,12 @@ export interface SesClientOptions {
   maxAttempts?: number;
   /** Static credentials for simulators and tests; the default chain otherwise. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** At debug level, one line per SES command: operation, HTTP status, attempts, ms, request id (never a credential or a body). */
+  log?: Logger;
+}
+
+interface SesMetadata {
+  $metadata?: { httpStatusCode?: number; requestId?: string; attempts?: number };
 }
 
 export function createSesClient(cfg: SesConnectorConfig, opts: SesClientOptions = {}): { client: SESv2Client; limiter: RateLimiter } {
@@ -71,5 +78,33 @@ export function createSesClient(cfg: SesConnectorConfig, opts: SesClientOptions 
     return next(args);
   };
   client.middlewareStack.addRelativeTo(limit as never, { name: 'tajoSesRateLimit', relation: 'after', toMiddleware: 'retryMiddleware', override: true });
+  const log = opts.log;
+  if (log) {
+    const trace: InitializeMiddleware<object, object> = (next, context) => async (args) => {
+      const t0 = performance.now();
+      const line = (m: SesMetadata['$metadata'], error?: string) =>
+        log.isLevelEnabled('debug') &&
+        log.debug(
+          {
+            call: 'ses',
+            operation: context.commandName,
+            status: m?.httpStatusCode ?? error,
+            attempts: m?.attempts,
+            ms: Math.round(performance.now() - t0),
+            requestId: m?.requestId,
+          },
+          'SES call',
+        );
+      try {
+        const out = await next(args);
+        line((out.output as SesMetadata).$metadata);
+        return out;
+      } catch (err) {
+        line((err as SesMetadata).$metadata, (err as Error).name);
+        throw err;
+      }
+    };
+    client.middlewareStack.add(trace as never, { step: 'initialize', name: 'tajoSesTrace', override: true });
+  }
   return { client, limiter };
 }
