@@ -12,7 +12,7 @@ import { BrevoClient } from '../brevo/client.js';
 import { Governor } from '../brevo/governor.js';
 import { CertCache, type VerifySnsOptions } from '../ses/sns.js';
 import { createSesClient, type RateLimiter, type SesClientOptions } from '../ses/client.js';
-import { TajoError } from '../core/errors.js';
+import { TajoError, errorMessage } from '../core/errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
@@ -149,7 +149,11 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   // With an engine thread on the same SQLite file, acknowledgements go first (gate.ts).
   const writeGate = opts.writeGate ?? (opts.engine === 'thread' ? new WriteGate('ingest') : undefined);
   const store = opts.store ?? (await openStore(cfg.store.url, { sqlite: { ...(writeGate ? { gate: writeGate } : {}) } }));
-  const governor = new Governor({ plan: cfg.brevo.plan, now });
+  const governor = new Governor({
+    plan: cfg.brevo.plan,
+    now,
+    onStoreError: (err, what) => log.warn({ err: errorMessage(err), what }, 'shared Brevo budget: the store failed; trying again'),
+  });
   const client = new BrevoClient({
     baseUrl: cfg.brevo.base_url,
     apiKey: cfg.brevo.api_key,
@@ -205,6 +209,8 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     },
     async start() {
       await store.migrate();
+      // Several processes share a PostgreSQL store: Brevo's budget is the account's (shared-budget.ts).
+      if (store.kind === 'postgres') await governor.useStore(store);
       await engine.start();
     },
     async stop(graceMs = DEFAULT_STOP_GRACE_MS) {
