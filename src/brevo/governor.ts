@@ -198,6 +198,12 @@ export class Governor {
     return this.learned.get(routeKey(method, path))?.bucket ?? bucketOf(path);
   }
 
+  /** The largest share (0..1) of any of the bucket's windows this process has used. */
+  spent(bucket: BrevoBucket): number {
+    const now = this.now();
+    return Math.max(0, ...this.state(bucket).windows.map((w) => w.used(now) / w.limit));
+  }
+
   /** ms until `bucket` can take one more request, as far as this process knows. */
   waitMs(bucket: BrevoBucket): number {
     const s = this.state(bucket);
