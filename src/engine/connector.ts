@@ -1,6 +1,7 @@
 // The connector as one object: store, Brevo client under the governor, ingestion,
 // processing and delivery loops. `serve`, `demo`, tests and library users all build it here.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import type { SESv2Client } from '@aws-sdk/client-sesv2';
 import type { SesConnectorConfig, TajoConfig } from '../config/schema.js';
@@ -18,7 +19,7 @@ import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.
 import { Processor } from './processor.js';
 import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
 import type { AttributeReport, BrevoSetup } from './setup.js';
-import { makeOwnerId } from './owner.js';
+import { isOwnerGone, makeOwnerId } from './owner.js';
 import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
 import { runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
@@ -54,6 +55,8 @@ const BACKFILL_ACCEPTED_POLL_MS = 50;
 
 export interface ConnectorOptions {
   logger?: Logger;
+  /** What this process runs (`serve`, `backfill`...), shown in the cluster's process list. */
+  role?: string;
   now?: () => number;
   /** Test hooks for SNS verification (certificate fetcher, clock). */
   verify?: Partial<VerifySnsOptions>;
@@ -185,6 +188,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const verify = verifyOptions(ses, new CertCache(), opts.verify);
   const webhook = new WebhookIngest({ writer, cfg: ses, verify, log, metrics, onStored: () => wake('stored'), rate: ingestRate, now });
 
+  const heartbeat = new Heartbeat(store, { owner, host: hostname(), pid: process.pid, role: opts.role ?? 'connector' }, log);
   let sesClient: SesParts | undefined;
   const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));
   return {
@@ -209,6 +213,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     },
     async start() {
       await store.migrate();
+      await heartbeat.start();
       // Several processes share a PostgreSQL store: Brevo's budget is the account's (shared-budget.ts).
       if (store.kind === 'postgres') await governor.useStore(store);
       await engine.start();
@@ -216,12 +221,15 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     async stop(graceMs = DEFAULT_STOP_GRACE_MS) {
       await writer.drain();
       await engine.stop(graceMs);
+      await heartbeat.stop();
       await store.close();
     },
     metricsText: () => engine.metricsText(),
     ses: getSes,
     async backfill(bopts = {}, hooks = {}) {
-      return backfillHere({ store, lists, cfg: ses, log, now, wake, ses: hooks.ses ?? getSes() }, bopts, hooks);
+      const run = (h: BackfillHooks) => backfillHere({ store, lists, cfg: ses, log, now, wake, ses: hooks.ses ?? getSes() }, bopts, h);
+      // A dry run writes nothing: only real runs must not overlap.
+      return bopts.dryRun ? run(hooks) : underBackfillLease({ store, owner, log }, hooks, run);
     },
     status: () => engine.status(),
     waitIdle: (timeoutMs, wopts = {}) => waitForIdle(store, engine, timeoutMs, wopts),
@@ -312,6 +320,94 @@ async function backfillHere(
     },
     bopts,
   );
+}
+
+/** How often a process writes its sign of life; `status` counts it alive for HEARTBEAT_STALE_MS. */
+export const HEARTBEAT_MS = 5_000;
+export const HEARTBEAT_STALE_MS = 20_000;
+
+/** This process in the store's process list (status, /admin/status) while it runs. */
+class Heartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly store: Store,
+    private readonly beat: { owner: string; host: string; pid: number; role: string },
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.store.heartbeat(this.beat);
+    this.timer = setInterval(() => {
+      this.store.heartbeat(this.beat).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'heartbeat: the store failed; trying again'));
+    }, HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.timer) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.store.forgetProcess(this.beat.owner).catch(() => undefined);
+  }
+}
+
+/** The store lease held by the backfill (manual or scheduled) running against a store. */
+export const BACKFILL_LEASE = 'backfill';
+const BACKFILL_LEASE_MS = 30_000;
+
+/**
+ * Runs `fn` holding the backfill lease, renewed every third of its term: two backfills (a
+ * manual one and serve's scheduled sync, or two processes of a cluster) never run at once.
+ * Refused with `backfill_running` while another live process holds it. A run whose lease was
+ * taken over (it could not renew in time) stops, its cursor kept.
+ */
+async function underBackfillLease<T>(
+  p: { store: Store; owner: string; log: Logger },
+  hooks: BackfillHooks,
+  fn: (hooks: BackfillHooks) => Promise<T>,
+): Promise<T> {
+  const { store, owner } = p;
+  const take = () => store.tryLease({ name: BACKFILL_LEASE, owner, ttlMs: BACKFILL_LEASE_MS });
+  let r = await take();
+  if (!r.acquired && isOwnerGone(r.holder)) {
+    await store.releaseLease({ name: BACKFILL_LEASE, owner: r.holder });
+    r = await take();
+  }
+  if (!r.acquired) {
+    const proc = (await store.listProcesses({ staleAfterMs: BACKFILL_LEASE_MS })).find((x) => x.owner === r.holder);
+    const who = proc ? `${proc.role ?? 'process'} pid ${proc.pid} on ${proc.host}` : `process ${r.holder}`;
+    throw new TajoError(
+      'backfill_running',
+      `another backfill or scheduled sync is running on this store (${who}, lease until ${new Date(r.expiresAt).toISOString()}); ` +
+        'two never run at once: wait for it to finish, then run this again (it resumes from the cursors)',
+      { retryable: true },
+    );
+  }
+  const lost = new AbortController();
+  let lostErr: TajoError | undefined;
+  const renew = setInterval(() => {
+    take().then(
+      (again) => {
+        if (again.acquired || lost.signal.aborted) return;
+        lostErr = new TajoError('backfill_lease_lost', `the backfill lease was taken over by ${again.holder}; this run stopped (its cursor is kept)`, {
+          retryable: true,
+        });
+        p.log.error({ holder: again.holder }, lostErr.message);
+        lost.abort(lostErr);
+      },
+      (err: unknown) => p.log.warn({ err: errorMessage(err) }, 'backfill lease: renewal failed; trying again'),
+    );
+  }, BACKFILL_LEASE_MS / 3);
+  renew.unref();
+  try {
+    const signal = hooks.signal ? AbortSignal.any([hooks.signal, lost.signal]) : lost.signal;
+    const out = await fn({ ...hooks, signal });
+    if (lostErr) throw lostErr;
+    return out;
+  } finally {
+    clearInterval(renew);
+    await store.releaseLease({ name: BACKFILL_LEASE, owner }).catch(() => undefined);
+  }
 }
 
 /** Backfill operations not yet written (pending or in flight). */

@@ -13,6 +13,7 @@ import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 import { BrevoHealth } from './brevo-health.js';
 import { ContactImports } from './imports.js';
 import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
+import { isOwnerGone } from './owner.js';
 
 export interface DeliveryOptions {
   maxAttempts: number;
@@ -157,6 +158,12 @@ export class Deliverer {
       round: async () => {
         const n = await this.o.store.recoverExpired(this.now());
         if (n > 0) this.o.log.info({ operations: n }, 'resumed operations whose lease expired');
+        // Another process of this host that died (SIGKILL): its work comes back now, not at its leases' end.
+        for (const owner of await this.o.store.leaseOwners()) {
+          if (!isOwnerGone(owner)) continue;
+          const back = await this.o.store.releaseOwner(owner);
+          if (back > 0) this.o.log.info({ owner, operations: back }, 'resumed operations of a process that died on this host');
+        }
         return 0; // one round per LEASE_RECOVERY_EVERY_MS, whatever it found
       },
       onError: (err) => this.o.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry'),
