@@ -384,6 +384,8 @@ export interface ServeConfigOptions {
   delivery?: Record<string, unknown>;
   /** More keys of `store:` (`url` replaces the SQLite file). */
   store?: Record<string, unknown>;
+  /** store.url; default a SQLite file `<name>.db` in `dir`. */
+  storeUrl?: string;
 }
 
 /**
@@ -402,7 +404,7 @@ export function writeServeConfig(o: ServeConfigOptions): string {
       },
     },
     brevo: { api_key: o.brevo.apiKey, base_url: o.brevo.url, ...(o.brevo.plan ? { plan: o.brevo.plan } : {}) },
-    store: { url: `sqlite:${join(o.dir, `${o.name}.db`)}`, ...o.store },
+    store: { url: o.storeUrl ?? `sqlite:${join(o.dir, `${o.name}.db`)}`, ...o.store },
     server: { port: o.port, host: '127.0.0.1', ...o.server },
     ...(o.delivery ? { delivery: o.delivery } : {}),
     log: { level: 'info' },
@@ -411,9 +413,10 @@ export function writeServeConfig(o: ServeConfigOptions): string {
   return path;
 }
 
-export function spawnServe(configPath: string): ServeProcess {
+/** `env`: the child's whole environment (default: this process's). */
+export function spawnServe(configPath: string, env?: Record<string, string>): ServeProcess {
   let logs = '';
-  const child = spawn(process.execPath, ['bin/tajo-ses.js', 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/tajo-ses.js', 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
   const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { TajoError } from '../core/errors.js';
 import type { EventPayload } from '../core/plan.js';
-import { bucketOf, type Governor, type BrevoBucket } from './governor.js';
+import { bucketOf, routeKey, type Governor, type BrevoBucket } from './governor.js';
 
 export type BrevoErrorCode =
   | 'too_many_requests'
@@ -126,7 +126,8 @@ export class BrevoClient {
   }
 
   async request<T = unknown>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<BrevoResponse<T>> {
-    const bucket = bucketOf(path);
+    const sentOn = this.governor ? this.governor.bucketFor(method, path) : bucketOf(path);
+    let bucket = sentOn;
     const seq = this.governor ? await this.governor.acquire(bucket, signal) : 0;
     const ctrl = new AbortController();
     const timer = setTimeout(() => ctrl.abort(), this.timeoutMs);
@@ -169,11 +170,14 @@ export class BrevoClient {
     }
     trace(res.status, res.headers.get('x-sib-request-id') ?? res.headers.get('x-request-id'));
     const resetSec = num(res.headers.get('x-sib-ratelimit-reset'));
-    this.governor?.observe(bucket, seq, res.status, {
-      limit: num(res.headers.get('x-sib-ratelimit-limit')),
-      remaining: num(res.headers.get('x-sib-ratelimit-remaining')),
-      resetSec,
-    });
+    if (this.governor) {
+      const headers = {
+        limit: num(res.headers.get('x-sib-ratelimit-limit')),
+        remaining: num(res.headers.get('x-sib-ratelimit-remaining')),
+        resetSec,
+      };
+      bucket = this.governor.observe(sentOn, seq, res.status, headers, routeKey(method, path));
+    }
     let text: string;
     try {
       text = await res.text();

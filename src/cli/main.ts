@@ -118,6 +118,7 @@ async function serve(argv: string[], out: Out): Promise<number> {
   const threaded = cfg.server.engine_thread;
   const connector = await createConnector(cfg, {
     logger: log,
+    role: 'serve',
     defaultMetrics: true,
     engine: threaded ? 'thread' : 'inline',
     // Exit so a supervisor restarts serve: SNS retries what was not acknowledged, the rest is stored.
@@ -368,7 +369,7 @@ async function backfill(argv: string[], out: Out): Promise<number> {
   if (streams.length === 0 && enabledStreams(cfg.connectors['amazon-ses']).length === 0)
     throw new UsageError('nothing to back fill: every stream is off in connectors.amazon-ses.sync; turn one on or name it with --stream');
   const log = defaultLogger(cfg.log.level === 'info' ? 'warn' : cfg.log.level, 2, cfg.log.format);
-  const connector = await createConnector(cfg, { logger: log, ensureAttributes: !dryRun });
+  const connector = await createConnector(cfg, { logger: log, role: 'backfill', ensureAttributes: !dryRun });
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once('SIGINT', onSignal);

@@ -1,6 +1,7 @@
 // The connector as one object: store, Brevo client under the governor, ingestion,
 // processing and delivery loops. `serve`, `demo`, tests and library users all build it here.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { createLogger, type LogFormat } from './log.js';
 import type { SESv2Client } from '@aws-sdk/client-sesv2';
@@ -13,18 +14,17 @@ import { BrevoClient } from '../brevo/client.js';
 import { Governor } from '../brevo/governor.js';
 import { CertCache, type VerifySnsOptions } from '../ses/sns.js';
 import { createSesClient, type RateLimiter, type SesClientOptions } from '../ses/client.js';
-import { TajoError } from '../core/errors.js';
+import { TajoError, errorMessage } from '../core/errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
 import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
 import type { AttributeReport, BrevoSetup } from './setup.js';
-import { makeOwnerId } from './owner.js';
+import { isOwnerGone, makeOwnerId } from './owner.js';
 import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
 import { enabledStreams, runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
 import { recordSyncRun } from './sync-runs.js';
-import { errorMessage } from '../core/errors.js';
 import { InlineEngine, ThreadEngine, type Engine, type EngineStatus, type InlineEngineOptions } from './engines.js';
 
 /** Realtime contacts claimed per round; written in parallel (delivery.concurrency) within the governor's budget. */
@@ -57,6 +57,8 @@ const BACKFILL_ACCEPTED_POLL_MS = 50;
 
 export interface ConnectorOptions {
   logger?: Logger;
+  /** What this process runs (`serve`, `backfill`...), shown in the cluster's process list. */
+  role?: string;
   now?: () => number;
   /** Test hooks for SNS verification (certificate fetcher, clock). */
   verify?: Partial<VerifySnsOptions>;
@@ -150,7 +152,11 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   // With an engine thread on the same SQLite file, acknowledgements go first (gate.ts).
   const writeGate = opts.writeGate ?? (opts.engine === 'thread' ? new WriteGate('ingest') : undefined);
   const store = opts.store ?? (await openStore(cfg.store.url, { sqlite: { ...(writeGate ? { gate: writeGate } : {}) } }));
-  const governor = new Governor({ plan: cfg.brevo.plan, now });
+  const governor = new Governor({
+    plan: cfg.brevo.plan,
+    now,
+    onStoreError: (err, what) => log.warn({ err: errorMessage(err), what }, 'shared Brevo budget: the store failed; trying again'),
+  });
   const client = new BrevoClient({
     baseUrl: cfg.brevo.base_url,
     apiKey: cfg.brevo.api_key,
@@ -183,6 +189,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   const verify = verifyOptions(ses, new CertCache(), opts.verify);
   const webhook = new WebhookIngest({ writer, cfg: ses, verify, log, metrics, onStored: () => wake('stored'), rate: ingestRate, now });
 
+  const heartbeat = new Heartbeat(store, { owner, host: hostname(), pid: process.pid, role: opts.role ?? 'connector' }, log);
   let sesClient: SesParts | undefined;
   const getSes = () => (sesClient ??= createSesClient(ses, { log, ...opts.ses }));
   return {
@@ -207,17 +214,23 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     },
     async start() {
       await store.migrate();
+      await heartbeat.start();
+      // Several processes share a PostgreSQL store: Brevo's budget is the account's (shared-budget.ts).
+      if (store.kind === 'postgres') await governor.useStore(store);
       await engine.start();
     },
     async stop(graceMs = DEFAULT_STOP_GRACE_MS) {
       await writer.drain();
       await engine.stop(graceMs);
+      await heartbeat.stop();
       await store.close();
     },
     metricsText: () => engine.metricsText(),
     ses: getSes,
     async backfill(bopts = {}, hooks = {}) {
-      return backfillHere({ store, lists, cfg: ses, log, now, wake, ses: hooks.ses ?? getSes() }, bopts, hooks);
+      const run = (h: BackfillHooks) => backfillHere({ store, lists, cfg: ses, log, now, wake, ses: hooks.ses ?? getSes() }, bopts, h);
+      // A dry run writes nothing: only real runs must not overlap.
+      return bopts.dryRun ? run(hooks) : underBackfillLease({ store, owner, log }, hooks, run);
     },
     status: () => engine.status(),
     waitIdle: (timeoutMs, wopts = {}) => waitForIdle(store, engine, timeoutMs, wopts),
@@ -338,6 +351,94 @@ function backfillRun(
     },
     bopts,
   );
+}
+
+/** How often a process writes its sign of life; `status` counts it alive for HEARTBEAT_STALE_MS. */
+export const HEARTBEAT_MS = 5_000;
+export const HEARTBEAT_STALE_MS = 20_000;
+
+/** This process in the store's process list (status, /admin/status) while it runs. */
+class Heartbeat {
+  private timer: NodeJS.Timeout | undefined;
+  constructor(
+    private readonly store: Store,
+    private readonly beat: { owner: string; host: string; pid: number; role: string },
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.store.heartbeat(this.beat);
+    this.timer = setInterval(() => {
+      this.store.heartbeat(this.beat).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, 'heartbeat: the store failed; trying again'));
+    }, HEARTBEAT_MS);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.timer) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.store.forgetProcess(this.beat.owner).catch(() => undefined);
+  }
+}
+
+/** The store lease held by the backfill (manual or scheduled) running against a store. */
+export const BACKFILL_LEASE = 'backfill';
+const BACKFILL_LEASE_MS = 30_000;
+
+/**
+ * Runs `fn` holding the backfill lease, renewed every third of its term: two backfills (a
+ * manual one and serve's scheduled sync, or two processes of a cluster) never run at once.
+ * Refused with `backfill_running` while another live process holds it. A run whose lease was
+ * taken over (it could not renew in time) stops, its cursor kept.
+ */
+async function underBackfillLease<T>(
+  p: { store: Store; owner: string; log: Logger },
+  hooks: BackfillHooks,
+  fn: (hooks: BackfillHooks) => Promise<T>,
+): Promise<T> {
+  const { store, owner } = p;
+  const take = () => store.tryLease({ name: BACKFILL_LEASE, owner, ttlMs: BACKFILL_LEASE_MS });
+  let r = await take();
+  if (!r.acquired && isOwnerGone(r.holder)) {
+    await store.releaseLease({ name: BACKFILL_LEASE, owner: r.holder });
+    r = await take();
+  }
+  if (!r.acquired) {
+    const proc = (await store.listProcesses({ staleAfterMs: BACKFILL_LEASE_MS })).find((x) => x.owner === r.holder);
+    const who = proc ? `${proc.role ?? 'process'} pid ${proc.pid} on ${proc.host}` : `process ${r.holder}`;
+    throw new TajoError(
+      'backfill_running',
+      `another backfill or scheduled sync is running on this store (${who}, lease until ${new Date(r.expiresAt).toISOString()}); ` +
+        'two never run at once: wait for it to finish, then run this again (it resumes from the cursors)',
+      { retryable: true },
+    );
+  }
+  const lost = new AbortController();
+  let lostErr: TajoError | undefined;
+  const renew = setInterval(() => {
+    take().then(
+      (again) => {
+        if (again.acquired || lost.signal.aborted) return;
+        lostErr = new TajoError('backfill_lease_lost', `the backfill lease was taken over by ${again.holder}; this run stopped (its cursor is kept)`, {
+          retryable: true,
+        });
+        p.log.error({ holder: again.holder }, lostErr.message);
+        lost.abort(lostErr);
+      },
+      (err: unknown) => p.log.warn({ err: errorMessage(err) }, 'backfill lease: renewal failed; trying again'),
+    );
+  }, BACKFILL_LEASE_MS / 3);
+  renew.unref();
+  try {
+    const signal = hooks.signal ? AbortSignal.any([hooks.signal, lost.signal]) : lost.signal;
+    const out = await fn({ ...hooks, signal });
+    if (lostErr) throw lostErr;
+    return out;
+  } finally {
+    clearInterval(renew);
+    await store.releaseLease({ name: BACKFILL_LEASE, owner }).catch(() => undefined);
+  }
 }
 
 /** Backfill operations not yet written (pending or in flight). */

@@ -13,6 +13,7 @@ import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 import { BrevoHealth } from './brevo-health.js';
 import { ContactImports } from './imports.js';
 import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
+import { isOwnerGone } from './owner.js';
 
 export interface DeliveryOptions {
   maxAttempts: number;
@@ -69,6 +70,9 @@ const DEFAULT_LINGER_MS = 100;
 
 /** How often leases that ran out are looked for: a dead worker's operations come back within this after their lease. */
 const LEASE_RECOVERY_EVERY_MS = 15_000;
+
+/** When the batch endpoint spends a scarcer budget: this many events or fewer go one call each. */
+const SINGLE_EVENTS_PER_ROUND = 10;
 
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
 export const REALTIME_BULK_CLAIM = 500;
@@ -154,6 +158,12 @@ export class Deliverer {
       round: async () => {
         const n = await this.o.store.recoverExpired(this.now());
         if (n > 0) this.o.log.info({ operations: n }, 'resumed operations whose lease expired');
+        // Another process of this host that died (SIGKILL): its work comes back now, not at its leases' end.
+        for (const owner of await this.o.store.leaseOwners()) {
+          if (!isOwnerGone(owner)) continue;
+          const back = await this.o.store.releaseOwner(owner);
+          if (back > 0) this.o.log.info({ owner, operations: back }, 'resumed operations of a process that died on this host');
+        }
         return 0; // one round per LEASE_RECOVERY_EVERY_MS, whatever it found
       },
       onError: (err) => this.o.log.warn({ err: errorMessage(err) }, 'lease recovery failed; will retry'),
@@ -206,9 +216,9 @@ export class Deliverer {
     });
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
-      if (ops.length === 1) {
-        await this.settle(ops, [await attemptCall(this.call, 'events', () => this.o.client.sendEvent(ops[0]!.payload as EventPayload, this.abort.signal))]);
-        return 1;
+      if (this.eventRoute(ops.length) === 'single') {
+        await this.settle(ops, await this.sendEventsOneByOne(ops));
+        return ops.length;
       }
       let partial: BatchEventsResult | undefined;
       const outcome = await attemptCall(this.call, 'events_batch', async () => {
@@ -248,6 +258,37 @@ export class Deliverer {
       }
       return ops.length;
     });
+  }
+
+  /**
+   * How claimed events go out. When Brevo counts POST /events/batch in the same budget as
+   * POST /events (its published table), in one batch call. When the batch endpoint spends
+   * another budget (learned from Brevo's headers: the hourly 100 of "other endpoints", which
+   * import follow-ups also need), a few events go one call each on the events budget, and a
+   * backlog in batches only while that other budget is free and less than half spent here;
+   * then one by one, so that neither budget waits while the other has room.
+   */
+  eventRoute(count: number): 'batch' | 'single' {
+    if (count === 1) return 'single';
+    const g = this.o.client.governor;
+    if (!g) return 'batch';
+    const batch = g.bucketFor('POST', '/events/batch');
+    if (batch === g.bucketFor('POST', '/events')) return 'batch';
+    if (count <= SINGLE_EVENTS_PER_ROUND) return 'single';
+    return g.waitMs(batch) === 0 && g.spent(batch) < 0.5 ? 'batch' : 'single';
+  }
+
+  /** One POST /events per event, `contactConcurrency` at a time (the governor paces them). */
+  private async sendEventsOneByOne(ops: OpRow[]): Promise<Outcome[]> {
+    const outcomes: Outcome[] = new Array<Outcome>(ops.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < ops.length; i = next++) {
+        outcomes[i] = await attemptCall(this.call, 'events', () => this.o.client.sendEvent(ops[i]!.payload as EventPayload, this.abort.signal));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ops.length, Math.max(1, this.opts.contactConcurrency)) }, worker));
+    return outcomes;
   }
 
   async deliverContacts(): Promise<number> {

@@ -18,6 +18,7 @@ async function main(): Promise<void> {
   lowerThreadPriority(nice);
   const connector = await createConnector(config, {
     logger: log,
+    role: 'serve-engine',
     writeGate: new WriteGate('engine', gate),
     ingestPressure: new Int32Array(pressure),
     onBrevoSetup: (setup) => post({ type: 'brevo', setup }),

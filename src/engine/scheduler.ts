@@ -3,7 +3,8 @@
 import type { Logger } from 'pino';
 import type { Connector } from './connector.js';
 import type { StreamName } from './backfill.js';
-import { errorMessage } from '../core/errors.js';
+import { errorMessage, TajoError } from '../core/errors.js';
+import { isOwnerGone } from './owner.js';
 
 export interface ScheduleEntry {
   streams: StreamName[];
@@ -19,20 +20,86 @@ export function scheduleFor(c: Connector): ScheduleEntry[] {
   return out;
 }
 
+/** The store lease that makes one process of a cluster the one running scheduled syncs. */
+export const SCHEDULER_LEASE = 'scheduler';
+/** How long the scheduler lease lasts without renewal: a dead holder is replaced within about this (sooner on its own host). */
+export const SCHEDULER_LEASE_MS = 15_000;
+
+export interface SchedulerOptions {
+  leaseMs?: number;
+}
+
+/**
+ * Scheduled syncs run in exactly one process of those sharing a store: the one holding the
+ * `scheduler` lease, renewed every third of its term. Another process takes it over once it
+ * runs out (at once when its holder is a dead pid on the same host), and starts with the
+ * syncs that are due, resuming from their cursors. A process that loses the lease stops its
+ * sync (its cursor is kept).
+ */
 export class Scheduler {
   private timers: NodeJS.Timeout[] = [];
   private running: Promise<unknown> = Promise.resolve();
   private readonly abort = new AbortController();
+  /** Aborted when this process stops leading. */
+  private term: AbortController | undefined;
   private stopped = false;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> = Promise.resolve();
+  private readonly leaseMs: number;
 
   constructor(
     private readonly connector: Connector,
     private readonly log: Logger,
     private readonly entries: ScheduleEntry[] = scheduleFor(connector),
-  ) {}
+    opts: SchedulerOptions = {},
+  ) {
+    this.leaseMs = opts.leaseMs ?? SCHEDULER_LEASE_MS;
+  }
+
+  /** True while this process holds the scheduler lease. */
+  get leading(): boolean {
+    return this.term !== undefined;
+  }
+
+  /** Competes for the scheduler lease now and then every third of its term. */
+  async start(): Promise<void> {
+    if (this.entries.length === 0) return;
+    await this.tick();
+    this.leaseTimer = setInterval(
+      () => {
+        this.ticking = this.ticking.then(() => this.tick());
+      },
+      Math.max(10, Math.floor(this.leaseMs / 3)),
+    );
+    this.leaseTimer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    if (this.stopped) return;
+    const { store, owner } = this.connector;
+    let held: boolean;
+    let holder: string;
+    try {
+      let r = await store.tryLease({ name: SCHEDULER_LEASE, owner, ttlMs: this.leaseMs });
+      if (!r.acquired && isOwnerGone(r.holder)) {
+        await store.releaseLease({ name: SCHEDULER_LEASE, owner: r.holder });
+        r = await store.tryLease({ name: SCHEDULER_LEASE, owner, ttlMs: this.leaseMs });
+      }
+      held = r.acquired;
+      holder = r.holder;
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'scheduler lease: the store failed; trying again');
+      return;
+    }
+    if (this.stopped) return;
+    if (held && !this.leading) await this.lead();
+    else if (!held && this.leading) this.resign(holder);
+  }
 
   /** Runs each entry now (when its last run is older than its period) and then on its period. */
-  async start(): Promise<void> {
+  private async lead(): Promise<void> {
+    this.term = new AbortController();
+    this.log.info({ owner: this.connector.owner }, 'this process runs the scheduled syncs (scheduler lease taken)');
     for (const e of this.entries) {
       const last = await this.connector.store.getCursor(e.streams[e.streams.length - 1]!);
       const due = !last || last.status !== 'complete' || Date.now() - last.updatedAt >= e.everyMs;
@@ -43,27 +110,44 @@ export class Scheduler {
     }
   }
 
+  private resign(holder: string): void {
+    this.log.warn({ holder }, 'scheduler lease now held by another process: stopping scheduled syncs here');
+    for (const t of this.timers.splice(0)) clearInterval(t);
+    this.term?.abort();
+    this.term = undefined;
+  }
+
   private enqueue(e: ScheduleEntry): void {
+    const term = this.term;
+    if (!term) return;
     // One sync at a time: they share SES's 1 req/s budget anyway.
     this.running = this.running.then(async () => {
-      if (this.stopped) return;
+      if (this.stopped || term.signal.aborted) return;
       const t0 = Date.now();
       try {
-        const s = await this.connector.backfill({ streams: e.streams }, { signal: this.abort.signal });
+        const s = await this.connector.backfill({ streams: e.streams }, { signal: AbortSignal.any([this.abort.signal, term.signal]) });
         this.log.info(
           { streams: e.streams, seconds: (Date.now() - t0) / 1000, read: Object.fromEntries(Object.entries(s.streams).map(([k, v]) => [k, v?.read ?? 0])) },
           'scheduled sync done',
         );
       } catch (err) {
-        if (!this.stopped) this.log.error({ streams: e.streams, err: errorMessage(err) }, 'scheduled sync failed; its cursor is kept and the next run resumes');
+        if (err instanceof TajoError && err.code === 'backfill_running') this.log.info({ streams: e.streams, err: err.message }, 'scheduled sync skipped');
+        else if (!this.stopped)
+          this.log.error({ streams: e.streams, err: errorMessage(err) }, 'scheduled sync failed; its cursor is kept and the next run resumes');
       }
     });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.leaseTimer);
     for (const t of this.timers) clearInterval(t);
     this.abort.abort();
+    await this.ticking;
     await this.running;
+    if (this.term) {
+      this.term = undefined;
+      await this.connector.store.releaseLease({ name: SCHEDULER_LEASE, owner: this.connector.owner }).catch(() => undefined);
+    }
   }
 }

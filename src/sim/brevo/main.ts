@@ -1,6 +1,7 @@
 // Runs the Brevo simulator standalone:
-//   node dist/sim/brevo/main.js [--port N] [--api-key K] [--plan general|advanced|extended|unlimited]
-// Port, key and plan also come from BREVO_SIM_PORT, BREVO_SIM_API_KEY and BREVO_SIM_PLAN.
+//   node dist/sim/brevo/main.js [--port N] [--api-key K] [--plan general|advanced|extended|unlimited] [--events-batch-bucket events|other]
+// Port, key, plan and batch bucket also come from BREVO_SIM_PORT, BREVO_SIM_API_KEY, BREVO_SIM_PLAN
+// and BREVO_SIM_EVENTS_BATCH_BUCKET.
 import { startBrevoSim } from './server.js';
 import type { BrevoPlan } from './types.js';
 
@@ -24,7 +25,12 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const apiKey = arg('api-key') ?? process.env.BREVO_SIM_API_KEY ?? 'sim-key';
-  const sim = await startBrevoSim({ port, plan, apiKey });
+  const batchBucket = arg('events-batch-bucket') ?? process.env.BREVO_SIM_EVENTS_BATCH_BUCKET ?? 'events';
+  if (batchBucket !== 'events' && batchBucket !== 'other') {
+    console.error(`--events-batch-bucket: expected events or other, got '${batchBucket}'`);
+    process.exit(2);
+  }
+  const sim = await startBrevoSim({ port, plan, apiKey, eventsBatchBucket: batchBucket });
   console.log(sim.url);
   const stop = (): void => {
     void sim.close().then(() => process.exit(0));

@@ -28,7 +28,12 @@ export const RATE_LIMITS: Record<Exclude<BrevoPlan, 'unlimited'>, Record<RateLim
   },
 };
 
-export function bucketFor(path: string): RateLimitBucket {
+/**
+ * Brevo's table names POST /v3/events but not the batch endpoint: `batchBucket` says which
+ * budget /v3/events/batch counts in ('events' by default, or the hourly 'other').
+ */
+export function bucketFor(path: string, batchBucket: 'events' | 'other' = 'events'): RateLimitBucket {
+  if (path === '/v3/events/batch') return batchBucket;
   if (path === '/v3/contacts' || path.startsWith('/v3/contacts/')) return 'contacts';
   if (path === '/v3/events' || path.startsWith('/v3/events/')) return 'events';
   return 'other';

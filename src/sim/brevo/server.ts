@@ -223,7 +223,7 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
     const body = await readBody(req, keepUpTo);
     if (!body) return;
     stats.requests++;
-    const bucket = bucketFor(path);
+    const bucket = bucketFor(path, opts.eventsBatchBucket);
     inc(stats.byBucket, bucket);
     const match = matchRoute(method, path);
     inc(stats.byRoute, match && 'route' in match ? match.route.key : 'UNMATCHED');

@@ -41,6 +41,12 @@ export interface BrevoSimOptions {
    */
   importMaxBytes?: number;
   faults?: Partial<BrevoFaults>;
+  /**
+   * The rate-limit bucket POST /v3/events/batch counts in: 'events' (default, with POST
+   * /v3/events) or 'other' (the hourly budget of endpoints outside Brevo's table, with
+   * /v3/processes).
+   */
+  eventsBatchBucket?: 'events' | 'other';
   /** Clock (ms since epoch) for rate-limit windows and timestamps. Default Date.now. */
   now?: () => number;
 }
