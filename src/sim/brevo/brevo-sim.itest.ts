@@ -463,6 +463,39 @@ describe('Brevo simulator: rate limits', () => {
   });
 });
 
+describe('Brevo simulator: GET /v3/events', () => {
+  it('lists custom events by contact_id, event_name and date range, newest first', async () => {
+    await withSim({ plan: 'unlimited' }, async (sim) => {
+      const ev = (email: string, name: string, date: string, key: string) => ({
+        event_name: name,
+        event_date: date,
+        identifiers: { email_id: email },
+        event_properties: { event_key: key },
+      });
+      await call(sim, 'POST', '/events/batch', {
+        events: [
+          ev('a@example.com', 'ses_email_sent', '2026-01-01T10:00:00Z', 'k1'),
+          ev('a@example.com', 'ses_email_opened', '2026-01-02T10:00:00Z', 'k2'),
+          ev('b@example.com', 'ses_email_sent', '2026-01-03T10:00:00Z', 'k3'),
+        ],
+      });
+      await call(sim, 'POST', '/events', ev('a@example.com', 'ses_email_sent', '2026-01-04T10:00:00Z', 'k4'));
+      const a = b(await call(sim, 'GET', '/contacts/a%40example.com')).id as number;
+      const keys = (r: Res) => (b(r).events as Array<{ event_properties: { event_key: string } }>).map((e) => e.event_properties.event_key);
+      const all = await call(sim, 'GET', `/events?contact_id=${a}`);
+      expect(all.status).toBe(200);
+      expect(keys(all)).toEqual(['k4', 'k2', 'k1']);
+      expect(b(all).count).toBe(3);
+      expect(b(all).events[0]).toMatchObject({ contact_id: a, event_name: 'ses_email_sent', event_date: '2026-01-04T10:00:00Z' });
+      expect(keys(await call(sim, 'GET', `/events?contact_id=${a}&event_name=ses_email_sent`))).toEqual(['k4', 'k1']);
+      expect(keys(await call(sim, 'GET', '/events?event_name=ses_email_sent&startDate=2026-01-02&endDate=2026-01-03'))).toEqual(['k3']);
+      expect(keys(await call(sim, 'GET', '/events?limit=1&offset=1'))).toEqual(['k3']);
+      expect((await call(sim, 'GET', '/events?limit=0')).status).toBe(400);
+      expect((await call(sim, 'GET', '/events?startDate=2026-01-02')).status).toBe(400);
+    });
+  });
+});
+
 describe('Brevo simulator: fault injection', () => {
   const create = (sim: BrevoSim, email: string): Promise<Res> => call(sim, 'POST', '/contacts', { email });
 
