@@ -21,6 +21,7 @@ const bounded = (store: ChaosOptions['store'], seed: number): ChaosOptions => ({
   meanRunMs: 2_500,
   faultKinds: ALL_FAULT_KINDS,
   drainMs: 45_000,
+  verbose: process.env.CHAOS_VERBOSE === '1',
 });
 
 afterAll(() => {

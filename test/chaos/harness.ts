@@ -53,6 +53,8 @@ export interface ChaosOptions {
   /** PostgreSQL server for store 'postgres' (a schema of its own is created and dropped). */
   pgUrl?: string;
   log?: (line: string) => void;
+  /** Logs each fault window (CHAOS_VERBOSE=1). */
+  verbose?: boolean;
 }
 
 export interface ChaosReport {
@@ -136,7 +138,8 @@ interface Proc {
 
 export async function runChaos(label: string, o: ChaosOptions): Promise<ChaosReport> {
   const log = o.log ?? ((l: string) => console.log(l));
-  const t0 = Date.now();
+  const began = Date.now();
+  let t0 = began;
   log(`[chaos ${label}] seed ${o.seed} (replay with CHAOS_SEED=${o.seed}), store ${o.store}`);
   ensureBuilt();
   // One generator per concern, so that the schedule of kills does not shift with that of faults.
@@ -177,7 +180,7 @@ export async function runChaos(label: string, o: ChaosOptions): Promise<ChaosRep
       brevo: { api_key: brevo.apiKey, base_url: brevo.url, plan: 'extended', timeout: `${BREVO_TIMEOUT_MS}ms` },
       store: { url: storeUrl },
       // Enough attempts that no fault of the run makes a dead letter: Brevo answers again within seconds.
-      delivery: { backoff_base: '100ms', backoff_max: o.backoffMax ?? '1s', max_attempts: 100 },
+      delivery: { backoff_base: '100ms', backoff_max: o.backoffMax ?? '1s', max_attempts: 100, batch_size: 25 },
       log: { level: 'warn' },
     };
     const serveConfig = writeConfig(join(dir, 'serve.yaml'), {
@@ -220,7 +223,8 @@ export async function runChaos(label: string, o: ChaosOptions): Promise<ChaosRep
     const records = payloads.flatMap((p) => parseSesNotification(p).records);
     const exp = expectedBrevoState(records, ALL_EVENTS_BOTH);
 
-    // ---- processes
+    // ---- processes (the schedule counts from here, after the set-up and any rebuild of dist/)
+    t0 = Date.now();
     let serve = start('serve');
     let backfill: Proc | undefined = start('backfill');
     let backfillRuns = 1;
@@ -273,9 +277,12 @@ export async function runChaos(label: string, o: ChaosOptions): Promise<ChaosRep
         }
         if (o.faultKinds.length > 0) {
           const kind = order[turn++ % order.length]!;
-          brevo.setFaults({ ...FAULTS_OFF, ...faultSettings(kind, rand) });
+          const settings = faultSettings(kind, rand);
+          const before = brevo.stats().requests;
+          brevo.setFaults({ ...FAULTS_OFF, ...settings });
           await sleep(1500 + rand() * 2000);
           brevo.setFaults(FAULTS_OFF);
+          if (o.verbose) log(`[chaos ${label}] ${Date.now() - t0} ms: ${kind} ${JSON.stringify(settings)} over ${brevo.stats().requests - before} Brevo calls`);
         }
         await sleep(300 + rand() * 1200);
       }
@@ -376,7 +383,7 @@ export async function runChaos(label: string, o: ChaosOptions): Promise<ChaosRep
       duplicated: last.events.events.duplicates,
       problems: [...last.events.problems, ...last.bf.problems, ...(failures.code === 0 ? [] : [`failures list exited ${failures.code}: ${failures.stderr}`])],
       backfill: { ...last.bf.checked, runs: backfillRuns },
-      ms: Date.now() - t0,
+      ms: Date.now() - began,
     };
     return report;
   } finally {
