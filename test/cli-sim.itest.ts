@@ -90,6 +90,28 @@ describe('tajo-ses sim brevo', () => {
     expect(await p.stop('SIGTERM')).toBe(0);
   });
 
+  it('--outage S answers 503 until POST /sim/faults {"outageSeconds":0}; --reset-after-apply-rate and --malformed-rate apply the call', async () => {
+    const { p, info } = await startBrevo(['--outage', '3600', '--reset-after-apply-rate', '1', '--plan', 'unlimited']);
+    expect((await account(info)).status).toBe(503);
+    expect((await fetch(info.faultsUrl, { method: 'POST', body: '{"outageSeconds":0}' })).status).toBe(200);
+    const post = (email: string) =>
+      fetch(`${info.url}/contacts`, {
+        method: 'POST',
+        headers: { 'api-key': info.apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ email }),
+      });
+    await expect(post('reset@example.com')).rejects.toThrow();
+    expect((await fetch(info.faultsUrl, { method: 'POST', body: '{"dropAfterApplyRate":0,"malformedRate":1}' })).status).toBe(200);
+    const garbled = await post('garbled@example.com');
+    expect(garbled.status).toBe(200);
+    const text = await garbled.text();
+    expect(() => JSON.parse(text) as unknown).toThrow(SyntaxError);
+    const stats = (await (await fetch(info.statsUrl)).json()) as { stats: { faults: Record<string, number> }; holds: { contacts: number } };
+    expect(stats.stats.faults).toEqual({ outage: 1, dropped_after_apply: 1, malformed: 1 });
+    expect(stats.holds.contacts).toBe(2);
+    expect(await p.stop('SIGTERM')).toBe(0);
+  });
+
   it('options out of range are usage errors (exit 2) that name the option', async () => {
     const r = await runCli(['sim', 'brevo', '--fail-rate', '1.5'], { cwd: tmp });
     expect(r.code).toBe(2);
@@ -97,6 +119,9 @@ describe('tajo-ses sim brevo', () => {
     const plan = await runCli(['sim', 'brevo', '--plan', 'gold'], { cwd: tmp });
     expect(plan.code).toBe(2);
     expect(plan.stderr).toMatch(/--plan: found "gold"; allowed: general, advanced, extended, unlimited/);
+    const hang = await runCli(['sim', 'brevo', '--hang-rate', '2'], { cwd: tmp });
+    expect(hang.code).toBe(2);
+    expect(hang.stderr).toMatch(/^--hang-rate: found "2"; expected a number from 0 to 1/);
     const which = await runCli(['sim', 'sqs'], { cwd: tmp });
     expect(which.code).toBe(2);
     expect(which.stderr).toMatch(/unknown simulator "sqs"/);

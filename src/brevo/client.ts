@@ -225,6 +225,21 @@ export class BrevoClient {
     return this.request<{ processes?: BrevoProcess[]; count?: number }>('GET', `/processes?limit=${limit}&offset=${offset}&sort=desc`, undefined, signal);
   }
 
+  /** One contact by email; 404 (document_not_found) when Brevo has none. */
+  getContact(email: string, signal?: AbortSignal) {
+    return this.request<{ id: number; email?: string }>('GET', `/contacts/${encodeURIComponent(email)}?identifierType=email_id`, undefined, signal);
+  }
+
+  /** GET /events (custom events only), newest first: one contact's events of one name. */
+  listEvents(q: { contactId: number; eventName: string; limit: number }, signal?: AbortSignal) {
+    return this.request<{ events?: Array<{ event_name?: string; event_properties?: Record<string, unknown> }>; count?: number }>(
+      'GET',
+      `/events?contact_id=${q.contactId}&event_name=${encodeURIComponent(q.eventName)}&limit=${q.limit}`,
+      undefined,
+      signal,
+    );
+  }
+
   sendEvent(ev: EventPayload, signal?: AbortSignal) {
     return this.request<undefined>('POST', '/events', ev, signal);
   }

@@ -187,7 +187,8 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     common: SIM_COMMON_OPTIONS,
   },
   'sim brevo': {
-    usage: 'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--latency MS] [--import-delay MS] [--api-key K] [--json]',
+    usage:
+      'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--hang-rate F] [--outage S] [--latency MS] [--import-delay MS] [--api-key K] [--json]',
     summary:
       'The Brevo API v3 simulator: contacts, attributes, lists, /contacts/import, /events/batch, with the rate limits and\n' +
       'x-sib-ratelimit-* headers of a plan. Point brevo.base_url at the URL it prints. GET <origin>/sim/stats says what it holds;\n' +
@@ -197,6 +198,12 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['--fail-rate F', 'fraction 0..1 of calls answered 500/502/503, nothing applied (default 0)'],
       ['--throttle-rate F', 'fraction 0..1 of calls answered 429 within budget (default 0)'],
       ['--drop-rate F', 'fraction 0..1 of calls whose connection is cut before they are applied (default 0)'],
+      ['--reset-after-apply-rate F', 'fraction 0..1 of calls applied, then their connection cut without an answer (default 0)'],
+      ['--bare-throttle-rate F', 'fraction 0..1 of calls answered 429 without x-sib-ratelimit-* headers (default 0)'],
+      ['--hang-rate F', 'fraction 0..1 of calls never answered nor applied; the connection is cut after --hang-ms (default 0)'],
+      ['--hang-ms MS', 'how long a hung call is held (default 60000)'],
+      ['--malformed-rate F', 'fraction 0..1 of calls applied and answered 200 with a broken JSON body (default 0)'],
+      ['--outage S', 'every call answered 503 for the first S seconds (default 0); later: POST /sim/faults {"outageSeconds":S}'],
       ['--latency MS', 'added to every call (default 0)'],
       ['--import-delay MS', 'how long a /contacts/import stays queued before it is applied (default 50)'],
       ['--api-key K', 'the key it accepts in the api-key header (default sim-key)'],

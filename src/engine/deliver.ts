@@ -216,46 +216,17 @@ export class Deliverer {
     });
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
-      if (this.eventRoute(ops.length) === 'single') {
-        await this.settle(ops, await this.sendEventsOneByOne(ops));
-        return ops.length;
-      }
-      let partial: BatchEventsResult | undefined;
-      const outcome = await attemptCall(this.call, 'events_batch', async () => {
-        const res = await this.o.client.sendEvents(
-          ops.map((o) => o.payload as EventPayload),
-          this.abort.signal,
-        );
-        if (res.status === 207) partial = res.data;
-      });
-      if (outcome.kind === 'dead') {
-        // One bad event must not sink the batch: send them one by one to find it.
-        this.o.log.warn({ count: ops.length, err: errorMessage(outcome.err) }, 'event batch refused; isolating the bad event(s) one by one');
-        const outcomes: Outcome[] = [];
-        for (const op of ops)
-          outcomes.push(await attemptCall(this.call, 'events', () => this.o.client.sendEvent(op.payload as EventPayload, this.abort.signal)));
-        await this.settle(ops, outcomes);
-      } else if (partial) {
-        // 207: Brevo applied the others; only the listed indexes are refused, for good.
-        const refused = new Map<number, string>();
-        for (const e of partial.errors ?? []) {
-          for (const i of Array.isArray(e.eventIndex) ? e.eventIndex : e.eventIndex === undefined ? [] : [e.eventIndex])
-            refused.set(i, e.message ?? 'refused in batch');
-        }
-        await this.settle(
-          ops,
-          ops.map((_, i): Outcome =>
-            refused.has(i)
-              ? { kind: 'dead', err: new BrevoError('invalid_parameter', `POST /events/batch refused event ${i}: ${refused.get(i)}`, 207, 'events', false) }
-              : { kind: 'done' },
-          ),
-        );
-      } else {
-        await this.settle(
-          ops,
-          ops.map(() => outcome),
-        );
-      }
+      // An operation tried before may already be in Brevo (an answer lost to a reset or a
+      // timeout, or a process killed between Brevo's answer and the store's commit): Brevo
+      // does not deduplicate events, so it is looked up by its event_key before a resend.
+      const known = await this.alreadyInBrevo(ops.filter((o) => o.attempts > 1));
+      const send = ops.filter((o) => !known.has(o.id));
+      const sent = send.length > 0 ? await this.sendEventOps(send) : [];
+      const byId = new Map(send.map((o, i) => [o.id, sent[i]!]));
+      await this.settle(
+        ops,
+        ops.map((o) => known.get(o.id) ?? byId.get(o.id)!),
+      );
       return ops.length;
     });
   }
@@ -289,6 +260,78 @@ export class Deliverer {
     };
     await Promise.all(Array.from({ length: Math.min(ops.length, Math.max(1, this.opts.contactConcurrency)) }, worker));
     return outcomes;
+  }
+
+  /**
+   * For event operations that were tried before: `done` for those Brevo already holds (same
+   * event_key, found through GET /contacts/{email} and GET /events), `retry` for those the
+   * lookup could not settle (Brevo failing). The others are absent from the map: send them.
+   */
+  private async alreadyInBrevo(ops: OpRow[]): Promise<Map<number, Outcome>> {
+    const out = new Map<number, Outcome>();
+    const contactIds = new Map<string, number | null>();
+    for (const op of ops) {
+      const p = op.payload as EventPayload;
+      let found = false;
+      const outcome = await attemptCall(this.call, 'events_lookup', async () => {
+        const email = p.identifiers.email_id;
+        let id = contactIds.get(email);
+        if (id === undefined) {
+          try {
+            const c = (await this.o.client.getContact(email, this.abort.signal)).data;
+            if (typeof c?.id !== 'number') throw new BrevoError('bad_response', `GET /contacts/{email}: no contact id in the answer`, 200, 'contacts', true);
+            id = c.id;
+          } catch (err) {
+            if (!(err instanceof BrevoError && err.status === 404)) throw err;
+            id = null;
+          }
+          contactIds.set(email, id);
+        }
+        if (id === null) return;
+        const res = (await this.o.client.listEvents({ contactId: id, eventName: p.event_name, limit: 1000 }, this.abort.signal)).data;
+        if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
+          throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
+        found = (res.events ?? []).some((e) => e?.event_properties?.event_key === p.event_properties.event_key);
+      });
+      if (outcome.kind === 'retry') out.set(op.id, outcome);
+      else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
+      // A lookup Brevo refuses for good (`dead`) cannot tell: the event is sent (at least once wins).
+    }
+    return out;
+  }
+
+  /** Sends event operations (one call, or a batch); one outcome per operation. */
+  private async sendEventOps(ops: OpRow[]): Promise<Outcome[]> {
+    if (this.eventRoute(ops.length) === 'single') return this.sendEventsOneByOne(ops);
+    let partial: BatchEventsResult | undefined;
+    const outcome = await attemptCall(this.call, 'events_batch', async () => {
+      const res = await this.o.client.sendEvents(
+        ops.map((o) => o.payload as EventPayload),
+        this.abort.signal,
+      );
+      if (res.status === 207) partial = res.data;
+    });
+    if (outcome.kind === 'dead') {
+      // One bad event must not sink the batch: send them one by one to find it.
+      this.o.log.warn({ count: ops.length, err: errorMessage(outcome.err) }, 'event batch refused; isolating the bad event(s) one by one');
+      const outcomes: Outcome[] = [];
+      for (const op of ops) outcomes.push(await attemptCall(this.call, 'events', () => this.o.client.sendEvent(op.payload as EventPayload, this.abort.signal)));
+      return outcomes;
+    }
+    if (partial) {
+      // 207: Brevo applied the others; only the listed indexes are refused, for good.
+      const refused = new Map<number, string>();
+      for (const e of partial.errors ?? []) {
+        for (const i of Array.isArray(e.eventIndex) ? e.eventIndex : e.eventIndex === undefined ? [] : [e.eventIndex])
+          refused.set(i, e.message ?? 'refused in batch');
+      }
+      return ops.map((_, i): Outcome =>
+        refused.has(i)
+          ? { kind: 'dead', err: new BrevoError('invalid_parameter', `POST /events/batch refused event ${i}: ${refused.get(i)}`, 207, 'events', false) }
+          : { kind: 'done' },
+      );
+    }
+    return ops.map(() => outcome);
   }
 
   async deliverContacts(): Promise<number> {

@@ -463,6 +463,39 @@ describe('Brevo simulator: rate limits', () => {
   });
 });
 
+describe('Brevo simulator: GET /v3/events', () => {
+  it('lists custom events by contact_id, event_name and date range, newest first', async () => {
+    await withSim({ plan: 'unlimited' }, async (sim) => {
+      const ev = (email: string, name: string, date: string, key: string) => ({
+        event_name: name,
+        event_date: date,
+        identifiers: { email_id: email },
+        event_properties: { event_key: key },
+      });
+      await call(sim, 'POST', '/events/batch', {
+        events: [
+          ev('a@example.com', 'ses_email_sent', '2026-01-01T10:00:00Z', 'k1'),
+          ev('a@example.com', 'ses_email_opened', '2026-01-02T10:00:00Z', 'k2'),
+          ev('b@example.com', 'ses_email_sent', '2026-01-03T10:00:00Z', 'k3'),
+        ],
+      });
+      await call(sim, 'POST', '/events', ev('a@example.com', 'ses_email_sent', '2026-01-04T10:00:00Z', 'k4'));
+      const a = b(await call(sim, 'GET', '/contacts/a%40example.com')).id as number;
+      const keys = (r: Res) => (b(r).events as Array<{ event_properties: { event_key: string } }>).map((e) => e.event_properties.event_key);
+      const all = await call(sim, 'GET', `/events?contact_id=${a}`);
+      expect(all.status).toBe(200);
+      expect(keys(all)).toEqual(['k4', 'k2', 'k1']);
+      expect(b(all).count).toBe(3);
+      expect(b(all).events[0]).toMatchObject({ contact_id: a, event_name: 'ses_email_sent', event_date: '2026-01-04T10:00:00Z' });
+      expect(keys(await call(sim, 'GET', `/events?contact_id=${a}&event_name=ses_email_sent`))).toEqual(['k4', 'k1']);
+      expect(keys(await call(sim, 'GET', '/events?event_name=ses_email_sent&startDate=2026-01-02&endDate=2026-01-03'))).toEqual(['k3']);
+      expect(keys(await call(sim, 'GET', '/events?limit=1&offset=1'))).toEqual(['k3']);
+      expect((await call(sim, 'GET', '/events?limit=0')).status).toBe(400);
+      expect((await call(sim, 'GET', '/events?startDate=2026-01-02')).status).toBe(400);
+    });
+  });
+});
+
 describe('Brevo simulator: fault injection', () => {
   const create = (sim: BrevoSim, email: string): Promise<Res> => call(sim, 'POST', '/contacts', { email });
 
@@ -498,6 +531,88 @@ describe('Brevo simulator: fault injection', () => {
     });
   });
 
+  it('injects 429 storms with rate-limit headers (throttleRate) and without any (throttleBareRate)', async () => {
+    await withSim({ plan: 'general', faults: { throttleBareRate: 1 } }, async (sim) => {
+      const bare = await create(sim, 'a@example.com');
+      expect(bare.status).toBe(429);
+      expect(b(bare).code).toBe('too_many_requests');
+      expect([...bare.headers.keys()].filter((h) => h.startsWith('x-sib-ratelimit'))).toEqual([]);
+      expect(sim.contact('a@example.com')).toBeUndefined();
+      sim.setFaults({ throttleBareRate: 0, throttleRate: 1 });
+      const headed = await create(sim, 'a@example.com');
+      expect(headed.status).toBe(429);
+      expect(headed.headers.get('x-sib-ratelimit-remaining')).toBe('0');
+      expect(sim.stats().faults).toEqual({ throttle_bare: 1, throttle: 1 });
+      expect(sim.stats().throttled).toBe(2);
+    });
+  });
+
+  it('hangs a call (hangRate) without applying it until the client gives up, then after hangMs cuts it itself', async () => {
+    await withSim({ plan: 'unlimited', faults: { hangRate: 1, hangMs: 60_000 } }, async (sim) => {
+      const err = await fetch(sim.url + '/contacts', {
+        method: 'POST',
+        headers: { 'api-key': sim.apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'hung@example.com' }),
+        signal: AbortSignal.timeout(200),
+      }).catch((e: unknown) => e as Error);
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).name).toBe('TimeoutError');
+      expect(sim.contact('hung@example.com')).toBeUndefined();
+      sim.setFaults({ hangMs: 50 });
+      await expect(create(sim, 'cut@example.com')).rejects.toThrow();
+      expect(sim.contact('cut@example.com')).toBeUndefined();
+      expect(sim.stats().faults).toEqual({ hang: 2 });
+    });
+  });
+
+  it('answers 200 with a broken JSON body after applying the call (malformedRate)', async () => {
+    await withSim({ plan: 'unlimited', faults: { malformedRate: 1 } }, async (sim) => {
+      const res = await fetch(sim.url + '/contacts', {
+        method: 'POST',
+        headers: { 'api-key': sim.apiKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'garbled@example.com' }),
+      });
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(() => JSON.parse(text) as unknown).toThrow(SyntaxError);
+      expect(sim.contact('garbled@example.com')).toBeDefined();
+      // Refusals are not garbled: only what Brevo applied.
+      expect((await create(sim, 'garbled@example.com')).status).toBe(400);
+      expect(sim.stats().faults).toEqual({ malformed: 1 });
+    });
+  });
+
+  it('answers 503 to every call during an outage window (outageSeconds) and recovers by itself', async () => {
+    let t = 1_000_000;
+    await withSim({ plan: 'unlimited', now: () => t }, async (sim) => {
+      const asked = await fetch(sim.url.replace(/\/v3$/, '') + '/sim/faults', { method: 'POST', body: JSON.stringify({ outageSeconds: 30 }) });
+      expect(await asked.json()).toMatchObject({ outageUntil: 1_030_000 });
+      expect((await create(sim, 'down@example.com')).status).toBe(503);
+      expect((await call(sim, 'GET', '/account')).status).toBe(503);
+      expect(sim.contact('down@example.com')).toBeUndefined();
+      t += 29_000;
+      expect((await create(sim, 'down@example.com')).status).toBe(503);
+      t += 1_000;
+      expect((await create(sim, 'down@example.com')).status).toBe(201);
+      expect(sim.stats().faults).toEqual({ outage: 3 });
+      sim.setFaults({ outageSeconds: 10 });
+      expect((await call(sim, 'GET', '/account')).status).toBe(503);
+      sim.setFaults({ outageSeconds: 0 });
+      expect((await call(sim, 'GET', '/account')).status).toBe(200);
+    });
+  });
+
+  it('counts every injected fault by kind', async () => {
+    await withSim({ plan: 'unlimited', faults: { errorRate: 1, seed: 3 } }, async (sim) => {
+      await create(sim, 'a@example.com');
+      sim.setFaults({ errorRate: 0, dropRate: 1 });
+      await expect(create(sim, 'a@example.com')).rejects.toThrow();
+      sim.setFaults({ dropRate: 0, dropAfterApplyRate: 1 });
+      await expect(create(sim, 'a@example.com')).rejects.toThrow();
+      expect(sim.stats().faults).toEqual({ error: 1, dropped: 1, dropped_after_apply: 1 });
+    });
+  });
+
   it('is deterministic with a seed', async () => {
     const run = async (): Promise<number[]> => {
       const statuses: number[] = [];
@@ -521,6 +636,8 @@ describe('Brevo simulator: fault injection', () => {
 
   it('refuses out-of-range rates', async () => {
     await expect(startBrevoSim({ faults: { errorRate: 2 } })).rejects.toThrow(RangeError);
+    await expect(startBrevoSim({ faults: { hangRate: -1 } })).rejects.toThrow(RangeError);
+    await expect(startBrevoSim({ faults: { outageSeconds: -5 } })).rejects.toThrow(RangeError);
   });
 });
 

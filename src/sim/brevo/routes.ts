@@ -667,6 +667,48 @@ function applyEvent(store: SimStore, v: ValidEvent): void {
     store.touch(c);
   }
   store.events.push(v.event);
+  if (c) store.eventContact.set(v.event, c.id);
+}
+
+// GET /v3/events (reference/get-events: custom events only): filtered by contact_id and
+// event_name (both repeatable) and an event_date range, newest first, limit 1..10000.
+function listEvents(ctx: Ctx): Reply {
+  const { store, query } = ctx;
+  const ids = query.getAll('contact_id').map(Number);
+  if (ids.some((n) => !Number.isInteger(n))) throw bad('contact_id must be an integer');
+  const names = query.getAll('event_name');
+  const start = query.get('startDate');
+  const end = query.get('endDate');
+  if ((start === null) !== (end === null)) throw bad('startDate and endDate go together');
+  const from = start === null ? -Infinity : Date.parse(start);
+  const to = end === null ? Infinity : Date.parse(end.length === 10 ? `${end}T23:59:59.999Z` : end);
+  if (Number.isNaN(from) || Number.isNaN(to) || from > to) throw bad('startDate and endDate must be dates (YYYY-MM-DD or RFC3339), startDate <= endDate');
+  const limit = query.get('limit') === null ? 100 : Number(query.get('limit'));
+  const offset = query.get('offset') === null ? 0 : Number(query.get('offset'));
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw bad('limit must be an integer between 1 and 10000');
+  if (!Number.isInteger(offset) || offset < 0) throw bad('offset must be a non-negative integer');
+  const dateOf = (e: SimEvent) => Date.parse(e.event_date ?? e.receivedAt);
+  const found = store.events.filter((e) => {
+    const cid = store.eventContact.get(e);
+    if (ids.length > 0 && (cid === undefined || !ids.includes(cid))) return false;
+    if (names.length > 0 && !names.includes(e.event_name)) return false;
+    const at = dateOf(e);
+    return at >= from && at <= to;
+  });
+  found.sort((a, b) => dateOf(b) - dateOf(a));
+  return {
+    status: 200,
+    body: {
+      events: found.slice(offset, offset + limit).map((e) => ({
+        contact_id: store.eventContact.get(e),
+        event_date: e.event_date ?? e.receivedAt,
+        event_name: e.event_name,
+        ...(e.event_properties ? { event_properties: e.event_properties } : {}),
+        ...(e.contact_properties ? { contact_properties: e.contact_properties } : {}),
+      })),
+      count: found.length,
+    },
+  };
 }
 
 function createEvent(ctx: Ctx): Reply {
@@ -758,6 +800,7 @@ export const ROUTES: Route[] = [
   r('POST', '/v3/contacts/lists/:listId/contacts/remove', removeFromList),
   r('GET', '/v3/contacts/:identifier', getContact),
   r('PUT', '/v3/contacts/:identifier', updateContact),
+  r('GET', '/v3/events', listEvents),
   r('POST', '/v3/events', createEvent),
   r('POST', '/v3/events/batch', createBatchEvents),
   r('GET', '/v3/processes', listProcesses),

@@ -22,18 +22,38 @@ const DEFAULT_IMPORT_MAX_BYTES = 8 * 1024 * 1024;
 const ABSOLUTE_BODY_BYTES = 64 * 1024 * 1024;
 const INJECTED_ERROR_STATUSES = [500, 502, 503] as const;
 
-type Faults = Required<Omit<BrevoFaults, 'seed'>> & { seed?: number };
+type Faults = Required<Omit<BrevoFaults, 'seed' | 'outageSeconds'>> & {
+  seed?: number;
+  /** End of the outage window (ms since epoch); 0: none. */ outageUntil: number;
+};
 
-const FAULT_KEYS: readonly string[] = ['errorRate', 'throttleRate', 'latencyMs', 'dropRate', 'dropAfterApplyRate', 'seed'];
+const RATE_KEYS = ['errorRate', 'throttleRate', 'dropRate', 'dropAfterApplyRate', 'throttleBareRate', 'hangRate', 'malformedRate'] as const;
+const FAULT_KEYS: readonly string[] = [...RATE_KEYS, 'latencyMs', 'hangMs', 'outageSeconds', 'seed'];
 
-const NO_FAULTS: Faults = { errorRate: 0, throttleRate: 0, latencyMs: 0, dropRate: 0, dropAfterApplyRate: 0 };
+const NO_FAULTS: Faults = {
+  errorRate: 0,
+  throttleRate: 0,
+  latencyMs: 0,
+  dropRate: 0,
+  dropAfterApplyRate: 0,
+  throttleBareRate: 0,
+  hangRate: 0,
+  hangMs: 60_000,
+  malformedRate: 0,
+  outageUntil: 0,
+};
 
 /** Overlays the defined fields of `f` (an explicit undefined keeps the current value, except for seed). */
-function mergeFaults(base: Faults, f: Partial<BrevoFaults> | undefined): Faults {
+function mergeFaults(base: Faults, f: Partial<BrevoFaults> | undefined, now: number): Faults {
   const next: Faults = { ...base };
-  for (const k of ['errorRate', 'throttleRate', 'latencyMs', 'dropRate', 'dropAfterApplyRate'] as const) {
+  for (const k of [...RATE_KEYS, 'latencyMs', 'hangMs'] as const) {
     const v = f?.[k];
     if (v !== undefined) next[k] = v;
+  }
+  if (f?.outageSeconds !== undefined) {
+    const s = f.outageSeconds;
+    if (typeof s !== 'number' || !(s >= 0)) throw new RangeError(`faults.outageSeconds must be >= 0, got ${s}`);
+    next.outageUntil = s > 0 ? now + s * 1000 : 0;
   }
   if (f && 'seed' in f) {
     if (f.seed === undefined) delete next.seed;
@@ -44,16 +64,18 @@ function mergeFaults(base: Faults, f: Partial<BrevoFaults> | undefined): Faults 
 }
 
 function checkFaults(f: Faults): void {
-  for (const k of ['errorRate', 'throttleRate', 'dropRate', 'dropAfterApplyRate'] as const) {
+  for (const k of RATE_KEYS) {
     const v = f[k];
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new RangeError(`faults.${k} must be between 0 and 1, got ${v}`);
   }
-  if (typeof f.latencyMs !== 'number' || !(f.latencyMs >= 0)) throw new RangeError(`faults.latencyMs must be >= 0, got ${f.latencyMs}`);
+  for (const k of ['latencyMs', 'hangMs'] as const) {
+    if (typeof f[k] !== 'number' || !(f[k] >= 0)) throw new RangeError(`faults.${k} must be >= 0, got ${f[k]}`);
+  }
   if (f.seed !== undefined && !Number.isInteger(f.seed)) throw new RangeError(`faults.seed must be an integer, got ${String(f.seed)}`);
 }
 
 function emptyStats(): BrevoSimStats {
-  return { requests: 0, byRoute: {}, status: {}, throttled: 0, byBucket: {} };
+  return { requests: 0, byRoute: {}, status: {}, throttled: 0, byBucket: {}, faults: {} };
 }
 
 function inc(rec: Record<string, number>, key: string): void {
@@ -98,7 +120,7 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
   const keepUpTo = Math.max(MAX_BODY_BYTES, importMaxBytes);
   const store = new SimStore(now);
   const limiter = new RateLimiter(opts.plan ?? 'general', now);
-  let faults = mergeFaults(NO_FAULTS, opts.faults);
+  let faults = mergeFaults(NO_FAULTS, opts.faults, now());
   let random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
   let stats = emptyStats();
   const pending = new Set<PendingImport>();
@@ -108,7 +130,7 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
 
   function setFaults(f: Partial<BrevoFaults>): void {
     if (f === null || typeof f !== 'object' || Array.isArray(f)) throw new TypeError('faults must be an object');
-    faults = mergeFaults(faults, f);
+    faults = mergeFaults(faults, f, now());
     if ('seed' in f) random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
   }
 
@@ -169,7 +191,27 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
 
   function drop(req: IncomingMessage, key: string): void {
     inc(stats.status, key);
+    inc(stats.faults, key);
     req.socket.destroy();
+  }
+
+  /** Never answers: the socket is destroyed after hangMs (or when the client gives up first). */
+  function hang(req: IncomingMessage): void {
+    inc(stats.status, 'hung');
+    inc(stats.faults, 'hang');
+    const socket = req.socket;
+    const timer = setTimeout(() => socket.destroy(), faults.hangMs);
+    socket.once('close', () => clearTimeout(timer));
+  }
+
+  /** Answers 200 with a JSON body cut in half (the call was applied). */
+  function sendMalformed(res: ServerResponse, reply: Reply): void {
+    inc(stats.status, 'malformed');
+    inc(stats.faults, 'malformed');
+    const full = JSON.stringify(reply.body ?? { ok: true });
+    const payload = full.slice(0, Math.max(1, Math.floor(full.length / 2)));
+    res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) });
+    res.end(payload);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -232,6 +274,11 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
       send(res, fail(401, 'unauthorized', 'Key not found'), limiter.peek(bucket));
       return;
     }
+    if (faults.outageUntil > now()) {
+      inc(stats.faults, 'outage');
+      send(res, fail(503, 'internal_error', 'Simulated outage'), undefined);
+      return;
+    }
     if (faults.latencyMs > 0) await sleep(faults.latencyMs);
 
     const rl = limiter.take(bucket);
@@ -241,14 +288,23 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
       return;
     }
     if (chance(faults.dropRate)) return drop(req, 'dropped');
+    if (chance(faults.hangRate)) return hang(req);
     if (chance(faults.errorRate)) {
       const status = INJECTED_ERROR_STATUSES[Math.floor(random() * INJECTED_ERROR_STATUSES.length)] ?? 500;
+      inc(stats.faults, 'error');
       send(res, fail(status, 'internal_error', 'Simulated server error'), rl);
       return;
     }
     if (chance(faults.throttleRate)) {
       stats.throttled++;
+      inc(stats.faults, 'throttle');
       send(res, fail(429, 'too_many_requests', 'Simulated burst throttling'), { ...rl, remaining: 0 });
+      return;
+    }
+    if (chance(faults.throttleBareRate)) {
+      stats.throttled++;
+      inc(stats.faults, 'throttle_bare');
+      send(res, fail(429, 'too_many_requests', 'Simulated throttling without rate-limit headers'), undefined);
       return;
     }
 
@@ -287,6 +343,7 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
       reply = e instanceof ApiError ? fail(e.status, e.code, e.message) : fail(500, 'internal_error', `Simulator bug: ${(e as Error).message}`);
     }
     if (chance(faults.dropAfterApplyRate)) return drop(req, 'dropped_after_apply');
+    if (reply.status >= 200 && reply.status < 300 && reply.text === undefined && chance(faults.malformedRate)) return sendMalformed(res, reply);
     send(res, reply, rl);
   }
 

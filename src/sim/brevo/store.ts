@@ -123,6 +123,8 @@ export class SimStore {
   folders = new Map<number, FolderRec>();
   lists = new Map<number, ListRec>();
   events: SimEvent[] = [];
+  /** The contact each event was attributed to (GET /v3/events filters on it). */
+  eventContact = new WeakMap<SimEvent, number>();
   processes = new Map<number, ProcessRec>();
   dropped: SimDroppedValue[] = [];
   unblocks: SimUnblock[] = [];

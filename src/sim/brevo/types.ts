@@ -20,6 +20,26 @@ export interface BrevoFaults {
    * must be idempotent). Independent of `dropRate`. Default 0.
    */
   dropAfterApplyRate?: number;
+  /** 0..1 fraction answered 429 within budget WITHOUT any x-sib-ratelimit-* header (a gateway's 429); nothing is applied. Default 0. */
+  throttleBareRate?: number;
+  /**
+   * 0..1 fraction that is never answered: the request is held (not applied) for `hangMs`, then
+   * its socket is destroyed, so a client with a shorter timeout gives up first. Default 0.
+   */
+  hangRate?: number;
+  /** How long a hung request is held before its socket is destroyed. Default 60000. */
+  hangMs?: number;
+  /**
+   * 0..1 fraction where the request IS applied and answered 200 with a body that is not JSON
+   * (cut short), as a broken proxy would. Default 0.
+   */
+  malformedRate?: number;
+  /**
+   * Seconds from now during which every API call is answered 503 and nothing is applied (an
+   * outage window); 0 ends a running one. Write-only: `POST /sim/faults` answers the end as
+   * `outageUntil` (ms since epoch).
+   */
+  outageSeconds?: number;
   /** Seed of a deterministic PRNG; without it faults use Math.random. */
   seed?: number;
 }
@@ -133,6 +153,11 @@ export interface BrevoSimStats {
   /** 429 answers, over budget or injected. */
   throttled: number;
   byBucket: Record<string, number>;
+  /**
+   * Injected faults by kind: error, throttle, throttle_bare, dropped, dropped_after_apply, hang,
+   * malformed, outage (429s from the real budget are not faults: see `throttled`).
+   */
+  faults: Record<string, number>;
 }
 
 export interface BrevoSim {

@@ -613,10 +613,12 @@ export class PostgresStore extends ForwardsCluster implements Store {
 
   async claimOps(claim: ClaimQuery): Promise<OpRow[]> {
     const q = withClaimDefaults(claim);
+    // A contact whose previous write is in flight waits for it (see the SQLite store).
     const rows = await this.query(
       `WITH c AS (
          SELECT id FROM ${this.table('ops')}
          WHERE kind = $1 AND state = 'pending' AND next_at <= $2 AND priority <= $3 AND lane = ANY($4::text[])
+           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ${this.table('ops')} f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ${this.table('ops')}.key))
          ORDER BY priority, id LIMIT $5
          FOR UPDATE SKIP LOCKED
        )

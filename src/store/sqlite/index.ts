@@ -316,9 +316,13 @@ export class SqliteStore extends ForwardsCluster implements Store {
     const q = withClaimDefaults(claim);
     // As claimInbox: choose without the write lock, then lease what is still pending. The
     // rows come back from the UPDATE itself, so a payload merged in between is the one sent.
+    // A contact whose previous write is still in flight (in this process or another) waits
+    // for it: two writes of one contact at once could land in either order at Brevo, and an
+    // older attribute value landing last would stay there (the ledger records the newer).
     const ids = (
       this.stmt(
         `SELECT id FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND priority <= ? AND lane IN (${placeholders(q.lanes.length)})
+           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key))
          ORDER BY priority, id LIMIT ?`,
       ).all(q.kind, q.now, q.maxPriority, ...q.lanes, q.limit) as Row[]
     ).map((r) => Number(r.id));
@@ -326,7 +330,8 @@ export class SqliteStore extends ForwardsCluster implements Store {
     const rows = this.tx(
       () =>
         this.stmt(
-          `UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND id IN ${IN_LIST} RETURNING *`,
+          `UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND id IN ${IN_LIST}
+             AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key)) RETURNING *`,
         ).all(q.owner, q.now + q.leaseMs, q.now, JSON.stringify(ids)) as Row[],
     );
     const order = new Map(ids.map((id, i) => [id, i]));
