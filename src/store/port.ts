@@ -94,6 +94,14 @@ export interface LedgerEntry {
   blocklisted: boolean;
 }
 
+export interface SoftBounce {
+  /** The record's idempotency key. */
+  key: string;
+  email: string;
+  /** The bounce's own (SES) time, ms. */
+  at: number;
+}
+
 export interface CursorRow {
   stream: string;
   value: string | null;
@@ -283,6 +291,15 @@ export interface Store extends ClusterStore {
   leaseOwners(): Promise<string[]>;
 
   getLedger(emails: string[]): Promise<Map<string, LedgerEntry>>;
+
+  /**
+   * Soft bounces (`bounce_policy`): records each item once by its key (the SES idempotency
+   * key, so a replayed bounce is not counted twice) and answers, per item in order, how many
+   * soft bounces of its email the store holds in (at - windowMs, at], itself included.
+   * Items that repeat a recorded key answer as their first recording did, when nothing
+   * newer came between. Rows older than now - 2 x windowMs are pruned.
+   */
+  recordSoftBounces(items: SoftBounce[], windowMs: number, now: number): Promise<number[]>;
 
   listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]>;
   getOp(id: number): Promise<OpRow | undefined>;

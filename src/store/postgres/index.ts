@@ -27,6 +27,7 @@ import type {
   Store,
   StoreStats,
   WaitingErrors,
+  SoftBounce,
 } from '../port.js';
 import {
   mergeLedgerEntry,
@@ -752,6 +753,25 @@ export class PostgresStore extends ForwardsCluster implements Store {
         });
     }
     return out;
+  }
+
+  async recordSoftBounces(items: SoftBounce[], windowMs: number, now: number): Promise<number[]> {
+    if (items.length === 0) return [];
+    const t = this.table('soft_bounces');
+    return this.tx(async (c) => {
+      await c.query(`DELETE FROM ${t} WHERE at < $1`, [now - 2 * windowMs]);
+      await c.query(`INSERT INTO ${t} (key, email, at) SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) ON CONFLICT (key) DO NOTHING`, [
+        items.map((b) => b.key),
+        items.map((b) => b.email),
+        items.map((b) => b.at),
+      ]);
+      const out: number[] = [];
+      for (const b of items) {
+        const r = await c.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${t} WHERE email = $1 AND at > $2 AND at <= $3`, [b.email, b.at - windowMs, b.at]);
+        out.push(Number(r.rows[0]?.n ?? 0));
+      }
+      return out;
+    });
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {

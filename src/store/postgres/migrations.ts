@@ -134,4 +134,16 @@ CREATE TABLE ${schema}.route_buckets (
 CREATE INDEX ops_awaiting_email ON ${schema}.ops(email) WHERE kind = 'contact' AND state = 'awaiting';
 `,
   },
+  {
+    version: 3,
+    name: 'soft bounces counted per recipient (bounce_policy)',
+    sql: (schema) => `
+CREATE TABLE ${schema}.soft_bounces (
+  key TEXT PRIMARY KEY,
+  email TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX soft_bounces_email ON ${schema}.soft_bounces(email, at);
+`,
+  },
 ];

@@ -151,4 +151,16 @@ CREATE TABLE route_buckets (
 CREATE INDEX ops_awaiting_email ON ops(email) WHERE kind = 'contact' AND state = 'awaiting';
 `,
   },
+  {
+    version: 5,
+    name: 'soft bounces counted per recipient (bounce_policy)',
+    sql: `
+CREATE TABLE soft_bounces (
+  key TEXT PRIMARY KEY,
+  email TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX soft_bounces_email ON soft_bounces(email, at);
+`,
+  },
 ];
