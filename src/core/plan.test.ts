@@ -137,6 +137,24 @@ describe('attribute mapping per SES event type', () => {
     expect(ignored).toMatchObject([{ kind: 'contact', payload: { blocklist: true } }]);
   });
 
+  it('a Subscription event moves topic list membership by effective preference, newest SES time per list wins when merged', () => {
+    const sub = (ts: string, o: SesEventOptions) => one('Subscription', { timestamp: ts, contactList: 'Shop', ...o });
+    const c = onlyContact(
+      planBrevoOperations([sub(at, { topicPreferences: { news: 'OptIn', deals: 'OptOut' }, topicDefaults: { news: 'OptOut', weekly: 'OptIn' } })], cfg),
+    );
+    expect(c.payload.lists).toEqual({
+      'Shop / news': { v: true, at: Date.parse(at) },
+      'Shop / deals': { v: false, at: Date.parse(at) },
+      'Shop / weekly': { v: true, at: Date.parse(at) },
+    });
+    expect(c.payload.blocklist).toBe(false);
+    const later = '2026-02-04T00:00:00.000Z';
+    const merged = onlyContact(
+      planBrevoOperations([sub(later, { topicPreferences: { news: 'OptOut' } }), sub(at, { topicPreferences: { news: 'OptIn' } })], cfg),
+    );
+    expect(merged.payload.lists).toEqual({ 'Shop / news': { v: false, at: Date.parse(later) } });
+  });
+
   it('a not-spam complaint sets the complaint attributes but neither suppresses nor blocklists', () => {
     for (const type of ['not-spam', 'Not-Spam']) {
       const c = onlyContact(planBrevoOperations([one('Complaint', { timestamp: at, complaintFeedbackType: type })], cfg));
@@ -259,7 +277,10 @@ describe('event policies', () => {
       const ops = planBrevoOperations([r], cfg);
       expect(ops, r.type).toHaveLength(1);
       const c = onlyContact(ops);
-      expect(c.payload).toEqual({ attrs: {}, blocklist: true });
+      // Topic list membership is consent too: an UnsubscribeAll also leaves the topic lists it names.
+      if (r.type === 'Subscription')
+        expect(c.payload).toEqual({ attrs: {}, blocklist: true, lists: { 'Customers / newsletter': { v: false, at: Date.parse(at) } } });
+      else expect(c.payload).toEqual({ attrs: {}, blocklist: true });
       expect(c.priority).toBe(PRIORITY.blocklist);
     }
     expect(planBrevoOperations([one('Bounce', { timestamp: at, bounceType: 'Transient' })], cfg)).toEqual([]);

@@ -26,6 +26,16 @@ export interface ContactPayload {
   blocklist: boolean;
   /** Brevo list ids to add the contact to (backfill). */
   listIds?: number[];
+  /**
+   * Topic list memberships by Brevo list name (`<ContactList> / <Topic>`): true = member,
+   * false = not; each with its SES time, the newest wins per list (as attributes do).
+   */
+  lists?: Record<string, AttrChange>;
+}
+
+/** The Brevo list that mirrors an SES topic. */
+export function topicListName(list: string, topic: string): string {
+  return `${list} / ${topic}`;
 }
 
 export interface EventPayload {
@@ -83,6 +93,11 @@ export function mergeContactPayload(into: ContactPayload, from: ContactPayload):
     if (newer(ch, attrs[name])) attrs[name] = ch;
   }
   const out: ContactPayload = { attrs, blocklist: into.blocklist || from.blocklist };
+  if (into.lists || from.lists) {
+    const lists = { ...into.lists };
+    for (const [name, ch] of Object.entries(from.lists ?? {})) if (newer(ch, lists[name])) lists[name] = ch;
+    out.lists = lists;
+  }
   if (into.listIds || from.listIds) out.listIds = [...new Set([...(into.listIds ?? []), ...(from.listIds ?? [])])].sort((a, b) => a - b);
   return out;
 }
@@ -164,6 +179,11 @@ export function contactChangesForEvent(r: SesEventRecord, softBounceBlocklistAft
         set(attrs, 'SES_UNSUBSCRIBED_ALL', r.details.unsubscribeAll, at);
         if (r.details.unsubscribeAll) blocklist = true;
       }
+      if (r.topics) {
+        const lists: Record<string, AttrChange> = {};
+        for (const [topic, optIn] of Object.entries(r.topics.optIn)) lists[topicListName(r.topics.contactList, topic)] = { v: optIn, at };
+        return { attrs, blocklist, lists };
+      }
       break;
     default:
       break;
@@ -175,11 +195,16 @@ function isCritical(r: SesEventRecord): boolean {
   return r.type === 'Bounce' || r.type === 'Complaint';
 }
 
+/** What holds whatever the event policy: the blocklist and topic list membership (consent). */
+function consentOnly(c: ContactPayload): ContactPayload {
+  return c.lists ? { attrs: {}, blocklist: c.blocklist, lists: c.lists } : { attrs: {}, blocklist: c.blocklist };
+}
+
 function planEvent(r: SesEventRecord, policy: EventPolicy, lane: Lane, softAfter: number): PlannedOp[] {
   if (policy === 'ignore') {
     // The blocklist is the promise of the connector: it holds even when the type is ignored.
     const c = contactChangesForEvent(r, softAfter);
-    return c.blocklist ? [contactOp(r.email, { attrs: {}, blocklist: true }, PRIORITY.blocklist, lane, r.key)] : [];
+    return c.blocklist || c.lists ? [contactOp(r.email, consentOnly(c), c.blocklist ? PRIORITY.blocklist : PRIORITY.normal, lane, r.key)] : [];
   }
   const out: PlannedOp[] = [];
   if (policy === 'attributes' || policy === 'both') {
@@ -187,7 +212,7 @@ function planEvent(r: SesEventRecord, policy: EventPolicy, lane: Lane, softAfter
     out.push(contactOp(r.email, c, c.blocklist ? PRIORITY.blocklist : PRIORITY.normal, lane, r.key));
   } else {
     const c = contactChangesForEvent(r, softAfter);
-    if (c.blocklist) out.push(contactOp(r.email, { attrs: {}, blocklist: true }, PRIORITY.blocklist, lane, r.key));
+    if (c.blocklist || c.lists) out.push(contactOp(r.email, consentOnly(c), c.blocklist ? PRIORITY.blocklist : PRIORITY.normal, lane, r.key));
   }
   if (policy === 'event' || policy === 'both') {
     out.push({
