@@ -69,6 +69,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     budgetUpkeepContract(store);
     importOrderContract(store);
     softBounceContract(store);
+    listMemberContract(store);
   });
 }
 
@@ -584,5 +585,25 @@ function softBounceContract(store: CurrentStore): void {
     await s.recordSoftBounces([{ key: 'new', email: 'b@x.io', at: T0 + 3 * DAY }], DAY, T0 + 3 * DAY);
     expect(await s.recordSoftBounces([{ key: 'k', email: 'a@x.io', at: T0 + DAY / 2 }], DAY, T0 + 3 * DAY)).toEqual([1]);
     expect(await s.recordSoftBounces([{ key: 'k2', email: 'b@x.io', at: T0 + 3 * DAY }], DAY, T0 + 3 * DAY)).toEqual([2]);
+  });
+}
+
+/** Brevo list membership written by a contacts backfill, per full listing pass. */
+function listMemberContract(store: CurrentStore): void {
+  it('list members: those a later pass did not see are taken (once), per list; marking is idempotent', async () => {
+    const s = store();
+    await s.markListMembers('L', [], 'p1', T0);
+    await s.markListMembers('L', ['a@x.io', 'b@x.io', 'c@x.io'], 'p1', T0);
+    await s.markListMembers('L', ['a@x.io'], 'p1', T0);
+    await s.markListMembers('L / t', ['b@x.io'], 'p1', T0);
+    expect(await s.takeStaleListMembers('L', 'p1')).toEqual([]);
+    // Pass 2 sees only b, in L: a and c are stale in L; L / t is another list.
+    await s.markListMembers('L', ['b@x.io'], 'p2', T0 + 1);
+    expect(await s.takeStaleListMembers('L', 'p2')).toEqual(['a@x.io', 'c@x.io']);
+    expect(await s.takeStaleListMembers('L', 'p2')).toEqual([]);
+    expect(await s.takeStaleListMembers('L / t', 'p2')).toEqual(['b@x.io']);
+    // A member taken and seen again is recorded again.
+    await s.markListMembers('L', ['a@x.io'], 'p3', T0 + 2);
+    expect(await s.takeStaleListMembers('L', 'p4')).toEqual(['a@x.io', 'b@x.io']);
   });
 }

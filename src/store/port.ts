@@ -301,6 +301,17 @@ export interface Store extends ClusterStore {
    */
   recordSoftBounces(items: SoftBounce[], windowMs: number, now: number): Promise<number[]>;
 
+  /**
+   * Brevo list membership a contacts backfill wrote: records `emails` as members of the Brevo
+   * list named `list`, seen in the full listing pass `pass` (idempotent; a later pass takes over).
+   */
+  markListMembers(list: string, emails: string[], pass: string, now: number): Promise<void>;
+  /**
+   * Members of `list` recorded by a pass other than `pass` (so absent from it): forgotten and
+   * returned, for the backfill to remove from the Brevo list. Sorted by email.
+   */
+  takeStaleListMembers(list: string, pass: string): Promise<string[]>;
+
   listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]>;
   getOp(id: number): Promise<OpRow | undefined>;
   /** Dead letters back to pending (all of them when ids is 'all'). Returns how many. */

@@ -774,6 +774,20 @@ export class PostgresStore extends ForwardsCluster implements Store {
     });
   }
 
+  async markListMembers(list: string, emails: string[], pass: string, now: number): Promise<void> {
+    if (emails.length === 0) return;
+    await this.exec(
+      `INSERT INTO ${this.table('list_members')} (list, email, pass, updated_at) SELECT $1, e, $3, $4 FROM UNNEST($2::text[]) AS e
+       ON CONFLICT (list, email) DO UPDATE SET pass = excluded.pass, updated_at = excluded.updated_at`,
+      [list, [...new Set(emails)], pass, now],
+    );
+  }
+
+  async takeStaleListMembers(list: string, pass: string): Promise<string[]> {
+    const rows = await this.query(`DELETE FROM ${this.table('list_members')} WHERE list = $1 AND pass <> $2 RETURNING email`, [list, pass]);
+    return rows.map((r) => String(r.email)).sort();
+  }
+
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {
     return (await this.query(`SELECT * FROM ${this.table('ops')} WHERE state = 'dead' ORDER BY id LIMIT $1 OFFSET $2`, [opts.limit, opts.offset ?? 0])).map(
       toOp,

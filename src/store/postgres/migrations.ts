@@ -146,4 +146,17 @@ CREATE TABLE ${schema}.soft_bounces (
 CREATE INDEX soft_bounces_email ON ${schema}.soft_bounces(email, at);
 `,
   },
+  {
+    version: 4,
+    name: 'Brevo list membership written by the contacts backfill (removals on a later full pass)',
+    sql: (schema) => `
+CREATE TABLE ${schema}.list_members (
+  list TEXT NOT NULL,
+  email TEXT NOT NULL,
+  pass TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (list, email)
+);
+`,
+  },
 ];

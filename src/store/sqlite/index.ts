@@ -434,6 +434,22 @@ export class SqliteStore extends ForwardsCluster implements Store {
     });
   }
 
+  async markListMembers(list: string, emails: string[], pass: string, now: number): Promise<void> {
+    if (emails.length === 0) return;
+    const up = this.stmt(
+      'INSERT INTO list_members (list, email, pass, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(list, email) DO UPDATE SET pass = excluded.pass, updated_at = excluded.updated_at',
+    );
+    this.tx(() => {
+      for (const e of emails) up.run(list, e, pass, now);
+    });
+  }
+
+  async takeStaleListMembers(list: string, pass: string): Promise<string[]> {
+    return this.tx(() =>
+      (this.stmt('DELETE FROM list_members WHERE list = ? AND pass <> ? RETURNING email').all(list, pass) as Row[]).map((r) => String(r.email)).sort(),
+    );
+  }
+
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {
     return (this.stmt("SELECT * FROM ops WHERE state = 'dead' ORDER BY id LIMIT ? OFFSET ?").all(opts.limit, opts.offset ?? 0) as Row[]).map(toOp);
   }

@@ -163,4 +163,17 @@ CREATE TABLE soft_bounces (
 CREATE INDEX soft_bounces_email ON soft_bounces(email, at);
 `,
   },
+  {
+    version: 6,
+    name: 'Brevo list membership written by the contacts backfill (removals on a later full pass)',
+    sql: `
+CREATE TABLE list_members (
+  list TEXT NOT NULL,
+  email TEXT NOT NULL,
+  pass TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (list, email)
+);
+`,
+  },
 ];
