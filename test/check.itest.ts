@@ -9,7 +9,7 @@ import { childEnv, ensureBuilt, runCli, simConfig, writeConfig, type CliRun } fr
 import { TOPIC, useSims } from './helpers.js';
 
 const WRONG_KEY = 'xkeysib-wrong-SECRET-7a7a7a7a';
-const SES_ATTRIBUTES = 14;
+const SES_ATTRIBUTES = 15;
 
 describe('tajo-ses check', () => {
   const sims = useSims({ brevo: { plan: 'general' }, ses: { rps: 1 }, tmpDir: 'tajo-check-' });
@@ -56,7 +56,7 @@ describe('tajo-ses check', () => {
   it('missing Brevo attributes: exits 1 with the fix; --fix creates them and exits 0', async () => {
     const before = await check('--config', good);
     expect(before.code, before.stdout + before.stderr).toBe(1);
-    expect(before.stdout).toMatch(/^✗ brevo\.attributes: 14 SES_\* attribute\(s\) missing$/m);
+    expect(before.stdout).toMatch(/^✗ brevo\.attributes: 15 SES_\* attribute\(s\) missing$/m);
     expect(fixFor(before, 'brevo.attributes')).toMatch(/^fix: run tajo-ses check --fix/);
     expect(before.stdout).toContain('1 check(s) failed.');
 

@@ -41,6 +41,8 @@ export interface StackOptions {
   };
   /** Overrides of connectors.amazon-ses.events (per-type policy). */
   events?: Partial<Record<SesEventType, EventPolicy>>;
+  /** More keys of connectors.amazon-ses (bounce_policy, lists, ...). */
+  ses?: Record<string, unknown>;
   /** Overrides of the `delivery:` section (defaults here: backoff 50ms..1s). */
   delivery?: Record<string, unknown>;
   /** server.admin_token */
@@ -240,6 +242,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
               ...opts.sns,
             },
             ...(opts.events ? { events: opts.events } : {}),
+            ...opts.ses,
           },
         },
         brevo: { api_key: brevo.apiKey, base_url: brevo.url, plan: plan === 'unlimited' ? 'extended' : 'general', timeout: '10s' },

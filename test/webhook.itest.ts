@@ -243,6 +243,8 @@ function expectedAttributes(c: Case): Record<string, unknown> {
     a.SES_BOUNCE_SUBTYPE = c.bounceSubType;
     a.SES_LAST_BOUNCED_AT = d;
     if (c.bounceType === 'Permanent') Object.assign(a, { SES_SUPPRESSED: true, SES_SUPPRESSION_REASON: 'BOUNCE', SES_SUPPRESSED_AT: d });
+    // Soft bounces are counted per recipient (bounce_policy; with the default policy they never blocklist).
+    if (c.bounceType === 'Transient') a.SES_SOFT_BOUNCE_COUNT = 1;
   }
   if (c.type === 'Complaint')
     Object.assign(a, { SES_COMPLAINT_TYPE: 'abuse', SES_COMPLAINED_AT: d, SES_SUPPRESSED: true, SES_SUPPRESSION_REASON: 'COMPLAINT', SES_SUPPRESSED_AT: d });
@@ -448,6 +450,7 @@ describe('attributes only move forward in time', () => {
       SES_BOUNCE_TYPE: 'Transient',
       SES_BOUNCE_SUBTYPE: 'General',
       SES_LAST_BOUNCED_AT: '2026-05-02',
+      SES_SOFT_BOUNCE_COUNT: 1,
     });
     expect(s.contacts[email]?.emailBlacklisted).toBe(false);
     expect(s.dropped).toEqual([]);

@@ -286,6 +286,26 @@ export class BrevoClient {
     return this.request<{ id: number }>('POST', '/contacts/lists', { name, folderId }, signal);
   }
 
+  /**
+   * Takes at most 150 emails (Brevo's limit per call). Brevo answers 400 when none of them
+   * was in the list (or exists): for a removal that is done, not an error.
+   */
+  async removeFromList(listId: number, emails: string[], signal?: AbortSignal) {
+    try {
+      return await this.request<{ contacts?: { success?: string[]; failure?: string[] } }>(
+        'POST',
+        `/contacts/lists/${listId}/contacts/remove`,
+        { emails },
+        signal,
+      );
+    } catch (err) {
+      if (err instanceof BrevoError && err.status === 400 && /not in (the )?list|already removed|does not exist/i.test(err.message)) {
+        return { status: 400, data: { contacts: { success: [], failure: emails } } };
+      }
+      throw err;
+    }
+  }
+
   addToList(listId: number, emails: string[], signal?: AbortSignal) {
     return this.request<{ contacts?: { success?: string[]; failure?: string[] } }>('POST', `/contacts/lists/${listId}/contacts/add`, { emails }, signal);
   }

@@ -61,6 +61,9 @@ const eventsSchema = z
   .strict()
   .prefault({});
 
+// A timeout of 0 would mean none at all: refused.
+const positiveDuration = (def: string) => duration(def).refine((ms) => ms > 0, { message: 'expected a duration above 0, such as 500ms or 20s' });
+
 export const sesConnectorSchema = z
   .object({
     enabled: bool(true),
@@ -112,6 +115,14 @@ export const sesConnectorSchema = z
       })
       .strict()
       .prefault({}),
+    bounce_policy: z
+      .object({
+        // Transient bounces of one recipient within the window that blocklist it; 0: never (the default).
+        soft_bounce_blocklist_after: num(z.number().int().min(0).max(1000)).default(0),
+        soft_bounce_window: positiveDuration('7d'),
+      })
+      .strict()
+      .prefault({}),
     field_mapping: z.record(z.string(), z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'expected a Brevo attribute name in upper case (A-Z, 0-9, _)')).default({}),
     contacts: z
       .object({
@@ -127,9 +138,6 @@ export const sesConnectorSchema = z
     ses_rate_limit: num(z.number().positive()).default(1),
   })
   .strict();
-
-// A timeout of 0 would mean none at all: refused.
-const positiveDuration = (def: string) => duration(def).refine((ms) => ms > 0, { message: 'expected a duration above 0, such as 500ms or 20s' });
 
 const DAY_MS = 86_400_000;
 

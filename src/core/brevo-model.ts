@@ -20,6 +20,7 @@ export const SES_ATTRIBUTES = {
   SES_SUPPRESSION_REASON: 'text',
   SES_SUPPRESSED_AT: 'date',
   SES_UNSUBSCRIBED_ALL: 'boolean',
+  SES_SOFT_BOUNCE_COUNT: 'float',
 } as const satisfies Record<string, BrevoAttributeType>;
 
 export type SesAttributeName = keyof typeof SES_ATTRIBUTES;

@@ -117,6 +117,57 @@ describe('attribute mapping per SES event type', () => {
     }
   });
 
+  it('bounce_policy: a counted soft bounce sets SES_SOFT_BOUNCE_COUNT and blocklists from the Nth on; 0 never blocklists', () => {
+    const soft = (count: number) => ({ ...one('Bounce', { timestamp: at, bounceType: 'Transient' }), softBounceCount: count });
+    const withPolicy = (n: number): PlanConfig => ({ ...cfg, bounce_policy: { soft_bounce_blocklist_after: n } });
+    const below = onlyContact(planBrevoOperations([soft(2)], withPolicy(3)));
+    expect(below.payload.attrs.SES_SOFT_BOUNCE_COUNT?.v).toBe(2);
+    expect(below.payload.blocklist).toBe(false);
+    const at3 = onlyContact(planBrevoOperations([soft(3)], withPolicy(3)));
+    expect(at3.payload.blocklist).toBe(true);
+    expect(at3.priority).toBe(PRIORITY.blocklist);
+    expect(at3.payload.attrs.SES_SUPPRESSION_REASON?.v).toBe('SOFT_BOUNCE');
+    expect(onlyContact(planBrevoOperations([soft(50)], withPolicy(0))).payload.blocklist).toBe(false);
+    expect(onlyContact(planBrevoOperations([soft(50)], cfg)).payload.blocklist).toBe(false);
+    // A permanent bounce is not counted (it blocklists anyway); nor is a count taken without the engine.
+    const hard = { ...one('Bounce', { timestamp: at, bounceType: 'Permanent' }), softBounceCount: 9 };
+    expect(onlyContact(planBrevoOperations([hard], withPolicy(3))).payload.attrs.SES_SOFT_BOUNCE_COUNT).toBeUndefined();
+    // The blocklist holds even when the Bounce type is ignored.
+    const ignored = planBrevoOperations([soft(3)], { ...withPolicy(3), events: { ...cfg.events, Bounce: 'ignore' } });
+    expect(ignored).toMatchObject([{ kind: 'contact', payload: { blocklist: true } }]);
+  });
+
+  it('a Subscription event moves topic list membership by effective preference, newest SES time per list wins when merged', () => {
+    const sub = (ts: string, o: SesEventOptions) => one('Subscription', { timestamp: ts, contactList: 'Shop', ...o });
+    const c = onlyContact(
+      planBrevoOperations([sub(at, { topicPreferences: { news: 'OptIn', deals: 'OptOut' }, topicDefaults: { news: 'OptOut', weekly: 'OptIn' } })], cfg),
+    );
+    expect(c.payload.lists).toEqual({
+      'Shop / news': { v: true, at: Date.parse(at) },
+      'Shop / deals': { v: false, at: Date.parse(at) },
+      'Shop / weekly': { v: true, at: Date.parse(at) },
+    });
+    expect(c.payload.blocklist).toBe(false);
+    const later = '2026-02-04T00:00:00.000Z';
+    const merged = onlyContact(
+      planBrevoOperations([sub(later, { topicPreferences: { news: 'OptOut' } }), sub(at, { topicPreferences: { news: 'OptIn' } })], cfg),
+    );
+    expect(merged.payload.lists).toEqual({ 'Shop / news': { v: false, at: Date.parse(later) } });
+  });
+
+  it('a not-spam complaint sets the complaint attributes but neither suppresses nor blocklists', () => {
+    for (const type of ['not-spam', 'Not-Spam']) {
+      const c = onlyContact(planBrevoOperations([one('Complaint', { timestamp: at, complaintFeedbackType: type })], cfg));
+      expect(values(c.payload)).toEqual({
+        SES_LAST_EVENT: 'Complaint',
+        SES_LAST_EVENT_AT: '2026-02-03',
+        SES_COMPLAINT_TYPE: type,
+        SES_COMPLAINED_AT: '2026-02-03',
+      });
+      expect(c.payload.blocklist).toBe(false);
+    }
+  });
+
   it('a complaint sets the complaint attributes, suppresses and blocklists', () => {
     const c = onlyContact(planBrevoOperations([one('Complaint', { timestamp: at, complaintFeedbackType: 'abuse' })], cfg));
     expect(values(c.payload)).toEqual({
@@ -226,7 +277,10 @@ describe('event policies', () => {
       const ops = planBrevoOperations([r], cfg);
       expect(ops, r.type).toHaveLength(1);
       const c = onlyContact(ops);
-      expect(c.payload).toEqual({ attrs: {}, blocklist: true });
+      // Topic list membership is consent too: an UnsubscribeAll also leaves the topic lists it names.
+      if (r.type === 'Subscription')
+        expect(c.payload).toEqual({ attrs: {}, blocklist: true, lists: { 'Customers / newsletter': { v: false, at: Date.parse(at) } } });
+      else expect(c.payload).toEqual({ attrs: {}, blocklist: true });
       expect(c.priority).toBe(PRIORITY.blocklist);
     }
     expect(planBrevoOperations([one('Bounce', { timestamp: at, bounceType: 'Transient' })], cfg)).toEqual([]);
@@ -565,7 +619,7 @@ describe('property: any interleaving, duplication and batching of the same recor
               .filter(
                 (r) =>
                   (r.type === 'Bounce' && r.details.bounceType === 'Permanent') ||
-                  r.type === 'Complaint' ||
+                  (r.type === 'Complaint' && r.details.complaintFeedbackType !== 'not-spam') ||
                   (r.type === 'Subscription' && r.details.unsubscribeAll === true),
               )
               .map((r) => r.email),

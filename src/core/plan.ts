@@ -26,6 +26,16 @@ export interface ContactPayload {
   blocklist: boolean;
   /** Brevo list ids to add the contact to (backfill). */
   listIds?: number[];
+  /**
+   * Topic list memberships by Brevo list name (`<ContactList> / <Topic>`): true = member,
+   * false = not; each with its SES time, the newest wins per list (as attributes do).
+   */
+  lists?: Record<string, AttrChange>;
+}
+
+/** The Brevo list that mirrors an SES topic. */
+export function topicListName(list: string, topic: string): string {
+  return `${list} / ${topic}`;
 }
 
 export interface EventPayload {
@@ -51,6 +61,18 @@ export type PlannedOp = ContactOp | EventOp;
 export interface PlanConfig {
   events: Record<SesEventType, EventPolicy>;
   field_mapping?: Record<string, string>;
+  /** `soft_bounce_blocklist_after`: N counted soft bounces blocklist; 0 or absent: never. Window in ms (engine only). */
+  bounce_policy?: { soft_bounce_blocklist_after: number; soft_bounce_window?: number };
+}
+
+/** SES's complaint feedback type of a recipient saying the mail was not spam: no blocklist. */
+export function isNotSpam(feedbackType: Scalar | undefined): boolean {
+  return typeof feedbackType === 'string' && feedbackType.trim().toLowerCase() === 'not-spam';
+}
+
+/** A soft (transient) bounce, the kind `bounce_policy` counts. */
+export function isSoftBounce(r: SesEventRecord): boolean {
+  return r.type === 'Bounce' && r.details.bounceType === 'Transient';
 }
 
 const MAX_SOURCES = 20;
@@ -71,6 +93,11 @@ export function mergeContactPayload(into: ContactPayload, from: ContactPayload):
     if (newer(ch, attrs[name])) attrs[name] = ch;
   }
   const out: ContactPayload = { attrs, blocklist: into.blocklist || from.blocklist };
+  if (into.lists || from.lists) {
+    const lists = { ...into.lists };
+    for (const [name, ch] of Object.entries(from.lists ?? {})) if (newer(ch, lists[name])) lists[name] = ch;
+    out.lists = lists;
+  }
   if (into.listIds || from.listIds) out.listIds = [...new Set([...(into.listIds ?? []), ...(from.listIds ?? [])])].sort((a, b) => a - b);
   return out;
 }
@@ -109,7 +136,7 @@ function eventProperties(r: SesEventRecord): Record<string, Scalar> {
 }
 
 /** What SES has told us about a contact, as attribute changes and the blocklist flag. */
-export function contactChangesForEvent(r: SesEventRecord): ContactPayload {
+export function contactChangesForEvent(r: SesEventRecord, softBounceBlocklistAfter = 0): ContactPayload {
   const at = Date.parse(r.timestamp);
   const attrs: Record<string, AttrChange> = {};
   let blocklist = false;
@@ -136,16 +163,26 @@ export function contactChangesForEvent(r: SesEventRecord): ContactPayload {
       set(attrs, 'SES_BOUNCE_SUBTYPE', r.details.bounceSubType, at);
       set(attrs, 'SES_LAST_BOUNCED_AT', r.timestamp, at);
       if (r.details.bounceType === 'Permanent') suppress('BOUNCE');
+      if (isSoftBounce(r) && r.softBounceCount !== undefined) {
+        set(attrs, 'SES_SOFT_BOUNCE_COUNT', r.softBounceCount, at);
+        if (softBounceBlocklistAfter > 0 && r.softBounceCount >= softBounceBlocklistAfter) suppress('SOFT_BOUNCE');
+      }
       break;
     case 'Complaint':
       set(attrs, 'SES_COMPLAINT_TYPE', r.details.complaintFeedbackType ?? 'unknown', at);
       set(attrs, 'SES_COMPLAINED_AT', r.timestamp, at);
-      suppress('COMPLAINT');
+      // A recipient reporting the mail as not spam is no reason to stop mailing them.
+      if (!isNotSpam(r.details.complaintFeedbackType)) suppress('COMPLAINT');
       break;
     case 'Subscription':
       if (typeof r.details.unsubscribeAll === 'boolean') {
         set(attrs, 'SES_UNSUBSCRIBED_ALL', r.details.unsubscribeAll, at);
         if (r.details.unsubscribeAll) blocklist = true;
+      }
+      if (r.topics) {
+        const lists: Record<string, AttrChange> = {};
+        for (const [topic, optIn] of Object.entries(r.topics.optIn)) lists[topicListName(r.topics.contactList, topic)] = { v: optIn, at };
+        return { attrs, blocklist, lists };
       }
       break;
     default:
@@ -158,19 +195,24 @@ function isCritical(r: SesEventRecord): boolean {
   return r.type === 'Bounce' || r.type === 'Complaint';
 }
 
-function planEvent(r: SesEventRecord, policy: EventPolicy, lane: Lane): PlannedOp[] {
+/** What holds whatever the event policy: the blocklist and topic list membership (consent). */
+function consentOnly(c: ContactPayload): ContactPayload {
+  return c.lists ? { attrs: {}, blocklist: c.blocklist, lists: c.lists } : { attrs: {}, blocklist: c.blocklist };
+}
+
+function planEvent(r: SesEventRecord, policy: EventPolicy, lane: Lane, softAfter: number): PlannedOp[] {
   if (policy === 'ignore') {
     // The blocklist is the promise of the connector: it holds even when the type is ignored.
-    const c = contactChangesForEvent(r);
-    return c.blocklist ? [contactOp(r.email, { attrs: {}, blocklist: true }, PRIORITY.blocklist, lane, r.key)] : [];
+    const c = contactChangesForEvent(r, softAfter);
+    return c.blocklist || c.lists ? [contactOp(r.email, consentOnly(c), c.blocklist ? PRIORITY.blocklist : PRIORITY.normal, lane, r.key)] : [];
   }
   const out: PlannedOp[] = [];
   if (policy === 'attributes' || policy === 'both') {
-    const c = contactChangesForEvent(r);
+    const c = contactChangesForEvent(r, softAfter);
     out.push(contactOp(r.email, c, c.blocklist ? PRIORITY.blocklist : PRIORITY.normal, lane, r.key));
   } else {
-    const c = contactChangesForEvent(r);
-    if (c.blocklist) out.push(contactOp(r.email, { attrs: {}, blocklist: true }, PRIORITY.blocklist, lane, r.key));
+    const c = contactChangesForEvent(r, softAfter);
+    if (c.blocklist || c.lists) out.push(contactOp(r.email, consentOnly(c), c.blocklist ? PRIORITY.blocklist : PRIORITY.normal, lane, r.key));
   }
   if (policy === 'event' || policy === 'both') {
     out.push({
@@ -243,7 +285,7 @@ export function planBrevoOperations(
   };
   for (const r of records) {
     let ops: PlannedOp[];
-    if (r.kind === 'ses_event') ops = planEvent(r, cfg.events[r.type], lane);
+    if (r.kind === 'ses_event') ops = planEvent(r, cfg.events[r.type], lane, cfg.bounce_policy?.soft_bounce_blocklist_after ?? 0);
     else if (r.kind === 'ses_suppression') ops = [planSuppression(r, lane)];
     else ops = [planContact(r, [], cfg.field_mapping ?? {}, lane)];
     for (const op of ops) {

@@ -43,6 +43,17 @@ export interface SesEventRecord {
   configurationSet?: string;
   /** The type's own fields, flattened (bounceType, bounceSubType, diagnosticCode, link, userAgent, ...). */
   details: Record<string, Scalar>;
+  /**
+   * Transient bounces only, set by the engine from the store: how many soft bounces of this
+   * recipient fall within `bounce_policy.soft_bounce_window` up to this one (this one included).
+   */
+  softBounceCount?: number;
+  /**
+   * Subscription events: the contact list and, per topic the event names, whether the
+   * contact's effective preference is now opt-in (its own preference, else the topic's
+   * default; every topic false under UnsubscribeAll).
+   */
+  topics?: { contactList: string; optIn: Record<string, boolean> };
 }
 
 /** A payload whose type we do not know: stored and counted, never crashed on. */

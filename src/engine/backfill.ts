@@ -7,7 +7,7 @@ import type { SESv2Client } from '@aws-sdk/client-sesv2';
 import type { Logger } from 'pino';
 import type { Store } from '../store/port.js';
 import type { SesConnectorConfig } from '../config/schema.js';
-import { planBrevoOperations, planContact, type PlannedOp } from '../core/plan.js';
+import { PRIORITY, planBrevoOperations, planContact, type PlannedOp } from '../core/plan.js';
 import type { SesContactRecord, SesSuppressionRecord } from '../core/types.js';
 import {
   isExpiredToken,
@@ -96,8 +96,13 @@ export interface BackfillSink {
   account(snap: SesAccountSnapshot): Promise<void>;
   /** The SES contact lists and their topics as Brevo lists; returns how many lists were written. */
   contactLists(lists: SesContactList[]): Promise<number>;
-  /** Returns how many operations were queued. */
-  contacts(list: SesContactList, records: SesContactRecord[]): Promise<number>;
+  /** Returns how many operations were queued. `pass` names the full listing of `list` the records come from. */
+  contacts(list: SesContactList, records: SesContactRecord[], pass: string): Promise<number>;
+  /**
+   * The listing `pass` of `list` was read to its end: the members the connector wrote before
+   * that this pass did not see leave the Brevo lists. Returns how many removals were queued.
+   */
+  listingDone(list: SesContactList, pass: string): Promise<number>;
   suppressions(records: SesSuppressionRecord[]): Promise<number>;
   /** Resolves when Brevo has accepted every operation queued so far. */
   accepted(): Promise<void>;
@@ -119,6 +124,13 @@ interface ContactsCursor {
   list: string;
   token: string | null;
   done: string[];
+  /** The full listing of `list` under way (kept across a resumed run). */
+  pass?: string;
+}
+
+/** The Brevo lists a backfilled contact belongs to: its list, and each topic it is opted in to (none under UnsubscribeAll). */
+function memberLists(list: SesContactList, c: SesContactRecord): string[] {
+  return [list.name, ...list.topics.filter((t) => !c.unsubscribeAll && c.topics[t.name] === 'OPT_IN').map((t) => topicListName(list.name, t.name))];
 }
 
 export async function runBackfill(deps: BackfillDeps, opts: BackfillOptions = {}): Promise<BackfillSummary> {
@@ -151,9 +163,38 @@ class BrevoSink implements BackfillSink {
     return lists.reduce((a, l) => a + 1 + l.topics.length, 0);
   }
 
-  async contacts(list: SesContactList, records: SesContactRecord[]): Promise<number> {
+  async contacts(list: SesContactList, records: SesContactRecord[], pass: string): Promise<number> {
     const ops: PlannedOp[] = [];
-    for (const c of records) ops.push(planContact(c, await this.lists.idsFor(list, c.topics, c.unsubscribeAll), this.deps.cfg.field_mapping, 'backfill'));
+    const members = new Map<string, string[]>();
+    for (const c of records) {
+      ops.push(planContact(c, await this.lists.idsFor(list, c.topics, c.unsubscribeAll), this.deps.cfg.field_mapping, 'backfill'));
+      for (const name of memberLists(list, c)) members.set(name, [...(members.get(name) ?? []), c.email]);
+    }
+    const n = await this.enqueue(ops);
+    for (const [name, emails] of members) await this.deps.store.markListMembers(name, emails, pass, this.now());
+    return n;
+  }
+
+  /**
+   * Only what an earlier pass wrote and this one did not see is removed: a member an operator
+   * added to the Brevo list by hand was never recorded, so it stays.
+   */
+  async listingDone(list: SesContactList, pass: string): Promise<number> {
+    const at = this.now();
+    const ops: PlannedOp[] = [];
+    for (const name of [list.name, ...list.topics.map((t) => topicListName(list.name, t.name))]) {
+      for (const email of await this.deps.store.takeStaleListMembers(name, pass)) {
+        ops.push({
+          kind: 'contact',
+          key: `contact:${email}`,
+          email,
+          priority: PRIORITY.bulk,
+          lane: 'backfill',
+          sources: [`ses-contact:${list.name}:${email}`],
+          payload: { attrs: {}, blocklist: false, lists: { [name]: { v: false, at } } },
+        });
+      }
+    }
     return this.enqueue(ops);
   }
 
@@ -190,12 +231,17 @@ class DryRunSink implements BackfillSink {
     return 0;
   }
 
+  /** Removals are not counted: a dry run does not know which members an earlier pass wrote without taking them. */
+  async listingDone(): Promise<number> {
+    return 0;
+  }
+
   async contacts(list: SesContactList, records: SesContactRecord[]): Promise<number> {
     const plan = this.plan;
     for (const c of records) {
       plan.contacts++;
       if (c.unsubscribeAll) plan.blocklisted++;
-      const names = [list.name, ...list.topics.filter((t) => !c.unsubscribeAll && c.topics[t.name] === 'OPT_IN').map((t) => topicListName(list.name, t.name))];
+      const names = memberLists(list, c);
       for (const n of names) plan.lists[n] = (plan.lists[n] ?? 0) + 1;
       if (plan.sample.length < 5) plan.sample.push({ email: c.email, lists: names, blocklist: c.unsubscribeAll, unsubscribeAll: c.unsubscribeAll });
     }
@@ -311,6 +357,7 @@ class BackfillRun {
     if (!this.opts.full && saved?.value && saved.status !== 'complete') cur = JSON.parse(saved.value) as ContactsCursor;
     for (const list of lists) {
       if (cur.done.includes(list.name)) continue;
+      const pass = cur.list === list.name && cur.pass ? cur.pass : `${list.name}@${this.now()}`;
       const pages = sesPages({
         read: (token) => this.ses('ListContacts', () => readContactsPage(deps.ses, list, token, { fetchAttributes: deps.cfg.contacts.fetch_attributes })),
         from: cur.list === list.name && cur.token ? cur.token : undefined,
@@ -325,14 +372,15 @@ class BackfillRun {
         await this.commitPage({
           stream: 'contacts',
           page,
-          cursor: JSON.stringify({ list: list.name, token: page.token ?? null, done: cur.done } satisfies ContactsCursor),
+          cursor: JSON.stringify({ list: list.name, token: page.token ?? null, done: cur.done, pass } satisfies ContactsCursor),
           note: (read) => `${list.name}: ${read} read`,
-          write: (records) => this.sink.contacts(list, records),
+          write: (records) => this.sink.contacts(list, records, pass),
           detail: list.name,
         });
         finished = !page.nextToken;
       }
       if (!finished) return; // stopped by the signal: the cursor stays on the page to read next
+      await this.sink.listingDone(list, pass);
       await this.sink.accepted();
       cur = { list: '', token: null, done: [...cur.done, list.name] };
       await this.checkpoint('contacts', JSON.stringify(cur), 'running', `${list.name}: done`);

@@ -4,7 +4,46 @@ import type { ContactUpsert } from '../brevo/client.js';
 import type { ContactPayload } from '../core/plan.js';
 import type { LedgerEntry, OpRow } from '../store/port.js';
 
-export function contactBody(email: string, p: ContactPayload, ledger: LedgerEntry | undefined): ContactUpsert {
+/** Ledger key under which the time of a list membership change is kept (next to the attributes'). */
+export function listLedgerKey(name: string): string {
+  return `list:${name}`;
+}
+
+/** Topic list changes newer than what Brevo holds (the ledger): lists to join and to leave, by name. */
+export function listChanges(p: ContactPayload, ledger: LedgerEntry | undefined): { add: string[]; remove: string[] } {
+  const add: string[] = [];
+  const remove: string[] = [];
+  for (const [name, ch] of Object.entries(p.lists ?? {})) {
+    const held = ledger?.attrs[listLedgerKey(name)];
+    if (held !== undefined && ch.at <= held) continue;
+    (ch.v === true ? add : remove).push(name);
+  }
+  return { add, remove };
+}
+
+/** Per operation, the list ids to join and to leave; `listId` resolves (or creates) a list by name. */
+export async function resolveListChanges(
+  ops: OpRow[],
+  ledger: Map<string, LedgerEntry>,
+  listId: ((name: string) => Promise<number>) | undefined,
+): Promise<Array<{ add: number[]; remove: number[] }>> {
+  const out: Array<{ add: number[]; remove: number[] }> = [];
+  for (const op of ops) {
+    const ch = listChanges(op.payload as ContactPayload, ledger.get(op.email));
+    if (!listId || (ch.add.length === 0 && ch.remove.length === 0)) {
+      out.push({ add: [], remove: [] });
+      continue;
+    }
+    const add: number[] = [];
+    const remove: number[] = [];
+    for (const n of ch.add) add.push(await listId(n));
+    for (const n of ch.remove) remove.push(await listId(n));
+    out.push({ add, remove });
+  }
+  return out;
+}
+
+export function contactBody(email: string, p: ContactPayload, ledger: LedgerEntry | undefined, joinIds: number[] = []): ContactUpsert {
   const attributes: NonNullable<ContactUpsert['attributes']> = {};
   for (const [name, ch] of Object.entries(p.attrs)) {
     const held = ledger?.attrs[name];
@@ -13,7 +52,8 @@ export function contactBody(email: string, p: ContactPayload, ledger: LedgerEntr
   const body: ContactUpsert = { email };
   if (Object.keys(attributes).length > 0) body.attributes = attributes;
   if (p.blocklist && !ledger?.blocklisted) body.emailBlacklisted = true;
-  if (p.listIds && p.listIds.length > 0) body.listIds = p.listIds;
+  const listIds = [...new Set([...(p.listIds ?? []), ...joinIds])].sort((a, b) => a - b);
+  if (listIds.length > 0) body.listIds = listIds;
   return body;
 }
 
@@ -25,5 +65,7 @@ export function nothingToSend(body: ContactUpsert): boolean {
 /** What Brevo holds for the contact once the operation is written. */
 export function ledgerOf(op: OpRow): LedgerEntry {
   const p = op.payload as ContactPayload;
-  return { email: op.email, attrs: Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at])), blocklisted: p.blocklist };
+  const attrs = Object.fromEntries(Object.entries(p.attrs).map(([k, c]) => [k, c.at]));
+  for (const [name, c] of Object.entries(p.lists ?? {})) attrs[listLedgerKey(name)] = c.at;
+  return { email: op.email, attrs, blocklisted: p.blocklist };
 }

@@ -8,7 +8,8 @@ import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage, TajoError } from '../core/errors.js';
-import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
+import { contactBody, ledgerOf, nothingToSend, resolveListChanges } from './contact-body.js';
+import { removeFromLists } from './list-removals.js';
 import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 import { BrevoHealth } from './brevo-health.js';
 import { ContactImports } from './imports.js';
@@ -36,6 +37,8 @@ export interface DeliveryOptions {
    * less CPU). A full batch goes on at once. Default 100 ms.
    */
   lingerMs?: number;
+  /** Id of a Brevo list by name, created when missing (topic lists of Subscription events). Without it, topic membership is not written. */
+  listId?: (name: string) => Promise<number>;
   /** Lanes written in bulk through /contacts/import (backfill). */
   bulk?: {
     lanes: Lane[];
@@ -350,13 +353,14 @@ export class Deliverer {
     if (bulk && (await this.imports.preferred(ops))) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
       const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
+      const lists = await resolveListChanges(ops, ledger, this.opts.listId);
       const outcomes: Outcome[] = new Array(ops.length);
       let next = 0;
       const worker = async () => {
         while (next < ops.length) {
           const i = next++;
           const op = ops[i]!;
-          const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email));
+          const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email), lists[i]!.add);
           if (nothingToSend(body)) {
             outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
             continue;
@@ -366,6 +370,7 @@ export class Deliverer {
         }
       };
       await Promise.all(Array.from({ length: Math.min(this.opts.contactConcurrency, ops.length) }, worker));
+      await removeFromLists(this.o.client, this.call, ops, lists, outcomes, this.abort.signal);
       await this.settle(ops, outcomes);
       return ops.length;
     });
@@ -390,7 +395,7 @@ export class Deliverer {
   /** Writes claimed contact operations through /contacts/import (see imports.ts). */
   private importOps(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>): Promise<number> {
     return this.guarded(ops, async () => {
-      await this.settle(ops, await this.imports.write(ops, defaultListId));
+      await this.settle(ops, await this.imports.write(ops, defaultListId, this.opts.listId));
       return ops.length;
     });
   }

@@ -4,8 +4,9 @@ import type { Logger } from 'pino';
 import type { BrevoClient, BrevoProcess, ImportRequest } from '../brevo/client.js';
 import type { ContactPayload } from '../core/plan.js';
 import { errorMessage } from '../core/errors.js';
-import type { OpRow, Store } from '../store/port.js';
-import { contactBody, ledgerOf, nothingToSend } from './contact-body.js';
+import type { LedgerEntry, OpRow, Store } from '../store/port.js';
+import { contactBody, ledgerOf, nothingToSend, resolveListChanges } from './contact-body.js';
+import { removeFromLists } from './list-removals.js';
 import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 
 /** From this many contacts in one claim, an import beats one call per contact. */
@@ -60,9 +61,11 @@ export class ContactImports {
   }
 
   /** Writes claimed contact operations through /contacts/import, blocklisting groups first; returns each one's outcome. */
-  async write(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>): Promise<Outcome[]> {
+  async write(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>, listId?: (name: string) => Promise<number>): Promise<Outcome[]> {
     const outcomes: Outcome[] = new Array(ops.length);
-    const groups = await this.group(ops, defaultListId, outcomes);
+    const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
+    const lists = await resolveListChanges(ops, ledger, listId);
+    const groups = await this.group(ops, ledger, lists, defaultListId, outcomes);
     // Blocklisting is the most urgent write: its imports go first.
     for (const g of groups.sort((a, b) => Number(b.blocklist) - Number(a.blocklist))) {
       for (const chunk of chunkBySize(g.members, IMPORT_MAX_ROWS, IMPORT_MAX_BYTES, (m) => JSON.stringify(m.row).length + 1)) {
@@ -92,16 +95,23 @@ export class ContactImports {
         }
       }
     }
+    // Brevo's import only adds to lists: opt-outs leave theirs by the remove route.
+    await removeFromLists(this.o.client, this.o.call, ops, lists, outcomes, this.o.signal);
     return outcomes;
   }
 
   /** Groups the rows by (blocklist, list set); operations with nothing to send are done at once (in `outcomes`). */
-  private async group(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>, outcomes: Outcome[]): Promise<ImportGroup[]> {
-    const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
+  private async group(
+    ops: OpRow[],
+    ledger: Map<string, LedgerEntry>,
+    lists: Array<{ add: number[] }>,
+    defaultListId: (op: OpRow) => Promise<number>,
+    outcomes: Outcome[],
+  ): Promise<ImportGroup[]> {
     const groups = new Map<string, ImportGroup>();
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i]!;
-      const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email));
+      const body = contactBody(op.email, op.payload as ContactPayload, ledger.get(op.email), lists[i]!.add);
       if (nothingToSend(body)) {
         outcomes[i] = { kind: 'done', ledger: ledgerOf(op) };
         continue;

@@ -4,14 +4,13 @@
 import type { BrevoClient } from '../brevo/client.js';
 import type { Store } from '../store/port.js';
 import type { SesContactList } from '../ses/streams.js';
+import { topicListName } from '../core/plan.js';
 
 /** Extra lists the connector keeps in the folder: Brevo's import needs a list for every row. */
 export const SUPPRESSION_LIST = 'SES suppression list';
 export const RECIPIENTS_LIST = 'SES recipients';
 
-export function topicListName(list: string, topic: string): string {
-  return `${list} / ${topic}`;
-}
+export { topicListName };
 
 export interface ListMap {
   folderId: number;

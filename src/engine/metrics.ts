@@ -45,6 +45,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
         registers: [registry],
       }),
     ),
+    clampedTimestamps: new Counter({
+      name: 'tajo_ses_clamped_timestamps_total',
+      help: 'Stored envelopes whose SES event time lay more than 5 minutes past their receipt, counted as received then',
+      registers: [registry],
+    }),
     unparseable: new Counter({ name: 'tajo_ses_unparseable_total', help: 'Stored envelopes whose SES payload could not be parsed', registers: [registry] }),
     brevoCalls: new Counter({
       name: 'tajo_ses_brevo_calls_total',
@@ -152,6 +157,7 @@ export const ENGINE_METRICS = [
   'tajo_ses_records_total',
   'tajo_ses_unknown_records_total',
   'tajo_ses_unparseable_total',
+  'tajo_ses_clamped_timestamps_total',
   'tajo_ses_brevo_calls_total',
   'tajo_ses_delivered_total',
   'tajo_ses_retries_total',

@@ -66,4 +66,38 @@ describe('Processor', () => {
     expect(records.map((r) => r.type)).toEqual(['Open']);
     expect(outcomes).toEqual([{ id: 1, state: 'done' }]);
   });
+
+  it('normalizeInbox clamps an SES time more than 5 minutes past the receipt to the receipt, keeps the key, and counts it', () => {
+    const received = Date.parse('2026-03-01T12:00:00.000Z');
+    const row = (id: number, timestamp: string) => ({
+      id,
+      messageId: `e${id}`,
+      source: 'sns',
+      topicArn: null,
+      receivedAt: received,
+      body: JSON.stringify({
+        Type: 'Notification',
+        MessageId: `e${id}`,
+        Message: JSON.stringify(sesEvent('Delivery', { recipients: ['d@x.io', 'e@x.io'], timestamp })),
+      }),
+    });
+    const metrics = createMetrics();
+    const { records, clamped } = normalizeInbox(
+      [row(1, '2999-01-01T00:00:00.000Z'), row(2, '2026-03-01T12:04:59.000Z'), row(3, '2026-03-01T12:05:01.000Z')],
+      metrics,
+    );
+    expect(records.map((r) => r.timestamp)).toEqual([
+      '2026-03-01T12:00:00.000Z',
+      '2026-03-01T12:00:00.000Z',
+      '2026-03-01T12:04:59.000Z',
+      '2026-03-01T12:04:59.000Z',
+      '2026-03-01T12:00:00.000Z',
+      '2026-03-01T12:00:00.000Z',
+    ]);
+    expect(records[0]!.key).toContain('2999-01-01T00:00:00.000Z');
+    expect(clamped).toEqual([
+      { messageId: 'e1', records: 2, timestamp: '2999-01-01T00:00:00.000Z', receivedAt: received },
+      { messageId: 'e3', records: 2, timestamp: '2026-03-01T12:05:01.000Z', receivedAt: received },
+    ]);
+  });
 });

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { Store, InboxOutcome, InboxRow } from '../store/port.js';
 import { parseSesNotification } from '../ses/parse.js';
-import { planBrevoOperations, type PlanConfig } from '../core/plan.js';
+import { isSoftBounce, planBrevoOperations, type PlanConfig } from '../core/plan.js';
 import type { SesEventRecord } from '../core/types.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage } from '../core/errors.js';
@@ -32,6 +32,37 @@ const PERMISSIVE: PlanConfig = {
   },
 };
 
+/** An SES time further than this past the envelope's receipt is not believed (CONTRACT.md section 4). */
+export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+
+/** Default `bounce_policy.soft_bounce_window` when a plan config has none. */
+const DEFAULT_SOFT_BOUNCE_WINDOW_MS = 7 * 86_400_000;
+
+/** A stored envelope whose SES event time lay in the future of its receipt and was clamped to it. */
+export interface ClampedEnvelope {
+  messageId: string;
+  records: number;
+  /** The SES time as sent. */
+  timestamp: string;
+  receivedAt: number;
+}
+
+/**
+ * Attributes only move forward in time, so one validly signed event dated in the future
+ * would freeze a contact's attributes until that date: its time becomes the receipt time.
+ * The key (built from the time as sent) does not change, so a replay is still a duplicate.
+ */
+function clampFuture(records: SesEventRecord[], receivedAt: number): string | undefined {
+  let sent: string | undefined;
+  for (const r of records) {
+    if (Date.parse(r.timestamp) > receivedAt + MAX_FUTURE_SKEW_MS) {
+      sent ??= r.timestamp;
+      r.timestamp = new Date(receivedAt).toISOString();
+    }
+  }
+  return sent;
+}
+
 /**
  * With `isolate`, each envelope is planned alone, so one that cannot be planned is marked
  * unparseable instead of holding up the batch it came in (used after a batch failed).
@@ -41,15 +72,21 @@ export function normalizeInbox(
   metrics?: Metrics,
   plan?: PlanConfig,
   isolate = false,
-): { outcomes: InboxOutcome[]; records: SesEventRecord[] } {
+): { outcomes: InboxOutcome[]; records: SesEventRecord[]; clamped: ClampedEnvelope[] } {
   const outcomes: InboxOutcome[] = [];
   const records: SesEventRecord[] = [];
+  const clamped: ClampedEnvelope[] = [];
   for (const row of rows) {
     try {
       const env = JSON.parse(row.body) as { Message?: unknown; Type?: unknown };
       // SQS raw delivery stores the SES payload itself; SNS envelopes carry it in Message.
       const message = typeof env.Message === 'string' && env.Type ? env.Message : row.body;
       const parsed = parseSesNotification(message);
+      const sent = clampFuture(parsed.records, row.receivedAt);
+      if (sent !== undefined) {
+        clamped.push({ messageId: row.messageId, records: parsed.records.length, timestamp: sent, receivedAt: row.receivedAt });
+        metrics?.clampedTimestamps.inc();
+      }
       if (isolate) planBrevoOperations(parsed.records, plan ?? PERMISSIVE);
       for (const r of parsed.records) {
         records.push(r);
@@ -69,7 +106,7 @@ export function normalizeInbox(
       outcomes.push({ id: row.id, state: 'unparseable', note: errorMessage(err).slice(0, 500) });
     }
   }
-  return { outcomes, records };
+  return { outcomes, records, clamped };
 }
 
 export interface ProcessorOptions {
@@ -123,18 +160,40 @@ export class Processor {
   async runOnce(): Promise<ProcessResult> {
     const rows = await this.o.store.claimInbox(this.batchSize, this.o.owner, INBOX_LEASE_MS, this.now());
     if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
-    let { outcomes, records } = normalizeInbox(rows, this.o.metrics, this.o.plan);
+    const first = normalizeInbox(rows, this.o.metrics, this.o.plan);
+    let { outcomes, records } = first;
+    for (const c of first.clamped) {
+      this.o.log.warn(
+        { messageId: c.messageId, sesTimestamp: c.timestamp.slice(0, 40), receivedAt: new Date(c.receivedAt).toISOString(), records: c.records },
+        'SES event time lies in the future of its receipt; counted as received now',
+      );
+    }
+    await this.countSoftBounces(records);
     let ops: ReturnType<typeof planBrevoOperations>;
     try {
       ops = planBrevoOperations(records, this.o.plan, 'realtime');
     } catch (err) {
       this.o.log.warn({ err: errorMessage(err), envelopes: rows.length }, 'planning a batch failed; planning its envelopes one by one');
       ({ outcomes, records } = normalizeInbox(rows, undefined, this.o.plan, true));
+      await this.countSoftBounces(records);
       ops = planBrevoOperations(records, this.o.plan, 'realtime');
     }
     const res = await this.o.store.commitInbox(outcomes, ops, this.now());
     if (ops.length > 0) this.o.onPlanned();
     return { envelopes: rows.length, records: records.length, ops: res.inserted + res.merged, duplicates: res.duplicates };
+  }
+
+  /** Transient bounces get their count within the window from the store (kept across restarts, replays counted once). */
+  private async countSoftBounces(records: SesEventRecord[]): Promise<void> {
+    const soft = records.filter(isSoftBounce);
+    if (soft.length === 0) return;
+    const windowMs = this.o.plan.bounce_policy?.soft_bounce_window ?? DEFAULT_SOFT_BOUNCE_WINDOW_MS;
+    const counts = await this.o.store.recordSoftBounces(
+      soft.map((r) => ({ key: r.key, email: r.email, at: Date.parse(r.timestamp) })),
+      windowMs,
+      this.now(),
+    );
+    soft.forEach((r, i) => (r.softBounceCount = counts[i]));
   }
 
   start(): void {

@@ -122,6 +122,40 @@ function flattenTopicPreferences(v: unknown): string | undefined {
   return parts.join(';');
 }
 
+/** `[{topicName, subscriptionStatus}]` (or a `{topic: status}` map) -> topic -> opted in. */
+function topicStatuses(v: unknown, into: Record<string, boolean>): void {
+  const add = (name: string | undefined, status: string | undefined) => {
+    if (name && status) into[name] = status.toLowerCase().replace(/[^a-z]/g, '') === 'optin';
+  };
+  if (Array.isArray(v)) {
+    for (const s of v) if (isObj(s)) add(str(s['topicName']), str(s['subscriptionStatus']));
+  } else if (isObj(v)) {
+    for (const name of Object.keys(v)) add(name, str(v[name]));
+  }
+}
+
+/**
+ * The effective preference per topic after a Subscription event: the contact's own when it has
+ * one, else the topic default; UnsubscribeAll opts out of every topic named (new or old).
+ */
+function effectiveTopics(t: Obj): SesEventRecord['topics'] {
+  const contactList = str(t['contactList']);
+  const next = obj(t['newTopicPreferences']);
+  if (!contactList || !next) return undefined;
+  const optIn: Record<string, boolean> = {};
+  topicStatuses(next['topicDefaultSubscriptionStatus'], optIn);
+  topicStatuses(next['topicSubscriptionStatus'], optIn);
+  if (next['unsubscribeAll'] === true) {
+    const prev = obj(t['oldTopicPreferences']);
+    if (prev) {
+      topicStatuses(prev['topicDefaultSubscriptionStatus'], optIn);
+      topicStatuses(prev['topicSubscriptionStatus'], optIn);
+    }
+    for (const k of Object.keys(optIn)) optIn[k] = false;
+  }
+  return Object.keys(optIn).length > 0 ? { contactList, optIn } : undefined;
+}
+
 interface Recipient {
   email: string;
   /** Per-recipient fields (bounce action/status, delay diagnostic...). */
@@ -259,6 +293,7 @@ function parsePayload(p: Obj): ParsedSesNotification {
   const configurationSet = Array.isArray(cs) ? str(cs[0]) : str(cs);
 
   const shared: Record<string, Scalar> = {};
+  const topics = type === 'Subscription' && t ? effectiveTopics(t) : undefined;
   let discriminator = timestamp;
   if (t) {
     switch (type) {
@@ -349,6 +384,7 @@ function parsePayload(p: Obj): ParsedSesNotification {
     if (subject !== undefined) rec.subject = subject;
     if (from !== undefined) rec.from = from;
     if (configurationSet !== undefined) rec.configurationSet = configurationSet;
+    if (topics) rec.topics = { contactList: topics.contactList, optIn: { ...topics.optIn } };
     records.push(rec);
   }
   return { records, unknown: [] };

@@ -33,7 +33,7 @@ export function expectedBrevoState(records: SesEventRecord[], policies: Record<S
     if (p === 'event' || p === 'both') exp.events.set(r.key, EVENT_NAME[r.type]);
     if (
       (r.type === 'Bounce' && r.details.bounceType === 'Permanent') ||
-      r.type === 'Complaint' ||
+      (r.type === 'Complaint' && r.details.complaintFeedbackType !== 'not-spam') ||
       (r.type === 'Subscription' && r.details.unsubscribeAll === true)
     )
       exp.blocklisted.add(r.email);

@@ -69,6 +69,8 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
     budgetContract(store);
     budgetUpkeepContract(store);
     importOrderContract(store);
+    softBounceContract(store);
+    listMemberContract(store);
   });
 }
 
@@ -618,5 +620,55 @@ function importOrderContract(store: CurrentStore): void {
     expect(await s.contactsWithOpenImports(emails)).toEqual(new Set(['c@x.io']));
     await s.retryOps([{ id: id('c@x.io'), nextAt: T0, code: 'import_failed', message: 'failed' }], T0);
     expect(await s.contactsWithOpenImports(emails)).toEqual(new Set());
+  });
+}
+
+/** Soft bounces counted per recipient for `bounce_policy`. */
+function softBounceContract(store: CurrentStore): void {
+  const DAY = 86_400_000;
+  it('soft bounces: counted per email within the window ending at each bounce; a replayed key counts once', async () => {
+    const s = store();
+    const b = (key: string, email: string, at: number) => ({ key, email, at });
+    expect(await s.recordSoftBounces([], 7 * DAY, T0)).toEqual([]);
+    expect(await s.recordSoftBounces([b('k1', 'a@x.io', T0), b('k2', 'a@x.io', T0 + DAY), b('o1', 'other@x.io', T0 + DAY)], 7 * DAY, T0 + DAY)).toEqual([
+      1, 2, 1,
+    ]);
+    // The same bounce again (another envelope, a replay): not counted twice, in one call or later.
+    expect(
+      await s.recordSoftBounces([b('k2', 'a@x.io', T0 + DAY), b('k3', 'a@x.io', T0 + 2 * DAY), b('k3', 'a@x.io', T0 + 2 * DAY)], 7 * DAY, T0 + 2 * DAY),
+    ).toEqual([2, 3, 3]);
+    // Seven and a half days after the first: it has left the window, the others have not.
+    expect(await s.recordSoftBounces([b('k4', 'a@x.io', T0 + 7.5 * DAY)], 7 * DAY, T0 + 8 * DAY)).toEqual([3]);
+    // A late bounce dated before the others counts only what precedes it within its own window.
+    expect(await s.recordSoftBounces([b('k0', 'a@x.io', T0 - DAY)], 7 * DAY, T0 + 8 * DAY)).toEqual([1]);
+  });
+
+  it('soft bounces: rows older than twice the window are pruned', async () => {
+    const s = store();
+    await s.recordSoftBounces([{ key: 'old', email: 'a@x.io', at: T0 }], DAY, T0);
+    // Pruned when 2 days have passed: a replay of the old bounce now counts only itself again.
+    await s.recordSoftBounces([{ key: 'new', email: 'b@x.io', at: T0 + 3 * DAY }], DAY, T0 + 3 * DAY);
+    expect(await s.recordSoftBounces([{ key: 'k', email: 'a@x.io', at: T0 + DAY / 2 }], DAY, T0 + 3 * DAY)).toEqual([1]);
+    expect(await s.recordSoftBounces([{ key: 'k2', email: 'b@x.io', at: T0 + 3 * DAY }], DAY, T0 + 3 * DAY)).toEqual([2]);
+  });
+}
+
+/** Brevo list membership written by a contacts backfill, per full listing pass. */
+function listMemberContract(store: CurrentStore): void {
+  it('list members: those a later pass did not see are taken (once), per list; marking is idempotent', async () => {
+    const s = store();
+    await s.markListMembers('L', [], 'p1', T0);
+    await s.markListMembers('L', ['a@x.io', 'b@x.io', 'c@x.io'], 'p1', T0);
+    await s.markListMembers('L', ['a@x.io'], 'p1', T0);
+    await s.markListMembers('L / t', ['b@x.io'], 'p1', T0);
+    expect(await s.takeStaleListMembers('L', 'p1')).toEqual([]);
+    // Pass 2 sees only b, in L: a and c are stale in L; L / t is another list.
+    await s.markListMembers('L', ['b@x.io'], 'p2', T0 + 1);
+    expect(await s.takeStaleListMembers('L', 'p2')).toEqual(['a@x.io', 'c@x.io']);
+    expect(await s.takeStaleListMembers('L', 'p2')).toEqual([]);
+    expect(await s.takeStaleListMembers('L / t', 'p2')).toEqual(['b@x.io']);
+    // A member taken and seen again is recorded again.
+    await s.markListMembers('L', ['a@x.io'], 'p3', T0 + 2);
+    expect(await s.takeStaleListMembers('L', 'p4')).toEqual(['a@x.io', 'b@x.io']);
   });
 }

@@ -123,6 +123,14 @@ export interface LedgerEntry {
   blocklisted: boolean;
 }
 
+export interface SoftBounce {
+  /** The record's idempotency key. */
+  key: string;
+  email: string;
+  /** The bounce's own (SES) time, ms. */
+  at: number;
+}
+
 export interface CursorRow {
   stream: string;
   value: string | null;
@@ -315,6 +323,26 @@ export interface Store extends ClusterStore {
   leaseOwners(): Promise<string[]>;
 
   getLedger(emails: string[]): Promise<Map<string, LedgerEntry>>;
+
+  /**
+   * Soft bounces (`bounce_policy`): records each item once by its key (the SES idempotency
+   * key, so a replayed bounce is not counted twice) and answers, per item in order, how many
+   * soft bounces of its email the store holds in (at - windowMs, at], itself included.
+   * Items that repeat a recorded key answer as their first recording did, when nothing
+   * newer came between. Rows older than now - 2 x windowMs are pruned.
+   */
+  recordSoftBounces(items: SoftBounce[], windowMs: number, now: number): Promise<number[]>;
+
+  /**
+   * Brevo list membership a contacts backfill wrote: records `emails` as members of the Brevo
+   * list named `list`, seen in the full listing pass `pass` (idempotent; a later pass takes over).
+   */
+  markListMembers(list: string, emails: string[], pass: string, now: number): Promise<void>;
+  /**
+   * Members of `list` recorded by a pass other than `pass` (so absent from it): forgotten and
+   * returned, for the backfill to remove from the Brevo list. Sorted by email.
+   */
+  takeStaleListMembers(list: string, pass: string): Promise<string[]>;
 
   listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]>;
   getOp(id: number): Promise<OpRow | undefined>;

@@ -276,6 +276,13 @@ describe('Brevo simulator: folders and lists', () => {
     expect(sim.contact('b@example.com')?.listIds).toEqual([]);
     expect(b(await call(sim, 'GET', `/contacts/lists/${listId}`))).toMatchObject({ id: listId, totalSubscribers: 1 });
     expect((await call(sim, 'POST', '/contacts/lists/999/contacts/add', { emails: ['a@example.com'] })).status).toBe(404);
+    // Remove is as strict: at most 150 per call, and a call that removes nothing is a 400.
+    const rmTooMany = await call(sim, 'POST', `/contacts/lists/${listId}/contacts/remove`, { emails: tooMany });
+    expect(rmTooMany.status).toBe(400);
+    expect(sim.contact('a@example.com')?.listIds).toEqual([listId]);
+    const rmNone = await call(sim, 'POST', `/contacts/lists/${listId}/contacts/remove`, { emails: ['b@example.com'] });
+    expect(rmNone.status).toBe(400);
+    expect((await call(sim, 'POST', '/contacts/lists/999/contacts/remove', { emails: ['a@example.com'] })).status).toBe(404);
   });
 });
 

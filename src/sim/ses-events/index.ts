@@ -32,6 +32,10 @@ export interface SesEventOptions {
   unsubscribeAll?: boolean;
   contactList?: string;
   topic?: string;
+  /** Subscription: the new explicit preferences (default: `topic` OptOut). */
+  topicPreferences?: Record<string, 'OptIn' | 'OptOut'>;
+  /** Subscription: the topics' defaults (`topicDefaultSubscriptionStatus`); default: none sent. */
+  topicDefaults?: Record<string, 'OptIn' | 'OptOut'>;
   delayType?: string;
   complaintFeedbackType?: string;
   /** Reject reason; SES documents only `Bad content`. */
@@ -319,6 +323,7 @@ function typeSpecific(type: SesEventType, r: Resolved): [string, SesPayload] {
     case 'Subscription': {
       const topic = o.topic ?? 'newsletter';
       const all = o.unsubscribeAll ?? false;
+      const statuses = (m: Record<string, string>) => Object.entries(m).map(([topicName, subscriptionStatus]) => ({ topicName, subscriptionStatus }));
       return [
         'subscription',
         {
@@ -327,7 +332,8 @@ function typeSpecific(type: SesEventType, r: Resolved): [string, SesPayload] {
           source: 'UnsubscribeHeader',
           newTopicPreferences: {
             unsubscribeAll: all,
-            topicSubscriptionStatus: [{ topicName: topic, subscriptionStatus: 'OptOut' }],
+            topicSubscriptionStatus: statuses(o.topicPreferences ?? { [topic]: 'OptOut' }),
+            ...(o.topicDefaults ? { topicDefaultSubscriptionStatus: statuses(o.topicDefaults) } : {}),
           },
           oldTopicPreferences: {
             unsubscribeAll: false,

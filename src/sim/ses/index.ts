@@ -54,6 +54,8 @@ export interface SesSim {
   port: number;
   /** Adds or updates data; can be called at any time, also between paged calls. */
   seed(data: SesSimSeed): void;
+  /** Removes a contact from a contact list, as SES DeleteContact does; false when it was not there. */
+  deleteContact(list: string, email: string): boolean;
   /** Deterministic bulk data; see SesSimGenerateOptions for names and distributions. */
   generate(opts: SesSimGenerateOptions): void;
   /** Accepted calls per operation name; throttled calls are only counted by `throttled()`. */
@@ -190,6 +192,7 @@ export async function startSesSim(opts: SesSimOptions = {}): Promise<SesSim> {
     endpoint: origin,
     port,
     seed: (data) => state.seed(data),
+    deleteContact: (list, email) => state.deleteContact(list, email),
     generate: (g) => generate(state, now(), g),
     calls: () => ({ ...counts }),
     throttled: () => throttledCount,

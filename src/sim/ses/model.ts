@@ -225,6 +225,22 @@ export class ContactListState {
     return this.byEmail.get(email.toLowerCase());
   }
 
+  private readonly deleted = new Set<number>();
+
+  /** DeleteContact: the row stays (row indexes are page positions) but is no longer listed; seeding the email again adds a new row. */
+  remove(email: string): boolean {
+    const key = email.toLowerCase();
+    const i = this.byEmail.get(key);
+    if (i === undefined) return false;
+    this.byEmail.delete(key);
+    this.deleted.add(i);
+    return true;
+  }
+
+  isDeleted(i: number): boolean {
+    return this.deleted.has(i);
+  }
+
   /** Returns the row index; creates the contact when it does not exist. */
   ensure(email: string, now: number): number {
     const key = email.toLowerCase();
@@ -356,6 +372,11 @@ export class SesState {
     return list;
   }
 
+  /** Removes a contact from a contact list (as SES DeleteContact); false when it is not there. */
+  deleteContact(list: string, email: string): boolean {
+    return this.lists.get(list)?.remove(email) ?? false;
+  }
+
   seed(data: SesSimSeed): void {
     if (data.account) {
       this.account = { ...this.account, ...data.account };
@@ -413,6 +434,7 @@ export class SesState {
       if (list.description !== undefined) cl.description = list.description;
       contactLists.push(cl);
       for (let i = 0; i < list.count; i++) {
+        if (list.isDeleted(i)) continue;
         const topicPreferences: Record<string, SubscriptionStatus> = {};
         list.topics.forEach((t, k) => {
           const s = prefStatus(list.pref(k, i));

@@ -196,6 +196,7 @@ const listContacts: Operation = {
     const end = Math.min(list.count, start + size);
     const contacts: unknown[] = [];
     for (let i = start; i < end; i++) {
+      if (list.isDeleted(i)) continue;
       if (status !== undefined) {
         let code: number;
         if (topic === undefined) {

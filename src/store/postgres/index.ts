@@ -30,6 +30,7 @@ import type {
   Store,
   StoreStats,
   WaitingErrors,
+  SoftBounce,
 } from '../port.js';
 import {
   mergeLedgerEntry,
@@ -786,6 +787,39 @@ export class PostgresStore extends ForwardsCluster implements Store {
         });
     }
     return out;
+  }
+
+  async recordSoftBounces(items: SoftBounce[], windowMs: number, now: number): Promise<number[]> {
+    if (items.length === 0) return [];
+    const t = this.table('soft_bounces');
+    return this.tx(async (c) => {
+      await c.query(`DELETE FROM ${t} WHERE at < $1`, [now - 2 * windowMs]);
+      await c.query(`INSERT INTO ${t} (key, email, at) SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[]) ON CONFLICT (key) DO NOTHING`, [
+        items.map((b) => b.key),
+        items.map((b) => b.email),
+        items.map((b) => b.at),
+      ]);
+      const out: number[] = [];
+      for (const b of items) {
+        const r = await c.query<{ n: string }>(`SELECT COUNT(*) AS n FROM ${t} WHERE email = $1 AND at > $2 AND at <= $3`, [b.email, b.at - windowMs, b.at]);
+        out.push(Number(r.rows[0]?.n ?? 0));
+      }
+      return out;
+    });
+  }
+
+  async markListMembers(list: string, emails: string[], pass: string, now: number): Promise<void> {
+    if (emails.length === 0) return;
+    await this.exec(
+      `INSERT INTO ${this.table('list_members')} (list, email, pass, updated_at) SELECT $1, e, $3, $4 FROM UNNEST($2::text[]) AS e
+       ON CONFLICT (list, email) DO UPDATE SET pass = excluded.pass, updated_at = excluded.updated_at`,
+      [list, [...new Set(emails)], pass, now],
+    );
+  }
+
+  async takeStaleListMembers(list: string, pass: string): Promise<string[]> {
+    const rows = await this.query(`DELETE FROM ${this.table('list_members')} WHERE list = $1 AND pass <> $2 RETURNING email`, [list, pass]);
+    return rows.map((r) => String(r.email)).sort();
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {

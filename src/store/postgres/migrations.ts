@@ -143,4 +143,29 @@ ALTER TABLE ${schema}.inbox ADD COLUMN body_pruned BOOLEAN NOT NULL DEFAULT fals
 CREATE INDEX inbox_retention ON ${schema}.inbox(body_pruned, received_at);
 `,
   },
+  {
+    version: 4,
+    name: 'soft bounces counted per recipient (bounce_policy)',
+    sql: (schema) => `
+CREATE TABLE ${schema}.soft_bounces (
+  key TEXT PRIMARY KEY,
+  email TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX soft_bounces_email ON ${schema}.soft_bounces(email, at);
+`,
+  },
+  {
+    version: 5,
+    name: 'Brevo list membership written by the contacts backfill (removals on a later full pass)',
+    sql: (schema) => `
+CREATE TABLE ${schema}.list_members (
+  list TEXT NOT NULL,
+  email TEXT NOT NULL,
+  pass TEXT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  PRIMARY KEY (list, email)
+);
+`,
+  },
 ];

@@ -527,10 +527,12 @@ describe('PostgresStore connection', () => {
           'inbox',
           'kv',
           'leases',
+          'list_members',
           'ops',
           'processes',
           'route_buckets',
           'schema_migrations',
+          'soft_bounces',
         ]);
       } finally {
         await c.end();

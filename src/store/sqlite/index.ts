@@ -38,6 +38,7 @@ import type {
   Store,
   StoreStats,
   WaitingErrors,
+  SoftBounce,
 } from '../port.js';
 
 export interface SqliteStoreOptions {
@@ -449,6 +450,33 @@ export class SqliteStore extends ForwardsCluster implements Store {
     const rows = this.stmt(`SELECT email, attrs, blocklisted FROM contact_ledger WHERE email IN ${IN_LIST}`).all(JSON.stringify([...new Set(emails)])) as Row[];
     for (const r of rows) out.set(String(r.email), toLedgerEntry(r));
     return out;
+  }
+
+  async recordSoftBounces(items: SoftBounce[], windowMs: number, now: number): Promise<number[]> {
+    if (items.length === 0) return [];
+    const ins = this.stmt('INSERT INTO soft_bounces (key, email, at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING');
+    const count = this.stmt('SELECT COUNT(*) AS n FROM soft_bounces WHERE email = ? AND at > ? AND at <= ?');
+    return this.tx(() => {
+      this.stmt('DELETE FROM soft_bounces WHERE at < ?').run(now - 2 * windowMs);
+      for (const b of items) ins.run(b.key, b.email, b.at);
+      return items.map((b) => Number((count.get(b.email, b.at - windowMs, b.at) as Row).n));
+    });
+  }
+
+  async markListMembers(list: string, emails: string[], pass: string, now: number): Promise<void> {
+    if (emails.length === 0) return;
+    const up = this.stmt(
+      'INSERT INTO list_members (list, email, pass, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(list, email) DO UPDATE SET pass = excluded.pass, updated_at = excluded.updated_at',
+    );
+    this.tx(() => {
+      for (const e of emails) up.run(list, e, pass, now);
+    });
+  }
+
+  async takeStaleListMembers(list: string, pass: string): Promise<string[]> {
+    return this.tx(() =>
+      (this.stmt('DELETE FROM list_members WHERE list = ? AND pass <> ? RETURNING email').all(list, pass) as Row[]).map((r) => String(r.email)).sort(),
+    );
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {

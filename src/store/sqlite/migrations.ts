@@ -161,4 +161,29 @@ ALTER TABLE inbox ADD COLUMN body_pruned INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX inbox_retention ON inbox(body_pruned, received_at);
 `,
   },
+  {
+    version: 6,
+    name: 'soft bounces counted per recipient (bounce_policy)',
+    sql: `
+CREATE TABLE soft_bounces (
+  key TEXT PRIMARY KEY,
+  email TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX soft_bounces_email ON soft_bounces(email, at);
+`,
+  },
+  {
+    version: 7,
+    name: 'Brevo list membership written by the contacts backfill (removals on a later full pass)',
+    sql: `
+CREATE TABLE list_members (
+  list TEXT NOT NULL,
+  email TEXT NOT NULL,
+  pass TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (list, email)
+);
+`,
+  },
 ];
