@@ -39,6 +39,8 @@ export interface StackOptions {
     signing_cert_hosts?: string[];
     allow_http_cert_urls?: boolean;
   };
+  /** connectors.amazon-ses.eventbridge (the EventBridge intake is off without a secret). */
+  eventbridge?: { header_name?: string; secret?: string };
   /** Overrides of connectors.amazon-ses.events (per-type policy). */
   events?: Partial<Record<SesEventType, EventPolicy>>;
   /** Overrides of the `delivery:` section (defaults here: backoff 50ms..1s). */
@@ -240,6 +242,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
               ...opts.sns,
             },
             ...(opts.events ? { events: opts.events } : {}),
+            ...(opts.eventbridge ? { eventbridge: opts.eventbridge } : {}),
           },
         },
         brevo: { api_key: brevo.apiKey, base_url: brevo.url, plan: plan === 'unlimited' ? 'extended' : 'general', timeout: '10s' },

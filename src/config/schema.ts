@@ -112,6 +112,16 @@ export const sesConnectorSchema = z
       })
       .strict()
       .prefault({}),
+    eventbridge: z
+      .object({
+        header_name: z
+          .string()
+          .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected an HTTP header name such as x-api-key')
+          .default('x-api-key'),
+        secret: z.string().default(''),
+      })
+      .strict()
+      .prefault({}),
     field_mapping: z.record(z.string(), z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'expected a Brevo attribute name in upper case (A-Z, 0-9, _)')).default({}),
     contacts: z
       .object({

@@ -16,6 +16,7 @@ import { TajoError } from '../core/errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
+import { EventBridgeIngest } from './eventbridge.js';
 import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
 import type { AttributeReport, BrevoSetup } from './setup.js';
 import { makeOwnerId } from './owner.js';
@@ -78,6 +79,8 @@ export interface ConnectorOptions {
    * answers HTTP, verifies and commits. Needs the built package (dist/).
    */
   engine?: 'inline' | 'thread';
+  /** Uncommitted envelopes from which the EventBridge intake answers 429 (default EVENTBRIDGE_MAX_BACKLOG). */
+  eventbridgeMaxBacklog?: number;
   /** Thread engine only: called if the engine thread dies after it started. */
   onEngineFailure?: (reason: string) => void;
   /** The engine thread's side of the SQLite write gate (set by engine-worker.ts). */
@@ -104,6 +107,8 @@ export interface Connector {
   readonly log: Logger;
   readonly owner: string;
   readonly webhook: WebhookIngest;
+  /** `POST /webhooks/amazon-ses/eventbridge` (off while eventbridge.secret is empty). */
+  readonly eventbridge: EventBridgeIngest;
   readonly writer: InboxWriter;
   readonly processor: Processor;
   readonly deliverer: Deliverer;
@@ -180,6 +185,16 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   // A stored envelope needs planning; planning wakes the delivery loops it feeds.
   const verify = verifyOptions(ses, new CertCache(), opts.verify);
   const webhook = new WebhookIngest({ writer, cfg: ses, verify, log, metrics, onStored: () => wake('stored'), rate: ingestRate, now });
+  const eventbridge = new EventBridgeIngest({
+    writer,
+    cfg: ses,
+    log,
+    metrics,
+    onStored: () => wake('stored'),
+    rate: ingestRate,
+    now,
+    ...(opts.eventbridgeMaxBacklog !== undefined ? { maxBacklog: opts.eventbridgeMaxBacklog } : {}),
+  });
 
   let sesClient: SesParts | undefined;
   const getSes = () => (sesClient ??= createSesClient(ses, opts.ses));
@@ -192,6 +207,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     log,
     owner,
     webhook,
+    eventbridge,
     writer,
     processor,
     deliverer,

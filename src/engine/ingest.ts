@@ -14,14 +14,21 @@ export class InboxWriter {
   private queue: Pending[] = [];
   private scheduled = false;
   private flushing: Promise<void> = Promise.resolve();
+  private waiting = 0;
 
   constructor(
     private readonly store: Store,
     private readonly maxBatch = 512,
   ) {}
 
+  /** Rows handed to write() whose commit has not finished yet: how far the store lags behind the intake. */
+  backlog(): number {
+    return this.waiting;
+  }
+
   write(row: InboxInsert): Promise<'inserted' | 'duplicate'> {
-    return new Promise((resolve, reject) => {
+    this.waiting++;
+    return new Promise<'inserted' | 'duplicate'>((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
@@ -29,6 +36,8 @@ export class InboxWriter {
           this.flushing = this.flush();
         });
       }
+    }).finally(() => {
+      this.waiting--;
     });
   }
 
@@ -58,6 +67,8 @@ export class InboxWriter {
 export interface WebhookAnswer {
   status: number;
   body: { ok: true; outcome: string } | { ok: false; reason: string; message: string };
+  /** Response headers beyond the body's (Retry-After). */
+  headers?: Record<string, string>;
 }
 
 export function verifyOptions(cfg: SesConnectorConfig, certCache: CertCache, overrides: Partial<VerifySnsOptions> = {}): VerifySnsOptions {

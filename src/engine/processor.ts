@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { Store, InboxOutcome, InboxRow } from '../store/port.js';
 import { parseSesNotification } from '../ses/parse.js';
+import { isEventBridgeEvent, parseEventBridgeEvent } from '../ses/eventbridge.js';
 import { planBrevoOperations, type PlanConfig } from '../core/plan.js';
 import type { SesEventRecord } from '../core/types.js';
 import type { Metrics } from './metrics.js';
@@ -47,9 +48,11 @@ export function normalizeInbox(
   for (const row of rows) {
     try {
       const env = JSON.parse(row.body) as { Message?: unknown; Type?: unknown };
-      // SQS raw delivery stores the SES payload itself; SNS envelopes carry it in Message.
-      const message = typeof env.Message === 'string' && env.Type ? env.Message : row.body;
-      const parsed = parseSesNotification(message);
+      // SQS raw delivery stores the SES payload itself; SNS envelopes carry it in Message;
+      // EventBridge events in `detail`.
+      const parsed = isEventBridgeEvent(env)
+        ? parseEventBridgeEvent(env)
+        : parseSesNotification(typeof env.Message === 'string' && env.Type ? env.Message : row.body);
       if (isolate) planBrevoOperations(parsed.records, plan ?? PERMISSIVE);
       for (const r of parsed.records) {
         records.push(r);
