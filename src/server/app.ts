@@ -52,7 +52,7 @@ export function buildServer(connector: Connector): FastifyInstance {
   app.post('/webhooks/amazon-ses', async (req, reply) => {
     const end = metrics.webhookLatency.startTimer();
     const body = typeof req.body === 'string' ? req.body : '';
-    const answer = await connector.webhook.handle(body);
+    const answer = await connector.webhook.handle(body, req.headers);
     end();
     return reply.code(answer.status).send(answer.body);
   });
