@@ -41,6 +41,8 @@ export interface StackOptions {
   };
   /** connectors.amazon-ses.eventbridge (the EventBridge intake is off without a secret). */
   eventbridge?: { header_name?: string; secret?: string };
+  /** connectors.amazon-ses.sqs */
+  sqs?: { queue_url?: string; raw_message_delivery?: boolean | 'auto'; endpoint?: string; pollers?: number };
   /** Overrides of connectors.amazon-ses.events (per-type policy). */
   events?: Partial<Record<SesEventType, EventPolicy>>;
   /** Overrides of the `delivery:` section (defaults here: backoff 50ms..1s). */
@@ -243,6 +245,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
             },
             ...(opts.events ? { events: opts.events } : {}),
             ...(opts.eventbridge ? { eventbridge: opts.eventbridge } : {}),
+            ...(opts.sqs ? { sqs: opts.sqs } : {}),
           },
         },
         brevo: { api_key: brevo.apiKey, base_url: brevo.url, plan: plan === 'unlimited' ? 'extended' : 'general', timeout: '10s' },

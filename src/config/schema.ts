@@ -109,6 +109,11 @@ export const sesConnectorSchema = z
       .object({
         queue_url: z.string().default(''),
         raw_message_delivery: z.preprocess(toBool, z.union([z.literal('auto'), z.boolean()])).default('auto'),
+        endpoint: z
+          .string()
+          .default('')
+          .refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
+        pollers: num(z.number().int().min(1).max(32)).default(2),
       })
       .strict()
       .prefault({}),

@@ -17,6 +17,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
 import { EventBridgeIngest } from './eventbridge.js';
+import { SqsIntake } from './sqs.js';
 import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
 import type { AttributeReport, BrevoSetup } from './setup.js';
 import { makeOwnerId } from './owner.js';
@@ -109,6 +110,8 @@ export interface Connector {
   readonly webhook: WebhookIngest;
   /** `POST /webhooks/amazon-ses/eventbridge` (off while eventbridge.secret is empty). */
   readonly eventbridge: EventBridgeIngest;
+  /** The SQS intake of `sqs.queue_url` (undefined when none is set); its owner starts and stops it. */
+  createSqsIntake(opts?: { credentials?: SesClientOptions['credentials'] }): SqsIntake | undefined;
   readonly writer: InboxWriter;
   readonly processor: Processor;
   readonly deliverer: Deliverer;
@@ -208,6 +211,19 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     owner,
     webhook,
     eventbridge,
+    createSqsIntake: (sopts = {}) =>
+      ses.sqs.queue_url
+        ? new SqsIntake({
+            cfg: ses,
+            writer,
+            verify,
+            log,
+            metrics,
+            onStored: () => wake('stored'),
+            now,
+            ...(sopts.credentials ? { credentials: sopts.credentials } : opts.ses?.credentials ? { credentials: opts.ses.credentials } : {}),
+          })
+        : undefined,
     writer,
     processor,
     deliverer,
