@@ -39,6 +39,10 @@ export interface StackOptions {
     signing_cert_hosts?: string[];
     allow_http_cert_urls?: boolean;
   };
+  /** connectors.amazon-ses.eventbridge (the EventBridge intake is off without a secret). */
+  eventbridge?: { header_name?: string; secret?: string };
+  /** connectors.amazon-ses.sqs */
+  sqs?: { queue_url?: string; raw_message_delivery?: boolean | 'auto'; endpoint?: string; pollers?: number };
   /** Overrides of connectors.amazon-ses.events (per-type policy). */
   events?: Partial<Record<SesEventType, EventPolicy>>;
   /** More keys of connectors.amazon-ses (bounce_policy, lists, ...). */
@@ -243,6 +247,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
             },
             ...(opts.events ? { events: opts.events } : {}),
             ...opts.ses,
+            ...(opts.eventbridge ? { eventbridge: opts.eventbridge } : {}),
+            ...(opts.sqs ? { sqs: opts.sqs } : {}),
           },
         },
         brevo: { api_key: brevo.apiKey, base_url: brevo.url, plan: plan === 'unlimited' ? 'extended' : 'general', timeout: '10s' },

@@ -6,9 +6,9 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signEnvelope } from '../src/sim/sns/index.js';
 import { downloadCertificate, DEFAULT_SIGNING_CERT_HOSTS, type SnsEnvelope } from '../src/ses/sns.js';
-import { sesEvent } from '../src/sim/ses-events/index.js';
-import { inboxTotal, LOOPBACK_CERT_HOST, metricValue, startStack, type HttpAnswer, type Stack } from './helpers.js';
+import { sesEvent, sesNotification } from '../src/sim/ses-events/index.js';
 import { pino } from 'pino';
+import { inboxTotal, LOOPBACK_CERT_HOST, metricValue, startStack, type HttpAnswer, type Stack } from './helpers.js';
 import { READYZ_STORE_DOWN } from '../src/server/app.js';
 
 const payload = () =>
@@ -364,6 +364,28 @@ describe('SubscriptionConfirmation', () => {
       expect(await webhookCount(manual, 'subscription_pending')).toBe(1);
     } finally {
       await manual.stop();
+    }
+  });
+});
+
+describe('raw message delivery switched on by mistake', () => {
+  it('a bare SES record (no SNS envelope) is refused as raw_message_delivery_enabled, and the log says how to fix the subscription', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const s = await startStack({ plan: 'unlimited', logger });
+    try {
+      const subscriptionArn = `${s.topic}:0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0`;
+      // What SNS posts to an HTTP(S) subscription with RawMessageDelivery=true: the Message alone.
+      const raw = () =>
+        s.post(json(payload()), { 'x-amz-sns-message-type': 'Notification', 'x-amz-sns-subscription-arn': subscriptionArn, 'x-amz-sns-rawdelivery': 'true' });
+      await expectRefused(s, raw, 400, 'raw_message_delivery_enabled');
+      const line = lines.map((l) => JSON.parse(l) as { msg: string; reason?: string }).find((l) => l.reason === 'raw_message_delivery_enabled');
+      expect(line?.msg).toContain(`--subscription-arn ${subscriptionArn} --attribute-name RawMessageDelivery --attribute-value false`);
+      // Identity feedback records (notificationType) are recognised too; other bad bodies keep their own reasons.
+      await expectRefused(s, () => s.post(json(sesNotification('Bounce'))), 400, 'raw_message_delivery_enabled');
+      await expectRefused(s, () => s.post(json({ eventType: 'Send' })), 400, 'malformed_envelope');
+    } finally {
+      await s.stop();
     }
   });
 });

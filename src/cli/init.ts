@@ -95,9 +95,19 @@ export function renderInitConfig(a: InitAnswers): string {
     local
       ? line(6, 'allow_http_cert_urls', 'true', 'the simulator serves its certificate over plain HTTP (default false)')
       : line(6, 'allow_http_cert_urls', 'false', 'true only for simulators: certificates over plain HTTP'),
-    line(4, 'sqs', '', 'accepted but not read yet: this version takes SES events from the SNS webhook'),
-    line(6, 'queue_url', '""', ''),
-    line(6, 'raw_message_delivery', 'auto', ''),
+    line(4, 'sqs', '', 'optional second intake: SNS -> SQS, polled by serve (every process may poll)'),
+    line(6, 'queue_url', '""', 'https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE; "" polls nothing'),
+    line(
+      6,
+      'raw_message_delivery',
+      'auto',
+      'auto or true: raw SES records accepted (unsigned: the queue policy guards them); false: signed SNS envelopes only',
+    ),
+    line(6, 'endpoint', '""', 'SQS API endpoint override; "" is AWS itself (a URL for a simulator)'),
+    line(6, 'pollers', '2', 'concurrent long polls (20 s, 10 messages each)'),
+    line(4, 'eventbridge', '', 'POST /webhooks/amazon-ses/eventbridge, for an EventBridge API destination'),
+    line(6, 'header_name', 'x-api-key', "the header the API destination's connection sends (API key authorization)"),
+    line(6, 'secret', '${TAJO_EVENTBRIDGE_SECRET:-}', 'its value; empty: the route answers 404'),
     line(4, 'bounce_policy', '', 'transient (soft) bounces are counted per recipient (SES_SOFT_BOUNCE_COUNT)'),
     line(6, 'soft_bounce_blocklist_after', '0', 'N soft bounces within the window blocklist the contact; 0: never'),
     line(6, 'soft_bounce_window', '7d', 'how far back soft bounces count'),

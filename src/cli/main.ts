@@ -137,6 +137,9 @@ async function serve(argv: string[], out: Out): Promise<number> {
   // With the engine on its own thread, retention runs there too.
   const retention = threaded ? undefined : new InboxRetention({ store: connector.store, log, policy: retentionPolicy(cfg) });
   retention?.start();
+  // Every process may poll: SQS hands each message to one receiver at a time, and the inbox dedupes.
+  const sqs = ses.enabled && ses.sync.events ? connector.createSqsIntake() : undefined;
+  await sqs?.start();
   log.info(
     { host, port, store: connector.store.kind, topics: cfg.connectors['amazon-ses'].sns.topic_arns.length },
     'tajo-ses serving: POST /webhooks/amazon-ses',
@@ -144,6 +147,7 @@ async function serve(argv: string[], out: Out): Promise<number> {
   if (!cfg.server.admin_token) log.warn('server.admin_token is not set: /admin and /ui answer loopback clients only');
   const sig = await untilSignal();
   log.info({ signal: sig }, 'stopping: no new requests, finishing in-flight work');
+  await sqs?.stop();
   await app.close();
   await scheduler?.stop();
   await retention?.stop();

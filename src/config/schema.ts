@@ -112,6 +112,21 @@ export const sesConnectorSchema = z
       .object({
         queue_url: z.string().default(''),
         raw_message_delivery: z.preprocess(toBool, z.union([z.literal('auto'), z.boolean()])).default('auto'),
+        endpoint: z
+          .string()
+          .default('')
+          .refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
+        pollers: num(z.number().int().min(1).max(32)).default(2),
+      })
+      .strict()
+      .prefault({}),
+    eventbridge: z
+      .object({
+        header_name: z
+          .string()
+          .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected an HTTP header name such as x-api-key')
+          .default('x-api-key'),
+        secret: z.string().default(''),
       })
       .strict()
       .prefault({}),

@@ -18,6 +18,8 @@ import { TajoError, errorMessage } from '../core/errors.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.js';
 import { Processor } from './processor.js';
+import { EventBridgeIngest } from './eventbridge.js';
+import { SqsIntake } from './sqs.js';
 import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
 import type { AttributeReport, BrevoSetup } from './setup.js';
 import { isOwnerGone, makeOwnerId } from './owner.js';
@@ -83,6 +85,8 @@ export interface ConnectorOptions {
    * answers HTTP, verifies and commits. Needs the built package (dist/).
    */
   engine?: 'inline' | 'thread';
+  /** Uncommitted envelopes from which the EventBridge intake answers 429 (default EVENTBRIDGE_MAX_BACKLOG). */
+  eventbridgeMaxBacklog?: number;
   /** Thread engine only: called if the engine thread dies after it started. */
   onEngineFailure?: (reason: string) => void;
   /** The engine thread's side of the SQLite write gate (set by engine-worker.ts). */
@@ -109,6 +113,10 @@ export interface Connector {
   readonly log: Logger;
   readonly owner: string;
   readonly webhook: WebhookIngest;
+  /** `POST /webhooks/amazon-ses/eventbridge` (off while eventbridge.secret is empty). */
+  readonly eventbridge: EventBridgeIngest;
+  /** The SQS intake of `sqs.queue_url` (undefined when none is set); its owner starts and stops it. */
+  createSqsIntake(opts?: { credentials?: SesClientOptions['credentials'] }): SqsIntake | undefined;
   readonly writer: InboxWriter;
   readonly processor: Processor;
   readonly deliverer: Deliverer;
@@ -188,6 +196,16 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   // A stored envelope needs planning; planning wakes the delivery loops it feeds.
   const verify = verifyOptions(ses, new CertCache(), opts.verify);
   const webhook = new WebhookIngest({ writer, cfg: ses, verify, log, metrics, onStored: () => wake('stored'), rate: ingestRate, now });
+  const eventbridge = new EventBridgeIngest({
+    writer,
+    cfg: ses,
+    log,
+    metrics,
+    onStored: () => wake('stored'),
+    rate: ingestRate,
+    now,
+    ...(opts.eventbridgeMaxBacklog !== undefined ? { maxBacklog: opts.eventbridgeMaxBacklog } : {}),
+  });
 
   const heartbeat = new Heartbeat(store, { owner, host: hostname(), pid: process.pid, role: opts.role ?? 'connector' }, log);
   let sesClient: SesParts | undefined;
@@ -201,6 +219,20 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
     log,
     owner,
     webhook,
+    eventbridge,
+    createSqsIntake: (sopts = {}) =>
+      ses.sqs.queue_url
+        ? new SqsIntake({
+            cfg: ses,
+            writer,
+            verify,
+            log,
+            metrics,
+            onStored: () => wake('stored'),
+            now,
+            ...(sopts.credentials ? { credentials: sopts.credentials } : opts.ses?.credentials ? { credentials: opts.ses.credentials } : {}),
+          })
+        : undefined,
     writer,
     processor,
     deliverer,

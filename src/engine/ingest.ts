@@ -14,14 +14,21 @@ export class InboxWriter {
   private queue: Pending[] = [];
   private scheduled = false;
   private flushing: Promise<void> = Promise.resolve();
+  private waiting = 0;
 
   constructor(
     private readonly store: Store,
     private readonly maxBatch = 512,
   ) {}
 
+  /** Rows handed to write() whose commit has not finished yet: how far the store lags behind the intake. */
+  backlog(): number {
+    return this.waiting;
+  }
+
   write(row: InboxInsert): Promise<'inserted' | 'duplicate'> {
-    return new Promise((resolve, reject) => {
+    this.waiting++;
+    return new Promise<'inserted' | 'duplicate'>((resolve, reject) => {
       this.queue.push({ row, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
@@ -29,6 +36,8 @@ export class InboxWriter {
           this.flushing = this.flush();
         });
       }
+    }).finally(() => {
+      this.waiting--;
     });
   }
 
@@ -58,6 +67,8 @@ export class InboxWriter {
 export interface WebhookAnswer {
   status: number;
   body: { ok: true; outcome: string } | { ok: false; reason: string; message: string };
+  /** Response headers beyond the body's (Retry-After). */
+  headers?: Record<string, string>;
 }
 
 export function verifyOptions(cfg: SesConnectorConfig, certCache: CertCache, overrides: Partial<VerifySnsOptions> = {}): VerifySnsOptions {
@@ -94,6 +105,23 @@ export class IngestRate {
   }
 }
 
+/**
+ * An SES event record posted as it is, without the SNS envelope around it: what SNS sends to an
+ * HTTP(S) subscription whose raw message delivery is on.
+ */
+export function isBareSesRecord(body: string): boolean {
+  let v: unknown;
+  try {
+    v = JSON.parse(body);
+  } catch {
+    return false;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  const type = typeof o['eventType'] === 'string' || typeof o['notificationType'] === 'string';
+  return type && typeof o['mail'] === 'object' && o['mail'] !== null && !('Type' in o) && !('Signature' in o);
+}
+
 export interface WebhookIngestOptions {
   writer: InboxWriter;
   cfg: SesConnectorConfig;
@@ -122,13 +150,29 @@ export class WebhookIngest {
     return { status, body: { ok: false, reason, message } };
   }
 
-  /** The whole `POST /webhooks/amazon-ses` decision, independent of the HTTP framework. */
-  async handle(body: string): Promise<WebhookAnswer> {
+  /**
+   * The whole `POST /webhooks/amazon-ses` decision, independent of the HTTP framework. `headers`
+   * (lower-case names) only improve the log line of a refusal.
+   */
+  async handle(body: string, headers: Record<string, string | string[] | undefined> = {}): Promise<WebhookAnswer> {
     this.rate.count(Date.now());
     let env: SnsEnvelope;
     try {
       env = await verifySnsMessage(body, this.o.verify);
     } catch (err) {
+      if (err instanceof SnsVerificationError && err.status === 400 && isBareSesRecord(body)) {
+        const subscription = headers['x-amz-sns-subscription-arn'];
+        const arn = typeof subscription === 'string' ? subscription : 'SUBSCRIPTION_ARN';
+        this.o.log.warn(
+          { reason: 'raw_message_delivery_enabled', subscriptionArn: typeof subscription === 'string' ? subscription : undefined },
+          `SNS message refused: a bare SES record without its SNS envelope, so raw message delivery is on for this endpoint's subscription and nothing can be verified. Turn it off: aws sns set-subscription-attributes --subscription-arn ${arn} --attribute-name RawMessageDelivery --attribute-value false (or uncheck "Enable raw message delivery" on the subscription in the SNS console)`,
+        );
+        return this.reject(
+          'raw_message_delivery_enabled',
+          400,
+          'a bare SES record, not an SNS envelope: switch raw message delivery off on the SNS subscription (RawMessageDelivery=false)',
+        );
+      }
       if (err instanceof SnsVerificationError) {
         this.o.log.warn({ reason: err.code, status: err.status, ...(err.details ?? {}) }, `SNS message refused: ${err.message}`);
         return this.reject(err.code, err.status, err.message);

@@ -30,6 +30,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),
+    eventbridgeRequests: new Counter({
+      name: 'tajo_ses_eventbridge_requests_total',
+      help: 'EventBridge intake requests by outcome (accepted, duplicate, or the rejection reason code)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    sqsMessages: new Counter({
+      name: 'tajo_ses_sqs_messages_total',
+      help: 'SQS intake messages by outcome (accepted, duplicate, retry, or the reason it can never be stored)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
     webhookLatency: new Histogram({
       name: 'tajo_ses_webhook_seconds',
       help: 'Webhook handling time until the answer, including the durable commit',

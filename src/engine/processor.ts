@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Store, InboxOutcome, InboxRow } from '../store/port.js';
 import { parseSesNotification } from '../ses/parse.js';
 import { isSoftBounce, planBrevoOperations, type PlanConfig } from '../core/plan.js';
+import { isEventBridgeEvent, parseEventBridgeEvent } from '../ses/eventbridge.js';
 import type { SesEventRecord } from '../core/types.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage } from '../core/errors.js';
@@ -79,9 +80,11 @@ export function normalizeInbox(
   for (const row of rows) {
     try {
       const env = JSON.parse(row.body) as { Message?: unknown; Type?: unknown };
-      // SQS raw delivery stores the SES payload itself; SNS envelopes carry it in Message.
-      const message = typeof env.Message === 'string' && env.Type ? env.Message : row.body;
-      const parsed = parseSesNotification(message);
+      // SQS raw delivery stores the SES payload itself; SNS envelopes carry it in Message;
+      // EventBridge events in `detail`.
+      const parsed = isEventBridgeEvent(env)
+        ? parseEventBridgeEvent(env)
+        : parseSesNotification(typeof env.Message === 'string' && env.Type ? env.Message : row.body);
       const sent = clampFuture(parsed.records, row.receivedAt);
       if (sent !== undefined) {
         clamped.push({ messageId: row.messageId, records: parsed.records.length, timestamp: sent, receivedAt: row.receivedAt });

@@ -74,8 +74,9 @@ export function buildServer(connector: Connector): FastifyInstance {
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      if (req.url.startsWith('/webhooks/')) metrics.webhookRequests.inc({ outcome: 'payload_too_large' });
-      req.log.warn({ req }, 'request body over 256 KiB refused (SNS messages are at most 256 KiB)');
+      if (req.url.startsWith('/webhooks/amazon-ses/eventbridge')) metrics.eventbridgeRequests.inc({ outcome: 'payload_too_large' });
+      else if (req.url.startsWith('/webhooks/')) metrics.webhookRequests.inc({ outcome: 'payload_too_large' });
+      req.log.warn({ req }, 'request body over 256 KiB refused (SNS messages and EventBridge events are at most 256 KiB)');
       return reply.code(413).send({ ok: false, reason: 'payload_too_large', message: 'body over 256 KiB' });
     }
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ ok: false, reason: err.code ?? 'bad_request', message: err.message });
@@ -86,8 +87,15 @@ export function buildServer(connector: Connector): FastifyInstance {
   app.post('/webhooks/amazon-ses', async (req, reply) => {
     const end = metrics.webhookLatency.startTimer();
     const body = typeof req.body === 'string' ? req.body : '';
-    const answer = await connector.webhook.handle(body);
+    const answer = await connector.webhook.handle(body, req.headers);
     end();
+    return reply.code(answer.status).send(answer.body);
+  });
+
+  app.post('/webhooks/amazon-ses/eventbridge', async (req, reply) => {
+    const body = typeof req.body === 'string' ? req.body : '';
+    const answer = await connector.eventbridge.handle(req.headers, body);
+    if (answer.headers) reply.headers(answer.headers);
     return reply.code(answer.status).send(answer.body);
   });
 

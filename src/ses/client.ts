@@ -51,9 +51,9 @@ interface SesMetadata {
   $metadata?: { httpStatusCode?: number; requestId?: string; attempts?: number };
 }
 
-export function createSesClient(cfg: SesConnectorConfig, opts: SesClientOptions = {}): { client: SESv2Client; limiter: RateLimiter } {
-  const limiter = opts.limiter ?? new RateLimiter(cfg.ses_rate_limit);
-  let credentials: SESv2ClientConfig['credentials'] = opts.credentials;
+/** The credentials settings of `connectors.amazon-ses` (profile, role), shared by the SES and SQS clients; undefined: the SDK default chain. */
+export function awsCredentials(cfg: SesConnectorConfig, fixed?: SesClientOptions['credentials']): SESv2ClientConfig['credentials'] {
+  let credentials: SESv2ClientConfig['credentials'] = fixed;
   if (!credentials && cfg.credentials.profile) credentials = fromIni({ profile: cfg.credentials.profile });
   if (cfg.credentials.role_arn) {
     credentials = fromTemporaryCredentials({
@@ -66,6 +66,12 @@ export function createSesClient(cfg: SesConnectorConfig, opts: SesClientOptions 
       clientConfig: { region: cfg.region },
     });
   }
+  return credentials;
+}
+
+export function createSesClient(cfg: SesConnectorConfig, opts: SesClientOptions = {}): { client: SESv2Client; limiter: RateLimiter } {
+  const limiter = opts.limiter ?? new RateLimiter(cfg.ses_rate_limit);
+  const credentials = awsCredentials(cfg, opts.credentials);
   const client = new SESv2Client({
     region: cfg.region,
     ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),

@@ -21,7 +21,7 @@ export type OpState = keyof typeof OP_TRANSITIONS;
 
 export interface InboxInsert {
   messageId: string;
-  source: 'sns' | 'sqs' | 'api';
+  source: 'sns' | 'sqs' | 'eventbridge' | 'api';
   topicArn?: string;
   receivedAt: number;
   /** The verified envelope, raw as received: the source of truth if planning changes. */

@@ -3,7 +3,9 @@
 // Deterministic: the same calls in the same order give the same payloads.
 
 import type { SesEventType } from '../../core/types.js';
+import { randomUUID } from 'node:crypto';
 import { prng as rng } from '../prng.js';
+import { EVENTBRIDGE_DETAIL_TYPES } from '../../ses/eventbridge.js';
 
 export type SesPayload = Record<string, unknown>;
 
@@ -455,4 +457,32 @@ export function realisticMix(n: number, opts: { recipients: number; seed: number
   }
   out.sort((a, b) => a.at - b.at || a.seq - b.seq);
   return out.map((e) => e.payload);
+}
+
+// ---- EventBridge ------------------------------------------------------------------------
+
+const DETAIL_TYPE: ReadonlyMap<string, string> = new Map(
+  [...EVENTBRIDGE_DETAIL_TYPES].map(([detailType, type]) => [type === 'RenderingFailure' ? 'Rendering Failure' : type, detailType]),
+);
+
+/**
+ * The event SES puts on the default event bus for an event-publishing payload (`eventType`), as
+ * an API destination POSTs it: `detail` is the payload, `detail-type` follows its eventType.
+ */
+export function eventBridgeEvent(payload: SesPayload, opts: { id?: string; detailType?: string; region?: string } = {}): Record<string, unknown> {
+  const eventType = String(payload['eventType'] ?? '');
+  const detailType = opts.detailType ?? DETAIL_TYPE.get(eventType);
+  if (detailType === undefined) throw new Error(`eventBridgeEvent: no detail-type for eventType ${JSON.stringify(eventType)} (pass opts.detailType)`);
+  const mail = payload['mail'] as { timestamp?: string } | undefined;
+  return {
+    version: '0',
+    id: opts.id ?? randomUUID(),
+    'detail-type': detailType,
+    source: 'aws.ses',
+    account: ACCOUNT,
+    time: mail?.timestamp ?? new Date(BASE_TIME).toISOString(),
+    region: opts.region ?? 'us-east-1',
+    resources: [],
+    detail: payload,
+  };
 }

@@ -1,0 +1,232 @@
+// The SQS intake (SNS -> SQS): pollers long-poll the queue, store each message like the webhook
+// stores an SNS delivery, and delete it only after that commit. A message whose commit has not
+// happened yet stays invisible (its visibility is extended), so no other poller takes it; one
+// that fails for a reason time may fix (store down, certificate unavailable) is simply not
+// deleted and comes back after its visibility timeout. One that can never be stored (malformed,
+// forged, unknown topic) is counted, logged and left to the queue's redrive policy.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+  type Message,
+} from '@aws-sdk/client-sqs';
+import type { SesConnectorConfig } from '../config/schema.js';
+import { errorMessage } from '../core/errors.js';
+import { awsCredentials, type SesClientOptions } from '../ses/client.js';
+import { SnsVerificationError, verifySnsMessage, type VerifySnsOptions } from '../ses/sns.js';
+import { isBareSesRecord, type InboxWriter } from './ingest.js';
+import type { Metrics } from './metrics.js';
+
+/** SQS keeps a message at most 14 days: an envelope may wait that long in a queue (or its DLQ), so SNS's replay window does not apply. */
+const SQS_MAX_AGE_MS = 15 * 24 * 3600 * 1000;
+const WAIT_SECONDS = 20;
+const MAX_MESSAGES = 10;
+const ERROR_PAUSE_MS = 2_000;
+
+/** Inbox id of a raw message (no SNS MessageId): the SQS MessageId, which a redelivery keeps. */
+export const SQS_ID_PREFIX = 'sqs:';
+
+export type SqsOutcome = 'stored' | 'duplicate' | 'retry' | 'poison' | 'ignored';
+
+export interface SqsIntakeOptions {
+  cfg: SesConnectorConfig;
+  writer: InboxWriter;
+  /** The webhook's verification options; the replay window is widened to SQS's retention. */
+  verify: VerifySnsOptions;
+  log: Logger;
+  metrics: Metrics;
+  onStored: () => void;
+  /** Static credentials (simulators); else the SES settings' profile/role, else the SDK default chain. */
+  credentials?: SesClientOptions['credentials'];
+  client?: SQSClient;
+  now?: () => number;
+}
+
+export function createSqsClient(cfg: SesConnectorConfig, credentials?: SesClientOptions['credentials']): SQSClient {
+  const creds = awsCredentials(cfg, credentials);
+  return new SQSClient({
+    region: cfg.region,
+    ...(cfg.sqs.endpoint ? { endpoint: cfg.sqs.endpoint } : {}),
+    ...(creds ? { credentials: creds } : {}),
+    maxAttempts: 5,
+  });
+}
+
+export class SqsIntake {
+  private readonly client: SQSClient;
+  private readonly queueUrl: string;
+  private readonly verify: VerifySnsOptions;
+  private readonly now: () => number;
+  private readonly abort = new AbortController();
+  private loops: Promise<void>[] = [];
+  private visibilityS = 30;
+
+  constructor(private readonly o: SqsIntakeOptions) {
+    this.client = o.client ?? createSqsClient(o.cfg, o.credentials);
+    this.queueUrl = o.cfg.sqs.queue_url;
+    this.verify = { ...o.verify, maxMessageAgeMs: Math.max(o.verify.maxMessageAgeMs, SQS_MAX_AGE_MS) };
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Reads the queue's visibility timeout (which also proves it exists and is readable), then starts the pollers. */
+  async start(): Promise<void> {
+    const attrs = await this.client.send(new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['VisibilityTimeout', 'RedrivePolicy'] }));
+    this.visibilityS = Math.max(1, Number(attrs.Attributes?.VisibilityTimeout ?? 30) || 30);
+    const raw = this.o.cfg.sqs.raw_message_delivery;
+    if (raw !== false) {
+      this.o.log.warn(
+        { queueUrl: this.queueUrl, raw_message_delivery: raw },
+        'SQS intake accepts raw SES records (raw message delivery): they carry no signature, so the queue policy (who may SendMessage) is their only authentication; set sqs.raw_message_delivery: false to accept signed SNS envelopes only',
+      );
+    }
+    if (!attrs.Attributes?.RedrivePolicy) {
+      this.o.log.warn(
+        { queueUrl: this.queueUrl },
+        'the SQS queue has no redrive policy: a message that can never be stored comes back until it expires; give the queue a dead-letter queue',
+      );
+    }
+    const n = this.o.cfg.sqs.pollers;
+    this.loops = Array.from({ length: n }, () => this.poll());
+    this.o.log.info({ queueUrl: this.queueUrl, pollers: n, visibilityTimeout: this.visibilityS }, 'SQS intake polling');
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await Promise.all(this.loops);
+    this.client.destroy();
+  }
+
+  private async poll(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      let messages: Message[];
+      try {
+        const res = await this.client.send(
+          new ReceiveMessageCommand({
+            QueueUrl: this.queueUrl,
+            MaxNumberOfMessages: MAX_MESSAGES,
+            WaitTimeSeconds: WAIT_SECONDS,
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          }),
+          { abortSignal: signal },
+        );
+        messages = res.Messages ?? [];
+      } catch (err) {
+        if (signal.aborted) break;
+        this.o.log.warn({ err: errorMessage(err), queueUrl: this.queueUrl }, 'SQS ReceiveMessage failed; polling again shortly');
+        await sleep(ERROR_PAUSE_MS).catch(() => undefined);
+        continue;
+      }
+      if (messages.length > 0) await this.handleBatch(messages);
+    }
+  }
+
+  /** Stores a received batch (visibility extended meanwhile) and deletes what is committed. */
+  async handleBatch(messages: Message[]): Promise<SqsOutcome[]> {
+    let pending = true;
+    const extend = setInterval(
+      () => {
+        if (pending) void this.extend(messages);
+      },
+      Math.max(500, (this.visibilityS * 1000) / 2),
+    );
+    let outcomes: SqsOutcome[];
+    try {
+      outcomes = await Promise.all(messages.map((m) => this.ingest(m)));
+    } finally {
+      pending = false;
+      clearInterval(extend);
+    }
+    const done = messages.filter((_m, i) => outcomes[i] === 'stored' || outcomes[i] === 'duplicate' || outcomes[i] === 'ignored');
+    if (outcomes.includes('stored')) this.o.onStored();
+    if (done.length > 0) {
+      try {
+        const res = await this.client.send(
+          new DeleteMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? '' })) }),
+        );
+        for (const f of res.Failed ?? [])
+          this.o.log.warn(
+            { code: f.Code, message: f.Message },
+            'SQS DeleteMessage failed; the stored message will come back once and be dropped as a duplicate',
+          );
+      } catch (err) {
+        this.o.log.warn({ err: errorMessage(err) }, 'SQS DeleteMessageBatch failed; the stored messages will come back and be dropped as duplicates');
+      }
+    }
+    return outcomes;
+  }
+
+  private async extend(messages: Message[]): Promise<void> {
+    try {
+      await this.client.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: this.queueUrl,
+          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle ?? '', VisibilityTimeout: this.visibilityS })),
+        }),
+      );
+    } catch (err) {
+      this.o.log.warn({ err: errorMessage(err) }, 'could not extend the visibility of SQS messages still being stored');
+    }
+  }
+
+  private poison(m: Message, reason: string, message: string): SqsOutcome {
+    this.o.metrics.sqsMessages.inc({ outcome: reason });
+    this.o.log.warn(
+      { reason, sqsMessageId: m.MessageId, receiveCount: m.Attributes?.ApproximateReceiveCount },
+      `SQS message can never be stored (${message}); left on the queue for its redrive policy to move to the dead-letter queue`,
+    );
+    return 'poison';
+  }
+
+  /** One message: verified (an SNS envelope) or accepted as a raw SES record, then committed. */
+  async ingest(m: Message): Promise<SqsOutcome> {
+    const body = m.Body ?? '';
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return this.poison(m, 'malformed_json', 'the body is not JSON');
+    }
+    const isEnvelope = typeof parsed === 'object' && parsed !== null && 'Type' in parsed;
+    let row: { messageId: string; topicArn?: string };
+    if (isEnvelope) {
+      try {
+        const env = await verifySnsMessage(body, this.verify);
+        if (env.Type !== 'Notification') {
+          this.o.log.warn({ type: env.Type, topicArn: env.TopicArn }, 'SNS control message on the SQS queue (SNS confirms SQS subscriptions itself); deleted');
+          this.o.metrics.sqsMessages.inc({ outcome: 'ignored' });
+          return 'ignored';
+        }
+        row = { messageId: env.MessageId, topicArn: env.TopicArn };
+      } catch (err) {
+        if (err instanceof SnsVerificationError && !err.retryable) return this.poison(m, err.code, err.message);
+        this.o.log.warn(
+          { err: errorMessage(err), sqsMessageId: m.MessageId },
+          'SNS envelope from SQS not verified yet; it comes back after its visibility timeout',
+        );
+        this.o.metrics.sqsMessages.inc({ outcome: 'retry' });
+        return 'retry';
+      }
+    } else if (isBareSesRecord(body)) {
+      if (this.o.cfg.sqs.raw_message_delivery === false) {
+        return this.poison(m, 'raw_message_refused', 'a raw SES record while sqs.raw_message_delivery is false');
+      }
+      row = { messageId: SQS_ID_PREFIX + (m.MessageId ?? '') };
+    } else {
+      return this.poison(m, 'malformed_envelope', 'neither an SNS envelope nor an SES record');
+    }
+    try {
+      const res = await this.o.writer.write({ ...row, source: 'sqs', receivedAt: this.now(), body });
+      this.o.metrics.sqsMessages.inc({ outcome: res === 'inserted' ? 'accepted' : 'duplicate' });
+      return res === 'inserted' ? 'stored' : 'duplicate';
+    } catch (err) {
+      this.o.log.error({ err: errorMessage(err), sqsMessageId: m.MessageId }, 'could not commit the SQS message; it stays on the queue and comes back');
+      this.o.metrics.sqsMessages.inc({ outcome: 'store_unavailable' });
+      return 'retry';
+    }
+  }
+}
