@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sesEvent, type SesPayload } from '../src/sim/ses-events/index.js';
 import type { BrevoSimState } from '../src/sim/brevo/index.js';
+import { join } from 'node:path';
+import { SqliteStore } from '../src/store/sqlite/index.js';
 import { day, metricValue, startStack, type Stack } from './helpers.js';
 
 const DAY = 86_400_000;
@@ -103,10 +105,26 @@ describe('bounce_policy: soft_bounce_blocklist_after 3 within 7d', () => {
     expect(contact('abuse@example.com')?.emailBlacklisted).toBe(true);
   });
 
-  it('the counts survive a restart: the store holds them', async () => {
-    // The same connector store, read back: the soft bounces are rows, not memory.
-    const counts = await stack.connector.store.recordSoftBounces([{ key: 'probe', email: 'three@example.com', at: NOW }], 7 * DAY, NOW);
-    expect(counts).toEqual([4]);
+  it('the counts survive a restart: a store reopened on the same file keeps counting', async () => {
+    const path = join(stack.dir, 'restart.db');
+    const first = new SqliteStore(path);
+    await first.migrate();
+    await first.recordSoftBounces(
+      [
+        { key: 'r1', email: 'r@example.com', at: NOW - 2 * DAY },
+        { key: 'r2', email: 'r@example.com', at: NOW - DAY },
+      ],
+      7 * DAY,
+      NOW,
+    );
+    await first.close();
+    const second = new SqliteStore(path);
+    try {
+      await second.migrate();
+      expect(await second.recordSoftBounces([{ key: 'r3', email: 'r@example.com', at: NOW }], 7 * DAY, NOW)).toEqual([3]);
+    } finally {
+      await second.close();
+    }
   });
 });
 

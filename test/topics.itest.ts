@@ -104,6 +104,13 @@ describe('Subscription events move topic list membership both ways', () => {
     expect(removals() - before).toBe(2);
   });
 
+  it('an opt-out of a topic whose list was never made creates no list and calls nothing', async () => {
+    const before = removals();
+    await subscription('never@example.com', t(1), { prefs: { never: 'OptOut' } });
+    expect(stack.brevo.state().lists.map((l) => l.name)).not.toContain('Customers / never');
+    expect(removals()).toBe(before);
+  });
+
   it('nothing was refused or dropped on the way', async () => {
     const st = await stack.connector.store.stats();
     expect(st.ops.filter((o) => o.state === 'dead')).toEqual([]);

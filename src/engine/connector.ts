@@ -319,7 +319,7 @@ function deliveryOptions(cfg: TajoConfig, lists: BrevoLists, underPressure: () =
     leaseMs: DELIVERY_LEASE_MS,
     lanes: ['realtime'],
     underPressure,
-    listId: (name) => lists.ensure(name),
+    listId: lists,
     bulk: { lanes: ['backfill'], claimLimit: BULK_CLAIM, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: RECONCILE_EVERY_MS },
     ...overrides,
   };

@@ -21,11 +21,17 @@ export function listChanges(p: ContactPayload, ledger: LedgerEntry | undefined):
   return { add, remove };
 }
 
-/** Per operation, the list ids to join and to leave; `listId` resolves (or creates) a list by name. */
+/** Brevo lists by name: `ensure` finds or creates one (to join it), `find` never creates (to leave it). */
+export interface ListResolver {
+  ensure(name: string): Promise<number>;
+  find(name: string): Promise<number | undefined>;
+}
+
+/** Per operation, the list ids to join and to leave (a list that does not exist has no one to remove). */
 export async function resolveListChanges(
   ops: OpRow[],
   ledger: Map<string, LedgerEntry>,
-  listId: ((name: string) => Promise<number>) | undefined,
+  listId: ListResolver | undefined,
 ): Promise<Array<{ add: number[]; remove: number[] }>> {
   const out: Array<{ add: number[]; remove: number[] }> = [];
   for (const op of ops) {
@@ -36,8 +42,11 @@ export async function resolveListChanges(
     }
     const add: number[] = [];
     const remove: number[] = [];
-    for (const n of ch.add) add.push(await listId(n));
-    for (const n of ch.remove) remove.push(await listId(n));
+    for (const n of ch.add) add.push(await listId.ensure(n));
+    for (const n of ch.remove) {
+      const id = await listId.find(n);
+      if (id !== undefined) remove.push(id);
+    }
     out.push({ add, remove });
   }
   return out;

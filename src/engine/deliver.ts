@@ -8,7 +8,7 @@ import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
 import { PRIORITY_NAMES } from '../core/plan.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage, TajoError } from '../core/errors.js';
-import { contactBody, ledgerOf, nothingToSend, resolveListChanges } from './contact-body.js';
+import { contactBody, ledgerOf, nothingToSend, resolveListChanges, type ListResolver } from './contact-body.js';
 import { removeFromLists } from './list-removals.js';
 import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 import { BrevoHealth } from './brevo-health.js';
@@ -37,8 +37,8 @@ export interface DeliveryOptions {
    * less CPU). A full batch goes on at once. Default 100 ms.
    */
   lingerMs?: number;
-  /** Id of a Brevo list by name, created when missing (topic lists of Subscription events). Without it, topic membership is not written. */
-  listId?: (name: string) => Promise<number>;
+  /** Brevo lists by name (topic lists of Subscription events). Without it, topic membership is not written. */
+  listId?: ListResolver;
   /** Lanes written in bulk through /contacts/import (backfill). */
   bulk?: {
     lanes: Lane[];

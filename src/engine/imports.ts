@@ -5,7 +5,7 @@ import type { BrevoClient, BrevoProcess, ImportRequest } from '../brevo/client.j
 import type { ContactPayload } from '../core/plan.js';
 import { errorMessage } from '../core/errors.js';
 import type { LedgerEntry, OpRow, Store } from '../store/port.js';
-import { contactBody, ledgerOf, nothingToSend, resolveListChanges } from './contact-body.js';
+import { contactBody, ledgerOf, nothingToSend, resolveListChanges, type ListResolver } from './contact-body.js';
 import { removeFromLists } from './list-removals.js';
 import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 
@@ -61,7 +61,7 @@ export class ContactImports {
   }
 
   /** Writes claimed contact operations through /contacts/import, blocklisting groups first; returns each one's outcome. */
-  async write(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>, listId?: (name: string) => Promise<number>): Promise<Outcome[]> {
+  async write(ops: OpRow[], defaultListId: (op: OpRow) => Promise<number>, listId?: ListResolver): Promise<Outcome[]> {
     const outcomes: Outcome[] = new Array(ops.length);
     const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
     const lists = await resolveListChanges(ops, ledger, listId);

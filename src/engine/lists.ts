@@ -73,6 +73,15 @@ export class BrevoLists {
     return data.id;
   }
 
+  /**
+   * Id of the list with this name as this process knows it (created by it, or found in the folder
+   * when the cache was loaded), without creating it: a contact cannot be removed from a list that
+   * was never made. A list another process created since stays unknown here until reset().
+   */
+  async find(name: string): Promise<number | undefined> {
+    return (await this.load()).lists[name];
+  }
+
   /** Id of the list with this name in the folder, created when missing. */
   async ensure(name: string): Promise<number> {
     const m = await this.load();
