@@ -183,7 +183,7 @@ describe('PostgreSQL going away mid-run (a TCP proxy cuts it off)', () => {
     }
   });
 
-  it('answers 503 (and /readyz 503 without the cause) while it is gone, 200 after, and delivers every acknowledged event once', async () => {
+  it('answers 503 (and /readyz 503 without the cause) while it is gone, 200 after, and delivers every acknowledged event once, also with calls in flight', async () => {
     const storeUrl = new URL(PG_URL);
     storeUrl.port = String(proxy!.port);
     storeUrl.searchParams.set('schema', schema);
@@ -233,6 +233,33 @@ describe('PostgreSQL going away mid-run (a TCP proxy cuts it off)', () => {
     await untilBrevoMatches(sims.brevo, delivered, { policy: ALL_EVENTS_BOTH, what: 'Brevo to hold every acknowledged event once', timeoutMs: 60_000 });
     expect(sims.brevo.state().events).toHaveLength(delivered.length);
     expect(serve.logs()).toMatch(/readiness: the store does not answer/);
+
+    // Again, while Brevo calls are in flight: Brevo applies them during the cut, and their
+    // outcome is recorded once the store is back (queueing them again would send them twice).
+    sims.brevo.setFaults({ latencyMs: 1500 });
+    for (let i = 0; i < 10; i++) {
+      const p = payload('pg-inflight');
+      expect((await publish(sims, url, p)).status).toBe(200);
+      delivered.push(p);
+    }
+    await until(
+      async () => {
+        const st = (await fetch(`${base}/admin/status`).then((r) => r.json())) as { queues: Array<{ kind: string; state: string; count: number }> };
+        // An event: sent twice, it would be in Brevo twice (a contact write is idempotent).
+        return st.queues.some((q) => q.kind === 'event' && q.state === 'inflight' && q.count > 0);
+      },
+      'a Brevo events call in flight',
+      20_000,
+      20,
+    );
+    await proxy!.cut();
+    await new Promise((r) => setTimeout(r, 4000));
+    sims.brevo.setFaults({ latencyMs: 0 });
+    await proxy!.restore();
+    // Sooner than any lease (120 s) would bring the operations back.
+    await untilBrevoMatches(sims.brevo, delivered, { policy: ALL_EVENTS_BOTH, what: 'Brevo to hold every event once after the second cut', timeoutMs: 30_000 });
+    expect(sims.brevo.state().events).toHaveLength(delivered.length);
+    expect(serve.logs()).toMatch(/delivery outcomes recorded once the store answered again/);
     expect(serve.child.exitCode).toBeNull();
 
     serve.child.kill('SIGTERM');

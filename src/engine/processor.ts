@@ -8,6 +8,7 @@ import type { SesEventRecord } from '../core/types.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage } from '../core/errors.js';
 import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
+import { persist, PERSIST_LEASE_MARGIN_MS } from './persist.js';
 
 export interface ProcessResult {
   envelopes: number;
@@ -105,6 +106,7 @@ export class Processor {
   private readonly loop: PollLoop;
   private readonly batchSize: number;
   private readonly now: () => number;
+  private stopping = false;
 
   constructor(private readonly o: ProcessorOptions) {
     this.batchSize = o.batchSize ?? 500;
@@ -121,7 +123,8 @@ export class Processor {
   }
 
   async runOnce(): Promise<ProcessResult> {
-    const rows = await this.o.store.claimInbox(this.batchSize, this.o.owner, INBOX_LEASE_MS, this.now());
+    const claimedAt = this.now();
+    const rows = await this.o.store.claimInbox(this.batchSize, this.o.owner, INBOX_LEASE_MS, claimedAt);
     if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
     let { outcomes, records } = normalizeInbox(rows, this.o.metrics, this.o.plan);
     let ops: ReturnType<typeof planBrevoOperations>;
@@ -132,12 +135,27 @@ export class Processor {
       ({ outcomes, records } = normalizeInbox(rows, undefined, this.o.plan, true));
       ops = planBrevoOperations(records, this.o.plan, 'realtime');
     }
-    const res = await this.o.store.commitInbox(outcomes, ops, this.now());
+    // A store briefly away (PostgreSQL unreachable, a full disk) gets the same commit again
+    // while the envelopes are leased here, rather than leaving them until the lease runs out.
+    let res = { inserted: 0, merged: 0, duplicates: 0 };
+    await persist(
+      async () => {
+        res = await this.o.store.commitInbox(outcomes, ops, this.now());
+      },
+      {
+        what: 'planned envelopes',
+        deadline: claimedAt + INBOX_LEASE_MS - PERSIST_LEASE_MARGIN_MS,
+        now: this.now,
+        log: this.o.log,
+        stopped: () => this.stopping,
+      },
+    );
     if (ops.length > 0) this.o.onPlanned();
     return { envelopes: rows.length, records: records.length, ops: res.inserted + res.merged, duplicates: res.duplicates };
   }
 
   start(): void {
+    this.stopping = false;
     this.loop.start();
   }
 
@@ -147,6 +165,7 @@ export class Processor {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.loop.stop();
   }
 }
