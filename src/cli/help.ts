@@ -107,7 +107,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
   status: {
     usage: 'tajo-ses status [--config F] [--json] [--check [--max-lag SECONDS]]',
     summary:
-      'Reads the store: inbox, operations by state and priority class, lag, dead letters, stream cursors, Brevo budget and health.\n' +
+      'Reads the store: inbox, operations by state and priority class, lag, dead letters, stream cursors, Brevo budget and health, inbox retention (message ids and bodies held, last prune).\n' +
       'With --check, prints only what needs an operator (dead letters, Brevo failing for over 60 s, lag over --max-lag).',
     options: [
       ['--check', 'exit 1 when something needs an operator, and say what'],

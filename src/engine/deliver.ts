@@ -1,6 +1,7 @@
 // Delivery workers: claim due operations, call Brevo under the governor, record the
 // outcome (done, retry at a time, or dead with Brevo's code and message).
 import type { Logger } from 'pino';
+import { NotPersisted, persist, PERSIST_LEASE_MARGIN_MS } from './persist.js';
 import type { Store, OpRow, LedgerEntry, OpKind } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
 import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
@@ -410,6 +411,13 @@ export class Deliverer {
     try {
       return await fn();
     } catch (err) {
+      if (err instanceof NotPersisted) {
+        this.o.log.error(
+          { err: errorMessage(err.cause), operations: ops.length },
+          'the store did not take the outcome of delivered operations; their lease brings them back (they may be sent again)',
+        );
+        return ops.length;
+      }
       this.o.log.error({ err: errorMessage(err), operations: ops.length }, 'delivery round failed; its operations are queued again');
       const now = this.now();
       const at = now + backoffMs(1, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
@@ -473,9 +481,30 @@ export class Deliverer {
         this.o.metrics.retried.inc({ kind: op.kind, code });
       }
     });
-    if (done.length > 0 || ledger.length > 0) await this.o.store.completeOps(done, now, ledger);
-    for (const [ref, a] of accepted) await this.o.store.awaitOps(a.ids, ref, now, a.ledger);
-    if (retry.length > 0) await this.o.store.retryOps(retry, now);
-    if (dead.length > 0) await this.o.store.deadOps(dead, now);
+    // Brevo has answered: the record must not be lost to a store that is briefly away.
+    const deadline = Math.min(...ops.map((o) => o.updatedAt)) + this.opts.leaseMs - PERSIST_LEASE_MARGIN_MS;
+    const { store } = this.o;
+    if (done.length > 0 || ledger.length > 0) await this.record(() => store.completeOps(done, now, ledger), deadline);
+    for (const [ref, a] of accepted) await this.record(() => store.awaitOps(a.ids, ref, now, a.ledger), deadline);
+    if (retry.length > 0) await this.record(() => store.retryOps(retry, now), deadline);
+    if (dead.length > 0) await this.record(() => store.deadOps(dead, now), deadline);
+  }
+
+  /**
+   * Records outcomes of calls Brevo has answered (persist.ts): while the store cannot take
+   * them they are tried again, the operations staying leased to this worker; queueing them
+   * again instead would send what Brevo already applied a second time. Gives up when the
+   * lease runs short or at the end of stop's grace period (the lease then brings the
+   * operations back, and they may be sent again).
+   */
+  private record(write: () => Promise<void>, deadline: number): Promise<void> {
+    return persist(write, {
+      what: 'delivery outcomes',
+      deadline,
+      now: this.now,
+      log: this.o.log,
+      stopped: () => this.abort.signal.aborted,
+      signal: this.abort.signal,
+    });
   }
 }

@@ -45,10 +45,11 @@ export interface SqliteStoreOptions {
   /**
    * Durability of the commits that acknowledge a webhook (inbox inserts). `FULL`: each is
    * on disk before `insertInbox` resolves (the WAL is flushed off the event loop, see
-   * wal-sync.ts), so an acknowledged message survives power loss. Bookkeeping commits
-   * (planning, delivery outcomes, cursors) are not flushed one by one: in WAL mode they
-   * survive a process crash, and the next flush persists them too, in order. A power cut can
-   * only roll back the newest bookkeeping, which is replayed (at worst an event is resent).
+   * wal-sync.ts), so an acknowledged message survives power loss; so are the records of
+   * what Brevo applied (completeOps, awaitOps), so a power cut does not send them again.
+   * Other bookkeeping commits (planning, retries, cursors) are not flushed one by one: in WAL
+   * mode they survive a process crash, and the next flush persists them too, in order. A
+   * power cut can only roll back the newest of them, which is replayed.
    * `NORMAL` flushes nothing (tests, throwaway stores).
    */
   synchronous?: 'FULL' | 'NORMAL';
@@ -360,6 +361,9 @@ export class SqliteStore extends ForwardsCluster implements Store {
       }
       this.writeLedger(ledger, now);
     });
+    // What Brevo applied is on disk before the caller moves on: a power cut (or a kernel that
+    // drops unwritten pages of a failed disk) cannot bring it back as work to send again.
+    await this.walSync?.afterCommit();
   }
 
   async awaitOps(ids: number[], ref: string, now: number, ledger: LedgerEntry[] = []): Promise<void> {
@@ -373,6 +377,7 @@ export class SqliteStore extends ForwardsCluster implements Store {
       }
       this.writeLedger(ledger, now);
     });
+    await this.walSync?.afterCommit();
   }
 
   async listAwaiting(limit: number): Promise<Array<{ ref: string; count: number; since: number }>> {
