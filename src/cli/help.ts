@@ -75,7 +75,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       'background while Brevo fails; delivery waits for them, the webhook does not).',
     options: [],
     examples: ['BREVO_API_KEY=... tajo-ses serve', 'tajo-ses serve --config /etc/tajo/tajo.yaml'],
-    exitCodes: [[0, 'stopped cleanly after a signal'], [1, 'a fatal error (logged)'], CONFIG_EXIT],
+    exitCodes: [[0, 'stopped cleanly after a signal'], [1, 'a fatal error (logged), or another serve already runs on this SQLite store'], CONFIG_EXIT],
   },
   backfill: {
     usage: 'tajo-ses backfill [--stream S]... [--full] [--dry-run] [--config F] [--json]',

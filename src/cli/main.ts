@@ -6,7 +6,8 @@ import { formatDemo, runDemo } from './demo.js';
 import { openStore } from '../store/index.js';
 import { CHECK_MAX_LAG_SECONDS, collectStatus, operatorReasons, type StatusReport } from '../engine/status.js';
 import { failureView } from '../engine/failures.js';
-import { createConnector, defaultLogger } from '../engine/connector.js';
+import { createConnector, defaultLogger, type Connector } from '../engine/connector.js';
+import { isOwnerGone } from '../engine/owner.js';
 import { buildServer } from '../server/app.js';
 import type { TajoConfig } from '../config/schema.js';
 import { errorMessage, TajoError } from '../core/errors.js';
@@ -122,6 +123,13 @@ async function serve(argv: string[], out: Out): Promise<number> {
     // Exit so a supervisor restarts serve: SNS retries what was not acknowledged, the rest is stored.
     onEngineFailure: () => process.exit(1),
   });
+  // SQLite is one process: a second serve on the same file would share it behind the first one's back.
+  const single = connector.store.kind === 'sqlite' ? await holdSqliteServe(connector) : undefined;
+  if (single && 'refused' in single) {
+    out.err(single.refused);
+    await connector.stop(0).catch(() => undefined);
+    return 1;
+  }
   const app = buildServer(connector);
   await connector.start();
   const host = cfg.server.host;
@@ -141,10 +149,47 @@ async function serve(argv: string[], out: Out): Promise<number> {
   log.info({ signal: sig }, 'stopping: no new requests, finishing in-flight work');
   await app.close();
   await scheduler?.stop();
+  await single?.release();
   await connector.stop();
   log.info('stopped cleanly');
   void out;
   return 0;
+}
+
+/** The store lease a `serve` holds on a SQLite store (renewed every third of its term). */
+const SQLITE_SERVE_LEASE = 'serve';
+const SQLITE_SERVE_LEASE_MS = 15_000;
+
+/**
+ * Takes the SQLite store's `serve` lease, or says which live process holds it. A holder that
+ * died on this host (its pid is gone) does not count; one that stopped answering elsewhere
+ * counts until its lease runs out.
+ */
+async function holdSqliteServe(connector: Connector): Promise<{ refused: string } | { release(): Promise<void> }> {
+  const { store, owner } = connector;
+  await store.migrate();
+  const take = () => store.tryLease({ name: SQLITE_SERVE_LEASE, owner, ttlMs: SQLITE_SERVE_LEASE_MS });
+  let r = await take();
+  if (!r.acquired && isOwnerGone(r.holder)) {
+    await store.releaseLease({ name: SQLITE_SERVE_LEASE, owner: r.holder });
+    r = await take();
+  }
+  if (!r.acquired) {
+    const [host, pid] = r.holder.split(':');
+    return {
+      refused:
+        `serve: another 'tajo-ses serve' (pid ${pid} on ${host}) already runs on this SQLite store (${connector.config.store.url}); ` +
+        'a SQLite store belongs to one process. Stop that one first, or run several instances on one PostgreSQL store (store.url: postgres://...).',
+    };
+  }
+  const timer = setInterval(() => void take().catch(() => undefined), SQLITE_SERVE_LEASE_MS / 3);
+  timer.unref();
+  return {
+    async release() {
+      clearInterval(timer);
+      await store.releaseLease({ name: SQLITE_SERVE_LEASE, owner }).catch(() => undefined);
+    },
+  };
 }
 
 function fmtBuckets(b: BucketStatus[]): string[][] {
