@@ -187,7 +187,8 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     common: SIM_COMMON_OPTIONS,
   },
   'sim brevo': {
-    usage: 'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--latency MS] [--import-delay MS] [--api-key K] [--json]',
+    usage:
+      'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--latency MS] [--import-delay MS] [--events-batch-bucket B] [--api-key K] [--json]',
     summary:
       'The Brevo API v3 simulator: contacts, attributes, lists, /contacts/import, /events/batch, with the rate limits and\n' +
       'x-sib-ratelimit-* headers of a plan. Point brevo.base_url at the URL it prints. GET <origin>/sim/stats says what it holds;\n' +
@@ -199,6 +200,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['--drop-rate F', 'fraction 0..1 of calls whose connection is cut before they are applied (default 0)'],
       ['--latency MS', 'added to every call (default 0)'],
       ['--import-delay MS', 'how long a /contacts/import stays queued before it is applied (default 50)'],
+      ['--events-batch-bucket B', 'events (default) or other: the rate-limit bucket /v3/events/batch counts in (other: the hourly one)'],
       ['--api-key K', 'the key it accepts in the api-key header (default sim-key)'],
       ['--seed N', 'makes the injected failures repeatable'],
     ],

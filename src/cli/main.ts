@@ -192,6 +192,33 @@ async function holdSqliteServe(connector: Connector): Promise<{ refused: string 
   };
 }
 
+function formatCluster(c: StatusReport['cluster']): string[] {
+  const parts: string[] = ['', 'Processes on this store:'];
+  parts.push(
+    c.processes.length
+      ? pad([
+          ['owner', 'role', 'host', 'pid', 'last heartbeat', 'state'],
+          ...c.processes.map((p) => [p.owner, p.role ?? '-', p.host, String(p.pid), `${p.secondsAgo.toFixed(0)} s ago`, p.alive ? 'alive' : 'silent']),
+        ])
+      : '  none running',
+  );
+  parts.push(`Scheduler (scheduled syncs, SES limiter): ${c.scheduler ? `${c.scheduler.owner} until ${c.scheduler.expiresAt}` : 'no holder'}`);
+  if (c.backfill) parts.push(`Backfill running: ${c.backfill.owner} (since ${c.backfill.since})`);
+  if (c.budget.length) {
+    parts.push(
+      '',
+      'Shared Brevo budget (every process):',
+      pad([
+        ['bucket', 'used', 'paused until'],
+        ...c.budget.map((b) => [b.bucket, b.windows.map((w) => `${w.used}/${w.limit} per ${Math.round(w.windowMs / 1000)}s`).join(', '), b.pausedUntil ?? '-']),
+      ]),
+    );
+  }
+  if (c.routes.length)
+    parts.push('Routes learned from Brevo: ' + c.routes.map((r) => `${r.route} -> ${r.bucket} (${r.limit} per ${Math.round(r.windowMs / 1000)}s)`).join('; '));
+  return parts;
+}
+
 function fmtBuckets(b: BucketStatus[]): string[][] {
   return b.map((x) => [x.bucket, x.windows.map((w) => `${w.used}/${w.limit} per ${Math.round(w.windowMs / 1000)}s`).join(', '), String(x.throttled)]);
 }
@@ -228,6 +255,7 @@ export function formatStatus(s: StatusReport): string {
   );
   parts.push('', ...formatBrevoHealth(s));
   if (s.rateLimit.length) parts.push('', 'Brevo rate-limit budget (last seen by serve):', pad([['bucket', 'used', '429s'], ...fmtBuckets(s.rateLimit)]));
+  parts.push(...formatCluster(s.cluster));
   return parts.join('\n');
 }
 
