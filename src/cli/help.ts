@@ -75,7 +75,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       'background while Brevo fails; delivery waits for them, the webhook does not).',
     options: [],
     examples: ['BREVO_API_KEY=... tajo-ses serve', 'tajo-ses serve --config /etc/tajo/tajo.yaml'],
-    exitCodes: [[0, 'stopped cleanly after a signal'], [1, 'a fatal error (logged)'], CONFIG_EXIT],
+    exitCodes: [[0, 'stopped cleanly after a signal'], [1, 'a fatal error (logged), or another serve already runs on this SQLite store'], CONFIG_EXIT],
   },
   backfill: {
     usage: 'tajo-ses backfill [--stream S]... [--full] [--dry-run] [--config F] [--json]',
@@ -188,7 +188,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
   },
   'sim brevo': {
     usage:
-      'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--hang-rate F] [--outage S] [--latency MS] [--import-delay MS] [--api-key K] [--json]',
+      'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--hang-rate F] [--outage S] [--latency MS] [--import-delay MS] [--events-batch-bucket B] [--api-key K] [--json]',
     summary:
       'The Brevo API v3 simulator: contacts, attributes, lists, /contacts/import, /events/batch, with the rate limits and\n' +
       'x-sib-ratelimit-* headers of a plan. Point brevo.base_url at the URL it prints. GET <origin>/sim/stats says what it holds;\n' +
@@ -206,6 +206,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['--outage S', 'every call answered 503 for the first S seconds (default 0); later: POST /sim/faults {"outageSeconds":S}'],
       ['--latency MS', 'added to every call (default 0)'],
       ['--import-delay MS', 'how long a /contacts/import stays queued before it is applied (default 50)'],
+      ['--events-batch-bucket B', 'events (default) or other: the rate-limit bucket /v3/events/batch counts in (other: the hourly one)'],
       ['--api-key K', 'the key it accepts in the api-key header (default sim-key)'],
       ['--seed N', 'makes the injected failures repeatable'],
     ],

@@ -101,6 +101,7 @@ async function simBrevo(argv: string[], out: Out): Promise<number> {
     outage: { type: 'string' },
     latency: { type: 'string' },
     'import-delay': { type: 'string' },
+    'events-batch-bucket': { type: 'string' },
     'api-key': { type: 'string' },
     seed: { type: 'string' },
   });
@@ -123,7 +124,8 @@ async function simBrevo(argv: string[], out: Out): Promise<number> {
     ...(seed === undefined ? {} : { seed }),
   };
   const importDelayMs = intFlag(flags['import-delay'], 'import-delay', 50, 0, 3_600_000);
-  const sim = await startBrevoSim({ ...listen, plan, apiKey, importDelayMs, faults });
+  const eventsBatchBucket = choiceFlag(flags['events-batch-bucket'], 'events-batch-bucket', 'events', ['events', 'other'] as const);
+  const sim = await startBrevoSim({ ...listen, plan, apiKey, importDelayMs, faults, eventsBatchBucket });
   const origin = sim.url.replace(/\/v3$/, '');
   const shown = [
     `plan ${plan}`,
@@ -137,6 +139,7 @@ async function simBrevo(argv: string[], out: Out): Promise<number> {
     faults.outageSeconds ? `outage for the first ${faults.outageSeconds} s` : '',
     faults.latencyMs ? `latency ${faults.latencyMs} ms` : '',
     `import-delay ${importDelayMs} ms`,
+    eventsBatchBucket === 'other' ? '/v3/events/batch counted in the hourly "other" bucket' : '',
   ].filter(Boolean);
   out.emit(
     { sim: 'brevo', url: sim.url, port: sim.port, apiKey, plan, importDelayMs, faults, statsUrl: `${origin}/sim/stats`, faultsUrl: `${origin}/sim/faults` },
