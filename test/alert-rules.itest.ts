@@ -34,9 +34,7 @@ describe('deploy/prometheus alert rules', () => {
     const exported = new Set((await createMetrics().registry.getMetricsAsJSON()).map((m) => m.name));
     const used = new Set([
       ...metricNames(readFileSync(join(DIR, 'tajo-ses-alerts.yml'), 'utf8')),
-      ...[...metricNames(readFileSync(join(DIR, '..', 'grafana', 'tajo-ses-dashboard.json'), 'utf8'))].map((n) =>
-        n.replace(/_(bucket|sum|count)$/, ''),
-      ),
+      ...[...metricNames(readFileSync(join(DIR, '..', 'grafana', 'tajo-ses-dashboard.json'), 'utf8'))].map((n) => n.replace(/_(bucket|sum|count)$/, '')),
     ]);
     expect([...used].filter((n) => !exported.has(n))).toEqual([]);
   });
