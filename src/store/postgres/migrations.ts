@@ -134,4 +134,9 @@ CREATE TABLE ${schema}.route_buckets (
 CREATE INDEX ops_awaiting_email ON ${schema}.ops(email) WHERE kind = 'contact' AND state = 'awaiting';
 `,
   },
+  {
+    version: 3,
+    name: 'attempts history of an operation',
+    sql: (schema) => `ALTER TABLE ${schema}.ops ADD COLUMN history TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];

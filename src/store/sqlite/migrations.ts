@@ -151,4 +151,9 @@ CREATE TABLE route_buckets (
 CREATE INDEX ops_awaiting_email ON ops(email) WHERE kind = 'contact' AND state = 'awaiting';
 `,
   },
+  {
+    version: 5,
+    name: 'attempts history of an operation',
+    sql: `ALTER TABLE ops ADD COLUMN history TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];
