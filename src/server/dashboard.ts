@@ -178,6 +178,9 @@ function deadSection(d: DashboardData): string {
     groups.set(k, [...(groups.get(k) ?? []), f]);
   }
   const out: string[] = [];
+  const loaded = d.byCode.reduce((a, c) => a + c.count, 0);
+  if (loaded < d.status.deadLetters)
+    out.push(`<p class="warn">Showing the oldest ${loaded} of ${d.status.deadLetters} dead letters; 'tajo-ses failures list --limit N' lists them all.</p>`);
   if (d.email) out.push(`<p>Dead letters of addresses containing <b>${esc(d.email)}</b>: ${d.failures.length}</p>`);
   for (const c of d.byCode) {
     const rows = groups.get(c.code ?? '') ?? [];
