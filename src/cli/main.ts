@@ -264,6 +264,26 @@ export function formatStatus(s: StatusReport): string {
         ])
       : '  no backfill has run',
   );
+  if (s.syncRuns.length) {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    parts.push(
+      '',
+      'Sync runs (newest first):',
+      pad([
+        ['streams', 'started', 'seconds', 'read', 'written', 'error'],
+        ...s.syncRuns
+          .slice(0, 5)
+          .map((r) => [
+            r.streams.join(','),
+            iso(r.startedAt),
+            ((r.endedAt - r.startedAt) / 1000).toFixed(1),
+            String(r.read),
+            String(r.written),
+            shorten(r.error ?? '', 60),
+          ]),
+      ]),
+    );
+  }
   parts.push('', ...formatBrevoHealth(s));
   if (s.rateLimit.length) parts.push('', 'Brevo rate-limit budget (last seen by serve):', pad([['bucket', 'used', '429s'], ...fmtBuckets(s.rateLimit)]));
   parts.push(...formatCluster(s.cluster));

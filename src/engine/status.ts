@@ -6,12 +6,15 @@ import { PRIORITY_NAMES } from '../core/plan.js';
 import { loadBrevoHealth, type BrevoHealthSnapshot } from './brevo-health.js';
 import { loadRetentionPass, type RetentionPass } from './retention.js';
 import { lastRunsByStream, loadSyncRuns, type SyncRun } from './sync-runs.js';
-import type { OpKind } from '../store/port.js';
+import type { OpKind, OpState } from '../store/port.js';
 
 /** Every kind of operation: its lag series exist (at 0) before the first one and after the last. */
 const OP_KINDS: OpKind[] = ['contact', 'event'];
 import { BACKFILL_LEASE, HEARTBEAT_STALE_MS } from './owner.js';
 import { SCHEDULER_LEASE } from './scheduler.js';
+
+/** The order of queue rows in a report: waiting work, then work needing an operator, then settled work. */
+const STATE_ORDER: OpState[] = ['inflight', 'pending', 'awaiting', 'dead', 'done', 'superseded', 'discarded'];
 
 /** Brevo's health as the delivering process last saved it (epoch ms), with the streak's age now. */
 export interface BrevoHealthReport extends Omit<BrevoHealthSnapshot, 'streak'> {
@@ -86,7 +89,12 @@ export async function collectStatus(
   now: number,
 ): Promise<StatusReport> {
   const st = await store.stats();
-  const queues = st.ops.map((o) => ({ kind: o.kind, lane: o.lane, state: o.state, class: PRIORITY_NAMES[o.priority] ?? String(o.priority), count: o.count }));
+  // One order whatever the store answers in: open work first (what an operator looks for), done last.
+  const ops = [...st.ops].sort(
+    (a, b) =>
+      STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || a.kind.localeCompare(b.kind) || a.lane.localeCompare(b.lane) || a.priority - b.priority,
+  );
+  const queues = ops.map((o) => ({ kind: o.kind, lane: o.lane, state: o.state, class: PRIORITY_NAMES[o.priority] ?? String(o.priority), count: o.count }));
   const lagMap = new Map<string, { kind: string; class: string; oldest: number; open: number }>();
   for (const o of st.ops) {
     if (o.state !== 'pending' && o.state !== 'inflight' && o.state !== 'awaiting') continue;

@@ -288,6 +288,34 @@ function failureContract(store: CurrentStore): void {
     ]);
   });
 
+  it('attempts history: every failed attempt, kept across a manual retry; a fresh attempt count', async () => {
+    const s = store();
+    await s.enqueue([event('h1')], T0);
+    const claim = (now: number) => s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now });
+    const [first] = await claim(T0);
+    expect(first!.history).toEqual([]);
+    await s.retryOps([{ id: first!.id, nextAt: T0 + 10, code: 'server_error', message: '500 internal', status: 500 }], T0 + 1);
+    await claim(T0 + 10);
+    await s.deadOps([{ id: first!.id, code: 'network_error', message: 'socket hang up' }], T0 + 11);
+    expect((await s.getOp(first!.id))!.history).toEqual([
+      { at: T0 + 1, code: 'server_error', message: '500 internal', status: 500 },
+      { at: T0 + 11, code: 'network_error', message: 'socket hang up', status: null },
+    ]);
+    expect(await s.retryFailures([first!.id], T0 + 20)).toBe(1);
+    const [again] = await claim(T0 + 20);
+    expect(again!.attempts).toBe(1);
+    expect(again!.history).toHaveLength(2);
+    await s.deadOps([{ id: first!.id, code: 'invalid_parameter', message: 'bad event_name', status: 400 }], T0 + 21);
+    // A settled operation's dead letter again does not add a line (only inflight or awaiting ones die).
+    await s.deadOps([{ id: first!.id, code: 'ignored', message: 'not inflight' }], T0 + 22);
+    const [dead] = await s.listFailures({ limit: 10 });
+    expect(dead!.history.map((h) => [h.at, h.code])).toEqual([
+      [T0 + 1, 'server_error'],
+      [T0 + 11, 'network_error'],
+      [T0 + 21, 'invalid_parameter'],
+    ]);
+  });
+
   it('awaiting operations are found by ref and finish or go back', async () => {
     const s = store();
     await s.enqueue([contact('a@x.io', { A: { v: 1, at: 1 } }), contact('b@x.io', { A: { v: 1, at: 1 } })], T0);

@@ -88,8 +88,18 @@ export interface OpRow {
   lastCode: string | null;
   lastMessage: string | null;
   lastStatus: number | null;
+  /** Every failed attempt, oldest first, kept across manual retries (a contact merged into another row starts afresh). */
+  history: AttemptRecord[];
   createdAt: number;
   updatedAt: number;
+}
+
+/** One failed attempt: when, and what Brevo (or the network) answered. */
+export interface AttemptRecord {
+  at: number;
+  code: string;
+  message: string | null;
+  status: number | null;
 }
 
 export interface ClaimQuery {

@@ -39,6 +39,7 @@ export function toOp(r: Row): OpRow {
     lastCode: (r.last_code as string | null) ?? null,
     lastMessage: (r.last_message as string | null) ?? null,
     lastStatus: r.last_status === null || r.last_status === undefined ? null : Number(r.last_status),
+    history: r.history === null || r.history === undefined ? [] : (JSON.parse(String(r.history)) as OpRow['history']),
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };

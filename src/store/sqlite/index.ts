@@ -312,6 +312,13 @@ export class SqliteStore extends ForwardsCluster implements Store {
            last_code = COALESCE(?, last_code), last_message = COALESCE(?, last_message), last_status = COALESCE(?, last_status), updated_at = ?
          WHERE id = ?`,
     ).run(nextAt, err?.code ?? null, err?.message ?? null, err?.status ?? null, now, row.id);
+    if (err) this.appendHistory(row.id, err, now);
+  }
+
+  /** Records a failed attempt in the operation's history (kept across manual retries). */
+  private appendHistory(id: number, err: OpError, now: number): void {
+    const entry = { at: now, code: err.code, message: err.message, status: err.status ?? null };
+    this.stmt("UPDATE ops SET history = json_insert(history, '$[#]', json(?)) WHERE id = ?").run(JSON.stringify(entry), id);
   }
 
   async claimOps(claim: ClaimQuery): Promise<OpRow[]> {
@@ -422,7 +429,7 @@ export class SqliteStore extends ForwardsCluster implements Store {
       "UPDATE ops SET state = 'dead', last_code = ?, last_message = ?, last_status = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id = ? AND state IN ('inflight', 'awaiting')",
     );
     this.tx(() => {
-      for (const it of items) stmt.run(it.code, it.message, it.status ?? null, now, it.id);
+      for (const it of items) if (stmt.run(it.code, it.message, it.status ?? null, now, it.id).changes > 0) this.appendHistory(it.id, it, now);
     });
   }
 
