@@ -50,7 +50,7 @@ const CONFIG_EXIT: [number, string] = [2, 'usage error or invalid configuration 
 
 export const COMMAND_HELP: Record<string, CommandHelp> = {
   demo: {
-    usage: 'tajo-ses demo [--events N] [--contacts N] [--keep] [--json]',
+    usage: 'tajo-ses demo [--events N] [--contacts N] [--intake sns|sqs|eventbridge] [--keep] [--json]',
     summary:
       'Starts a Brevo simulator, an SES API simulator and a signing SNS simulator on 127.0.0.1 and the connector on a temporary\n' +
       'SQLite store, runs a backfill, publishes signed notifications for every SES event type (with replays and duplicates), waits\n' +
@@ -58,6 +58,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     options: [
       ['--events N', 'SES events to publish (default 300, at least 14)'],
       ['--contacts N', 'distinct recipients (default 60)'],
+      ['--intake I', 'sns (the webhook, default), sqs (SNS -> SQS through the SQS simulator) or eventbridge (the API destination route)'],
       ['--keep', 'keep the temporary directory (the SQLite store and a tajo.yaml reading it) and print its path'],
     ],
     examples: ['tajo-ses demo', 'tajo-ses demo --events 5000 --contacts 500 --json', 'tajo-ses demo --keep   # then: tajo-ses status --config <dir>/tajo.yaml'],
