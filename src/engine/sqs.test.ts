@@ -52,4 +52,31 @@ describe('SqsIntake.ingest', () => {
     expect(await i.ingest({ MessageId: 'b', Body: 'hello' })).toBe('poison');
     expect(rows).toEqual([]);
   });
+
+  it('start does not fail when the queue cannot be read (serve and its webhook stay up); the pollers retry', async () => {
+    const lines: string[] = [];
+    const cfg = sesConnectorSchema.parse({ region: 'us-east-1', sqs: { queue_url: 'http://127.0.0.1:9/123456789012/q', pollers: 1 } });
+    let calls = 0;
+    const client = {
+      send: async () => {
+        calls++;
+        throw new Error('AccessDenied');
+      },
+      destroy: () => undefined,
+    } as unknown as SQSClient;
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const i = new SqsIntake({
+      cfg,
+      writer: {} as InboxWriter,
+      verify: { topicArns: [], maxMessageAgeMs: 1 },
+      log,
+      metrics: createMetrics(),
+      onStored: () => undefined,
+      client,
+    });
+    await i.start();
+    await i.stop();
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(lines.join('')).toContain('sqs:GetQueueAttributes');
+  });
 });
