@@ -30,7 +30,7 @@ Commands:
                                          dead letters: source, planned Brevo call, Brevo's error
   config validate                        validate the configuration and print it with secrets masked
   init [--local] [--force]               write a commented tajo.yaml: every key, its default and why
-  sim brevo|ses|sns [options]            the Brevo, SES API and SNS simulators on 127.0.0.1, to rehearse
+  sim brevo|ses|sns|sqs [options]        the Brevo, SES API, SNS and SQS simulators on 127.0.0.1, to rehearse
                                          outages against a real 'serve' (tajo-ses sim --help)
 
 ${COMMON_OPTIONS}
@@ -50,7 +50,7 @@ const CONFIG_EXIT: [number, string] = [2, 'usage error or invalid configuration 
 
 export const COMMAND_HELP: Record<string, CommandHelp> = {
   demo: {
-    usage: 'tajo-ses demo [--events N] [--contacts N] [--keep] [--json]',
+    usage: 'tajo-ses demo [--events N] [--contacts N] [--intake sns|sqs|eventbridge] [--keep] [--json]',
     summary:
       'Starts a Brevo simulator, an SES API simulator and a signing SNS simulator on 127.0.0.1 and the connector on a temporary\n' +
       'SQLite store, runs a backfill, publishes signed notifications for every SES event type (with replays and duplicates), waits\n' +
@@ -58,6 +58,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     options: [
       ['--events N', 'SES events to publish (default 300, at least 14)'],
       ['--contacts N', 'distinct recipients (default 60)'],
+      ['--intake I', 'sns (the webhook, default), sqs (SNS -> SQS through the SQS simulator) or eventbridge (the API destination route)'],
       ['--keep', 'keep the temporary directory (the SQLite store and a tajo.yaml reading it) and print its path'],
     ],
     examples: ['tajo-ses demo', 'tajo-ses demo --events 5000 --contacts 500 --json', 'tajo-ses demo --keep   # then: tajo-ses status --config <dir>/tajo.yaml'],
@@ -165,7 +166,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     ],
   },
   sim: {
-    usage: 'tajo-ses sim brevo|ses|sns [options]',
+    usage: 'tajo-ses sim brevo|ses|sns|sqs [options]',
     summary:
       "The simulators as long-running commands, to rehearse outages against a real 'serve' without writing code. Each prints\n" +
       'where it listens as its first line, a progress line every few seconds while something changes, and stops on Ctrl-C\n' +
@@ -174,6 +175,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['brevo', 'the Brevo API v3 (contacts, imports, events, rate limits) with injected failures and latency'],
       ['ses', 'the SES v2 API (contact lists, contacts, suppression list, account) with its 1 req/s throttle'],
       ['sns', "publishes signed SES events to the connector's webhook and serves its signing certificate"],
+      ['sqs', 'an SQS queue (JSON protocol) with a dead-letter queue, for the SQS intake (sqs.queue_url, sqs.endpoint)'],
     ],
     examples: [
       'tajo-ses sim brevo --port 4010 --fail-rate 0.3',
@@ -236,6 +238,24 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['--seed N', 'same seed, same data (default 1)'],
     ],
     examples: ['tajo-ses sim ses --port 4020', 'tajo-ses sim ses --contacts 100000 --suppressed 5000 --rps 2'],
+    exitCodes: [
+      [0, 'stopped by a signal'],
+      [1, 'could not listen (the port is taken?)'],
+      [2, 'usage error'],
+    ],
+    common: SIM_COMMON_OPTIONS,
+  },
+  'sim sqs': {
+    usage: 'tajo-ses sim sqs [--port N] [--host H] [--queue NAME] [--visibility S] [--max-receive N] [--json]',
+    summary:
+      'The SQS API simulator (the JSON protocol of @aws-sdk/client-sqs): one queue and its dead-letter queue (NAME-dlq). Point\n' +
+      'connectors.amazon-ses.sqs.queue_url and sqs.endpoint at what it prints; any AWS credentials work.',
+    options: [
+      ['--queue NAME', 'the queue name (default ses-events)'],
+      ['--visibility S', 'its visibility timeout in seconds (default 30)'],
+      ['--max-receive N', 'receives before a message moves to the dead-letter queue (default 5)'],
+    ],
+    examples: ['tajo-ses sim sqs --port 4030', 'tajo-ses sim sqs --visibility 5 --max-receive 2'],
     exitCodes: [
       [0, 'stopped by a signal'],
       [1, 'could not listen (the port is taken?)'],

@@ -3,7 +3,7 @@ import { ConfigError, configWarnings, loadConfig, maskSecrets, resolveConfigPath
 import { stringify } from 'yaml';
 import { formatDuration } from '../config/duration.js';
 import { makeOut, pad, type Out } from './output.js';
-import { formatDemo, runDemo } from './demo.js';
+import { DEMO_INTAKES, formatDemo, runDemo } from './demo.js';
 import { openStore } from '../store/index.js';
 import { CHECK_MAX_LAG_SECONDS, collectStatus, operatorReasons, type StatusReport } from '../engine/status.js';
 import { failureView } from '../engine/failures.js';
@@ -21,7 +21,7 @@ import type { OpRow, OpState, Store } from '../store/port.js';
 import { commandHelp, helpName, USAGE, wantsHelp } from './help.js';
 import { initCommand } from './init.js';
 import { simCommand } from './sim.js';
-import { intFlag, parse, UsageError, type Flags } from './args.js';
+import { choiceFlag, intFlag, parse, UsageError, type Flags } from './args.js';
 import { untilSignal } from './signals.js';
 import type { AddressInfo } from 'node:net';
 
@@ -102,11 +102,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function demo(argv: string[], out: Out): Promise<number> {
-  const { flags } = parse(argv, { events: { type: 'string' }, contacts: { type: 'string' }, keep: { type: 'boolean' } });
+  const { flags } = parse(argv, { events: { type: 'string' }, contacts: { type: 'string' }, intake: { type: 'string' }, keep: { type: 'boolean' } });
   const events = intFlag(flags.events, 'events', 300, 14, 1_000_000);
   const contacts = intFlag(flags.contacts, 'contacts', 60, 1, 1_000_000);
+  const intake = choiceFlag(flags.intake, 'intake', 'sns', DEMO_INTAKES);
   if (!out.json) out.line(`Starting the Brevo and SNS simulators and the connector on loopback (${events} SES events over ${contacts} contacts)...`);
-  const r = await runDemo({ events, contacts, out, keep: flags.keep === true });
+  const r = await runDemo({ events, contacts, out, keep: flags.keep === true, intake });
   out.emit(r, () => formatDemo(r));
   return r.ok ? 0 : 1;
 }
