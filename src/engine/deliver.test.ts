@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffMs, plannedCall } from './deliver.js';
+import { backoffMs, mayBeInBrevo, plannedCall } from './deliver.js';
 import { planBrevoOperations, type ContactPayload, type EventPayload } from '../core/plan.js';
 import { SES_EVENT_TYPES, type SesEventType } from '../core/types.js';
 import { parseSesNotification } from '../ses/parse.js';
@@ -52,6 +52,16 @@ describe('backoffMs', () => {
         expect(backoffMs(n + 1, 250, 900_000, () => r)).toBeGreaterThanOrEqual(backoffMs(n, 250, 900_000, () => r));
       }),
     );
+  });
+});
+
+describe('mayBeInBrevo', () => {
+  it('an event tried before may be in Brevo, unless its last attempt was throttled (429) and not cut by a dead worker', () => {
+    expect(mayBeInBrevo({ attempts: 1, lastCode: null })).toBe(false);
+    expect(mayBeInBrevo({ attempts: 2, lastCode: null })).toBe(true);
+    for (const code of ['network_error', 'timeout', 'server_error', 'internal_error', 'interrupted', 'bad_response'])
+      expect(mayBeInBrevo({ attempts: 3, lastCode: code }), code).toBe(true);
+    expect(mayBeInBrevo({ attempts: 3, lastCode: 'too_many_requests' })).toBe(false);
   });
 });
 

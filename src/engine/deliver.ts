@@ -79,6 +79,15 @@ export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand:
   return Math.round(step / 2 + (step / 2) * rand());
 }
 
+/**
+ * Could an earlier attempt of this operation have reached Brevo? Yes unless it was never
+ * tried, or its last attempt was refused with a 429 (Brevo applies nothing it throttles). An
+ * attempt cut by its worker's death is recorded `interrupted` (store recoverExpired).
+ */
+export function mayBeInBrevo(op: Pick<OpRow, 'attempts' | 'lastCode'>): boolean {
+  return op.attempts > 1 && op.lastCode !== 'too_many_requests';
+}
+
 /** The Brevo call an operation stands for, as shown to an operator in `failures show`. */
 export function plannedCall(op: Pick<OpRow, 'kind' | 'email' | 'payload'>): { method: string; path: string; body: unknown } {
   if (op.kind === 'event') return { method: 'POST', path: '/v3/events', body: op.payload };
@@ -207,9 +216,10 @@ export class Deliverer {
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
       // An operation tried before may already be in Brevo (an answer lost to a reset or a
-      // timeout, or a process killed between Brevo's answer and the store's commit): Brevo
-      // does not deduplicate events, so it is looked up by its event_key before a resend.
-      const known = await this.alreadyInBrevo(ops.filter((o) => o.attempts > 1));
+      // timeout, a 5xx from a gateway after Brevo applied it, or a process killed between
+      // Brevo's answer and the store's commit): Brevo does not deduplicate events, so it is
+      // looked up by its event_key before a resend.
+      const known = await this.alreadyInBrevo(ops.filter(mayBeInBrevo));
       const send = ops.filter((o) => !known.has(o.id));
       const sent = send.length > 0 ? await this.sendEventOps(send) : [];
       const byId = new Map(send.map((o, i) => [o.id, sent[i]!]));
@@ -229,6 +239,8 @@ export class Deliverer {
   private async alreadyInBrevo(ops: OpRow[]): Promise<Map<number, Outcome>> {
     const out = new Map<number, Outcome>();
     const contactIds = new Map<string, number | null>();
+    // One GET /events per contact and event name in a round (a batch cut off holds several).
+    const keysOf = new Map<string, Set<unknown>>();
     for (const op of ops) {
       const p = op.payload as EventPayload;
       let found = false;
@@ -247,13 +259,26 @@ export class Deliverer {
           contactIds.set(email, id);
         }
         if (id === null) return;
-        const res = (await this.o.client.listEvents({ contactId: id, eventName: p.event_name, limit: 1000 }, this.abort.signal)).data;
-        if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
-          throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
-        found = (res.events ?? []).some((e) => e?.event_properties?.event_key === p.event_properties.event_key);
+        const listed = `${id}\n${p.event_name}`;
+        let keys = keysOf.get(listed);
+        if (!keys) {
+          const res = (await this.o.client.listEvents({ contactId: id, eventName: p.event_name, limit: 1000 }, this.abort.signal)).data;
+          if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
+            throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
+          keys = new Set((res.events ?? []).map((e) => e?.event_properties?.event_key));
+          keysOf.set(listed, keys);
+        }
+        found = keys.has(p.event_properties.event_key);
       });
-      if (outcome.kind === 'retry') out.set(op.id, outcome);
-      else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
+      if (outcome.kind === 'retry') {
+        // A throttled lookup must not read as a throttled send (mayBeInBrevo): the doubt stays.
+        const e = outcome.err;
+        const err =
+          e instanceof BrevoError && e.code === 'too_many_requests'
+            ? new BrevoError('lookup_throttled', e.message, e.status, e.bucket, true, e.retryAfterMs)
+            : e;
+        out.set(op.id, { ...outcome, err });
+      } else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
       // A lookup Brevo refuses for good (`dead`) cannot tell: the event is sent (at least once wins).
     }
     return out;
