@@ -315,6 +315,8 @@ export async function runChaos(label: string, o: ChaosOptions): Promise<ChaosRep
       }
       const victim = backfill && (kills.backfill === 0 || rand() < 0.4) ? backfill : serve;
       await kill(victim);
+      if (process.env.CHAOS_LOGS === '1')
+        log(`[chaos ${label}] killed ${victim.name} after ${Date.now() - victim.startedAt} ms; its last output:\n${victim.run.output().slice(-1500)}`);
       if (victim.name === 'serve') {
         kills.serve++;
         serve = start('serve');
