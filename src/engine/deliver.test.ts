@@ -56,12 +56,13 @@ describe('backoffMs', () => {
 });
 
 describe('mayBeInBrevo', () => {
-  it('an event tried before may be in Brevo, unless its last attempt was throttled (429) and not cut by a dead worker', () => {
+  it('an event tried before may be in Brevo when its last attempt got no readable answer, or its lookup failed', () => {
     expect(mayBeInBrevo({ attempts: 1, lastCode: null })).toBe(false);
     expect(mayBeInBrevo({ attempts: 2, lastCode: null })).toBe(true);
-    for (const code of ['network_error', 'timeout', 'server_error', 'internal_error', 'interrupted', 'bad_response'])
+    for (const code of ['network_error', 'timeout', 'bad_response', 'interrupted', 'lookup_server_error', 'lookup_too_many_requests'])
       expect(mayBeInBrevo({ attempts: 3, lastCode: code }), code).toBe(true);
-    expect(mayBeInBrevo({ attempts: 3, lastCode: 'too_many_requests' })).toBe(false);
+    for (const code of ['too_many_requests', 'server_error', 'internal_error']) expect(mayBeInBrevo({ attempts: 3, lastCode: code }), code).toBe(false);
+    expect(mayBeInBrevo({ attempts: 1, lastCode: 'timeout' })).toBe(false);
   });
 });
 

@@ -2,6 +2,7 @@
 // outcome (done, retry at a time, or dead with Brevo's code and message).
 import type { Logger } from 'pino';
 import type { Store, OpRow, LedgerEntry, OpKind } from '../store/port.js';
+import { INTERRUPTED } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
 import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
@@ -79,13 +80,19 @@ export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand:
   return Math.round(step / 2 + (step / 2) * rand());
 }
 
+/** Last codes after which an attempt's outcome is unknown: no answer, or one that cannot be read. */
+const OUTCOME_UNKNOWN = new Set(['network_error', 'timeout', 'bad_response', INTERRUPTED]);
+
 /**
- * Could an earlier attempt of this operation have reached Brevo? Yes unless it was never
- * tried, or its last attempt was refused with a 429 (Brevo applies nothing it throttles). An
- * attempt cut by its worker's death is recorded `interrupted` (store recoverExpired).
+ * Could an earlier attempt of this operation have reached Brevo unseen? Only when it was
+ * tried and its last attempt got no readable answer (a reset, a timeout, a garbled body, a
+ * worker that died in flight: `interrupted`), or when the lookup itself failed (`lookup_*`).
+ * An answered refusal (429, 5xx) is taken to mean Brevo applied nothing: looking up every
+ * event after a 5xx storm would cost two reads each.
  */
 export function mayBeInBrevo(op: Pick<OpRow, 'attempts' | 'lastCode'>): boolean {
-  return op.attempts > 1 && op.lastCode !== 'too_many_requests';
+  if (op.attempts <= 1) return false;
+  return op.lastCode === null || OUTCOME_UNKNOWN.has(op.lastCode) || op.lastCode.startsWith('lookup_');
 }
 
 /** The Brevo call an operation stands for, as shown to an operator in `failures show`. */
@@ -271,12 +278,12 @@ export class Deliverer {
         found = keys.has(p.event_properties.event_key);
       });
       if (outcome.kind === 'retry') {
-        // A throttled lookup must not read as a throttled send (mayBeInBrevo): the doubt stays.
+        // A failed lookup must not read as a refused send (mayBeInBrevo): the doubt stays.
         const e = outcome.err;
         const err =
-          e instanceof BrevoError && e.code === 'too_many_requests'
-            ? new BrevoError('lookup_throttled', e.message, e.status, e.bucket, true, e.retryAfterMs)
-            : e;
+          e instanceof BrevoError
+            ? new BrevoError(`lookup_${e.code}`, `looking up whether Brevo holds it: ${e.message}`, e.status, e.bucket, true, e.retryAfterMs)
+            : new BrevoError('lookup_error', `looking up whether Brevo holds it: ${errorMessage(e)}`, 0, 'events', true);
         out.set(op.id, { ...outcome, err });
       } else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
       // A lookup Brevo refuses for good (`dead`) cannot tell: the event is sent (at least once wins).
