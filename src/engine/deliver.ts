@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import { NotPersisted, persist, PERSIST_LEASE_MARGIN_MS } from './persist.js';
 import type { Store, OpRow, LedgerEntry, OpKind } from '../store/port.js';
+import { INTERRUPTED } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
 import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
@@ -85,6 +86,21 @@ export const REALTIME_BULK_CLAIM = 500;
 export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
   const step = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
   return Math.round(step / 2 + (step / 2) * rand());
+}
+
+/** Last codes after which an attempt's outcome is unknown: no answer, or one that cannot be read. */
+const OUTCOME_UNKNOWN = new Set(['network_error', 'timeout', 'bad_response', INTERRUPTED]);
+
+/**
+ * Could an earlier attempt of this operation have reached Brevo unseen? Only when it was
+ * tried and its last attempt got no readable answer (a reset, a timeout, a garbled body, a
+ * worker that died in flight: `interrupted`), or when the lookup itself failed (`lookup_*`).
+ * An answered refusal (429, 5xx) is taken to mean Brevo applied nothing: looking up every
+ * event after a 5xx storm would cost two reads each.
+ */
+export function mayBeInBrevo(op: Pick<OpRow, 'attempts' | 'lastCode'>): boolean {
+  if (op.attempts <= 1) return false;
+  return op.lastCode === null || OUTCOME_UNKNOWN.has(op.lastCode) || op.lastCode.startsWith('lookup_');
 }
 
 /** The Brevo call an operation stands for, as shown to an operator in `failures show`. */
@@ -221,9 +237,10 @@ export class Deliverer {
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
       // An operation tried before may already be in Brevo (an answer lost to a reset or a
-      // timeout, or a process killed between Brevo's answer and the store's commit): Brevo
-      // does not deduplicate events, so it is looked up by its event_key before a resend.
-      const known = await this.alreadyInBrevo(ops.filter((o) => o.attempts > 1));
+      // timeout, a 5xx from a gateway after Brevo applied it, or a process killed between
+      // Brevo's answer and the store's commit): Brevo does not deduplicate events, so it is
+      // looked up by its event_key before a resend.
+      const known = await this.alreadyInBrevo(ops.filter(mayBeInBrevo));
       const send = ops.filter((o) => !known.has(o.id));
       const sent = send.length > 0 ? await this.sendEventOps(send) : [];
       const byId = new Map(send.map((o, i) => [o.id, sent[i]!]));
@@ -274,6 +291,8 @@ export class Deliverer {
   private async alreadyInBrevo(ops: OpRow[]): Promise<Map<number, Outcome>> {
     const out = new Map<number, Outcome>();
     const contactIds = new Map<string, number | null>();
+    // One GET /events per contact and event name in a round (a batch cut off holds several).
+    const keysOf = new Map<string, Set<unknown>>();
     for (const op of ops) {
       const p = op.payload as EventPayload;
       let found = false;
@@ -292,13 +311,26 @@ export class Deliverer {
           contactIds.set(email, id);
         }
         if (id === null) return;
-        const res = (await this.o.client.listEvents({ contactId: id, eventName: p.event_name, limit: 1000 }, this.abort.signal)).data;
-        if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
-          throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
-        found = (res.events ?? []).some((e) => e?.event_properties?.event_key === p.event_properties.event_key);
+        const listed = `${id}\n${p.event_name}`;
+        let keys = keysOf.get(listed);
+        if (!keys) {
+          const res = (await this.o.client.listEvents({ contactId: id, eventName: p.event_name, limit: 1000 }, this.abort.signal)).data;
+          if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
+            throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
+          keys = new Set((res.events ?? []).map((e) => e?.event_properties?.event_key));
+          keysOf.set(listed, keys);
+        }
+        found = keys.has(p.event_properties.event_key);
       });
-      if (outcome.kind === 'retry') out.set(op.id, outcome);
-      else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
+      if (outcome.kind === 'retry') {
+        // A failed lookup must not read as a refused send (mayBeInBrevo): the doubt stays.
+        const e = outcome.err;
+        const err =
+          e instanceof BrevoError
+            ? new BrevoError(`lookup_${e.code}`, `looking up whether Brevo holds it: ${e.message}`, e.status, e.bucket, true, e.retryAfterMs)
+            : new BrevoError('lookup_error', `looking up whether Brevo holds it: ${errorMessage(e)}`, 0, 'events', true);
+        out.set(op.id, { ...outcome, err });
+      } else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
       // A lookup Brevo refuses for good (`dead`) cannot tell: the event is sent (at least once wins).
     }
     return out;

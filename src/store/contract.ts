@@ -241,6 +241,9 @@ function queueContract(store: CurrentStore): void {
     expect(later.map((o) => [o.key, o.attempts, o.lastCode])).toEqual([['high', 2, 'too_many_requests']]);
     expect(await s.recoverExpired(T0 + 500)).toBe(0);
     expect(await s.recoverExpired(T0 + 1000)).toBe(1); // 'low' was leased until T0+1000
+    // Whether its call reached Brevo is unknown: recorded as interrupted.
+    const low = (await s.claimOps({ kind: 'event', lanes: ['realtime'], limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 1000 })).find((o) => o.key === 'low');
+    expect([low?.attempts, low?.lastCode]).toEqual([2, 'interrupted']);
     const bf = await s.claimOps({ kind: 'event', lanes: ['backfill'], limit: 10, owner: 'w2', leaseMs: 1000, now: T0 + 70_000 });
     expect(bf.map((o) => o.key)).toEqual(['bf']);
     expect(await s.leaseOwners()).toContain('w2');

@@ -113,6 +113,9 @@ export interface ClaimQuery {
   maxPriority?: number;
 }
 
+/** last_code of an operation whose worker died while it was in flight (recoverExpired). */
+export const INTERRUPTED = 'interrupted';
+
 export interface OpError {
   id: number;
   code: string;
@@ -326,7 +329,10 @@ export interface Store extends ClusterStore {
   opsByRef(ref: string): Promise<OpRow[]>;
   retryOps(items: Array<OpError & { nextAt: number }>, now: number): Promise<void>;
   deadOps(items: OpError[], now: number): Promise<void>;
-  /** Operations whose lease ran out (their worker died) become due again. */
+  /**
+   * Operations whose lease ran out (their worker died) become due again, with last_code
+   * `interrupted` (INTERRUPTED): whether their call reached Brevo is unknown.
+   */
   recoverExpired(now: number): Promise<number>;
   /** Ends the leases of an owner known to be gone (same host, dead pid). */
   releaseOwner(owner: string): Promise<number>;

@@ -13,14 +13,21 @@ import type {
   LeaseRequest,
   LeaseRow,
   LedgerEntry,
+  OpError,
   OpRow,
   ProcessRow,
   RouteBucket,
   StoreStats,
   WaitingErrors,
 } from './port.js';
+import { INTERRUPTED } from './port.js';
 
 export type Row = Record<string, unknown>;
+
+/** What recoverExpired records on an operation whose worker died in flight. */
+export function interruptedError(id: number): OpError {
+  return { id, code: INTERRUPTED, message: "the process delivering it stopped before it recorded Brevo's answer" };
+}
 
 export function toOp(r: Row): OpRow {
   return {

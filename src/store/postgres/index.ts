@@ -33,6 +33,7 @@ import type {
   SoftBounce,
 } from '../port.js';
 import {
+  interruptedError,
   mergeLedgerEntry,
   noneEnqueued,
   rowToContactOp,
@@ -746,7 +747,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
       const rows = (locked.rows as Row[]).map(toOp);
       await this.requeue(
         c,
-        rows.map((row) => ({ row, nextAt: now })),
+        rows.map((row) => ({ row, nextAt: now, err: interruptedError(row.id) })),
         now,
       );
       await c.query(`UPDATE ${this.table('inbox')} SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0 AND lease_until <= $1`, [

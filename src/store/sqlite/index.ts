@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import {
+  interruptedError,
   mergeLedgerEntry,
   noneEnqueued,
   rowToContactOp,
@@ -436,7 +437,7 @@ export class SqliteStore extends ForwardsCluster implements Store {
   async recoverExpired(now: number): Promise<number> {
     return this.tx(() => {
       const rows = (this.stmt("SELECT * FROM ops WHERE state = 'inflight' AND lease_until <= ?").all(now) as Row[]).map(toOp);
-      for (const r of rows) this.requeue(r, now, now);
+      for (const r of rows) this.requeue(r, now, now, interruptedError(r.id));
       this.stmt('UPDATE inbox_pending SET lease_owner = NULL, lease_until = 0 WHERE lease_until > 0 AND lease_until <= ?').run(now);
       return rows.length;
     });
