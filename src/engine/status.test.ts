@@ -1,17 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import type { Store, StoreStats } from '../store/port.js';
 import { collectStatus } from './status.js';
+import { openStore } from '../store/index.js';
 
-/** The few store reads a status report makes, over fixed statistics. */
-function storeWith(ops: StoreStats['ops']): Store {
-  const store = {
-    kind: 'postgres',
-    stats: async () => ({ inbox: {}, ops }),
-    listCursors: async () => [],
-    getState: async () => undefined,
-    waitingErrors: async () => ({ count: 0, newest: null }),
-  };
-  return store as unknown as Store;
+/** A real (SQLite, in memory) store whose statistics come back in the order given, as PostgreSQL may answer a GROUP BY. */
+async function storeWith(ops: StoreStats['ops']): Promise<Store> {
+  const store = await openStore('sqlite::memory:');
+  await store.migrate();
+  return new Proxy(store, {
+    get: (target, prop, receiver) => (prop === 'stats' ? async () => ({ inbox: {}, ops }) : (Reflect.get(target, prop, receiver) as unknown)),
+  });
 }
 
 const row = (kind: 'contact' | 'event', state: StoreStats['ops'][number]['state'], priority: number, lane: 'realtime' | 'backfill' = 'realtime') => ({
@@ -27,7 +25,7 @@ describe('collectStatus', () => {
   it('sorts queue rows whatever order the store answers in: open work first, settled work last', async () => {
     // As PostgreSQL may answer a GROUP BY: in no particular order.
     const s = await collectStatus(
-      storeWith([
+      await storeWith([
         row('event', 'done', 2),
         row('contact', 'superseded', 2),
         row('event', 'pending', 2),
