@@ -323,6 +323,8 @@ export interface Store extends ClusterStore {
   leaseOwners(): Promise<string[]>;
 
   getLedger(emails: string[]): Promise<Map<string, LedgerEntry>>;
+  /** The ledger in pages, by email (byte order): at most `limit` entries whose email sorts after `after` (`reconcile`). */
+  readLedger(q: { after?: string; limit: number }): Promise<LedgerEntry[]>;
 
   /**
    * Soft bounces (`bounce_policy`): records each item once by its key (the SES idempotency
@@ -343,6 +345,8 @@ export interface Store extends ClusterStore {
    * returned, for the backfill to remove from the Brevo list. Sorted by email.
    */
   takeStaleListMembers(list: string, pass: string): Promise<string[]>;
+  /** Recorded members of `list` in pages, by email (byte order): at most `limit` after `after` (`reconcile`). */
+  readListMembers(q: { list: string; after?: string; limit: number }): Promise<string[]>;
 
   listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]>;
   getOp(id: number): Promise<OpRow | undefined>;

@@ -770,6 +770,19 @@ export class PostgresStore extends ForwardsCluster implements Store {
     return rows.map((r) => String(r.o));
   }
 
+  async readLedger(q: { after?: string; limit: number }): Promise<LedgerEntry[]> {
+    // COLLATE "C": byte order, as the SQLite adapter sorts.
+    const rows = await this.query(
+      `SELECT email, attrs, blocklisted FROM ${this.table('contact_ledger')} WHERE email COLLATE "C" > $1 ORDER BY email COLLATE "C" LIMIT $2`,
+      [q.after ?? '', q.limit],
+    );
+    return rows.map((r) => ({
+      email: String(r.email),
+      attrs: Object.fromEntries(Object.entries(r.attrs as Record<string, unknown>).map(([k, v]) => [k, Number(v)])),
+      blocklisted: r.blocklisted === true,
+    }));
+  }
+
   async getLedger(emails: string[]): Promise<Map<string, LedgerEntry>> {
     const out = new Map<string, LedgerEntry>();
     const unique = [...new Set(emails)];
@@ -820,6 +833,14 @@ export class PostgresStore extends ForwardsCluster implements Store {
   async takeStaleListMembers(list: string, pass: string): Promise<string[]> {
     const rows = await this.query(`DELETE FROM ${this.table('list_members')} WHERE list = $1 AND pass <> $2 RETURNING email`, [list, pass]);
     return rows.map((r) => String(r.email)).sort();
+  }
+
+  async readListMembers(q: { list: string; after?: string; limit: number }): Promise<string[]> {
+    const rows = await this.query(
+      `SELECT email FROM ${this.table('list_members')} WHERE list = $1 AND email COLLATE "C" > $2 ORDER BY email COLLATE "C" LIMIT $3`,
+      [q.list, q.after ?? '', q.limit],
+    );
+    return rows.map((r) => String(r.email));
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {

@@ -452,6 +452,11 @@ export class SqliteStore extends ForwardsCluster implements Store {
     return out;
   }
 
+  async readLedger(q: { after?: string; limit: number }): Promise<LedgerEntry[]> {
+    const rows = this.stmt('SELECT email, attrs, blocklisted FROM contact_ledger WHERE email > ? ORDER BY email LIMIT ?').all(q.after ?? '', q.limit) as Row[];
+    return rows.map(toLedgerEntry);
+  }
+
   async recordSoftBounces(items: SoftBounce[], windowMs: number, now: number): Promise<number[]> {
     if (items.length === 0) return [];
     const ins = this.stmt('INSERT INTO soft_bounces (key, email, at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING');
@@ -477,6 +482,11 @@ export class SqliteStore extends ForwardsCluster implements Store {
     return this.tx(() =>
       (this.stmt('DELETE FROM list_members WHERE list = ? AND pass <> ? RETURNING email').all(list, pass) as Row[]).map((r) => String(r.email)).sort(),
     );
+  }
+
+  async readListMembers(q: { list: string; after?: string; limit: number }): Promise<string[]> {
+    const rows = this.stmt('SELECT email FROM list_members WHERE list = ? AND email > ? ORDER BY email LIMIT ?').all(q.list, q.after ?? '', q.limit) as Row[];
+    return rows.map((r) => String(r.email));
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {
