@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import { sesEvent, type SesPayload } from '../src/sim/ses-events/index.js';
 import type { Connector } from '../src/engine/connector.js';
 import type { ReconcileReport } from '../src/engine/reconcile.js';
-import { inProcessConnector, simConfig } from './backfill-helpers.js';
+import { childEnv, ensureBuilt, inProcessConnector, runCli, simConfig, writeConfig } from './backfill-helpers.js';
 import { LOOPBACK_CERT_HOST, TOPIC, useSims } from './helpers.js';
 
 const sims = useSims({ brevo: { plan: 'unlimited', importDelayMs: 20 }, ses: {}, sns: { region: 'us-east-1' }, tmpDir: 'tajo-reconcile-' });
 let c: Connector;
+let cfg: Record<string, unknown>;
 const DELIVERED = '2026-03-04T05:06:07.000Z';
 
 async function publish(payload: SesPayload): Promise<void> {
@@ -55,14 +56,13 @@ beforeAll(async () => {
       { list: 'Shop', email: 'b@example.com', topicPreferences: { news: 'OPT_IN' } },
     ],
   });
-  c = await inProcessConnector(
-    simConfig({
-      sesEndpoint: sims.ses.endpoint,
-      brevo: { url: sims.brevo.url, apiKey: sims.brevo.apiKey },
-      db: join(sims.dir, 'r.db'),
-      ses: { sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true } },
-    }),
-  );
+  cfg = simConfig({
+    sesEndpoint: sims.ses.endpoint,
+    brevo: { url: sims.brevo.url, apiKey: sims.brevo.apiKey },
+    db: join(sims.dir, 'r.db'),
+    ses: { sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true } },
+  });
+  c = await inProcessConnector(cfg);
   await c.start();
   await c.backfill({ streams: ['contact_lists', 'contacts'] });
   await publish(
@@ -117,5 +117,44 @@ describe('reconcile against a Brevo changed behind the connector', () => {
     const again = await c.reconcile();
     expect(counts(again)).toEqual({});
     expect(await c.store.listFailures({ limit: 10 })).toEqual([]);
+  });
+});
+
+describe('tajo-ses reconcile (the command, on the same store)', () => {
+  const cli = (args: string[]) =>
+    runCli(['reconcile', '--config', writeConfig(join(sims.dir, 'tajo.json'), cfg), ...args], { cwd: sims.dir, env: childEnv(sims.dir), timeoutMs: 60_000 });
+
+  beforeAll(() => ensureBuilt(), 120_000);
+
+  it('exit 0 and "No drift" when Brevo holds what the connector wrote', async () => {
+    const r = await cli([]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/No drift/);
+  });
+
+  it('exit 1 with the drift as one JSON object; --fix repairs it; then exit 0', async () => {
+    expect(await brevo('PUT', `/contacts/${encodeURIComponent('x@example.com')}`, { emailBlacklisted: false })).toBe(204);
+    const r = await cli(['--json']);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as ReconcileReport;
+    expect(counts(report)).toEqual({ blocklist_missing: 1 });
+    expect(report.drift.blocklist_missing.samples[0]).toMatchObject({ email: 'x@example.com' });
+    const text = await cli([]);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(/blocklist_missing\s+1/);
+    const fixed = await cli(['--fix', '--json']);
+    expect(fixed.code).toBe(1);
+    expect(JSON.parse(fixed.stdout)).toMatchObject({ total: 1, queued: 1 });
+    await sims.brevo.settle();
+    expect(sims.brevo.contact('x@example.com')?.emailBlacklisted).toBe(true);
+    expect((await cli([])).code).toBe(0);
+  });
+
+  it('--since compares only contacts Brevo modified lately; a bad duration is a usage error', async () => {
+    expect((await cli(['--since', 'soon'])).code).toBe(2);
+    const r = await cli(['--since', '1h', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ total: 0, since: expect.any(String) });
   });
 });
