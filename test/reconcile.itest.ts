@@ -8,7 +8,9 @@ import { sesEvent, type SesPayload } from '../src/sim/ses-events/index.js';
 import type { Connector } from '../src/engine/connector.js';
 import type { ReconcileReport } from '../src/engine/reconcile.js';
 import { childEnv, ensureBuilt, inProcessConnector, runCli, simConfig, writeConfig } from './backfill-helpers.js';
-import { LOOPBACK_CERT_HOST, TOPIC, useSims } from './helpers.js';
+import { LOOPBACK_CERT_HOST, TOPIC, until, useSims } from './helpers.js';
+import { pino } from 'pino';
+import { RECONCILE_STATE_KEY, Scheduler, scheduleFor } from '../src/engine/scheduler.js';
 
 const sims = useSims({ brevo: { plan: 'unlimited', importDelayMs: 20 }, ses: {}, sns: { region: 'us-east-1' }, tmpDir: 'tajo-reconcile-' });
 let c: Connector;
@@ -60,7 +62,7 @@ beforeAll(async () => {
     sesEndpoint: sims.ses.endpoint,
     brevo: { url: sims.brevo.url, apiKey: sims.brevo.apiKey },
     db: join(sims.dir, 'r.db'),
-    ses: { sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true } },
+    ses: { sns: { topic_arns: [TOPIC], signing_cert_hosts: [LOOPBACK_CERT_HOST], allow_http_cert_urls: true }, schedule: { reconcile: '1h' } },
   });
   c = await inProcessConnector(cfg);
   await c.start();
@@ -156,5 +158,30 @@ describe('tajo-ses reconcile (the command, on the same store)', () => {
     const r = await cli(['--since', '1h', '--json']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ total: 0, since: expect.any(String) });
+  });
+});
+
+describe('schedule.reconcile (serve)', () => {
+  it('the scheduler runs a reconcile when one is due; its corrections are delivered and the run recorded', async () => {
+    expect(await brevo('PUT', `/contacts/${encodeURIComponent('x@example.com')}`, { emailBlacklisted: false })).toBe(204);
+    const entries = scheduleFor(c).filter((e) => e.reconcile);
+    expect(entries).toEqual([{ streams: [], everyMs: 3_600_000, reconcile: true }]);
+    const scheduler = new Scheduler(c, pino({ level: 'silent' }), entries);
+    await scheduler.start();
+    try {
+      await until(() => sims.brevo.contact('x@example.com')?.emailBlacklisted === true, 'the scheduled reconcile restored the blocklist');
+      const saved = await until(() => c.store.getState(RECONCILE_STATE_KEY), 'the scheduled reconcile recorded its run');
+      expect(JSON.parse(saved!)).toMatchObject({ total: 1, drift: { blocklist_missing: 1 }, queued: 1 });
+    } finally {
+      await scheduler.stop();
+    }
+    expect(counts(await c.reconcile())).toEqual({});
+  });
+
+  it('is off by default', async () => {
+    const { parseConfig } = await import('../src/config/load.js');
+    const plain = parseConfig({ ...cfg, connectors: { 'amazon-ses': { region: 'us-east-1' } } }, { requireBrevoKey: false, env: {} });
+    expect(plain.connectors['amazon-ses'].schedule.reconcile).toBe(0);
+    expect(scheduleFor({ config: plain } as Connector).some((e) => e.reconcile)).toBe(false);
   });
 });
