@@ -185,3 +185,22 @@ describe('schedule.reconcile (serve)', () => {
     expect(scheduleFor({ config: plain } as Connector).some((e) => e.reconcile)).toBe(false);
   });
 });
+
+describe('a member the backfill removed, put back in the list behind the connector', () => {
+  it('is reported as list_extra and --fix removes it again', async () => {
+    sims.ses.seed({ contacts: [{ list: 'Shop', email: 'a@example.com', topicPreferences: { news: 'OPT_OUT' } }] });
+    await c.backfill({ streams: ['contact_lists', 'contacts'] });
+    await settle();
+    expect(sims.brevo.contact('a@example.com')?.listIds).not.toContain(newsId());
+    expect(counts(await c.reconcile())).toEqual({});
+    expect(await brevo('POST', `/contacts/lists/${newsId()}/contacts/add`, { emails: ['a@example.com'] })).toBe(201);
+    const r = await c.reconcile();
+    expect(counts(r)).toEqual({ list_extra: 1 });
+    expect(r.drift.list_extra.samples).toEqual([{ kind: 'list_extra', email: 'a@example.com', list: 'Shop / news' }]);
+    expect((await c.reconcile({ fix: true })).queued).toBe(1);
+    await settle();
+    expect(sims.brevo.contact('a@example.com')?.listIds).not.toContain(newsId());
+    expect(sims.brevo.contact('a@example.com')?.emailBlacklisted).toBe(false);
+    expect(counts(await c.reconcile())).toEqual({});
+  });
+});

@@ -110,7 +110,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     summary:
       "Reads Brevo back (GET /contacts page by page, and the members of the connector's lists) under the rate governor and compares\n" +
       'it with what the connector holds: the blocklist it set, the SES_* dates and SES_SUPPRESSED it wrote (the ledger), the list\n' +
-      'memberships a contacts backfill recorded. Prints the drift by kind with counts and samples. With --fix, queues the corrections\n' +
+      'memberships a contacts backfill recorded or removed. Prints the drift by kind with counts and samples. With --fix, queues the corrections\n' +
       "in the outbox and delivers them (like 'backfill'); a 'serve' running on the same store may deliver them too.",
     options: [
       ['--fix', 'queue the corrections (blocklist, attributes, list memberships) and wait until Brevo has them'],

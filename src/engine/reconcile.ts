@@ -7,8 +7,9 @@ import type { BrevoClient, BrevoContact } from '../brevo/client.js';
 import type { LedgerEntry, Store } from '../store/port.js';
 import { PRIORITY, type AttrChange, type ContactOp } from '../core/plan.js';
 import { SES_ATTRIBUTES, type SesAttributeName } from '../core/brevo-model.js';
+import { listLedgerKey } from './contact-body.js';
 
-export const DRIFT_KINDS = ['blocklist_missing', 'attribute_older', 'attribute_different', 'contact_missing', 'list_missing'] as const;
+export const DRIFT_KINDS = ['blocklist_missing', 'attribute_older', 'attribute_different', 'contact_missing', 'list_missing', 'list_extra'] as const;
 export type DriftKind = (typeof DRIFT_KINDS)[number];
 
 export interface Drift {
@@ -97,7 +98,13 @@ export function compareContact(entry: LedgerEntry, b: BrevoContact | undefined):
 }
 
 /** The correction of one contact's drift: what the ledger says Brevo holds, written again. */
-export function correction(entry: LedgerEntry | undefined, email: string, drifts: Drift[], listIds: number[]): ContactOp {
+export function correction(
+  entry: LedgerEntry | undefined,
+  email: string,
+  drifts: Drift[],
+  listIds: number[],
+  leaves: Record<string, AttrChange> = {},
+): ContactOp {
   const attrs: Record<string, AttrChange> = {};
   let blocklist = false;
   const resendAll = drifts.some((d) => d.kind === 'contact_missing');
@@ -111,6 +118,7 @@ export function correction(entry: LedgerEntry | undefined, email: string, drifts
   }
   const payload: ContactOp['payload'] = { attrs, blocklist, rewrite: true };
   if (listIds.length > 0) payload.listIds = [...new Set(listIds)].sort((a, b) => a - b);
+  if (Object.keys(leaves).length > 0) payload.lists = leaves;
   return {
     kind: 'contact',
     key: `contact:${email}`,
@@ -170,12 +178,14 @@ export async function runReconcile(deps: ReconcileDeps, opts: ReconcileOptions =
     after = page[page.length - 1]!.email;
   }
 
-  // 3. List memberships a backfill recorded against each list's members in Brevo.
+  // 3. List memberships a backfill recorded (and removed) against each list's members in Brevo.
   const joins = new Map<string, number[]>();
+  const leaves = new Map<string, Record<string, AttrChange>>();
   const known = await deps.lists.known();
   for (const [name, listId] of Object.entries(known).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const first = await store.readListMembers({ list: name, limit: 1 });
-    if (first.length === 0) continue;
+    const removedFirst = await store.readRemovedListMembers({ list: name, limit: 1 });
+    if (first.length === 0 && removedFirst.length === 0) continue;
     report.checked.lists++;
     const inBrevo = new Set<string>();
     for (let offset = 0; ; offset += LIST_MEMBERS_PAGE) {
@@ -195,12 +205,29 @@ export async function runReconcile(deps: ReconcileDeps, opts: ReconcileOptions =
       if (page.length < LEDGER_PAGE) break;
       after = page[page.length - 1]!;
     }
+    // Removed by a backfill and a member again: extra, unless a newer write of the connector
+    // (a later opt-in) put it back, which the ledger's time of that list tells.
+    for (let after: string | undefined; ;) {
+      const page = await store.readRemovedListMembers({ list: name, ...(after !== undefined ? { after } : {}), limit: LEDGER_PAGE });
+      const present = page.filter((r) => inBrevo.has(r.email.toLowerCase()));
+      const held = present.length > 0 ? await store.getLedger(present.map((r) => r.email)) : new Map<string, LedgerEntry>();
+      for (const r of present) {
+        const at = held.get(r.email)?.attrs[listLedgerKey(name)];
+        if (at !== undefined && at > r.at) continue;
+        add({ kind: 'list_extra', email: r.email, list: name });
+        leaves.set(r.email, { ...leaves.get(r.email), [name]: { v: false, at: at ?? r.at } });
+      }
+      if (page.length < LEDGER_PAGE) break;
+      after = page[page.length - 1]!.email;
+    }
   }
 
   if (opts.fix) {
     const missing = [...byEmail.keys()].filter((e) => !ledger.has(e));
     const more = missing.length > 0 ? await store.getLedger(missing) : new Map<string, LedgerEntry>();
-    const ops = [...byEmail].map(([email, drifts]) => correction(ledger.get(email) ?? more.get(email), email, drifts, joins.get(email) ?? []));
+    const ops = [...byEmail].map(([email, drifts]) =>
+      correction(ledger.get(email) ?? more.get(email), email, drifts, joins.get(email) ?? [], leaves.get(email)),
+    );
     if (ops.length > 0) await store.enqueue(ops, now());
     report.queued = ops.length;
   }

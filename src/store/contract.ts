@@ -699,4 +699,20 @@ function listMemberContract(store: CurrentStore): void {
     expect(await s.readListMembers({ list: 'M', limit: 10 })).toEqual(['z@x.io']);
     expect(await s.readListMembers({ list: 'none', limit: 10 })).toEqual([]);
   });
+
+  it('members taken as stale stay known as removed, with the time, until recorded again', async () => {
+    const s = store();
+    await s.markListMembers('L', ['a@x.io', 'b@x.io', 'c@x.io'], 'p1', T0);
+    await s.markListMembers('L', ['b@x.io'], 'p2', T0 + 1);
+    expect(await s.takeStaleListMembers('L', 'p2', T0 + 5)).toEqual(['a@x.io', 'c@x.io']);
+    expect(await s.readListMembers({ list: 'L', limit: 10 })).toEqual(['b@x.io']);
+    expect(await s.readRemovedListMembers({ list: 'L', limit: 1 })).toEqual([{ email: 'a@x.io', at: T0 + 5 }]);
+    expect(await s.readRemovedListMembers({ list: 'L', after: 'a@x.io', limit: 10 })).toEqual([{ email: 'c@x.io', at: T0 + 5 }]);
+    // Removed once: a later pass does not take them again.
+    expect(await s.takeStaleListMembers('L', 'p3', T0 + 6)).toEqual(['b@x.io']);
+    await s.markListMembers('L', ['a@x.io'], 'p4', T0 + 7);
+    expect(await s.readListMembers({ list: 'L', limit: 10 })).toEqual(['a@x.io']);
+    expect((await s.readRemovedListMembers({ list: 'L', limit: 10 })).map((r) => r.email)).toEqual(['b@x.io', 'c@x.io']);
+    expect(await s.readRemovedListMembers({ list: 'M', limit: 10 })).toEqual([]);
+  });
 }

@@ -830,14 +830,26 @@ export class PostgresStore extends ForwardsCluster implements Store {
     );
   }
 
-  async takeStaleListMembers(list: string, pass: string): Promise<string[]> {
-    const rows = await this.query(`DELETE FROM ${this.table('list_members')} WHERE list = $1 AND pass <> $2 RETURNING email`, [list, pass]);
+  async takeStaleListMembers(list: string, pass: string, now?: number): Promise<string[]> {
+    // A removed member keeps its row with the pass '' (a real pass is never empty), for reconcile.
+    const rows = await this.query(
+      `UPDATE ${this.table('list_members')} SET pass = '', updated_at = COALESCE($3::bigint, updated_at) WHERE list = $1 AND pass <> $2 AND pass <> '' RETURNING email`,
+      [list, pass, now ?? null],
+    );
     return rows.map((r) => String(r.email)).sort();
+  }
+
+  async readRemovedListMembers(q: { list: string; after?: string; limit: number }): Promise<Array<{ email: string; at: number }>> {
+    const rows = await this.query(
+      `SELECT email, updated_at FROM ${this.table('list_members')} WHERE list = $1 AND pass = '' AND email COLLATE "C" > $2 ORDER BY email COLLATE "C" LIMIT $3`,
+      [q.list, q.after ?? '', q.limit],
+    );
+    return rows.map((r) => ({ email: String(r.email), at: Number(r.updated_at) }));
   }
 
   async readListMembers(q: { list: string; after?: string; limit: number }): Promise<string[]> {
     const rows = await this.query(
-      `SELECT email FROM ${this.table('list_members')} WHERE list = $1 AND email COLLATE "C" > $2 ORDER BY email COLLATE "C" LIMIT $3`,
+      `SELECT email FROM ${this.table('list_members')} WHERE list = $1 AND pass <> '' AND email COLLATE "C" > $2 ORDER BY email COLLATE "C" LIMIT $3`,
       [q.list, q.after ?? '', q.limit],
     );
     return rows.map((r) => String(r.email));
