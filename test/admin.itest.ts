@@ -344,6 +344,8 @@ describe('status, failures, retry, dashboard', () => {
     expect(page.text).toContain('POST /v3/events');
     expect(page.text).toContain('&quot;event_name&quot;: &quot;Bad Name!&quot;');
     expect(page.text).toMatch(/<td>207<\/td><td>invalid_parameter<\/td>/);
+    // Its attempts: one, refused inside a batch (207).
+    expect(page.text).toMatch(/<td>1<\/td><td>[0-9T:.-]+Z<\/td><td>207<\/td><td>invalid_parameter<\/td>/);
     expect((await stack.get('/ui/failures/999999', AUTH)).status).toBe(404);
     expect((await stack.get('/ui/failures/1', {})).status).toBe(401);
   });

@@ -365,6 +365,10 @@ describe('backfill failures an operator sees', () => {
     expect(st.syncRuns[0]!.error).toMatch(/ListContacts/);
     expect(st.syncRuns[1]!.error).toMatch(/^stopped before the end/);
     expect(st.syncRuns[0]!.endedAt).toBeGreaterThanOrEqual(st.syncRuns[0]!.startedAt);
+    const text = (await runCli(['status', '--config', badPath], { cwd: dir, env })).stdout;
+    expect(text).toMatch(
+      /^Sync runs \(newest first\):\n.*streams.*\n\s*contacts .*ListContacts.*\n\s*contact_lists,contacts .* 2001 .*stopped before the end/m,
+    );
 
     const goodPath = writeConfig(join(dir, 'tajo.yaml'), good);
     const again = await runCli(['backfill', '--json', '--stream', 'contacts', '--config', goodPath], { cwd: dir, env });

@@ -86,6 +86,25 @@ describe('failures', () => {
     expect(states).toEqual({ bad1: 'pending', bad2: 'pending', bad3: 'discarded', gone: 'discarded', ok: 'done' });
   });
 
+  it('show keeps the attempts history across a retry: the first death, then the next one', async () => {
+    // The retry above queued it at the wall clock's now.
+    const T1 = Date.now() + 1000;
+    await withStore(async (s) => {
+      await s.claimOps({ kind: 'event', limit: 10, owner: 't', leaseMs: 60_000, now: T1 });
+      await s.deadOps([{ id: ids.bad2!, code: 'server_error', message: 'Brevo 503', status: 503 }], T1 + 1000);
+    });
+    const r = await cli(['failures', 'show', String(ids.bad2), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const v = JSON.parse(r.stdout) as { attempts: number; history: Array<{ at: string; code: string; status: number | null }> };
+    expect(v.attempts).toBe(1);
+    expect(v.history).toEqual([
+      { at: new Date(T0).toISOString(), code: 'invalid_parameter', message: 'bad', status: 400 },
+      { at: new Date(T1 + 1000).toISOString(), code: 'server_error', message: 'Brevo 503', status: 503 },
+    ]);
+    const text = await cli(['failures', 'show', String(ids.bad2)]);
+    expect(text.stdout).toMatch(/history:[\s\S]*invalid_parameter[\s\S]*server_error/);
+  });
+
   it('an id together with --all is a usage error', async () => {
     const r = await cli(['failures', 'discard', '5', '--all']);
     expect(r.code).toBe(2);

@@ -71,6 +71,7 @@ const COMMANDS: Array<{ args: string[]; name: string }> = [
   { args: ['sim', 'brevo', '--help'], name: 'sim brevo' },
   { args: ['sim', 'brevo', '--fail-rate', '1', '-h'], name: 'sim brevo' },
   { args: ['sim', 'ses', '--help'], name: 'sim ses' },
+  { args: ['sim', 'sqs', '--visibility', '5', '--help'], name: 'sim sqs' },
   { args: ['sim', 'sns', '--url', 'http://127.0.0.1:9/x', '--count', '5', '--help'], name: 'sim sns' },
   { args: ['help', 'sim', 'sns'], name: 'sim sns' },
 ];

@@ -12,6 +12,7 @@ import { ensureBuilt, runCli } from './cli-run.js';
 import { startCli, type CliProcess } from './cli-process.js';
 import { realisticMix } from '../src/sim/ses-events/index.js';
 import { parseSesNotification } from '../src/ses/parse.js';
+import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 
 let tmp = '';
 let running: CliProcess[] = [];
@@ -122,9 +123,35 @@ describe('tajo-ses sim brevo', () => {
     const hang = await runCli(['sim', 'brevo', '--hang-rate', '2'], { cwd: tmp });
     expect(hang.code).toBe(2);
     expect(hang.stderr).toMatch(/^--hang-rate: found "2"; expected a number from 0 to 1/);
-    const which = await runCli(['sim', 'sqs'], { cwd: tmp });
+    const which = await runCli(['sim', 'kinesis'], { cwd: tmp });
     expect(which.code).toBe(2);
-    expect(which.stderr).toMatch(/unknown simulator "sqs"/);
+    expect(which.stderr).toMatch(/unknown simulator "kinesis"/);
+  });
+});
+
+describe('tajo-ses sim sqs', () => {
+  it('serves a queue and its dead-letter queue to the AWS SDK; --max-receive moves a message to the DLQ', async () => {
+    const p = start(['sim', 'sqs', '--json', '--queue', 'q', '--visibility', '0', '--max-receive', '1']);
+    const { json } = await p.waitForLine<{ sim: 'sqs'; endpoint: string; queueUrl: string; deadLetterQueueUrl: string }>((_l, j) => j?.sim === 'sqs');
+    const sqs = new SQSClient({
+      endpoint: json!.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      maxAttempts: 1,
+    });
+    try {
+      expect(json!.queueUrl).toBe(`${json!.endpoint}/123456789012/q`);
+      await sqs.send(new SendMessageCommand({ QueueUrl: json!.queueUrl, MessageBody: 'hello' }));
+      const first = await sqs.send(new ReceiveMessageCommand({ QueueUrl: json!.queueUrl, WaitTimeSeconds: 1 }));
+      expect(first.Messages?.map((m) => m.Body)).toEqual(['hello']);
+      // Visibility 0: it is visible again at once, and its next receive moves it.
+      expect((await sqs.send(new ReceiveMessageCommand({ QueueUrl: json!.queueUrl }))).Messages ?? []).toEqual([]);
+      const dead = await sqs.send(new ReceiveMessageCommand({ QueueUrl: json!.deadLetterQueueUrl }));
+      expect(dead.Messages?.map((m) => m.Body)).toEqual(['hello']);
+    } finally {
+      sqs.destroy();
+    }
+    expect(await p.stop('SIGTERM')).toBe(0);
   });
 });
 

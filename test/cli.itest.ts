@@ -170,6 +170,25 @@ describe('tajo-ses demo', () => {
   });
 });
 
+describe('tajo-ses demo --intake', () => {
+  it.each(['sqs', 'eventbridge'])('--intake %s: exit 0, every event once in Brevo, as with the SNS webhook', async (intake) => {
+    const r = await run(['demo', '--events', '60', '--contacts', '10', '--intake', intake, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    const doc = JSON.parse(lines[lines.length - 1]!) as { ok: boolean; comparison: { events: { expected: number; missing: number; duplicates: number } } };
+    expect(doc.ok).toBe(true);
+    expect(doc.comparison.events).toMatchObject({ missing: 0, duplicates: 0 });
+    expect(doc.comparison.events.expected).toBeGreaterThan(0);
+  });
+
+  it('an unknown intake is a usage error', async () => {
+    const r = await run(['demo', '--intake', 'kafka']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--intake: found "kafka"; allowed: sns, sqs, eventbridge/);
+    expect(r.stdout).toBe('');
+  });
+});
+
 describe('tajo-ses usage', () => {
   it('--help: exit 0 and the commands', async () => {
     const r = await run(['--help']);

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { event } from '../src/store/contract.js';
 import type { Connector } from '../src/engine/connector.js';
+import { formatStatus } from '../src/cli/main.js';
 import { startSims, until, type Sims } from './helpers.js';
 import { inProcessConnector, simConfig } from './backfill-helpers.js';
 import { freshPgSchema, type PgSchema } from './pg.js';
@@ -50,5 +51,26 @@ describe('one Brevo budget for a cluster on PostgreSQL', () => {
     expect(granted.filter((n) => n > 0).length).toBeGreaterThanOrEqual(2);
     const used = (await connectors[0]!.store.budgetStatus()).buckets.find((b) => b.bucket === 'events');
     expect(used?.windows.map((w) => w.limit)).toContain(10);
+
+    // status and /admin/status show the cluster: the three processes and the shared budget.
+    const st = await connectors[1]!.status();
+    expect(
+      st.cluster.processes
+        .filter((p) => p.alive)
+        .map((p) => p.owner)
+        .sort(),
+    ).toEqual(connectors.map((c) => c.owner).sort());
+    expect(st.cluster.processes[0]).toMatchObject({ host: expect.any(String), pid: process.pid, role: 'connector' });
+    const events = st.cluster.budget.find((b) => b.bucket === 'events');
+    expect(events?.windows.find((w) => w.limit === 10)).toBeDefined();
+    expect(st.cluster.budget.find((b) => b.bucket === 'events')?.windows.some((w) => w.windowMs > 1000 && w.used === EVENTS)).toBe(true);
+    const text = formatStatus(st);
+    expect(text).toContain('Processes on this store:');
+    expect(text).toContain(connectors[2]!.owner);
+    expect(text).toMatch(/Shared Brevo budget \(every process\):\n.*\n.*events +\d+\/10 per 1s, 90\/36000 per 3600s/);
+    // A stopped process leaves the list.
+    await connectors[2]!.stop(2_000);
+    connectors.pop();
+    expect((await connectors[0]!.status()).cluster.processes).toHaveLength(2);
   });
 });

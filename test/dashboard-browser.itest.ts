@@ -100,6 +100,8 @@ describe('the dashboard in Chromium', () => {
     expect(await chartAttr('chart-flow', 'data-received')).toBe(3);
     expect(await page.locator('#chart-flow polyline.delivered').count()).toBe(1);
     await shot('healthy');
+    // The CSP holds in the browser: the page's own script runs, a string evaluated in the page does not.
+    await expect(page.waitForFunction('window.neverSet === 1', undefined, { timeout: 5_000 })).rejects.toThrow(/unsafe-eval/);
   }, 60_000);
 
   it('a Brevo outage shows up live (no reload): failing Brevo, dead letters grouped by code', async () => {

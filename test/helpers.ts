@@ -433,15 +433,22 @@ export function spawnServe(configPath: string, env?: Record<string, string>): Se
     child,
     logs: () => logs,
     ready: (port) =>
-      until(
-        () =>
-          fetch(`http://127.0.0.1:${port}/readyz`)
-            .then((r) => r.ok)
-            .catch(() => false),
-        `serve ready on ${port} (logs: ${logs.slice(-2000)})`,
-        30_000,
-        100,
-      ).then(() => undefined),
+      Promise.race([
+        until(
+          () =>
+            fetch(`http://127.0.0.1:${port}/readyz`)
+              .then((r) => r.ok)
+              .catch(() => false),
+          `serve ready on ${port}`,
+          30_000,
+          100,
+        ).then(
+          () => undefined,
+          (err: Error) => Promise.reject(new Error(`${err.message} (logs: ${logs.slice(-2000)})`)),
+        ),
+        // A serve that exits (a config error, a refused store) fails at once, with what it said.
+        exit.then((code) => Promise.reject(new Error(`serve exited with ${code} before it was ready: ${logs.slice(-2000)}`))),
+      ]),
     exited: () => exit,
   };
 }

@@ -7,6 +7,7 @@ import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { sesEvent, type SesPayload } from '../src/sim/ses-events/index.js';
 import { startSqsSim, type SqsSim } from '../src/sim/sqs/index.js';
 import type { SqsIntake } from '../src/engine/sqs.js';
+import { checkSqs, type CheckResult } from '../src/engine/check.js';
 import { ALL_EVENTS_BOTH, eventsByKey, metricValue, startStack, until, untilBrevoMatches, type Stack } from './helpers.js';
 
 const CREDENTIALS = { accessKeyId: 'AKIDSIM', secretAccessKey: 'sim-secret' };
@@ -122,5 +123,28 @@ describe('SQS intake', () => {
     expect(await sqsCount('topic_not_allowed')).toBe(2);
     expect(await sqsCount('bad_signature')).toBe(2);
     expect(sqsSim.messages('events-dlq').map((m) => m.receiveCount)).toEqual([2, 2, 2]);
+  });
+
+  it('check: the queue readable with its redrive policy, and a warning that raw bodies are accepted', async () => {
+    const results: CheckResult[] = [];
+    await checkSqs(stack.connector, (r) => results.push(r), CREDENTIALS);
+    expect(results.map((r) => [r.name, r.ok, r.warning === true])).toEqual([
+      ['sqs.queue', true, false],
+      ['sqs.redrive_policy', true, false],
+      ['sqs.raw_message_delivery', true, true],
+    ]);
+    expect(results[1]!.detail).toContain(sqsSim.queueArn('events-dlq'));
+    const missing = await startStack({
+      plan: 'unlimited',
+      sqs: { queue_url: `${sqsSim.endpoint}/123456789012/gone`, endpoint: sqsSim.endpoint, raw_message_delivery: false },
+    });
+    try {
+      const bad: CheckResult[] = [];
+      await checkSqs(missing.connector, (r) => bad.push(r), CREDENTIALS);
+      expect(bad.map((r) => [r.name, r.ok])).toEqual([['sqs.queue', false]]);
+      expect(bad[0]!.fix).toContain('sqs:ReceiveMessage');
+    } finally {
+      await missing.stop();
+    }
   });
 });

@@ -5,10 +5,10 @@
 // - PostgreSQL behind a TCP proxy that cuts every connection and refuses new ones for a few
 //   seconds (the machine's PostgreSQL is shared with other test files: it is not restarted).
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
@@ -125,6 +125,85 @@ describe.skipIf(!isRoot)('SQLite on a full disk (tmpfs)', () => {
   });
 });
 
+/** The ext4 sysfs switch that raises a file-system error on the device mounted at `dir`, if any. */
+function ext4ErrorSwitch(dir: string): string | undefined {
+  const dev = execFileSync('findmnt', ['-n', '-o', 'SOURCE', dir]).toString().trim();
+  const path = `/sys/fs/ext4/${basename(dev)}/trigger_fs_error`;
+  return existsSync(path) ? path : undefined;
+}
+
+describe.skipIf(!isRoot)('SQLite on a file system the kernel turns read-only (ext4 errors=remount-ro)', () => {
+  const sims = useSims({ brevo: { plan: 'unlimited' }, sns: {}, tmpDir: 'tajo-sqlite-ro-' });
+  let serve: ServeProcess | undefined;
+  let img = '';
+  let mnt = '';
+  beforeAll(() => {
+    ensureBuilt();
+    img = join(sims.dir, 'disk.img');
+    mnt = join(sims.dir, 'mnt');
+    mkdirSync(mnt);
+    execFileSync('truncate', ['-s', '32M', img]);
+    execFileSync('mkfs.ext4', ['-q', '-F', img]);
+    execFileSync('mount', ['-o', 'loop,errors=remount-ro', img, mnt]);
+  });
+  afterAll(() => {
+    serve?.child.kill('SIGKILL');
+    if (mnt && execFileSync('findmnt', ['-n', mnt], { encoding: 'utf8' }).trim() !== '') execFileSync('umount', ['-l', mnt]);
+  });
+
+  it('answers 503 once writes fail with EROFS; after the file system is repaired and serve restarted, every acknowledged event is in Brevo once', async () => {
+    const trigger = ext4ErrorSwitch(mnt);
+    if (!trigger) return; // a kernel without the ext4 error switch: nothing to inject with
+    const port = await freePort();
+    const store = { url: `sqlite:${join(mnt, 'store.db')}` };
+    serve = spawnRealtimeServe(sims, { name: 'ro', port, apiKey: sims.brevo.apiKey, store });
+    await serve.ready(port);
+    const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
+    const delivered: SesPayload[] = [];
+    for (let i = 0; i < 5; i++) {
+      const p = payload('ro-before');
+      expect((await publish(sims, url, p)).status).toBe(200);
+      delivered.push(p);
+    }
+    await untilBrevoMatches(sims.brevo, delivered, { policy: ALL_EVENTS_BOTH, what: 'Brevo to hold the first events', timeoutMs: 30_000 });
+
+    writeFileSync(trigger, 'tajo-ses test: read-only store\n');
+    await until(() => execFileSync('findmnt', ['-n', '-o', 'OPTIONS', mnt]).toString().includes('ro'), 'the kernel to remount it read-only', 5_000);
+    const refused: Array<{ p: SesPayload; env: ReturnType<Sims['sns']['notification']> }> = [];
+    for (let i = 0; i < 3; i++) {
+      const p = payload('ro-during');
+      const r = await publish(sims, url, p);
+      expect([r.status, r.outcome]).toEqual([503, 'store_unavailable']);
+      refused.push({ p, env: r.env });
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(serve.child.exitCode).toBeNull();
+
+    // The kernel keeps it read-only until it is unmounted: the operator repairs and restarts.
+    serve.child.kill('SIGKILL');
+    await serve.exited();
+    execFileSync('umount', [mnt]);
+    try {
+      execFileSync('e2fsck', ['-fy', img], { stdio: 'ignore' });
+    } catch (err) {
+      // 1: errors corrected (the error the test raised is recorded in the superblock).
+      expect((err as { status?: number }).status).toBe(1);
+    }
+    execFileSync('mount', ['-o', 'loop,errors=remount-ro', img, mnt]);
+    serve = spawnRealtimeServe(sims, { name: 'ro', port, apiKey: sims.brevo.apiKey, store });
+    await serve.ready(port);
+    for (const r of refused) {
+      await retryUntilAcknowledged(sims, url, r.env);
+      delivered.push(r.p);
+    }
+    await untilBrevoMatches(sims.brevo, delivered, { policy: ALL_EVENTS_BOTH, what: 'Brevo to hold every acknowledged event once', timeoutMs: 60_000 });
+    expect(sims.brevo.state().events).toHaveLength(delivered.length);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited()).toBe(0);
+    serve = undefined;
+  });
+});
+
 /** A TCP proxy to PostgreSQL that can cut every connection and refuse new ones, then let them in again. */
 interface CutProxy {
   port: number;
@@ -183,7 +262,7 @@ describe('PostgreSQL going away mid-run (a TCP proxy cuts it off)', () => {
     }
   });
 
-  it('answers 503 (and /readyz 503 without the cause) while it is gone, 200 after, and delivers every acknowledged event once', async () => {
+  it('answers 503 (and /readyz 503 without the cause) while it is gone, 200 after, and delivers every acknowledged event once, also with calls in flight', async () => {
     const storeUrl = new URL(PG_URL);
     storeUrl.port = String(proxy!.port);
     storeUrl.searchParams.set('schema', schema);
@@ -233,6 +312,33 @@ describe('PostgreSQL going away mid-run (a TCP proxy cuts it off)', () => {
     await untilBrevoMatches(sims.brevo, delivered, { policy: ALL_EVENTS_BOTH, what: 'Brevo to hold every acknowledged event once', timeoutMs: 60_000 });
     expect(sims.brevo.state().events).toHaveLength(delivered.length);
     expect(serve.logs()).toMatch(/readiness: the store does not answer/);
+
+    // Again, while Brevo calls are in flight: Brevo applies them during the cut, and their
+    // outcome is recorded once the store is back (queueing them again would send them twice).
+    sims.brevo.setFaults({ latencyMs: 1500 });
+    for (let i = 0; i < 10; i++) {
+      const p = payload('pg-inflight');
+      expect((await publish(sims, url, p)).status).toBe(200);
+      delivered.push(p);
+    }
+    await until(
+      async () => {
+        const st = (await fetch(`${base}/admin/status`).then((r) => r.json())) as { queues: Array<{ kind: string; state: string; count: number }> };
+        // An event: sent twice, it would be in Brevo twice (a contact write is idempotent).
+        return st.queues.some((q) => q.kind === 'event' && q.state === 'inflight' && q.count > 0);
+      },
+      'a Brevo events call in flight',
+      20_000,
+      20,
+    );
+    await proxy!.cut();
+    await new Promise((r) => setTimeout(r, 4000));
+    sims.brevo.setFaults({ latencyMs: 0 });
+    await proxy!.restore();
+    // Sooner than any lease (120 s) would bring the operations back.
+    await untilBrevoMatches(sims.brevo, delivered, { policy: ALL_EVENTS_BOTH, what: 'Brevo to hold every event once after the second cut', timeoutMs: 30_000 });
+    expect(sims.brevo.state().events).toHaveLength(delivered.length);
+    expect(serve.logs()).toMatch(/delivery outcomes recorded once the store answered again/);
     expect(serve.child.exitCode).toBeNull();
 
     serve.child.kill('SIGTERM');

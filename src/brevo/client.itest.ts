@@ -46,7 +46,16 @@ async function caught(p: Promise<unknown>): Promise<BrevoError> {
 function useClockedSim(): { readonly brevo: BrevoSim } {
   const sims = useSims({ brevo: { plan: 'general', now: () => SIM_NOW } });
   afterEach(() => {
-    sims.brevo.setFaults({ errorRate: 0, throttleRate: 0, latencyMs: 0, dropRate: 0, dropAfterApplyRate: 0 });
+    sims.brevo.setFaults({
+      errorRate: 0,
+      throttleRate: 0,
+      latencyMs: 0,
+      dropRate: 0,
+      dropAfterApplyRate: 0,
+      malformedRate: 0,
+      hangRate: 0,
+      throttleBareRate: 0,
+    });
     sims.brevo.reset();
   });
   return sims;
@@ -173,6 +182,31 @@ describe('BrevoClient against the Brevo simulator: error classification', () => 
     expect(err.code).toBe('network_error');
     expect(err.retryable).toBe(true);
     expect(sims.brevo.contact('b@example.com')?.emailBlacklisted).toBe(true);
+  });
+
+  it('a 200 whose body is not JSON is a retryable bad_response (what Brevo did is unknown)', async () => {
+    sims.brevo.setFaults({ malformedRate: 1 });
+    const err = await caught(client(sims.brevo).createFolder('Garbled'));
+    expect(err.code).toBe('bad_response');
+    expect(err.status).toBe(200);
+    expect(err.retryable).toBe(true);
+    expect(sims.brevo.state().folders.map((f) => f.name)).toContain('Garbled');
+  });
+
+  it('a call never answered (hung) is a retryable timeout and was not applied', async () => {
+    sims.brevo.setFaults({ hangRate: 1, hangMs: 5000 });
+    const err = await caught(client(sims.brevo, { timeoutMs: 150 }).upsertContact({ email: 'hung@example.com' }));
+    expect(err.code).toBe('timeout');
+    expect(err.retryable).toBe(true);
+    expect(sims.brevo.contact('hung@example.com')).toBeUndefined();
+  });
+
+  it('a 429 without rate-limit headers is still retryable, after a wait of its own', async () => {
+    sims.brevo.setFaults({ throttleBareRate: 1 });
+    const err = await caught(client(sims.brevo).upsertContact({ email: 'bare@example.com' }));
+    expect(err.code).toBe('too_many_requests');
+    expect(err.retryable).toBe(true);
+    expect(err.retryAfterMs).toBeGreaterThan(0);
   });
 
   it('no answer within timeoutMs is a retryable timeout', async () => {

@@ -205,6 +205,18 @@ export class BrevoClient {
       try {
         data = JSON.parse(text);
       } catch {
+        // A success whose body cannot be read (a proxy cut it, a gateway page): what Brevo
+        // did is unknown, and an id or process id the caller needs is missing. Retryable:
+        // every write is an upsert, a list or folder is looked up by name before it is
+        // created, and a retried event is looked up by its event_key first.
+        if (res.ok)
+          throw new BrevoError(
+            'bad_response',
+            `${method} ${path} -> ${res.status} with a body that is not JSON: ${text.slice(0, 100)}`,
+            res.status,
+            bucket,
+            true,
+          );
         data = text;
       }
     }

@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { startBrevoSim } from '../sim/brevo/index.js';
-import { startSnsSim, type SnsSim } from '../sim/sns/index.js';
-import { sesEvent, sesNotification, realisticMix, type SesPayload } from '../sim/ses-events/index.js';
+import { startSnsSim } from '../sim/sns/index.js';
+import { startSqsSim } from '../sim/sqs/index.js';
+import { eventBridgeEvent, sesEvent, sesNotification, realisticMix, type SesPayload } from '../sim/ses-events/index.js';
 import { expectedBrevoState, compareWithBrevo, compareBackfill, type Comparison } from '../sim/oracle.js';
 import { startSesSim } from '../sim/ses/index.js';
 import type { BackfillSummary } from '../engine/backfill.js';
@@ -26,7 +27,14 @@ export interface DemoOptions {
   contacts: number;
   out: Out;
   keep?: boolean;
+  /** How the SES events reach the connector: the SNS webhook (default), SNS -> SQS, or an EventBridge API destination. */
+  intake?: DemoIntake;
 }
+
+export const DEMO_INTAKES = ['sns', 'sqs', 'eventbridge'] as const;
+export type DemoIntake = (typeof DEMO_INTAKES)[number];
+const DEMO_QUEUE = 'ses-events';
+const DEMO_SECRET = 'demo-eventbridge-secret';
 
 export interface DemoResult {
   ok: boolean;
@@ -68,17 +76,17 @@ export function coverageEvents(): SesPayload[] {
   ];
 }
 
-async function publishAll(sns: SnsSim, url: string, envs: SnsEnvelope[], concurrency: number): Promise<number[]> {
+async function publishAll<T>(post: (item: T) => Promise<{ status: number }>, envs: T[], concurrency: number): Promise<number[]> {
   const statuses: number[] = new Array(envs.length);
   let next = 0;
   const worker = async () => {
     while (next < envs.length) {
       const i = next++;
-      // SNS retries until it gets a 2xx; so does the demo.
+      // SNS and EventBridge retry until they get a 2xx; so does the demo.
       for (let attempt = 0; ; attempt++) {
-        const res = await sns.publish(url, envs[i]!);
+        const res = await post(envs[i]!);
         statuses[i] = res.status;
-        if (res.status < 500 || attempt >= 5) break;
+        if ((res.status < 500 && res.status !== 429) || attempt >= 5) break;
         await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
       }
     }
@@ -95,6 +103,11 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const sns = await startSnsSim({ region: 'us-east-1' });
   // The SES API simulator answers like SES (paging, throttling); the demo allows it 20 req/s.
   const sesSim = await startSesSim({ rps: 20 });
+  const intake = opts.intake ?? 'sns';
+  const sqsSim =
+    intake === 'sqs'
+      ? await startSqsSim({ queues: { [`${DEMO_QUEUE}-dlq`]: {}, [DEMO_QUEUE]: { redrive: { deadLetterQueue: `${DEMO_QUEUE}-dlq`, maxReceiveCount: 5 } } } })
+      : undefined;
   sesSim.generate({ lists: 2, topicsPerList: 2, contacts: opts.contacts, suppressions: Math.max(1, Math.round(opts.contacts / 10)), seed: 7 });
   const config = parseConfig(
     {
@@ -104,6 +117,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
           endpoint: sesSim.endpoint,
           ses_rate_limit: 20,
           sns: { topic_arns: [DEMO_TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
+          ...(sqsSim ? { sqs: { queue_url: sqsSim.queueUrl(DEMO_QUEUE), endpoint: sqsSim.endpoint } } : {}),
+          ...(intake === 'eventbridge' ? { eventbridge: { secret: DEMO_SECRET } } : {}),
         },
       },
       brevo: { api_key: brevo.apiKey, base_url: brevo.url },
@@ -115,6 +130,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     { requireBrevoKey: true },
   );
   const connector = await createConnector(config, { logger: defaultLogger('warn', 2), ses: { credentials: { accessKeyId: 'DEMO', secretAccessKey: 'demo' } } });
+  const sqs = connector.createSqsIntake();
   const app = buildServer(connector);
   let finished = false;
   try {
@@ -129,19 +145,44 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
     const summary = await connector.backfill({}, { onProgress: (p) => out.progress('backfill', p.read, undefined, p.stream) });
     out.endProgress();
 
-    const payloads = [...coverageEvents(), ...realisticMix(Math.max(0, opts.events - 14), { recipients: Math.max(1, opts.contacts), seed: 42 })];
-    const envs = payloads.map((p) => sns.notification(DEMO_TOPIC, p));
-    // SNS delivers at least once: replay some envelopes, and resend some SES events in new envelopes.
+    const mixed = [...coverageEvents(), ...realisticMix(Math.max(0, opts.events - 14), { recipients: Math.max(1, opts.contacts), seed: 42 })];
+    // EventBridge carries only event-publishing records (eventType), not identity feedback notifications.
+    const payloads = intake === 'eventbridge' ? mixed.filter((p) => typeof p['eventType'] === 'string') : mixed;
+    const wrap = (p: SesPayload): object => (intake === 'eventbridge' ? eventBridgeEvent(p) : sns.notification(DEMO_TOPIC, p));
+    const envs = payloads.map(wrap);
+    // Delivered at least once: replay some envelopes, and resend some SES events in new envelopes.
     const dupEnvelopes = envs.filter((_, i) => i % 10 === 0);
-    const dupEvents = payloads.filter((_, i) => i % 15 === 1).map((p) => sns.notification(DEMO_TOPIC, p));
+    const dupEvents = payloads.filter((_, i) => i % 15 === 1).map(wrap);
     const all = [...envs, ...dupEnvelopes, ...dupEvents];
     out.progress('publish', 0, all.length);
-    const statuses = await publishAll(sns, url, all, 16);
+    const ebUrl = url.replace(/\/webhooks\/amazon-ses$/, '/webhooks/amazon-ses/eventbridge');
+    const post = async (env: object): Promise<{ status: number }> => {
+      if (sqsSim) {
+        sqsSim.send(DEMO_QUEUE, JSON.stringify(env));
+        return { status: 200 };
+      }
+      if (intake === 'eventbridge') {
+        const res = await fetch(ebUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-api-key': DEMO_SECRET },
+          body: JSON.stringify(env),
+        });
+        await res.arrayBuffer();
+        return res;
+      }
+      return sns.publish(url, env as SnsEnvelope);
+    };
+    await sqs?.start();
+    const statuses = await publishAll(post, all, 16);
     const bad = statuses.filter((s) => s !== 200).length;
     if (bad > 0) throw new Error(`${bad} SNS deliveries were not acknowledged`);
     out.progress('publish', all.length, all.length);
     out.endProgress();
 
+    if (sqsSim) {
+      const deadline = Date.now() + 300_000;
+      while (sqsSim.messages(DEMO_QUEUE).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    }
     await connector.waitIdle(300_000);
     const records: SesEventRecord[] = payloads.flatMap((p) => parseSesNotification(p).records);
     const exp = expectedBrevoState(records, config.connectors['amazon-ses'].events);
@@ -165,8 +206,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       seconds: (Date.now() - started) / 1000,
     };
   } finally {
+    await sqs?.stop();
     await app.close();
     await connector.stop();
+    await sqsSim?.close();
     await brevo.close();
     await sns.close();
     await sesSim.close();

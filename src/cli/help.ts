@@ -31,7 +31,7 @@ Commands:
                                          dead letters: source, planned Brevo call, Brevo's error
   config validate                        validate the configuration and print it with secrets masked
   init [--local] [--force]               write a commented tajo.yaml: every key, its default and why
-  sim brevo|ses|sns [options]            the Brevo, SES API and SNS simulators on 127.0.0.1, to rehearse
+  sim brevo|ses|sns|sqs [options]        the Brevo, SES API, SNS and SQS simulators on 127.0.0.1, to rehearse
                                          outages against a real 'serve' (tajo-ses sim --help)
 
 ${COMMON_OPTIONS}
@@ -51,7 +51,7 @@ const CONFIG_EXIT: [number, string] = [2, 'usage error or invalid configuration 
 
 export const COMMAND_HELP: Record<string, CommandHelp> = {
   demo: {
-    usage: 'tajo-ses demo [--events N] [--contacts N] [--keep] [--json]',
+    usage: 'tajo-ses demo [--events N] [--contacts N] [--intake sns|sqs|eventbridge] [--keep] [--json]',
     summary:
       'Starts a Brevo simulator, an SES API simulator and a signing SNS simulator on 127.0.0.1 and the connector on a temporary\n' +
       'SQLite store, runs a backfill, publishes signed notifications for every SES event type (with replays and duplicates), waits\n' +
@@ -59,6 +59,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     options: [
       ['--events N', 'SES events to publish (default 300, at least 14)'],
       ['--contacts N', 'distinct recipients (default 60)'],
+      ['--intake I', 'sns (the webhook, default), sqs (SNS -> SQS through the SQS simulator) or eventbridge (the API destination route)'],
       ['--keep', 'keep the temporary directory (the SQLite store and a tajo.yaml reading it) and print its path'],
     ],
     examples: ['tajo-ses demo', 'tajo-ses demo --events 5000 --contacts 500 --json', 'tajo-ses demo --keep   # then: tajo-ses status --config <dir>/tajo.yaml'],
@@ -76,7 +77,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       'background while Brevo fails; delivery waits for them, the webhook does not).',
     options: [],
     examples: ['BREVO_API_KEY=... tajo-ses serve', 'tajo-ses serve --config /etc/tajo/tajo.yaml'],
-    exitCodes: [[0, 'stopped cleanly after a signal'], [1, 'a fatal error (logged)'], CONFIG_EXIT],
+    exitCodes: [[0, 'stopped cleanly after a signal'], [1, 'a fatal error (logged), or another serve already runs on this SQLite store'], CONFIG_EXIT],
   },
   backfill: {
     usage: 'tajo-ses backfill [--stream S]... [--full] [--dry-run] [--config F] [--json]',
@@ -127,7 +128,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
   status: {
     usage: 'tajo-ses status [--config F] [--json] [--check [--max-lag SECONDS]]',
     summary:
-      'Reads the store: inbox, operations by state and priority class, lag, dead letters, stream cursors, Brevo budget and health.\n' +
+      'Reads the store: inbox, operations by state and priority class, lag, dead letters, stream cursors, Brevo budget and health, inbox retention (message ids and bodies held, last prune).\n' +
       'With --check, prints only what needs an operator (dead letters, Brevo failing for over 60 s, lag over --max-lag).',
     options: [
       ['--check', 'exit 1 when something needs an operator, and say what'],
@@ -185,7 +186,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     ],
   },
   sim: {
-    usage: 'tajo-ses sim brevo|ses|sns [options]',
+    usage: 'tajo-ses sim brevo|ses|sns|sqs [options]',
     summary:
       "The simulators as long-running commands, to rehearse outages against a real 'serve' without writing code. Each prints\n" +
       'where it listens as its first line, a progress line every few seconds while something changes, and stops on Ctrl-C\n' +
@@ -194,6 +195,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['brevo', 'the Brevo API v3 (contacts, imports, events, rate limits) with injected failures and latency'],
       ['ses', 'the SES v2 API (contact lists, contacts, suppression list, account) with its 1 req/s throttle'],
       ['sns', "publishes signed SES events to the connector's webhook and serves its signing certificate"],
+      ['sqs', 'an SQS queue (JSON protocol) with a dead-letter queue, for the SQS intake (sqs.queue_url, sqs.endpoint)'],
     ],
     examples: [
       'tajo-ses sim brevo --port 4010 --fail-rate 0.3',
@@ -208,7 +210,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
   },
   'sim brevo': {
     usage:
-      'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--hang-rate F] [--outage S] [--latency MS] [--import-delay MS] [--api-key K] [--json]',
+      'tajo-ses sim brevo [--port N] [--host H] [--plan P] [--fail-rate F] [--hang-rate F] [--outage S] [--latency MS] [--import-delay MS] [--events-batch-bucket B] [--api-key K] [--json]',
     summary:
       'The Brevo API v3 simulator: contacts, attributes, lists, /contacts/import, /events/batch, with the rate limits and\n' +
       'x-sib-ratelimit-* headers of a plan. Point brevo.base_url at the URL it prints. GET <origin>/sim/stats says what it holds;\n' +
@@ -226,6 +228,7 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['--outage S', 'every call answered 503 for the first S seconds (default 0); later: POST /sim/faults {"outageSeconds":S}'],
       ['--latency MS', 'added to every call (default 0)'],
       ['--import-delay MS', 'how long a /contacts/import stays queued before it is applied (default 50)'],
+      ['--events-batch-bucket B', 'events (default) or other: the rate-limit bucket /v3/events/batch counts in (other: the hourly one)'],
       ['--api-key K', 'the key it accepts in the api-key header (default sim-key)'],
       ['--seed N', 'makes the injected failures repeatable'],
     ],
@@ -255,6 +258,24 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
       ['--seed N', 'same seed, same data (default 1)'],
     ],
     examples: ['tajo-ses sim ses --port 4020', 'tajo-ses sim ses --contacts 100000 --suppressed 5000 --rps 2'],
+    exitCodes: [
+      [0, 'stopped by a signal'],
+      [1, 'could not listen (the port is taken?)'],
+      [2, 'usage error'],
+    ],
+    common: SIM_COMMON_OPTIONS,
+  },
+  'sim sqs': {
+    usage: 'tajo-ses sim sqs [--port N] [--host H] [--queue NAME] [--visibility S] [--max-receive N] [--json]',
+    summary:
+      'The SQS API simulator (the JSON protocol of @aws-sdk/client-sqs): one queue and its dead-letter queue (NAME-dlq). Point\n' +
+      'connectors.amazon-ses.sqs.queue_url and sqs.endpoint at what it prints; any AWS credentials work.',
+    options: [
+      ['--queue NAME', 'the queue name (default ses-events)'],
+      ['--visibility S', 'its visibility timeout in seconds (default 30)'],
+      ['--max-receive N', 'receives before a message moves to the dead-letter queue (default 5)'],
+    ],
+    examples: ['tajo-ses sim sqs --port 4030', 'tajo-ses sim sqs --visibility 5 --max-receive 2'],
     exitCodes: [
       [0, 'stopped by a signal'],
       [1, 'could not listen (the port is taken?)'],

@@ -4,11 +4,12 @@ import { stringify } from 'yaml';
 import { formatDuration, parseDuration } from '../config/duration.js';
 import { DRIFT_KINDS, type ReconcileReport } from '../engine/reconcile.js';
 import { makeOut, pad, type Out } from './output.js';
-import { formatDemo, runDemo } from './demo.js';
+import { DEMO_INTAKES, formatDemo, runDemo } from './demo.js';
 import { openStore } from '../store/index.js';
 import { CHECK_MAX_LAG_SECONDS, collectStatus, operatorReasons, type StatusReport } from '../engine/status.js';
 import { failureView } from '../engine/failures.js';
-import { createConnector, defaultLogger } from '../engine/connector.js';
+import { createConnector, defaultLogger, type Connector } from '../engine/connector.js';
+import { isOwnerGone } from '../engine/owner.js';
 import { buildServer } from '../server/app.js';
 import { InboxRetention, retentionPolicy } from '../engine/retention.js';
 import type { TajoConfig } from '../config/schema.js';
@@ -21,7 +22,7 @@ import type { OpRow, OpState, Store } from '../store/port.js';
 import { commandHelp, helpName, USAGE, wantsHelp } from './help.js';
 import { initCommand } from './init.js';
 import { simCommand } from './sim.js';
-import { intFlag, parse, UsageError, type Flags } from './args.js';
+import { choiceFlag, intFlag, parse, UsageError, type Flags } from './args.js';
 import { untilSignal } from './signals.js';
 import type { AddressInfo } from 'node:net';
 
@@ -104,11 +105,12 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function demo(argv: string[], out: Out): Promise<number> {
-  const { flags } = parse(argv, { events: { type: 'string' }, contacts: { type: 'string' }, keep: { type: 'boolean' } });
+  const { flags } = parse(argv, { events: { type: 'string' }, contacts: { type: 'string' }, intake: { type: 'string' }, keep: { type: 'boolean' } });
   const events = intFlag(flags.events, 'events', 300, 14, 1_000_000);
   const contacts = intFlag(flags.contacts, 'contacts', 60, 1, 1_000_000);
+  const intake = choiceFlag(flags.intake, 'intake', 'sns', DEMO_INTAKES);
   if (!out.json) out.line(`Starting the Brevo and SNS simulators and the connector on loopback (${events} SES events over ${contacts} contacts)...`);
-  const r = await runDemo({ events, contacts, out, keep: flags.keep === true });
+  const r = await runDemo({ events, contacts, out, keep: flags.keep === true, intake });
   out.emit(r, () => formatDemo(r));
   return r.ok ? 0 : 1;
 }
@@ -127,6 +129,13 @@ async function serve(argv: string[], out: Out): Promise<number> {
     // Exit so a supervisor restarts serve: SNS retries what was not acknowledged, the rest is stored.
     onEngineFailure: () => process.exit(1),
   });
+  // SQLite is one process: a second serve on the same file would share it behind the first one's back.
+  const single = connector.store.kind === 'sqlite' ? await holdSqliteServe(connector) : undefined;
+  if (single && 'refused' in single) {
+    out.err(single.refused);
+    await connector.stop(0).catch(() => undefined);
+    return 1;
+  }
   const app = buildServer(connector);
   await connector.start();
   const host = cfg.server.host;
@@ -154,10 +163,74 @@ async function serve(argv: string[], out: Out): Promise<number> {
   await app.close();
   await scheduler?.stop();
   await retention?.stop();
+  await single?.release();
   await connector.stop();
   log.info('stopped cleanly');
   void out;
   return 0;
+}
+
+/** The store lease a `serve` holds on a SQLite store (renewed every third of its term). */
+const SQLITE_SERVE_LEASE = 'serve';
+const SQLITE_SERVE_LEASE_MS = 15_000;
+
+/**
+ * Takes the SQLite store's `serve` lease, or says which live process holds it. A holder that
+ * died on this host (its pid is gone) does not count; one that stopped answering elsewhere
+ * counts until its lease runs out.
+ */
+async function holdSqliteServe(connector: Connector): Promise<{ refused: string } | { release(): Promise<void> }> {
+  const { store, owner } = connector;
+  await store.migrate();
+  const take = () => store.tryLease({ name: SQLITE_SERVE_LEASE, owner, ttlMs: SQLITE_SERVE_LEASE_MS });
+  let r = await take();
+  if (!r.acquired && isOwnerGone(r.holder)) {
+    await store.releaseLease({ name: SQLITE_SERVE_LEASE, owner: r.holder });
+    r = await take();
+  }
+  if (!r.acquired) {
+    const [host, pid] = r.holder.split(':');
+    return {
+      refused:
+        `serve: another 'tajo-ses serve' (pid ${pid} on ${host}) already runs on this SQLite store (${connector.config.store.url}); ` +
+        'a SQLite store belongs to one process. Stop that one first, or run several instances on one PostgreSQL store (store.url: postgres://...).',
+    };
+  }
+  const timer = setInterval(() => void take().catch(() => undefined), SQLITE_SERVE_LEASE_MS / 3);
+  timer.unref();
+  return {
+    async release() {
+      clearInterval(timer);
+      await store.releaseLease({ name: SQLITE_SERVE_LEASE, owner }).catch(() => undefined);
+    },
+  };
+}
+
+function formatCluster(c: StatusReport['cluster']): string[] {
+  const parts: string[] = ['', 'Processes on this store:'];
+  parts.push(
+    c.processes.length
+      ? pad([
+          ['owner', 'role', 'host', 'pid', 'last heartbeat', 'state'],
+          ...c.processes.map((p) => [p.owner, p.role ?? '-', p.host, String(p.pid), `${p.secondsAgo.toFixed(0)} s ago`, p.alive ? 'alive' : 'silent']),
+        ])
+      : '  none running',
+  );
+  parts.push(`Scheduler (scheduled syncs, SES limiter): ${c.scheduler ? `${c.scheduler.owner} until ${c.scheduler.expiresAt}` : 'no holder'}`);
+  if (c.backfill) parts.push(`Backfill running: ${c.backfill.owner} (since ${c.backfill.since})`);
+  if (c.budget.length) {
+    parts.push(
+      '',
+      'Shared Brevo budget (every process):',
+      pad([
+        ['bucket', 'used', 'paused until'],
+        ...c.budget.map((b) => [b.bucket, b.windows.map((w) => `${w.used}/${w.limit} per ${Math.round(w.windowMs / 1000)}s`).join(', '), b.pausedUntil ?? '-']),
+      ]),
+    );
+  }
+  if (c.routes.length)
+    parts.push('Routes learned from Brevo: ' + c.routes.map((r) => `${r.route} -> ${r.bucket} (${r.limit} per ${Math.round(r.windowMs / 1000)}s)`).join('; '));
+  return parts;
 }
 
 function fmtBuckets(b: BucketStatus[]): string[][] {
@@ -195,8 +268,29 @@ export function formatStatus(s: StatusReport): string {
         ])
       : '  no backfill has run',
   );
+  if (s.syncRuns.length) {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    parts.push(
+      '',
+      'Sync runs (newest first):',
+      pad([
+        ['streams', 'started', 'seconds', 'read', 'written', 'error'],
+        ...s.syncRuns
+          .slice(0, 5)
+          .map((r) => [
+            r.streams.join(','),
+            iso(r.startedAt),
+            ((r.endedAt - r.startedAt) / 1000).toFixed(1),
+            String(r.read),
+            String(r.written),
+            shorten(r.error ?? '', 60),
+          ]),
+      ]),
+    );
+  }
   parts.push('', ...formatBrevoHealth(s));
   if (s.rateLimit.length) parts.push('', 'Brevo rate-limit budget (last seen by serve):', pad([['bucket', 'used', '429s'], ...fmtBuckets(s.rateLimit)]));
+  parts.push(...formatCluster(s.cluster));
   return parts.join('\n');
 }
 

@@ -6,6 +6,7 @@ import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startBrevoSim, type BrevoPlan, type BrevoSimStats, type BrevoSimSummary } from '../sim/brevo/index.js';
 import { startSesSim } from '../sim/ses/index.js';
+import { startSqsSim } from '../sim/sqs/index.js';
 import { startSnsSim, type SnsSim } from '../sim/sns/index.js';
 import { realisticMix, type SesPayload } from '../sim/ses-events/index.js';
 import { DEFAULT_SIM_HOST } from '../sim/listen.js';
@@ -16,7 +17,7 @@ import { untilSignal } from './signals.js';
 import { DEMO_TOPIC } from './demo.js';
 import type { Out } from './output.js';
 
-export const SIM_KINDS = ['brevo', 'ses', 'sns'] as const;
+export const SIM_KINDS = ['brevo', 'ses', 'sns', 'sqs'] as const;
 export type SimKind = (typeof SIM_KINDS)[number];
 
 const PLANS: readonly BrevoPlan[] = ['general', 'advanced', 'extended', 'unlimited'];
@@ -43,9 +44,11 @@ export async function simCommand(argv: string[], out: Out): Promise<number> {
       return simSes(rest, out);
     case 'sns':
       return simSns(rest, out);
+    case 'sqs':
+      return simSqs(rest, out);
     default:
       throw new UsageError(
-        `sim: ${kind === undefined ? 'name a simulator' : `unknown simulator ${JSON.stringify(kind)}`}; use 'tajo-ses sim brevo|ses|sns' (see 'tajo-ses sim --help')`,
+        `sim: ${kind === undefined ? 'name a simulator' : `unknown simulator ${JSON.stringify(kind)}`}; use 'tajo-ses sim brevo|ses|sns|sqs' (see 'tajo-ses sim --help')`,
       );
   }
 }
@@ -101,6 +104,7 @@ async function simBrevo(argv: string[], out: Out): Promise<number> {
     outage: { type: 'string' },
     latency: { type: 'string' },
     'import-delay': { type: 'string' },
+    'events-batch-bucket': { type: 'string' },
     'api-key': { type: 'string' },
     seed: { type: 'string' },
   });
@@ -123,7 +127,8 @@ async function simBrevo(argv: string[], out: Out): Promise<number> {
     ...(seed === undefined ? {} : { seed }),
   };
   const importDelayMs = intFlag(flags['import-delay'], 'import-delay', 50, 0, 3_600_000);
-  const sim = await startBrevoSim({ ...listen, plan, apiKey, importDelayMs, faults });
+  const eventsBatchBucket = choiceFlag(flags['events-batch-bucket'], 'events-batch-bucket', 'events', ['events', 'other'] as const);
+  const sim = await startBrevoSim({ ...listen, plan, apiKey, importDelayMs, faults, eventsBatchBucket });
   const origin = sim.url.replace(/\/v3$/, '');
   const shown = [
     `plan ${plan}`,
@@ -137,6 +142,7 @@ async function simBrevo(argv: string[], out: Out): Promise<number> {
     faults.outageSeconds ? `outage for the first ${faults.outageSeconds} s` : '',
     faults.latencyMs ? `latency ${faults.latencyMs} ms` : '',
     `import-delay ${importDelayMs} ms`,
+    eventsBatchBucket === 'other' ? '/v3/events/batch counted in the hourly "other" bucket' : '',
   ].filter(Boolean);
   out.emit(
     { sim: 'brevo', url: sim.url, port: sim.port, apiKey, plan, importDelayMs, faults, statsUrl: `${origin}/sim/stats`, faultsUrl: `${origin}/sim/faults` },
@@ -204,6 +210,43 @@ async function simSes(argv: string[], out: Out): Promise<number> {
         key: JSON.stringify([total, throttled]),
         obj: { calls, throttled },
         human: `calls ${total}${total ? ` (${counts(calls)})` : ''}; throttled ${throttled}`,
+      };
+    });
+  } finally {
+    await sim.close();
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------ SQS
+
+async function simSqs(argv: string[], out: Out): Promise<number> {
+  const { flags } = parse(argv, { ...LISTEN_OPTIONS, queue: { type: 'string' }, visibility: { type: 'string' }, 'max-receive': { type: 'string' } });
+  const listen = listenFlags(flags);
+  const queue = (flags.queue as string | undefined) ?? 'ses-events';
+  if (!/^[A-Za-z0-9_-]{1,75}$/.test(queue)) throw new UsageError(`--queue: found ${JSON.stringify(queue)}; expected 1 to 75 letters, digits, - or _`);
+  const visibility = intFlag(flags.visibility, 'visibility', 30, 0, 43_200);
+  const maxReceive = intFlag(flags['max-receive'], 'max-receive', 5, 1, 1000);
+  const sim = await startSqsSim(listen);
+  try {
+    const dlq = `${queue}-dlq`;
+    sim.createQueue(dlq);
+    const url = sim.createQueue(queue, { visibilityTimeoutSeconds: visibility, redrive: { deadLetterQueue: dlq, maxReceiveCount: maxReceive } });
+    out.emit({ sim: 'sqs', endpoint: sim.endpoint, queueUrl: url, deadLetterQueueUrl: sim.queueUrl(dlq), visibility, maxReceive }, () =>
+      [
+        `SQS simulator on ${sim.endpoint}: queue ${url} (visibility ${visibility} s, to ${dlq} after ${maxReceive} receives)`,
+        `  connector: connectors.amazon-ses.sqs: { queue_url: ${url}, endpoint: ${sim.endpoint} }; any AWS credentials work`,
+        `  Ctrl-C stops it`,
+      ].join('\n'),
+    );
+    await reportUntilSignal(out, () => {
+      const calls = sim.calls();
+      const depth = sim.messages(queue).length;
+      const dead = sim.messages(dlq).length;
+      return {
+        key: JSON.stringify([calls, depth, dead]),
+        obj: { calls, depth, dead },
+        human: `queue ${depth}, dead-letter queue ${dead}; calls ${counts(calls)}`,
       };
     });
   } finally {

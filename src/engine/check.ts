@@ -1,5 +1,8 @@
 // `tajo-ses check`: everything set-up needs, each with the fix when it fails.
 import { ListContactListsCommand, ListSuppressedDestinationsCommand } from '@aws-sdk/client-sesv2';
+import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { createSqsClient } from './sqs.js';
+import type { SesClientOptions } from '../ses/client.js';
 import type { Connector } from './connector.js';
 import { readAccount, explainSesError, type SesAccountSnapshot } from '../ses/streams.js';
 import { ensureAttributes } from './setup.js';
@@ -20,9 +23,55 @@ export async function runChecks(c: Connector, opts: { fix?: boolean } = {}): Pro
   const out: CheckResult[] = [];
   const push = (r: CheckResult) => out.push(r);
   await checkSes(c, push);
+  await checkSqs(c, push);
   await checkBrevo(c, opts.fix === true, push);
   await checkStore(c, push);
   return out;
+}
+
+/** The SQS intake, when `sqs.queue_url` is set: the queue readable, its redrive policy, raw bodies accepted or not. */
+export async function checkSqs(c: Connector, push: (r: CheckResult) => void, credentials?: SesClientOptions['credentials']): Promise<void> {
+  const ses = c.config.connectors['amazon-ses'];
+  if (!ses.sqs.queue_url) return;
+  const client = createSqsClient(ses, credentials);
+  try {
+    const res = await client.send(new GetQueueAttributesCommand({ QueueUrl: ses.sqs.queue_url, AttributeNames: ['VisibilityTimeout', 'RedrivePolicy'] }));
+    const a = res.Attributes ?? {};
+    push({ name: 'sqs.queue', ok: true, detail: `${ses.sqs.queue_url} readable (visibility timeout ${a.VisibilityTimeout ?? '?'} s)` });
+    push(
+      a.RedrivePolicy
+        ? {
+            name: 'sqs.redrive_policy',
+            ok: true,
+            detail: `dead-letter queue ${String((JSON.parse(a.RedrivePolicy) as { deadLetterTargetArn?: string }).deadLetterTargetArn)}`,
+          }
+        : {
+            name: 'sqs.redrive_policy',
+            ok: true,
+            warning: true,
+            detail: 'the queue has no redrive policy: a message that can never be stored comes back until it expires',
+            fix: 'give the queue a dead-letter queue (redrive policy, e.g. maxReceiveCount 5)',
+          },
+    );
+  } catch (err) {
+    push({
+      name: 'sqs.queue',
+      ok: false,
+      detail: `SQS GetQueueAttributes on ${ses.sqs.queue_url}: ${errorMessage(err)}`,
+      fix: "check sqs.queue_url, and allow sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes on it for the connector's AWS identity",
+    });
+  } finally {
+    client.destroy();
+  }
+  if (ses.sqs.raw_message_delivery !== false) {
+    push({
+      name: 'sqs.raw_message_delivery',
+      ok: true,
+      warning: true,
+      detail: `raw SES records are accepted (raw_message_delivery: ${String(ses.sqs.raw_message_delivery)}); they carry no signature, so the queue policy is their only authentication`,
+      fix: 'leave raw message delivery off on the SNS subscription and set sqs.raw_message_delivery: false to accept signed envelopes only',
+    });
+  }
 }
 
 type Push = (r: CheckResult) => void;

@@ -22,7 +22,7 @@ import { EventBridgeIngest } from './eventbridge.js';
 import { SqsIntake } from './sqs.js';
 import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
 import type { AttributeReport, BrevoSetup } from './setup.js';
-import { isOwnerGone, makeOwnerId } from './owner.js';
+import { BACKFILL_LEASE, HEARTBEAT_MS, isOwnerGone, makeOwnerId } from './owner.js';
 import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
 import { runReconcile, type ReconcileOptions, type ReconcileReport } from './reconcile.js';
@@ -397,10 +397,6 @@ function backfillRun(
   );
 }
 
-/** How often a process writes its sign of life; `status` counts it alive for HEARTBEAT_STALE_MS. */
-export const HEARTBEAT_MS = 5_000;
-export const HEARTBEAT_STALE_MS = 20_000;
-
 /** This process in the store's process list (status, /admin/status) while it runs. */
 class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
@@ -426,8 +422,7 @@ class Heartbeat {
   }
 }
 
-/** The store lease held by the backfill (manual or scheduled) running against a store. */
-export const BACKFILL_LEASE = 'backfill';
+export { BACKFILL_LEASE };
 const BACKFILL_LEASE_MS = 30_000;
 
 /**

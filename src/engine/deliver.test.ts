@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffMs, plannedCall } from './deliver.js';
+import { backoffMs, mayBeInBrevo, plannedCall } from './deliver.js';
 import { planBrevoOperations, type ContactPayload, type EventPayload } from '../core/plan.js';
 import { SES_EVENT_TYPES, type SesEventType } from '../core/types.js';
 import { parseSesNotification } from '../ses/parse.js';
@@ -52,6 +52,17 @@ describe('backoffMs', () => {
         expect(backoffMs(n + 1, 250, 900_000, () => r)).toBeGreaterThanOrEqual(backoffMs(n, 250, 900_000, () => r));
       }),
     );
+  });
+});
+
+describe('mayBeInBrevo', () => {
+  it('an event tried before may be in Brevo when its last attempt got no readable answer, or its lookup failed', () => {
+    expect(mayBeInBrevo({ attempts: 1, lastCode: null })).toBe(false);
+    expect(mayBeInBrevo({ attempts: 2, lastCode: null })).toBe(true);
+    for (const code of ['network_error', 'timeout', 'bad_response', 'interrupted', 'lookup_server_error', 'lookup_too_many_requests'])
+      expect(mayBeInBrevo({ attempts: 3, lastCode: code }), code).toBe(true);
+    for (const code of ['too_many_requests', 'server_error', 'internal_error']) expect(mayBeInBrevo({ attempts: 3, lastCode: code }), code).toBe(false);
+    expect(mayBeInBrevo({ attempts: 1, lastCode: 'timeout' })).toBe(false);
   });
 });
 

@@ -1,7 +1,9 @@
 // Delivery workers: claim due operations, call Brevo under the governor, record the
 // outcome (done, retry at a time, or dead with Brevo's code and message).
 import type { Logger } from 'pino';
+import { NotPersisted, persist, PERSIST_LEASE_MARGIN_MS } from './persist.js';
 import type { Store, OpRow, LedgerEntry, OpKind } from '../store/port.js';
+import { INTERRUPTED } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
 import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
@@ -84,6 +86,21 @@ export const REALTIME_BULK_CLAIM = 500;
 export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
   const step = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
   return Math.round(step / 2 + (step / 2) * rand());
+}
+
+/** Last codes after which an attempt's outcome is unknown: no answer, or one that cannot be read. */
+const OUTCOME_UNKNOWN = new Set(['network_error', 'timeout', 'bad_response', INTERRUPTED]);
+
+/**
+ * Could an earlier attempt of this operation have reached Brevo unseen? Only when it was
+ * tried and its last attempt got no readable answer (a reset, a timeout, a garbled body, a
+ * worker that died in flight: `interrupted`), or when the lookup itself failed (`lookup_*`).
+ * An answered refusal (429, 5xx) is taken to mean Brevo applied nothing: looking up every
+ * event after a 5xx storm would cost two reads each.
+ */
+export function mayBeInBrevo(op: Pick<OpRow, 'attempts' | 'lastCode'>): boolean {
+  if (op.attempts <= 1) return false;
+  return op.lastCode === null || OUTCOME_UNKNOWN.has(op.lastCode) || op.lastCode.startsWith('lookup_');
 }
 
 /** The Brevo call an operation stands for, as shown to an operator in `failures show`. */
@@ -220,9 +237,10 @@ export class Deliverer {
     if (ops.length === 0) return 0;
     return this.guarded(ops, async () => {
       // An operation tried before may already be in Brevo (an answer lost to a reset or a
-      // timeout, or a process killed between Brevo's answer and the store's commit): Brevo
-      // does not deduplicate events, so it is looked up by its event_key before a resend.
-      const known = await this.alreadyInBrevo(ops.filter((o) => o.attempts > 1));
+      // timeout, a 5xx from a gateway after Brevo applied it, or a process killed between
+      // Brevo's answer and the store's commit): Brevo does not deduplicate events, so it is
+      // looked up by its event_key before a resend.
+      const known = await this.alreadyInBrevo(ops.filter(mayBeInBrevo));
       const send = ops.filter((o) => !known.has(o.id));
       const sent = send.length > 0 ? await this.sendEventOps(send) : [];
       const byId = new Map(send.map((o, i) => [o.id, sent[i]!]));
@@ -273,6 +291,8 @@ export class Deliverer {
   private async alreadyInBrevo(ops: OpRow[]): Promise<Map<number, Outcome>> {
     const out = new Map<number, Outcome>();
     const contactIds = new Map<string, number | null>();
+    // One GET /events per contact and event name in a round (a batch cut off holds several).
+    const keysOf = new Map<string, Set<unknown>>();
     for (const op of ops) {
       const p = op.payload as EventPayload;
       let found = false;
@@ -291,13 +311,26 @@ export class Deliverer {
           contactIds.set(email, id);
         }
         if (id === null) return;
-        const res = (await this.o.client.listEvents({ contactId: id, eventName: p.event_name, limit: 1000 }, this.abort.signal)).data;
-        if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
-          throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
-        found = (res.events ?? []).some((e) => e?.event_properties?.event_key === p.event_properties.event_key);
+        const listed = `${id}\n${p.event_name}`;
+        let keys = keysOf.get(listed);
+        if (!keys) {
+          const res = (await this.o.client.listEvents({ contactId: id, eventName: p.event_name, limit: 1000 }, this.abort.signal)).data;
+          if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
+            throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
+          keys = new Set((res.events ?? []).map((e) => e?.event_properties?.event_key));
+          keysOf.set(listed, keys);
+        }
+        found = keys.has(p.event_properties.event_key);
       });
-      if (outcome.kind === 'retry') out.set(op.id, outcome);
-      else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
+      if (outcome.kind === 'retry') {
+        // A failed lookup must not read as a refused send (mayBeInBrevo): the doubt stays.
+        const e = outcome.err;
+        const err =
+          e instanceof BrevoError
+            ? new BrevoError(`lookup_${e.code}`, `looking up whether Brevo holds it: ${e.message}`, e.status, e.bucket, true, e.retryAfterMs)
+            : new BrevoError('lookup_error', `looking up whether Brevo holds it: ${errorMessage(e)}`, 0, 'events', true);
+        out.set(op.id, { ...outcome, err });
+      } else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
       // A lookup Brevo refuses for good (`dead`) cannot tell: the event is sent (at least once wins).
     }
     return out;
@@ -410,6 +443,13 @@ export class Deliverer {
     try {
       return await fn();
     } catch (err) {
+      if (err instanceof NotPersisted) {
+        this.o.log.error(
+          { err: errorMessage(err.cause), operations: ops.length },
+          'the store did not take the outcome of delivered operations; their lease brings them back (they may be sent again)',
+        );
+        return ops.length;
+      }
       this.o.log.error({ err: errorMessage(err), operations: ops.length }, 'delivery round failed; its operations are queued again');
       const now = this.now();
       const at = now + backoffMs(1, this.opts.backoffBaseMs, this.opts.backoffMaxMs);
@@ -473,9 +513,30 @@ export class Deliverer {
         this.o.metrics.retried.inc({ kind: op.kind, code });
       }
     });
-    if (done.length > 0 || ledger.length > 0) await this.o.store.completeOps(done, now, ledger);
-    for (const [ref, a] of accepted) await this.o.store.awaitOps(a.ids, ref, now, a.ledger);
-    if (retry.length > 0) await this.o.store.retryOps(retry, now);
-    if (dead.length > 0) await this.o.store.deadOps(dead, now);
+    // Brevo has answered: the record must not be lost to a store that is briefly away.
+    const deadline = Math.min(...ops.map((o) => o.updatedAt)) + this.opts.leaseMs - PERSIST_LEASE_MARGIN_MS;
+    const { store } = this.o;
+    if (done.length > 0 || ledger.length > 0) await this.record(() => store.completeOps(done, now, ledger), deadline);
+    for (const [ref, a] of accepted) await this.record(() => store.awaitOps(a.ids, ref, now, a.ledger), deadline);
+    if (retry.length > 0) await this.record(() => store.retryOps(retry, now), deadline);
+    if (dead.length > 0) await this.record(() => store.deadOps(dead, now), deadline);
+  }
+
+  /**
+   * Records outcomes of calls Brevo has answered (persist.ts): while the store cannot take
+   * them they are tried again, the operations staying leased to this worker; queueing them
+   * again instead would send what Brevo already applied a second time. Gives up when the
+   * lease runs short or at the end of stop's grace period (the lease then brings the
+   * operations back, and they may be sent again).
+   */
+  private record(write: () => Promise<void>, deadline: number): Promise<void> {
+    return persist(write, {
+      what: 'delivery outcomes',
+      deadline,
+      now: this.now,
+      log: this.o.log,
+      stopped: () => this.abort.signal.aborted,
+      signal: this.abort.signal,
+    });
   }
 }

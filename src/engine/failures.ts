@@ -14,7 +14,7 @@ export interface FailureView {
   error: { code: string | null; message: string | null; status: number | null };
   attempts: number;
   /** Every failed attempt, oldest first (kept across retries). */
-  history?: Array<{ at: string; code: string; message: string | null; status: number | null }>;
+  history: Array<{ at: string; code: string; message: string | null; status: number | null }>;
   createdAt: string;
   updatedAt: string;
 }
@@ -30,6 +30,7 @@ export function failureView(r: OpRow): FailureView {
     call: plannedCall(r),
     error: { code: r.lastCode, message: r.lastMessage, status: r.lastStatus },
     attempts: r.attempts,
+    history: r.history.map((h) => ({ at: new Date(h.at).toISOString(), code: h.code, message: h.message, status: h.status })),
     createdAt: new Date(r.createdAt).toISOString(),
     updatedAt: new Date(r.updatedAt).toISOString(),
   };

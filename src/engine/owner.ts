@@ -3,6 +3,13 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
+/** How often a process writes its sign of life into the store; `status` counts it alive for HEARTBEAT_STALE_MS. */
+export const HEARTBEAT_MS = 5_000;
+export const HEARTBEAT_STALE_MS = 20_000;
+
+/** The store lease held by the backfill (manual or scheduled) running against a store. */
+export const BACKFILL_LEASE = 'backfill';
+
 export function makeOwnerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
 }

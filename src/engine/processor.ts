@@ -9,6 +9,7 @@ import type { SesEventRecord } from '../core/types.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage } from '../core/errors.js';
 import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
+import { persist, PERSIST_LEASE_MARGIN_MS } from './persist.js';
 
 export interface ProcessResult {
   envelopes: number;
@@ -145,6 +146,7 @@ export class Processor {
   private readonly loop: PollLoop;
   private readonly batchSize: number;
   private readonly now: () => number;
+  private stopping = false;
 
   constructor(private readonly o: ProcessorOptions) {
     this.batchSize = o.batchSize ?? 500;
@@ -161,7 +163,8 @@ export class Processor {
   }
 
   async runOnce(): Promise<ProcessResult> {
-    const rows = await this.o.store.claimInbox(this.batchSize, this.o.owner, INBOX_LEASE_MS, this.now());
+    const claimedAt = this.now();
+    const rows = await this.o.store.claimInbox(this.batchSize, this.o.owner, INBOX_LEASE_MS, claimedAt);
     if (rows.length === 0) return { envelopes: 0, records: 0, ops: 0, duplicates: 0 };
     const first = normalizeInbox(rows, this.o.metrics, this.o.plan);
     let { outcomes, records } = first;
@@ -181,7 +184,21 @@ export class Processor {
       await this.countSoftBounces(records);
       ops = planBrevoOperations(records, this.o.plan, 'realtime');
     }
-    const res = await this.o.store.commitInbox(outcomes, ops, this.now());
+    // A store briefly away (PostgreSQL unreachable, a full disk) gets the same commit again
+    // while the envelopes are leased here, rather than leaving them until the lease runs out.
+    let res = { inserted: 0, merged: 0, duplicates: 0 };
+    await persist(
+      async () => {
+        res = await this.o.store.commitInbox(outcomes, ops, this.now());
+      },
+      {
+        what: 'planned envelopes',
+        deadline: claimedAt + INBOX_LEASE_MS - PERSIST_LEASE_MARGIN_MS,
+        now: this.now,
+        log: this.o.log,
+        stopped: () => this.stopping,
+      },
+    );
     if (ops.length > 0) this.o.onPlanned();
     return { envelopes: rows.length, records: records.length, ops: res.inserted + res.merged, duplicates: res.duplicates };
   }
@@ -200,6 +217,7 @@ export class Processor {
   }
 
   start(): void {
+    this.stopping = false;
     this.loop.start();
   }
 
@@ -209,6 +227,7 @@ export class Processor {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.loop.stop();
   }
 }

@@ -74,7 +74,16 @@ export class SqsIntake {
 
   /** Reads the queue's visibility timeout (which also proves it exists and is readable), then starts the pollers. */
   async start(): Promise<void> {
-    const attrs = await this.client.send(new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['VisibilityTimeout', 'RedrivePolicy'] }));
+    // A queue that cannot be read at start must not keep serve (and its webhook) down: the pollers retry.
+    const attrs = await this.client
+      .send(new GetQueueAttributesCommand({ QueueUrl: this.queueUrl, AttributeNames: ['VisibilityTimeout', 'RedrivePolicy'] }))
+      .catch((err: unknown) => {
+        this.o.log.error(
+          { err: errorMessage(err), queueUrl: this.queueUrl },
+          'SQS GetQueueAttributes failed; polling anyway. Check sqs.queue_url and allow sqs:ReceiveMessage, sqs:DeleteMessage, sqs:ChangeMessageVisibility and sqs:GetQueueAttributes (tajo-ses check)',
+        );
+        return { Attributes: { RedrivePolicy: 'unknown' } as Record<string, string> };
+      });
     this.visibilityS = Math.max(1, Number(attrs.Attributes?.VisibilityTimeout ?? 30) || 30);
     const raw = this.o.cfg.sqs.raw_message_delivery;
     if (raw !== false) {

@@ -6,10 +6,15 @@ import { PRIORITY_NAMES } from '../core/plan.js';
 import { loadBrevoHealth, type BrevoHealthSnapshot } from './brevo-health.js';
 import { loadRetentionPass, type RetentionPass } from './retention.js';
 import { lastRunsByStream, loadSyncRuns, type SyncRun } from './sync-runs.js';
-import type { OpKind } from '../store/port.js';
+import type { OpKind, OpState } from '../store/port.js';
 
 /** Every kind of operation: its lag series exist (at 0) before the first one and after the last. */
 const OP_KINDS: OpKind[] = ['contact', 'event'];
+import { BACKFILL_LEASE, HEARTBEAT_STALE_MS } from './owner.js';
+import { SCHEDULER_LEASE } from './scheduler.js';
+
+/** The order of queue rows in a report: waiting work, then work needing an operator, then settled work. */
+const STATE_ORDER: OpState[] = ['inflight', 'pending', 'awaiting', 'dead', 'done', 'superseded', 'discarded'];
 
 /** Brevo's health as the delivering process last saved it (epoch ms), with the streak's age now. */
 export interface BrevoHealthReport extends Omit<BrevoHealthSnapshot, 'streak'> {
@@ -34,6 +39,47 @@ export interface StatusReport {
   retention: { rows: number; bodies: number; oldestBodyAt: number | null; lastPass: RetentionPass | null };
   /** Sync runs (backfills, scheduled syncs), newest first. */
   syncRuns: SyncRun[];
+  /** The processes sharing the store, who runs the scheduled syncs, and the account's Brevo budget as the store counts it. */
+  cluster: ClusterReport;
+}
+
+export interface ClusterReport {
+  processes: Array<{ owner: string; host: string; pid: number; role: string | null; startedAt: string; lastSeen: string; secondsAgo: number; alive: boolean }>;
+  /** The holder of the scheduler lease (scheduled syncs and their SES limiter), null when none holds it. */
+  scheduler: { owner: string; since: string; expiresAt: string } | null;
+  /** The holder of the backfill lease (a manual backfill or a scheduled sync running now). */
+  backfill: { owner: string; since: string; expiresAt: string } | null;
+  /** Shared Brevo budget per bucket (PostgreSQL: every process takes from it). */
+  budget: Array<{ bucket: string; pausedUntil: string | null; windows: Array<{ limit: number; windowMs: number; used: number }> }>;
+  /** Buckets learned from Brevo's x-sib-ratelimit-* headers, by route. */
+  routes: Array<{ route: string; bucket: string; limit: number; windowMs: number }>;
+}
+
+async function clusterReport(store: Store): Promise<ClusterReport> {
+  const now = await store.clock();
+  const iso = (t: number) => new Date(t).toISOString();
+  const leases = await store.listLeases();
+  const live = (name: string) => {
+    const l = leases.find((x) => x.name === name && x.expiresAt > now);
+    return l ? { owner: l.owner, since: iso(l.acquiredAt), expiresAt: iso(l.expiresAt) } : null;
+  };
+  const budget = await store.budgetStatus({ now });
+  return {
+    processes: (await store.listProcesses({ now, staleAfterMs: HEARTBEAT_STALE_MS })).map((p) => ({
+      owner: p.owner,
+      host: p.host,
+      pid: p.pid,
+      role: p.role,
+      startedAt: iso(p.startedAt),
+      lastSeen: iso(p.lastSeen),
+      secondsAgo: Math.max(0, (now - p.lastSeen) / 1000),
+      alive: p.alive,
+    })),
+    scheduler: live(SCHEDULER_LEASE),
+    backfill: live(BACKFILL_LEASE),
+    budget: budget.buckets.map((b) => ({ bucket: b.bucket, pausedUntil: b.pausedUntil > now ? iso(b.pausedUntil) : null, windows: b.windows })),
+    routes: (await store.listRouteBuckets()).map((r) => ({ route: r.route, bucket: r.bucket, limit: r.limit, windowMs: r.windowMs })),
+  };
 }
 
 export async function collectStatus(
@@ -43,7 +89,12 @@ export async function collectStatus(
   now: number,
 ): Promise<StatusReport> {
   const st = await store.stats();
-  const queues = st.ops.map((o) => ({ kind: o.kind, lane: o.lane, state: o.state, class: PRIORITY_NAMES[o.priority] ?? String(o.priority), count: o.count }));
+  // One order whatever the store answers in: open work first (what an operator looks for), done last.
+  const ops = [...st.ops].sort(
+    (a, b) =>
+      STATE_ORDER.indexOf(a.state) - STATE_ORDER.indexOf(b.state) || a.kind.localeCompare(b.kind) || a.lane.localeCompare(b.lane) || a.priority - b.priority,
+  );
+  const queues = ops.map((o) => ({ kind: o.kind, lane: o.lane, state: o.state, class: PRIORITY_NAMES[o.priority] ?? String(o.priority), count: o.count }));
   const lagMap = new Map<string, { kind: string; class: string; oldest: number; open: number }>();
   for (const o of st.ops) {
     if (o.state !== 'pending' && o.state !== 'inflight' && o.state !== 'awaiting') continue;
@@ -74,6 +125,7 @@ export async function collectStatus(
     waitingErrors: await store.waitingErrors(),
     retention: await retentionReport(store),
     syncRuns: await loadSyncRuns(store),
+    cluster: await clusterReport(store),
   };
   if (metrics) {
     metrics.queue.reset();

@@ -119,14 +119,15 @@ const PAD = { l: 40, r: 10, t: 10, b: 20 };
 /** One SVG chart of some series over the minutes of `points`. */
 function chart(id: string, title: string, points: TimelinePoint[], keys: Array<'received' | 'delivered' | 'failed' | 'lag'>, unit: string): string {
   const max = Math.max(1, ...points.flatMap((p) => keys.map((k) => p[k])));
-  const t0 = points[0]?.t ?? 0;
-  const t1 = Math.max(t0 + 60_000, points[points.length - 1]?.t ?? 0);
+  // The newest minute on the right; at least half an hour shown, so a young process's few points read as recent.
+  const t1 = points[points.length - 1]?.t ?? 0;
+  const t0 = Math.min(points[0]?.t ?? 0, t1 - 30 * 60_000);
   const x = (t: number) => (PAD.l + ((t - t0) / (t1 - t0)) * (W - PAD.l - PAD.r)).toFixed(1);
   const y = (v: number) => (H - PAD.b - (v / max) * (H - PAD.t - PAD.b)).toFixed(1);
   const series = keys
     .map((k) => {
       const pts = points.map((p) => `${x(p.t)},${y(p[k])}`);
-      const dots = points.length <= 90 ? points.map((p) => `<circle class="${k}" cx="${x(p.t)}" cy="${y(p[k])}" r="2"/>`).join('') : '';
+      const dots = points.length <= 90 ? points.map((p) => `<circle class="${k}" cx="${x(p.t)}" cy="${y(p[k])}" r="3"/>`).join('') : '';
       return `<polyline class="line ${k}" points="${pts.join(' ')}"/>${dots}`;
     })
     .join('');
@@ -177,6 +178,9 @@ function deadSection(d: DashboardData): string {
     groups.set(k, [...(groups.get(k) ?? []), f]);
   }
   const out: string[] = [];
+  const loaded = d.byCode.reduce((a, c) => a + c.count, 0);
+  if (loaded < d.status.deadLetters)
+    out.push(`<p class="warn">Showing the oldest ${loaded} of ${d.status.deadLetters} dead letters; 'tajo-ses failures list --limit N' lists them all.</p>`);
   if (d.email) out.push(`<p>Dead letters of addresses containing <b>${esc(d.email)}</b>: ${d.failures.length}</p>`);
   for (const c of d.byCode) {
     const rows = groups.get(c.code ?? '') ?? [];

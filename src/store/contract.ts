@@ -241,6 +241,9 @@ function queueContract(store: CurrentStore): void {
     expect(later.map((o) => [o.key, o.attempts, o.lastCode])).toEqual([['high', 2, 'too_many_requests']]);
     expect(await s.recoverExpired(T0 + 500)).toBe(0);
     expect(await s.recoverExpired(T0 + 1000)).toBe(1); // 'low' was leased until T0+1000
+    // Whether its call reached Brevo is unknown: recorded as interrupted.
+    const low = (await s.claimOps({ kind: 'event', lanes: ['realtime'], limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 1000 })).find((o) => o.key === 'low');
+    expect([low?.attempts, low?.lastCode]).toEqual([2, 'interrupted']);
     const bf = await s.claimOps({ kind: 'event', lanes: ['backfill'], limit: 10, owner: 'w2', leaseMs: 1000, now: T0 + 70_000 });
     expect(bf.map((o) => o.key)).toEqual(['bf']);
     expect(await s.leaseOwners()).toContain('w2');
@@ -285,6 +288,34 @@ function failureContract(store: CurrentStore): void {
     expect(again.map((o) => [o.key, o.attempts])).toEqual([
       ['k1', 1],
       ['k3', 1],
+    ]);
+  });
+
+  it('attempts history: every failed attempt, kept across a manual retry; a fresh attempt count', async () => {
+    const s = store();
+    await s.enqueue([event('h1')], T0);
+    const claim = (now: number) => s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now });
+    const [first] = await claim(T0);
+    expect(first!.history).toEqual([]);
+    await s.retryOps([{ id: first!.id, nextAt: T0 + 10, code: 'server_error', message: '500 internal', status: 500 }], T0 + 1);
+    await claim(T0 + 10);
+    await s.deadOps([{ id: first!.id, code: 'network_error', message: 'socket hang up' }], T0 + 11);
+    expect((await s.getOp(first!.id))!.history).toEqual([
+      { at: T0 + 1, code: 'server_error', message: '500 internal', status: 500 },
+      { at: T0 + 11, code: 'network_error', message: 'socket hang up', status: null },
+    ]);
+    expect(await s.retryFailures([first!.id], T0 + 20)).toBe(1);
+    const [again] = await claim(T0 + 20);
+    expect(again!.attempts).toBe(1);
+    expect(again!.history).toHaveLength(2);
+    await s.deadOps([{ id: first!.id, code: 'invalid_parameter', message: 'bad event_name', status: 400 }], T0 + 21);
+    // A settled operation's dead letter again does not add a line (only inflight or awaiting ones die).
+    await s.deadOps([{ id: first!.id, code: 'ignored', message: 'not inflight' }], T0 + 22);
+    const [dead] = await s.listFailures({ limit: 10 });
+    expect(dead!.history.map((h) => [h.at, h.code])).toEqual([
+      [T0 + 1, 'server_error'],
+      [T0 + 11, 'network_error'],
+      [T0 + 21, 'invalid_parameter'],
     ]);
   });
 

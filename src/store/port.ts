@@ -88,8 +88,18 @@ export interface OpRow {
   lastCode: string | null;
   lastMessage: string | null;
   lastStatus: number | null;
+  /** Every failed attempt, oldest first, kept across manual retries (a contact merged into another row starts afresh). */
+  history: AttemptRecord[];
   createdAt: number;
   updatedAt: number;
+}
+
+/** One failed attempt: when, and what Brevo (or the network) answered. */
+export interface AttemptRecord {
+  at: number;
+  code: string;
+  message: string | null;
+  status: number | null;
 }
 
 export interface ClaimQuery {
@@ -102,6 +112,9 @@ export interface ClaimQuery {
   /** Only operations at this priority or more urgent (lower number). */
   maxPriority?: number;
 }
+
+/** last_code of an operation whose worker died while it was in flight (recoverExpired). */
+export const INTERRUPTED = 'interrupted';
 
 export interface OpError {
   id: number;
@@ -316,7 +329,10 @@ export interface Store extends ClusterStore {
   opsByRef(ref: string): Promise<OpRow[]>;
   retryOps(items: Array<OpError & { nextAt: number }>, now: number): Promise<void>;
   deadOps(items: OpError[], now: number): Promise<void>;
-  /** Operations whose lease ran out (their worker died) become due again. */
+  /**
+   * Operations whose lease ran out (their worker died) become due again, with last_code
+   * `interrupted` (INTERRUPTED): whether their call reached Brevo is unknown.
+   */
   recoverExpired(now: number): Promise<number>;
   /** Ends the leases of an owner known to be gone (same host, dead pid). */
   releaseOwner(owner: string): Promise<number>;

@@ -13,14 +13,21 @@ import type {
   LeaseRequest,
   LeaseRow,
   LedgerEntry,
+  OpError,
   OpRow,
   ProcessRow,
   RouteBucket,
   StoreStats,
   WaitingErrors,
 } from './port.js';
+import { INTERRUPTED } from './port.js';
 
 export type Row = Record<string, unknown>;
+
+/** What recoverExpired records on an operation whose worker died in flight. */
+export function interruptedError(id: number): OpError {
+  return { id, code: INTERRUPTED, message: "the process delivering it stopped before it recorded Brevo's answer" };
+}
 
 export function toOp(r: Row): OpRow {
   return {
@@ -39,6 +46,7 @@ export function toOp(r: Row): OpRow {
     lastCode: (r.last_code as string | null) ?? null,
     lastMessage: (r.last_message as string | null) ?? null,
     lastStatus: r.last_status === null || r.last_status === undefined ? null : Number(r.last_status),
+    history: r.history === null || r.history === undefined ? [] : (JSON.parse(String(r.history)) as OpRow['history']),
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),
   };

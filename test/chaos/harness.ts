@@ -130,6 +130,18 @@ function ownRecipients(p: Record<string, unknown>): Record<string, unknown> {
   return JSON.parse(JSON.stringify(p).replace(/user(\d+)@example\.com/g, 'rcpt$1@events.example.org')) as Record<string, unknown>;
 }
 
+/** Resolves when `serve` answers /readyz on `port`, or after `timeoutMs` (then the run goes on anyway). */
+async function untilReady(port: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const ok = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) })
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) return;
+    await sleep(100);
+  }
+}
+
 interface Proc {
   name: 'serve' | 'backfill';
   run: Spawned;
@@ -303,9 +315,14 @@ export async function runChaos(label: string, o: ChaosOptions): Promise<ChaosRep
       }
       const victim = backfill && (kills.backfill === 0 || rand() < 0.4) ? backfill : serve;
       await kill(victim);
+      if (process.env.CHAOS_LOGS === '1')
+        log(`[chaos ${label}] killed ${victim.name} after ${Date.now() - victim.startedAt} ms; its last output:\n${victim.run.output().slice(-1500)}`);
       if (victim.name === 'serve') {
         kills.serve++;
         serve = start('serve');
+        // Mostly, the next run time counts from when the webhook answers again (a start-up
+        // takes seconds here); sometimes not, so that some kills land during the start-up.
+        if (rand() < 0.8) await untilReady(port, 8_000);
       } else {
         kills.backfill++;
         backfillRuns++;

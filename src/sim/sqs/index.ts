@@ -53,6 +53,8 @@ export interface SqsSim {
   messages(name: string): SqsSimMessage[];
   /** Calls per operation name. */
   calls(): Record<string, number>;
+  /** While on, DeleteMessage(Batch) calls are counted but never answered (to stop a client between its commit and its delete). */
+  holdDeletes(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -94,6 +96,7 @@ export async function startSqsSim(opts: SqsSimOptions = {}): Promise<SqsSim> {
   const calls: Record<string, number> = {};
   let origin = '';
   let closing = false;
+  let holding = false;
 
   const queueUrl = (name: string) => `${origin}/${ACCOUNT}/${name}`;
   const queueArn = (name: string) => `arn:aws:sqs:${region}:${ACCOUNT}:${name}`;
@@ -305,6 +308,7 @@ export async function startSqsSim(opts: SqsSimOptions = {}): Promise<SqsSim> {
       const handler = handlers[op];
       if (req.method !== 'POST' || !handler) throw new SqsError('UnsupportedOperation', `The simulator does not support ${JSON.stringify(target)}.`);
       calls[op] = (calls[op] ?? 0) + 1;
+      if (holding && op.startsWith('DeleteMessage')) return; // never answered; the socket closes with the client or the simulator
       let body: Json;
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Json;
@@ -343,6 +347,9 @@ export async function startSqsSim(opts: SqsSimOptions = {}): Promise<SqsSim> {
     },
     messages: (name) => [...(queues.get(name)?.messages ?? [])],
     calls: () => ({ ...calls }),
+    holdDeletes(on) {
+      holding = on;
+    },
     async close() {
       closing = true;
       server.closeAllConnections();

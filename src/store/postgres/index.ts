@@ -33,6 +33,7 @@ import type {
   SoftBounce,
 } from '../port.js';
 import {
+  interruptedError,
   mergeLedgerEntry,
   noneEnqueued,
   rowToContactOp,
@@ -579,7 +580,8 @@ export class PostgresStore extends ForwardsCluster implements Store {
     if (back.length > 0) {
       await c.query(
         `UPDATE ${this.table('ops')} o SET state = 'pending', next_at = v.next_at, lease_owner = NULL, lease_until = 0, ref = NULL,
-           last_code = COALESCE(v.code, o.last_code), last_message = COALESCE(v.message, o.last_message), last_status = COALESCE(v.status, o.last_status), updated_at = $6
+           last_code = COALESCE(v.code, o.last_code), last_message = COALESCE(v.message, o.last_message), last_status = COALESCE(v.status, o.last_status), updated_at = $6,
+           history = CASE WHEN v.code IS NULL THEN o.history ELSE (o.history::jsonb || jsonb_build_array(jsonb_build_object('at', $6::bigint, 'code', v.code, 'message', v.message, 'status', v.status)))::text END
          FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[]) AS v(id, next_at, code, message, status)
          WHERE o.id = v.id`,
         [
@@ -726,7 +728,8 @@ export class PostgresStore extends ForwardsCluster implements Store {
     if (dead.length === 0) return;
     await this.tx(async (c) => {
       await c.query(
-        `UPDATE ${this.table('ops')} o SET state = 'dead', last_code = v.code, last_message = v.message, last_status = v.status, lease_owner = NULL, lease_until = 0, updated_at = $5
+        `UPDATE ${this.table('ops')} o SET state = 'dead', last_code = v.code, last_message = v.message, last_status = v.status, lease_owner = NULL, lease_until = 0, updated_at = $5,
+           history = (o.history::jsonb || jsonb_build_array(jsonb_build_object('at', $5::bigint, 'code', v.code, 'message', v.message, 'status', v.status)))::text
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[]) AS v(id, code, message, status)
          WHERE o.id = v.id AND o.state IN ('inflight', 'awaiting')`,
         [dead.map((i) => i.id), dead.map((i) => i.code), dead.map((i) => i.message), dead.map((i) => i.status ?? null), now],
@@ -744,7 +747,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
       const rows = (locked.rows as Row[]).map(toOp);
       await this.requeue(
         c,
-        rows.map((row) => ({ row, nextAt: now })),
+        rows.map((row) => ({ row, nextAt: now, err: interruptedError(row.id) })),
         now,
       );
       await c.query(`UPDATE ${this.table('inbox')} SET lease_owner = NULL, lease_until = 0 WHERE state = 'pending' AND lease_until > 0 AND lease_until <= $1`, [

@@ -168,4 +168,9 @@ CREATE TABLE ${schema}.list_members (
 );
 `,
   },
+  {
+    version: 6,
+    name: 'attempts history of an operation',
+    sql: (schema) => `ALTER TABLE ${schema}.ops ADD COLUMN history TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];

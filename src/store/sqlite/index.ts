@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import {
+  interruptedError,
   mergeLedgerEntry,
   noneEnqueued,
   rowToContactOp,
@@ -45,10 +46,11 @@ export interface SqliteStoreOptions {
   /**
    * Durability of the commits that acknowledge a webhook (inbox inserts). `FULL`: each is
    * on disk before `insertInbox` resolves (the WAL is flushed off the event loop, see
-   * wal-sync.ts), so an acknowledged message survives power loss. Bookkeeping commits
-   * (planning, delivery outcomes, cursors) are not flushed one by one: in WAL mode they
-   * survive a process crash, and the next flush persists them too, in order. A power cut can
-   * only roll back the newest bookkeeping, which is replayed (at worst an event is resent).
+   * wal-sync.ts), so an acknowledged message survives power loss; so are the records of
+   * what Brevo applied (completeOps, awaitOps), so a power cut does not send them again.
+   * Other bookkeeping commits (planning, retries, cursors) are not flushed one by one: in WAL
+   * mode they survive a process crash, and the next flush persists them too, in order. A
+   * power cut can only roll back the newest of them, which is replayed.
    * `NORMAL` flushes nothing (tests, throwaway stores).
    */
   synchronous?: 'FULL' | 'NORMAL';
@@ -314,6 +316,13 @@ export class SqliteStore extends ForwardsCluster implements Store {
            last_code = COALESCE(?, last_code), last_message = COALESCE(?, last_message), last_status = COALESCE(?, last_status), updated_at = ?
          WHERE id = ?`,
     ).run(nextAt, err?.code ?? null, err?.message ?? null, err?.status ?? null, now, row.id);
+    if (err) this.appendHistory(row.id, err, now);
+  }
+
+  /** Records a failed attempt in the operation's history (kept across manual retries). */
+  private appendHistory(id: number, err: OpError, now: number): void {
+    const entry = { at: now, code: err.code, message: err.message, status: err.status ?? null };
+    this.stmt("UPDATE ops SET history = json_insert(history, '$[#]', json(?)) WHERE id = ?").run(JSON.stringify(entry), id);
   }
 
   async claimOps(claim: ClaimQuery): Promise<OpRow[]> {
@@ -363,6 +372,9 @@ export class SqliteStore extends ForwardsCluster implements Store {
       }
       this.writeLedger(ledger, now);
     });
+    // What Brevo applied is on disk before the caller moves on: a power cut (or a kernel that
+    // drops unwritten pages of a failed disk) cannot bring it back as work to send again.
+    await this.walSync?.afterCommit();
   }
 
   async awaitOps(ids: number[], ref: string, now: number, ledger: LedgerEntry[] = []): Promise<void> {
@@ -376,6 +388,7 @@ export class SqliteStore extends ForwardsCluster implements Store {
       }
       this.writeLedger(ledger, now);
     });
+    await this.walSync?.afterCommit();
   }
 
   async listAwaiting(limit: number): Promise<Array<{ ref: string; count: number; since: number }>> {
@@ -420,14 +433,14 @@ export class SqliteStore extends ForwardsCluster implements Store {
       "UPDATE ops SET state = 'dead', last_code = ?, last_message = ?, last_status = ?, lease_owner = NULL, lease_until = 0, updated_at = ? WHERE id = ? AND state IN ('inflight', 'awaiting')",
     );
     this.tx(() => {
-      for (const it of items) stmt.run(it.code, it.message, it.status ?? null, now, it.id);
+      for (const it of items) if (stmt.run(it.code, it.message, it.status ?? null, now, it.id).changes > 0) this.appendHistory(it.id, it, now);
     });
   }
 
   async recoverExpired(now: number): Promise<number> {
     return this.tx(() => {
       const rows = (this.stmt("SELECT * FROM ops WHERE state = 'inflight' AND lease_until <= ?").all(now) as Row[]).map(toOp);
-      for (const r of rows) this.requeue(r, now, now);
+      for (const r of rows) this.requeue(r, now, now, interruptedError(r.id));
       this.stmt('UPDATE inbox_pending SET lease_owner = NULL, lease_until = 0 WHERE lease_until > 0 AND lease_until <= ?').run(now);
       return rows.length;
     });

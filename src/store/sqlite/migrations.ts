@@ -186,4 +186,9 @@ CREATE TABLE list_members (
 );
 `,
   },
+  {
+    version: 8,
+    name: 'attempts history of an operation',
+    sql: `ALTER TABLE ops ADD COLUMN history TEXT NOT NULL DEFAULT '[]';`,
+  },
 ];
