@@ -59,6 +59,8 @@ const COMMANDS: Array<{ args: string[]; name: string }> = [
   { args: ['backfill', '--help'], name: 'backfill' },
   { args: ['backfill', '--full', '--stream', 'contacts', '--help'], name: 'backfill' },
   { args: ['status', '--help'], name: 'status' },
+  { args: ['reconcile', '--help'], name: 'reconcile' },
+  { args: ['reconcile', '--fix', '--help'], name: 'reconcile' },
   { args: ['failures', '--help'], name: 'failures' },
   { args: ['failures', 'retry', '--all', '--help'], name: 'failures' },
   { args: ['config', 'validate', '--help'], name: 'config' },

@@ -79,6 +79,22 @@ export interface ContactUpsert {
   listIds?: number[];
 }
 
+/** A contact as GET /contacts and a list's contacts return it (the fields the connector reads). */
+export interface BrevoContact {
+  email: string;
+  id?: number;
+  emailBlacklisted?: boolean;
+  modifiedAt?: string;
+  attributes?: Record<string, unknown>;
+  listIds?: number[];
+}
+
+function contactsQuery(q: { limit: number; offset: number; modifiedSince?: string }): string {
+  const p = new URLSearchParams({ limit: String(q.limit), offset: String(q.offset), sort: 'asc' });
+  if (q.modifiedSince) p.set('modifiedSince', q.modifiedSince);
+  return p.toString();
+}
+
 export interface ImportRequest {
   jsonBody: Array<{ email: string; attributes?: Record<string, string | number | boolean> }>;
   listIds?: number[];
@@ -316,6 +332,16 @@ export class BrevoClient {
       }
       throw err;
     }
+  }
+
+  /** GET /contacts: one page (Brevo takes at most 1000 a page), oldest first, optionally only those modified since `since`. */
+  listContacts(q: { limit: number; offset: number; modifiedSince?: string }, signal?: AbortSignal) {
+    return this.request<{ contacts?: BrevoContact[]; count?: number }>('GET', `/contacts?${contactsQuery(q)}`, undefined, signal);
+  }
+
+  /** GET /contacts/lists/{id}/contacts: one page of a list's members (Brevo takes at most 500 a page), oldest first. */
+  listMembers(listId: number, q: { limit: number; offset: number; modifiedSince?: string }, signal?: AbortSignal) {
+    return this.request<{ contacts?: BrevoContact[]; count?: number }>('GET', `/contacts/lists/${listId}/contacts?${contactsQuery(q)}`, undefined, signal);
   }
 
   addToList(listId: number, emails: string[], signal?: AbortSignal) {

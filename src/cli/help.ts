@@ -25,6 +25,7 @@ Commands:
                                          historical sync of contact lists, contacts, suppressions, account;
                                          resumes from the stored cursor (S: contact_lists, contacts, suppressions, account)
   check [--fix]                          verify SES and Brevo set-up and print a fix for each failure
+  reconcile [--fix] [--since D]          read Brevo back and report drift from what the connector wrote; exit 1 on drift
   status [--json] [--check]              queues, lag, dead letters, cursors, Brevo budget and health
   failures list|show ID|retry ID|--all|discard ID|--all [--code C]
                                          dead letters: source, planned Brevo call, Brevo's error
@@ -104,6 +105,25 @@ export const COMMAND_HELP: Record<string, CommandHelp> = {
     options: [['--fix', 'create the missing SES_* attributes in Brevo']],
     examples: ['tajo-ses check', 'tajo-ses check --fix', 'tajo-ses check --json'],
     exitCodes: [[0, 'every check passed (warnings allowed)'], [1, 'at least one check failed'], CONFIG_EXIT],
+  },
+  reconcile: {
+    usage: 'tajo-ses reconcile [--fix] [--since D] [--samples N] [--config F] [--json]',
+    summary:
+      "Reads Brevo back (GET /contacts page by page, and the members of the connector's lists) under the rate governor and compares\n" +
+      'it with what the connector holds: the blocklist it set, the SES_* dates and SES_SUPPRESSED it wrote (the ledger), the list\n' +
+      'memberships a contacts backfill recorded or removed. Prints the drift by kind with counts and samples. With --fix, queues the corrections\n' +
+      "in the outbox and delivers them (like 'backfill'); a 'serve' running on the same store may deliver them too.",
+    options: [
+      ['--fix', 'queue the corrections (blocklist, attributes, list memberships) and wait until Brevo has them'],
+      ['--since D', 'compare only the contacts Brevo reports modified in the last D (a duration such as 24h); lists are read whole'],
+      ['--samples N', 'samples printed per kind (default 10)'],
+    ],
+    examples: ['tajo-ses reconcile', 'tajo-ses reconcile --fix', 'tajo-ses reconcile --since 24h --json'],
+    exitCodes: [
+      [0, 'no drift (with --fix: none found, nothing queued)'],
+      [1, 'drift found (with --fix: corrections queued; run it again to see none), or Brevo or the store failed'],
+      CONFIG_EXIT,
+    ],
   },
   status: {
     usage: 'tajo-ses status [--config F] [--json] [--check [--max-lag SECONDS]]',

@@ -83,6 +83,7 @@ export function renderInitConfig(a: InitAnswers): string {
     line(6, 'suppressions', '15m', ''),
     line(6, 'contacts', '24h', ''),
     line(6, 'account', '1h', ''),
+    line(6, 'reconcile', '0', 'read Brevo back and correct drift (tajo-ses reconcile --fix) this often; 0: never'),
     '    sns:',
     local
       ? line(6, 'topic_arns', topics, 'the topic `tajo-ses sim sns` publishes to by default')

@@ -1,7 +1,8 @@
 // `tajo-ses`: each command is a thin layer over engine functions.
 import { ConfigError, configWarnings, loadConfig, maskSecrets, resolveConfigPath } from '../config/load.js';
 import { stringify } from 'yaml';
-import { formatDuration } from '../config/duration.js';
+import { formatDuration, parseDuration } from '../config/duration.js';
+import { DRIFT_KINDS, type ReconcileReport } from '../engine/reconcile.js';
 import { makeOut, pad, type Out } from './output.js';
 import { DEMO_INTAKES, formatDemo, runDemo } from './demo.js';
 import { openStore } from '../store/index.js';
@@ -73,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
         return await backfill(rest, out);
       case 'check':
         return await check(rest, out);
+      case 'reconcile':
+        return await reconcile(rest, out);
       case 'status':
         return await status(rest, out);
       case 'failures':
@@ -522,6 +525,53 @@ async function backfill(argv: string[], out: Out): Promise<number> {
     process.removeListener('SIGTERM', onSignal);
     await connector.stop(5_000);
   }
+}
+
+async function reconcile(argv: string[], out: Out): Promise<number> {
+  const { flags } = parse(argv, { fix: { type: 'boolean' }, since: { type: 'string' }, samples: { type: 'string' } });
+  const samples = intFlag(flags.samples, 'samples', 10, 0, 1000);
+  let since: number | undefined;
+  if (flags.since !== undefined) {
+    const ms = parseDuration(String(flags.since));
+    if (ms === undefined || ms <= 0) throw new UsageError(`--since: found ${JSON.stringify(flags.since)}; expected a duration such as 24h or 7d`);
+    since = Date.now() - ms;
+  }
+  const fix = flags.fix === true;
+  const cfg = load(flags);
+  const log = defaultLogger(cfg.log.level === 'info' ? 'warn' : cfg.log.level, 2, cfg.log.format);
+  const connector = await createConnector(cfg, { logger: log, role: 'reconcile', ensureAttributes: fix });
+  try {
+    // Only --fix starts the workers: a plain reconcile reads and writes nothing to Brevo.
+    if (fix) await connector.start();
+    else await connector.store.migrate();
+    const report = await connector.reconcile({ fix, samples, ...(since !== undefined ? { since } : {}) });
+    if (fix && report.queued) {
+      if (!out.json) out.line(`Queued ${report.queued} correction(s); waiting for Brevo to take them...`);
+      await connector.waitIdle(5 * 60_000, { includeAwaiting: true });
+    }
+    out.emit(report, () => formatReconcile(report));
+    return report.total > 0 ? 1 : 0;
+  } finally {
+    await connector.stop(5_000);
+  }
+}
+
+function formatReconcile(r: ReconcileReport): string {
+  const lines = [
+    `Compared ${r.checked.ledger} contact(s) the connector wrote with ${r.checked.brevoContacts} read from Brevo${r.since ? ` (modified since ${r.since})` : ''}, ` +
+      `and ${r.checked.lists} list(s); ${r.brevoCalls} Brevo read(s).`,
+  ];
+  if (r.total === 0) lines.push('No drift: Brevo holds what the connector wrote.');
+  else {
+    lines.push(pad([['drift', 'count'], ...DRIFT_KINDS.filter((k) => r.drift[k].count > 0).map((k) => [k, String(r.drift[k].count)])]));
+    for (const k of DRIFT_KINDS) for (const d of r.drift[k].samples) lines.push(`  ${k}: ${JSON.stringify({ ...d, kind: undefined })}`);
+    lines.push(
+      r.queued !== undefined
+        ? `${r.queued} correction(s) delivered through the outbox; run 'tajo-ses reconcile' again to confirm.`
+        : `${r.total} drift(s); 'tajo-ses reconcile --fix' corrects them.`,
+    );
+  }
+  return lines.join('\n');
 }
 
 function formatBackfill(s: BackfillSummary): string {

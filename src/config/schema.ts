@@ -93,7 +93,7 @@ export const sesConnectorSchema = z
       .strict()
       .prefault({}),
     schedule: z
-      .object({ suppressions: duration('15m'), contacts: duration('24h'), account: duration('1h') })
+      .object({ suppressions: duration('15m'), contacts: duration('24h'), account: duration('1h'), reconcile: duration('0') })
       .strict()
       .prefault({}),
     sns: z

@@ -31,6 +31,12 @@ export interface ContactPayload {
    * false = not; each with its SES time, the newest wins per list (as attributes do).
    */
   lists?: Record<string, AttrChange>;
+  /**
+   * A correction planned by `reconcile --fix`: Brevo lost what the ledger says it holds, so
+   * values as old as the ledger's are written again, and the blocklist even though the
+   * ledger records it (never an unblock).
+   */
+  rewrite?: true;
 }
 
 /** The Brevo list that mirrors an SES topic. */
@@ -98,6 +104,7 @@ export function mergeContactPayload(into: ContactPayload, from: ContactPayload):
     for (const [name, ch] of Object.entries(from.lists ?? {})) if (newer(ch, lists[name])) lists[name] = ch;
     out.lists = lists;
   }
+  if (into.rewrite || from.rewrite) out.rewrite = true;
   if (into.listIds || from.listIds) out.listIds = [...new Set([...(into.listIds ?? []), ...(from.listIds ?? [])])].sort((a, b) => a - b);
   return out;
 }

@@ -183,7 +183,7 @@ class BrevoSink implements BackfillSink {
     const at = this.now();
     const ops: PlannedOp[] = [];
     for (const name of [list.name, ...list.topics.map((t) => topicListName(list.name, t.name))]) {
-      for (const email of await this.deps.store.takeStaleListMembers(name, pass)) {
+      for (const email of await this.deps.store.takeStaleListMembers(name, pass, at)) {
         ops.push({
           kind: 'contact',
           key: `contact:${email}`,

@@ -25,6 +25,7 @@ import type { AttributeReport, BrevoSetup } from './setup.js';
 import { BACKFILL_LEASE, HEARTBEAT_MS, isOwnerGone, makeOwnerId } from './owner.js';
 import { LoopPressure } from './pressure.js';
 import { BrevoLists, RECIPIENTS_LIST } from './lists.js';
+import { runReconcile, type ReconcileOptions, type ReconcileReport } from './reconcile.js';
 import { enabledStreams, runBackfill, type BackfillOptions, type BackfillProgress, type BackfillSummary } from './backfill.js';
 import { recordSyncRun } from './sync-runs.js';
 import { InlineEngine, ThreadEngine, type Engine, type EngineStatus, type InlineEngineOptions } from './engines.js';
@@ -136,6 +137,11 @@ export interface Connector {
   readonly lists: BrevoLists;
   /** Runs a backfill in this process (its bulk writes go through this connector's workers). */
   backfill(opts?: BackfillOptions, hooks?: BackfillHooks): Promise<BackfillSummary>;
+  /**
+   * Reads Brevo back and reports where it drifted from what the connector wrote; with `fix`,
+   * queues the corrections for this connector's workers (reconcile.ts).
+   */
+  reconcile(opts?: ReconcileOptions): Promise<ReconcileReport>;
   /** The SES client (created on first use). */
   ses(): { client: SESv2Client; limiter: RateLimiter };
   /**
@@ -263,6 +269,11 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
       const run = (h: BackfillHooks) => backfillHere({ store, lists, cfg: ses, log, now, wake, ses: hooks.ses ?? getSes() }, bopts, h);
       // A dry run writes nothing: only real runs must not overlap.
       return bopts.dryRun ? run(hooks) : underBackfillLease({ store, owner, log }, hooks, run);
+    },
+    async reconcile(ropts = {}) {
+      const report = await runReconcile({ store, client, lists }, { now, ...ropts });
+      if (report.queued) wake('all');
+      return report;
     },
     status: () => engine.status(),
     waitIdle: (timeoutMs, wopts = {}) => waitForIdle(store, engine, timeoutMs, wopts),

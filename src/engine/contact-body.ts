@@ -15,7 +15,7 @@ export function listChanges(p: ContactPayload, ledger: LedgerEntry | undefined):
   const remove: string[] = [];
   for (const [name, ch] of Object.entries(p.lists ?? {})) {
     const held = ledger?.attrs[listLedgerKey(name)];
-    if (held !== undefined && ch.at <= held) continue;
+    if (held !== undefined && (p.rewrite ? ch.at < held : ch.at <= held)) continue;
     (ch.v === true ? add : remove).push(name);
   }
   return { add, remove };
@@ -56,11 +56,12 @@ export function contactBody(email: string, p: ContactPayload, ledger: LedgerEntr
   const attributes: NonNullable<ContactUpsert['attributes']> = {};
   for (const [name, ch] of Object.entries(p.attrs)) {
     const held = ledger?.attrs[name];
-    if (held === undefined || ch.at > held) attributes[name] = ch.v;
+    // A rewrite (reconcile --fix) sends again a value as old as the one the ledger records.
+    if (held === undefined || ch.at > held || (p.rewrite && ch.at === held)) attributes[name] = ch.v;
   }
   const body: ContactUpsert = { email };
   if (Object.keys(attributes).length > 0) body.attributes = attributes;
-  if (p.blocklist && !ledger?.blocklisted) body.emailBlacklisted = true;
+  if (p.blocklist && (!ledger?.blocklisted || p.rewrite)) body.emailBlacklisted = true;
   const listIds = [...new Set([...(p.listIds ?? []), ...joinIds])].sort((a, b) => a - b);
   if (listIds.length > 0) body.listIds = listIds;
   return body;

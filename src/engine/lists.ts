@@ -82,6 +82,11 @@ export class BrevoLists {
     return (await this.load()).lists[name];
   }
 
+  /** Every list of the folder this process knows, by name (a copy). */
+  async known(): Promise<Record<string, number>> {
+    return { ...(await this.load()).lists };
+  }
+
   /** Id of the list with this name in the folder, created when missing. */
   async ensure(name: string): Promise<number> {
     const m = await this.load();

@@ -9,7 +9,12 @@ import { isOwnerGone } from './owner.js';
 export interface ScheduleEntry {
   streams: StreamName[];
   everyMs: number;
+  /** `schedule.reconcile`: reads Brevo back and queues the corrections (reconcile --fix) instead of a sync. */
+  reconcile?: true;
 }
+
+/** The store state key where the last scheduled reconcile is recorded (its time decides when the next is due). */
+export const RECONCILE_STATE_KEY = 'reconcile:last';
 
 export function scheduleFor(c: Connector): ScheduleEntry[] {
   const ses = c.config.connectors['amazon-ses'];
@@ -17,6 +22,7 @@ export function scheduleFor(c: Connector): ScheduleEntry[] {
   if (ses.sync.account) out.push({ streams: ['account'], everyMs: ses.schedule.account });
   if (ses.sync.suppressions) out.push({ streams: ['suppressions'], everyMs: ses.schedule.suppressions });
   if (ses.sync.contacts) out.push({ streams: ['contact_lists', 'contacts'], everyMs: ses.schedule.contacts });
+  if (ses.schedule.reconcile > 0) out.push({ streams: [], everyMs: ses.schedule.reconcile, reconcile: true });
   return out;
 }
 
@@ -101,12 +107,40 @@ export class Scheduler {
     this.term = new AbortController();
     this.log.info({ owner: this.connector.owner }, 'this process runs the scheduled syncs (scheduler lease taken)');
     for (const e of this.entries) {
-      const last = await this.connector.store.getCursor(e.streams[e.streams.length - 1]!);
-      const due = !last || last.status !== 'complete' || Date.now() - last.updatedAt >= e.everyMs;
+      const due = await this.isDue(e);
       if (due) this.enqueue(e);
       const t = setInterval(() => this.enqueue(e), e.everyMs);
       t.unref();
       this.timers.push(t);
+    }
+  }
+
+  private async isDue(e: ScheduleEntry): Promise<boolean> {
+    if (e.reconcile) {
+      const saved = await this.connector.store.getState(RECONCILE_STATE_KEY);
+      const at = saved ? (JSON.parse(saved) as { at?: number }).at : undefined;
+      return at === undefined || Date.now() - at >= e.everyMs;
+    }
+    const last = await this.connector.store.getCursor(e.streams[e.streams.length - 1]!);
+    return !last || last.status !== 'complete' || Date.now() - last.updatedAt >= e.everyMs;
+  }
+
+  /** A scheduled reconcile: the drift is logged and its corrections queued for the workers. */
+  private async reconcile(signal: AbortSignal): Promise<void> {
+    const t0 = Date.now();
+    try {
+      const r = await this.connector.reconcile({ fix: true, signal });
+      const drift = Object.fromEntries(
+        Object.entries(r.drift)
+          .filter(([, v]) => v.count > 0)
+          .map(([k, v]) => [k, v.count]),
+      );
+      await this.connector.store.setState(RECONCILE_STATE_KEY, JSON.stringify({ at: t0, total: r.total, drift, queued: r.queued ?? 0 }), Date.now());
+      if (r.total > 0)
+        this.log.warn({ drift, queued: r.queued, seconds: (Date.now() - t0) / 1000 }, 'scheduled reconcile found drift in Brevo; corrections queued');
+      else this.log.info({ checked: r.checked, seconds: (Date.now() - t0) / 1000 }, 'scheduled reconcile: no drift');
+    } catch (err) {
+      if (!this.stopped) this.log.error({ err: errorMessage(err) }, 'scheduled reconcile failed; it runs again at its next period');
     }
   }
 
@@ -123,6 +157,7 @@ export class Scheduler {
     // One sync at a time: they share SES's 1 req/s budget anyway.
     this.running = this.running.then(async () => {
       if (this.stopped || term.signal.aborted) return;
+      if (e.reconcile) return this.reconcile(AbortSignal.any([this.abort.signal, term.signal]));
       const t0 = Date.now();
       try {
         const s = await this.connector.backfill({ streams: e.streams }, { signal: AbortSignal.any([this.abort.signal, term.signal]) });

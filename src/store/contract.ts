@@ -349,6 +349,24 @@ function bookkeepingContract(store: CurrentStore): void {
     expect(l.has('none@x.io')).toBe(false);
   });
 
+  it('ledger reads back in pages by email, in byte order', async () => {
+    const s = store();
+    await s.completeOps([], T0, [
+      { email: 'b@x.io', attrs: { A: 2 }, blocklisted: false },
+      { email: 'B@x.io', attrs: {}, blocklisted: true },
+      { email: 'a@x.io', attrs: { A: 1, 'list:L': 4 }, blocklisted: true },
+      { email: 'c@x.io', attrs: {}, blocklisted: false },
+    ]);
+    const p1 = await s.readLedger({ limit: 2 });
+    expect(p1).toEqual([
+      { email: 'B@x.io', attrs: {}, blocklisted: true },
+      { email: 'a@x.io', attrs: { A: 1, 'list:L': 4 }, blocklisted: true },
+    ]);
+    const p2 = await s.readLedger({ after: p1[1]!.email, limit: 2 });
+    expect(p2.map((e) => e.email)).toEqual(['b@x.io', 'c@x.io']);
+    expect(await s.readLedger({ after: 'c@x.io', limit: 2 })).toEqual([]);
+  });
+
   it('cursors and state values round-trip', async () => {
     const s = store();
     expect(await s.getCursor('suppressions')).toBeUndefined();
@@ -701,5 +719,31 @@ function listMemberContract(store: CurrentStore): void {
     // A member taken and seen again is recorded again.
     await s.markListMembers('L', ['a@x.io'], 'p3', T0 + 2);
     expect(await s.takeStaleListMembers('L', 'p4')).toEqual(['a@x.io', 'b@x.io']);
+  });
+
+  it('list members read back in pages by email, per list', async () => {
+    const s = store();
+    await s.markListMembers('L', ['c@x.io', 'a@x.io', 'B@x.io'], 'p1', T0);
+    await s.markListMembers('M', ['z@x.io'], 'p1', T0);
+    expect(await s.readListMembers({ list: 'L', limit: 2 })).toEqual(['B@x.io', 'a@x.io']);
+    expect(await s.readListMembers({ list: 'L', after: 'a@x.io', limit: 2 })).toEqual(['c@x.io']);
+    expect(await s.readListMembers({ list: 'M', limit: 10 })).toEqual(['z@x.io']);
+    expect(await s.readListMembers({ list: 'none', limit: 10 })).toEqual([]);
+  });
+
+  it('members taken as stale stay known as removed, with the time, until recorded again', async () => {
+    const s = store();
+    await s.markListMembers('L', ['a@x.io', 'b@x.io', 'c@x.io'], 'p1', T0);
+    await s.markListMembers('L', ['b@x.io'], 'p2', T0 + 1);
+    expect(await s.takeStaleListMembers('L', 'p2', T0 + 5)).toEqual(['a@x.io', 'c@x.io']);
+    expect(await s.readListMembers({ list: 'L', limit: 10 })).toEqual(['b@x.io']);
+    expect(await s.readRemovedListMembers({ list: 'L', limit: 1 })).toEqual([{ email: 'a@x.io', at: T0 + 5 }]);
+    expect(await s.readRemovedListMembers({ list: 'L', after: 'a@x.io', limit: 10 })).toEqual([{ email: 'c@x.io', at: T0 + 5 }]);
+    // Removed once: a later pass does not take them again.
+    expect(await s.takeStaleListMembers('L', 'p3', T0 + 6)).toEqual(['b@x.io']);
+    await s.markListMembers('L', ['a@x.io'], 'p4', T0 + 7);
+    expect(await s.readListMembers({ list: 'L', limit: 10 })).toEqual(['a@x.io']);
+    expect((await s.readRemovedListMembers({ list: 'L', limit: 10 })).map((r) => r.email)).toEqual(['b@x.io', 'c@x.io']);
+    expect(await s.readRemovedListMembers({ list: 'M', limit: 10 })).toEqual([]);
   });
 }

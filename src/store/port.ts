@@ -339,6 +339,8 @@ export interface Store extends ClusterStore {
   leaseOwners(): Promise<string[]>;
 
   getLedger(emails: string[]): Promise<Map<string, LedgerEntry>>;
+  /** The ledger in pages, by email (byte order): at most `limit` entries whose email sorts after `after` (`reconcile`). */
+  readLedger(q: { after?: string; limit: number }): Promise<LedgerEntry[]>;
 
   /**
    * Soft bounces (`bounce_policy`): records each item once by its key (the SES idempotency
@@ -355,10 +357,15 @@ export interface Store extends ClusterStore {
    */
   markListMembers(list: string, emails: string[], pass: string, now: number): Promise<void>;
   /**
-   * Members of `list` recorded by a pass other than `pass` (so absent from it): forgotten and
-   * returned, for the backfill to remove from the Brevo list. Sorted by email.
+   * Members of `list` recorded by a pass other than `pass` (so absent from it): returned, for
+   * the backfill to remove from the Brevo list, and kept as removed at `now` (no longer
+   * members; a later markListMembers records them again). Sorted by email.
    */
-  takeStaleListMembers(list: string, pass: string): Promise<string[]>;
+  takeStaleListMembers(list: string, pass: string, now?: number): Promise<string[]>;
+  /** Recorded members of `list` in pages, by email (byte order): at most `limit` after `after` (`reconcile`). Removed ones are not members. */
+  readListMembers(q: { list: string; after?: string; limit: number }): Promise<string[]>;
+  /** Members taken from `list` by takeStaleListMembers (and not recorded since), with the time they were removed; pages by email. */
+  readRemovedListMembers(q: { list: string; after?: string; limit: number }): Promise<Array<{ email: string; at: number }>>;
 
   listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]>;
   getOp(id: number): Promise<OpRow | undefined>;

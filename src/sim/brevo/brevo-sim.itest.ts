@@ -286,6 +286,33 @@ describe('Brevo simulator: folders and lists', () => {
   });
 });
 
+describe('Brevo simulator: reading contacts back', () => {
+  it("pages GET /contacts (at most 1000) and a list's contacts (at most 500), filtered by modifiedSince", async () => {
+    let t = Date.UTC(2026, 0, 1);
+    await withSim({ plan: 'unlimited', now: () => t }, async (sim) => {
+      const folderId = b(await call(sim, 'POST', '/contacts/folders', { name: 'F' })).id as number;
+      const listId = b(await call(sim, 'POST', '/contacts/lists', { name: 'L', folderId })).id as number;
+      for (const e of ['a@example.com', 'b@example.com', 'c@example.com']) await call(sim, 'POST', '/contacts', { email: e, listIds: [listId] });
+      t += 60_000;
+      await call(sim, 'PUT', `/contacts/${encodeURIComponent('b@example.com')}`, { attributes: { FIRSTNAME: 'B' } });
+      const p1 = b(await call(sim, 'GET', '/contacts?limit=2&offset=0&sort=asc'));
+      expect(p1.count).toBe(3);
+      expect(p1.contacts.map((c: { email: string }) => c.email)).toEqual(['a@example.com', 'b@example.com']);
+      expect(b(await call(sim, 'GET', '/contacts?limit=2&offset=2&sort=asc')).contacts.map((c: { email: string }) => c.email)).toEqual(['c@example.com']);
+      expect((await call(sim, 'GET', '/contacts?limit=1001')).status).toBe(400);
+      expect((await call(sim, 'GET', '/contacts?limit=1000')).status).toBe(200);
+      const since = encodeURIComponent(new Date(t - 1000).toISOString());
+      const recent = b(await call(sim, 'GET', `/contacts?modifiedSince=${since}`));
+      expect(recent).toMatchObject({ count: 1, contacts: [{ email: 'b@example.com', attributes: { FIRSTNAME: 'B' } }] });
+      expect((await call(sim, 'GET', '/contacts?modifiedSince=yesterday')).status).toBe(400);
+      const members = b(await call(sim, 'GET', `/contacts/lists/${listId}/contacts?limit=500&sort=asc`));
+      expect(members.count).toBe(3);
+      expect((await call(sim, 'GET', `/contacts/lists/${listId}/contacts?limit=501`)).status).toBe(400);
+      expect(b(await call(sim, 'GET', `/contacts/lists/${listId}/contacts?modifiedSince=${since}`)).count).toBe(1);
+    });
+  });
+});
+
 describe('Brevo simulator: imports and processes', () => {
   let sim: BrevoSim;
   beforeAll(async () => {

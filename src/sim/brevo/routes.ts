@@ -225,9 +225,21 @@ function getContact(ctx: Ctx): Reply {
   return { status: 200, body: { ...contactDetails(c), statistics: {} } };
 }
 
+/**
+ * `modifiedSince` (GET /v3/contacts and a list's contacts): only contacts modified at or after
+ * that time, as Brevo filters them; an unparsable value is a 400.
+ */
+function modifiedSince(query: URLSearchParams): (c: ContactRec) => boolean {
+  const raw = query.get('modifiedSince');
+  if (raw === null) return () => true;
+  const since = Date.parse(raw);
+  if (Number.isNaN(since)) throw bad('modifiedSince must be a date-time (YYYY-MM-DDTHH:mm:ss.SSSZ)');
+  return (c) => Date.parse(c.modifiedAt) >= since;
+}
+
 function listContacts(ctx: Ctx): Reply {
   const p = page(ctx.query, 50, 1000);
-  const { items, count } = slice(ctx.store.contacts.values(), p);
+  const { items, count } = slice([...ctx.store.contacts.values()].filter(modifiedSince(ctx.query)), p);
   return { status: 200, body: { contacts: items.map((c) => contactDetails(c)), count } };
 }
 
@@ -409,7 +421,8 @@ function getList(ctx: Ctx): Reply {
 function getListContacts(ctx: Ctx): Reply {
   const l = ctx.store.lists.get(intParam(ctx.params[0], 'listId'));
   if (!l) throw notFound('List ID not found');
-  const members = [...l.members].map((id) => ctx.store.contactsById.get(id)).filter((c): c is ContactRec => c !== undefined);
+  const since = modifiedSince(ctx.query);
+  const members = [...l.members].map((id) => ctx.store.contactsById.get(id)).filter((c): c is ContactRec => c !== undefined && since(c));
   const { items, count } = slice(members, page(ctx.query, 50, 500));
   return { status: 200, body: { contacts: items.map((c) => contactDetails(c)), count } };
 }

@@ -773,6 +773,19 @@ export class PostgresStore extends ForwardsCluster implements Store {
     return rows.map((r) => String(r.o));
   }
 
+  async readLedger(q: { after?: string; limit: number }): Promise<LedgerEntry[]> {
+    // COLLATE "C": byte order, as the SQLite adapter sorts.
+    const rows = await this.query(
+      `SELECT email, attrs, blocklisted FROM ${this.table('contact_ledger')} WHERE email COLLATE "C" > $1 ORDER BY email COLLATE "C" LIMIT $2`,
+      [q.after ?? '', q.limit],
+    );
+    return rows.map((r) => ({
+      email: String(r.email),
+      attrs: Object.fromEntries(Object.entries(r.attrs as Record<string, unknown>).map(([k, v]) => [k, Number(v)])),
+      blocklisted: r.blocklisted === true,
+    }));
+  }
+
   async getLedger(emails: string[]): Promise<Map<string, LedgerEntry>> {
     const out = new Map<string, LedgerEntry>();
     const unique = [...new Set(emails)];
@@ -820,9 +833,29 @@ export class PostgresStore extends ForwardsCluster implements Store {
     );
   }
 
-  async takeStaleListMembers(list: string, pass: string): Promise<string[]> {
-    const rows = await this.query(`DELETE FROM ${this.table('list_members')} WHERE list = $1 AND pass <> $2 RETURNING email`, [list, pass]);
+  async takeStaleListMembers(list: string, pass: string, now?: number): Promise<string[]> {
+    // A removed member keeps its row with the pass '' (a real pass is never empty), for reconcile.
+    const rows = await this.query(
+      `UPDATE ${this.table('list_members')} SET pass = '', updated_at = COALESCE($3::bigint, updated_at) WHERE list = $1 AND pass <> $2 AND pass <> '' RETURNING email`,
+      [list, pass, now ?? null],
+    );
     return rows.map((r) => String(r.email)).sort();
+  }
+
+  async readRemovedListMembers(q: { list: string; after?: string; limit: number }): Promise<Array<{ email: string; at: number }>> {
+    const rows = await this.query(
+      `SELECT email, updated_at FROM ${this.table('list_members')} WHERE list = $1 AND pass = '' AND email COLLATE "C" > $2 ORDER BY email COLLATE "C" LIMIT $3`,
+      [q.list, q.after ?? '', q.limit],
+    );
+    return rows.map((r) => ({ email: String(r.email), at: Number(r.updated_at) }));
+  }
+
+  async readListMembers(q: { list: string; after?: string; limit: number }): Promise<string[]> {
+    const rows = await this.query(
+      `SELECT email FROM ${this.table('list_members')} WHERE list = $1 AND pass <> '' AND email COLLATE "C" > $2 ORDER BY email COLLATE "C" LIMIT $3`,
+      [q.list, q.after ?? '', q.limit],
+    );
+    return rows.map((r) => String(r.email));
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {

@@ -74,6 +74,9 @@ function placeholders(n: number): string {
   return Array.from({ length: n }, () => '?').join(',');
 }
 
+/** The pass of a list member the backfill removed (a real pass is never empty). */
+const REMOVED_PASS = '';
+
 /** The ledger keeps attrs as JSON text and blocklisted as 0/1 in SQLite. */
 function toLedgerEntry(r: Row): LedgerEntry {
   return { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 };
@@ -465,6 +468,11 @@ export class SqliteStore extends ForwardsCluster implements Store {
     return out;
   }
 
+  async readLedger(q: { after?: string; limit: number }): Promise<LedgerEntry[]> {
+    const rows = this.stmt('SELECT email, attrs, blocklisted FROM contact_ledger WHERE email > ? ORDER BY email LIMIT ?').all(q.after ?? '', q.limit) as Row[];
+    return rows.map(toLedgerEntry);
+  }
+
   async recordSoftBounces(items: SoftBounce[], windowMs: number, now: number): Promise<number[]> {
     if (items.length === 0) return [];
     const ins = this.stmt('INSERT INTO soft_bounces (key, email, at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING');
@@ -486,10 +494,41 @@ export class SqliteStore extends ForwardsCluster implements Store {
     });
   }
 
-  async takeStaleListMembers(list: string, pass: string): Promise<string[]> {
+  async takeStaleListMembers(list: string, pass: string, now?: number): Promise<string[]> {
+    // A removed member keeps its row with the pass REMOVED_PASS, for reconcile to tell apart.
     return this.tx(() =>
-      (this.stmt('DELETE FROM list_members WHERE list = ? AND pass <> ? RETURNING email').all(list, pass) as Row[]).map((r) => String(r.email)).sort(),
+      (
+        this.stmt('UPDATE list_members SET pass = ?, updated_at = COALESCE(?, updated_at) WHERE list = ? AND pass <> ? AND pass <> ? RETURNING email').all(
+          REMOVED_PASS,
+          now ?? null,
+          list,
+          pass,
+          REMOVED_PASS,
+        ) as Row[]
+      )
+        .map((r) => String(r.email))
+        .sort(),
     );
+  }
+
+  async readRemovedListMembers(q: { list: string; after?: string; limit: number }): Promise<Array<{ email: string; at: number }>> {
+    const rows = this.stmt('SELECT email, updated_at FROM list_members WHERE list = ? AND pass = ? AND email > ? ORDER BY email LIMIT ?').all(
+      q.list,
+      REMOVED_PASS,
+      q.after ?? '',
+      q.limit,
+    ) as Row[];
+    return rows.map((r) => ({ email: String(r.email), at: Number(r.updated_at) }));
+  }
+
+  async readListMembers(q: { list: string; after?: string; limit: number }): Promise<string[]> {
+    const rows = this.stmt('SELECT email FROM list_members WHERE list = ? AND pass <> ? AND email > ? ORDER BY email LIMIT ?').all(
+      q.list,
+      REMOVED_PASS,
+      q.after ?? '',
+      q.limit,
+    ) as Row[];
+    return rows.map((r) => String(r.email));
   }
 
   async listFailures(opts: { limit: number; offset?: number }): Promise<OpRow[]> {
