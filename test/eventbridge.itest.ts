@@ -6,7 +6,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventBridgeEvent, sesEvent, type SesPayload } from '../src/sim/ses-events/index.js';
 import { SES_EVENT_TYPES } from '../src/core/types.js';
 import { EVENTBRIDGE_DETAIL_TYPES } from '../src/ses/eventbridge.js';
-import { ALL_EVENTS_BOTH, eventsByKey, inboxTotal, metricValue, startStack, until, untilBrevoMatches, type HttpAnswer, type Stack } from './helpers.js';
+import {
+  ALL_EVENTS_BOTH,
+  eventsByKey,
+  holdInboxCommits,
+  inboxTotal,
+  metricValue,
+  startStack,
+  until,
+  untilBrevoMatches,
+  type HttpAnswer,
+  type Stack,
+} from './helpers.js';
 
 const SECRET = 'eb-secret-0123456789';
 const PATH = '/webhooks/amazon-ses/eventbridge';
@@ -144,14 +155,7 @@ describe('EventBridge intake with a secret configured', () => {
   });
 
   it('answers 429 with Retry-After while the store is behind, and stores the event once it catches up', async () => {
-    const store = stack.connector.store;
-    const insert = store.insertInbox.bind(store);
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (release = r));
-    store.insertInbox = async (rows) => {
-      await gate;
-      return insert(rows);
-    };
+    const { release } = holdInboxCommits(stack.connector.store);
     try {
       const eb = stack.connector.eventbridge as unknown as { maxBacklog: number };
       const saved = eb.maxBacklog;
@@ -176,7 +180,6 @@ describe('EventBridge intake with a secret configured', () => {
       }
     } finally {
       release();
-      store.insertInbox = insert;
     }
   });
 });

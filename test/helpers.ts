@@ -20,6 +20,7 @@ import { parseConfig } from '../src/config/load.js';
 import type { EventPolicy } from '../src/config/schema.js';
 import { SES_EVENT_TYPES, type SesEventType } from '../src/core/types.js';
 import type { SnsEnvelope } from '../src/ses/sns.js';
+import type { Store } from '../src/store/port.js';
 import { parseSesNotification } from '../src/ses/parse.js';
 import { compareWithBrevo, expectedBrevoState } from '../src/sim/oracle.js';
 
@@ -503,4 +504,25 @@ export function spawnRealtimeServe(
       ...(o.store ? { store: o.store } : {}),
     }),
   );
+}
+
+/**
+ * Holds every inbox commit of `store` (a store slow to commit) until `release()`, which lets
+ * the held ones through and puts the store's own method back.
+ */
+export function holdInboxCommits(store: Store): { release: () => void } {
+  const own = store.insertInbox;
+  const insert = own.bind(store);
+  let open: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (open = r));
+  store.insertInbox = async (rows) => {
+    await gate;
+    return insert(rows);
+  };
+  return {
+    release: () => {
+      open();
+      store.insertInbox = own;
+    },
+  };
 }

@@ -8,7 +8,7 @@ import { sesEvent, type SesPayload } from '../src/sim/ses-events/index.js';
 import { startSqsSim, type SqsSim } from '../src/sim/sqs/index.js';
 import type { SqsIntake } from '../src/engine/sqs.js';
 import { checkSqs, type CheckResult } from '../src/engine/check.js';
-import { ALL_EVENTS_BOTH, eventsByKey, metricValue, startStack, until, untilBrevoMatches, type Stack } from './helpers.js';
+import { ALL_EVENTS_BOTH, eventsByKey, holdInboxCommits, metricValue, startStack, until, untilBrevoMatches, type Stack } from './helpers.js';
 
 const CREDENTIALS = { accessKeyId: 'AKIDSIM', secretAccessKey: 'sim-secret' };
 
@@ -88,14 +88,7 @@ describe('SQS intake', () => {
   });
 
   it('while the commit is slow the visibility is extended: the message is not received twice', async () => {
-    const store = stack.connector.store;
-    const insert = store.insertInbox.bind(store);
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => (release = r));
-    store.insertInbox = async (rows) => {
-      await gate;
-      return insert(rows);
-    };
+    const { release } = holdInboxCommits(stack.connector.store);
     const changesBefore = sqsSim.calls()['ChangeMessageVisibilityBatch'] ?? 0;
     try {
       const p = sesEvent('Send', { messageId: 'sqs-slow', recipients: ['slow@example.com'] });
@@ -106,7 +99,6 @@ describe('SQS intake', () => {
       expect(sqsSim.messages('events').map((m) => m.receiveCount)).toEqual([1]);
     } finally {
       release();
-      store.insertInbox = insert;
     }
     await until(queueEmpty, 'the slow message deleted', 20_000);
   });
