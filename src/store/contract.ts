@@ -216,6 +216,18 @@ function queueContract(store: CurrentStore): void {
     expect(again.map((o) => o.payload)).toEqual([{ attrs: { D: { v: 1, at: 30 } }, blocklist: false }]);
   });
 
+  it('an interrupted contact write folded into a newer pending one marks it interrupted (it must not overtake an import)', async () => {
+    const s = store();
+    await s.enqueue([contact('a@x.io', { A: { v: 'one', at: 1 } })], T0);
+    const [first] = await s.claimOps({ kind: 'contact', limit: 1, owner: 'w', leaseMs: 1000, now: T0 });
+    await s.enqueue([contact('a@x.io', { B: { v: 'two', at: 2 } })], T0);
+    expect(await s.recoverExpired(T0 + 1000)).toBe(1);
+    const [merged] = await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 1000 });
+    expect(merged!.payload).toEqual({ attrs: { A: { v: 'one', at: 1 }, B: { v: 'two', at: 2 } }, blocklist: false });
+    expect(merged!.lastCode).toBe('interrupted');
+    expect((await s.getOp(first!.id))!.state).toBe('superseded');
+  });
+
   it('retry of a contact merges into a newer pending write for the same contact', async () => {
     const s = store();
     await s.enqueue([contact('a@x.io', { A: { v: 'one', at: 1 } }, true)], T0);

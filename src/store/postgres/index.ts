@@ -32,6 +32,7 @@ import type {
   WaitingErrors,
   SoftBounce,
 } from '../port.js';
+import { INTERRUPTED } from '../port.js';
 import {
   interruptedError,
   mergeLedgerEntry,
@@ -111,6 +112,8 @@ interface MergeTarget {
   nextAt: number;
   attempts: number;
   dirty: boolean;
+  /** A write folded into it was interrupted (its call may have reached Brevo): see the SQLite store's requeue. */
+  interrupted?: boolean;
 }
 
 export class PostgresStore extends ForwardsCluster implements Store {
@@ -564,6 +567,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
           t.nextAt = Math.min(t.nextAt, it.nextAt);
           t.attempts = Math.max(t.attempts, r.attempts);
           t.dirty = true;
+          if (it.err?.code === INTERRUPTED) t.interrupted = true;
           superseded.push(r.id);
           continue;
         }
@@ -597,8 +601,9 @@ export class PostgresStore extends ForwardsCluster implements Store {
     const dirty = [...targets.values()].filter((t) => t.dirty);
     if (dirty.length > 0) {
       await c.query(
-        `UPDATE ${this.table('ops')} o SET payload = v.payload, sources = v.sources, priority = v.priority, lane = v.lane, next_at = v.next_at, attempts = v.attempts, updated_at = $8
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::int[]) AS v(id, payload, sources, priority, lane, next_at, attempts)
+        `UPDATE ${this.table('ops')} o SET payload = v.payload, sources = v.sources, priority = v.priority, lane = v.lane, next_at = v.next_at, attempts = v.attempts, updated_at = $8,
+           last_code = CASE WHEN v.interrupted THEN '${INTERRUPTED}' ELSE o.last_code END
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::int[], $9::boolean[]) AS v(id, payload, sources, priority, lane, next_at, attempts, interrupted)
          WHERE o.id = v.id`,
         [
           dirty.map((t) => t.id),
@@ -609,6 +614,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
           dirty.map((t) => t.nextAt),
           dirty.map((t) => t.attempts),
           now,
+          dirty.map((t) => t.interrupted === true),
         ],
       );
     }

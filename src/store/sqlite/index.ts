@@ -41,6 +41,7 @@ import type {
   WaitingErrors,
   SoftBounce,
 } from '../port.js';
+import { INTERRUPTED } from '../port.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -308,6 +309,9 @@ export class SqliteStore extends ForwardsCluster implements Store {
       if (other) {
         this.upsertContact(rowToContactOp(row), nextAt, now, row.attempts);
         this.stmt("UPDATE ops SET state = 'superseded', lease_owner = NULL, updated_at = ? WHERE id = ?").run(now, row.id);
+        // Its call may have reached Brevo (an import applied later): the write it folds into
+        // carries that, so that it goes behind such an import (engine/imports.ts).
+        if (err?.code === INTERRUPTED) this.stmt('UPDATE ops SET last_code = ?, last_message = ? WHERE id = ?').run(err.code, err.message, other.id);
         return;
       }
     }
