@@ -20,7 +20,7 @@ const bounded = (store: ChaosOptions['store'], seed: number): ChaosOptions => ({
   minKills: 10,
   meanRunMs: 2_000,
   faultKinds: ALL_FAULT_KINDS,
-  drainMs: 45_000,
+  drainMs: 100_000,
   verbose: process.env.CHAOS_VERBOSE === '1',
 });
 
@@ -44,6 +44,6 @@ describe('chaos: kills and Brevo faults, bounded run', () => {
       expect(r.duplicated).toBe(0);
       expect(r.failures).toBe(0);
       expect(r.delivered).toBe(r.sent);
-    }, 150_000);
+    }, 240_000);
   }
 });
