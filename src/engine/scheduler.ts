@@ -1,5 +1,6 @@
 // Hybrid mode in `serve`: incremental syncs on `schedule:`, one at a time, in their own lane.
 // Their bulk writes go through the backfill lane, so webhook events never wait behind them.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Connector } from './connector.js';
 import type { StreamName } from './backfill.js';
@@ -85,11 +86,15 @@ export class Scheduler {
     const { store, owner } = this.connector;
     let held: boolean;
     let holder: string;
+    let takenFromTheDead = false;
     try {
       let r = await store.tryLease({ name: SCHEDULER_LEASE, owner, ttlMs: this.leaseMs });
       if (!r.acquired && isOwnerGone(r.holder)) {
         await store.releaseLease({ name: SCHEDULER_LEASE, owner: r.holder });
         r = await store.tryLease({ name: SCHEDULER_LEASE, owner, ttlMs: this.leaseMs });
+        // Taken from a holder that died a moment ago: its last SES request may be less than
+        // one limiter interval old, and this process's limiter does not know it.
+        if (r.acquired) takenFromTheDead = true;
       }
       held = r.acquired;
       holder = r.holder;
@@ -98,8 +103,16 @@ export class Scheduler {
       return;
     }
     if (this.stopped) return;
-    if (held && !this.leading) await this.lead();
-    else if (!held && this.leading) this.resign(holder);
+    if (held && !this.leading) {
+      if (takenFromTheDead) await sleep(this.sesIntervalMs() + 100, undefined, { ref: false });
+      if (this.stopped) return;
+      await this.lead();
+    } else if (!held && this.leading) this.resign(holder);
+  }
+
+  /** The SES limiter's interval between requests (connectors.amazon-ses.ses_rate_limit per second). */
+  private sesIntervalMs(): number {
+    return Math.ceil(1000 / this.connector.config.connectors['amazon-ses'].ses_rate_limit);
   }
 
   /** Runs each entry now (when its last run is older than its period) and then on its period. */
