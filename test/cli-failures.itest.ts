@@ -105,6 +105,40 @@ describe('failures', () => {
     expect(text.stdout).toMatch(/history:[\s\S]*invalid_parameter[\s\S]*server_error/);
   });
 
+  it('list shows the messages an intake refused (poison SQS messages) with their reason and SQS message id; --code filters them too', async () => {
+    await withStore(async (s) => {
+      await s.recordRefusedMessage({
+        key: 'sqs:q-1',
+        source: 'sqs',
+        reason: 'malformed_json',
+        message: 'the body is not JSON',
+        externalId: 'q-1',
+        body: 'x',
+        at: T0,
+      });
+      await s.recordRefusedMessage({
+        key: 'sqs:q-2',
+        source: 'sqs',
+        reason: 'topic_not_allowed',
+        message: 'topic not allowed',
+        externalId: 'q-2',
+        body: '{}',
+        at: T0,
+      });
+    });
+    const r = await cli(['failures', 'list']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Messages refused at intake[^\n]*: 2\n/);
+    expect(r.stdout).toMatch(/sqs +malformed_json +q-1 /);
+    expect(r.stdout).toMatch(/sqs +topic_not_allowed +q-2 /);
+    const only = await cli(['failures', 'list', '--code', 'topic_not_allowed', '--json']);
+    const lines = only.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; reason?: string; sqsMessageId?: string });
+    expect(lines.map((l) => [l.kind, l.reason, l.sqsMessageId])).toEqual([['refused_message', 'topic_not_allowed', 'q-2']]);
+  });
+
   it('an id together with --all is a usage error', async () => {
     const r = await cli(['failures', 'discard', '5', '--all']);
     expect(r.code).toBe(2);

@@ -43,7 +43,7 @@ export interface StackOptions {
   /** connectors.amazon-ses.eventbridge (the EventBridge intake is off without a secret). */
   eventbridge?: { header_name?: string; secret?: string };
   /** connectors.amazon-ses.sqs */
-  sqs?: { queue_url?: string; raw_message_delivery?: boolean | 'auto'; endpoint?: string; pollers?: number };
+  sqs?: { queue_url?: string; raw_message_delivery?: boolean | 'auto'; endpoint?: string; pollers?: number; poison?: 'redrive' | 'delete' };
   /** Overrides of connectors.amazon-ses.events (per-type policy). */
   events?: Partial<Record<SesEventType, EventPolicy>>;
   /** More keys of connectors.amazon-ses (bounce_policy, lists, ...). */

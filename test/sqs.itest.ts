@@ -1,7 +1,7 @@
 // The SQS intake against the SQS simulator (spoken to by the real @aws-sdk/client-sqs): SNS
 // envelopes (verified like the webhook) and raw SES records, a message seen again after its
 // visibility timeout (a duplicate, not a second Brevo write), visibility extended while the
-// commit is slow, and poison messages left to the redrive policy.
+// commit is slow, and poison messages recorded once in failures and left to the redrive policy.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { sesEvent, type SesPayload } from '../src/sim/ses-events/index.js';
@@ -11,6 +11,7 @@ import { checkSqs, type CheckResult } from '../src/engine/check.js';
 import { ALL_EVENTS_BOTH, eventsByKey, holdInboxCommits, metricValue, startStack, until, untilBrevoMatches, type Stack } from './helpers.js';
 
 const CREDENTIALS = { accessKeyId: 'AKIDSIM', secretAccessKey: 'sim-secret' };
+const ADMIN_TOKEN = 'sqs-admin-token';
 
 let sqsSim: SqsSim;
 let stack: Stack;
@@ -24,6 +25,7 @@ beforeAll(async () => {
   });
   stack = await startStack({
     plan: 'unlimited',
+    adminToken: ADMIN_TOKEN,
     events: ALL_EVENTS_BOTH,
     sqs: { queue_url: sqsSim.queueUrl('events'), endpoint: sqsSim.endpoint, raw_message_delivery: 'auto' },
   });
@@ -103,18 +105,26 @@ describe('SQS intake', () => {
     await until(queueEmpty, 'the slow message deleted', 20_000);
   });
 
-  it('poison messages (not JSON, an envelope of a topic not allowed, a forged signature) are counted, never deleted, and end in the DLQ by the redrive policy', async () => {
+  it('poison messages (not JSON, an envelope of a topic not allowed, a forged signature) are counted, recorded once in failures, never deleted, and end in the DLQ by the redrive policy', async () => {
     const other = stack.sns.notification('arn:aws:sns:us-east-1:123456789012:not-ours', sesEvent('Send'));
     const forged = { ...stack.sns.notification(stack.topic, sesEvent('Send')), Message: JSON.stringify(sesEvent('Bounce')) };
-    sqsSim.send('events', 'not json at all');
-    sqsSim.send('events', JSON.stringify(other));
-    sqsSim.send('events', JSON.stringify(forged));
+    const sent = [sqsSim.send('events', 'not json at all'), sqsSim.send('events', JSON.stringify(other)), sqsSim.send('events', JSON.stringify(forged))];
     await until(() => sqsSim.messages('events-dlq').length === 3, 'three messages in the DLQ', 30_000);
     expect(queueEmpty()).toBe(true);
     expect(await sqsCount('malformed_json')).toBe(2);
     expect(await sqsCount('topic_not_allowed')).toBe(2);
     expect(await sqsCount('bad_signature')).toBe(2);
     expect(sqsSim.messages('events-dlq').map((m) => m.receiveCount)).toEqual([2, 2, 2]);
+    // Received twice each, recorded once each: reason code and SQS message id, in GET /admin/failures.
+    const res = await stack.get('/admin/failures', { authorization: `Bearer ${ADMIN_TOKEN}` });
+    expect(res.status).toBe(200);
+    const body = res.json as unknown as { failures: unknown[]; refused: Array<{ kind: string; reason: string; sqsMessageId: string; source: string }> };
+    expect(body.failures).toEqual([]);
+    expect(body.refused.map((r) => [r.kind, r.source, r.reason, r.sqsMessageId])).toEqual([
+      ['refused_message', 'sqs', 'malformed_json', sent[0]],
+      ['refused_message', 'sqs', 'topic_not_allowed', sent[1]],
+      ['refused_message', 'sqs', 'bad_signature', sent[2]],
+    ]);
   });
 
   it('check: the queue readable with its redrive policy, and a warning that raw bodies are accepted', async () => {
@@ -126,6 +136,23 @@ describe('SQS intake', () => {
       ['sqs.raw_message_delivery', true, true],
     ]);
     expect(results[1]!.detail).toContain(sqsSim.queueArn('events-dlq'));
+    // A queue without a redrive policy: a warning, unless sqs.poison: delete disposes of poison messages.
+    sqsSim.createQueue('no-dlq');
+    for (const poison of ['redrive', 'delete'] as const) {
+      const plain = await startStack({
+        plan: 'unlimited',
+        sqs: { queue_url: sqsSim.queueUrl('no-dlq'), endpoint: sqsSim.endpoint, raw_message_delivery: false, poison },
+      });
+      try {
+        const got: CheckResult[] = [];
+        await checkSqs(plain.connector, (r) => got.push(r), CREDENTIALS);
+        const redrive = got.find((r) => r.name === 'sqs.redrive_policy');
+        expect(redrive?.warning === true, poison).toBe(poison === 'redrive');
+        if (poison === 'redrive') expect(redrive?.fix).toContain('sqs.poison: delete');
+      } finally {
+        await plain.stop();
+      }
+    }
     const missing = await startStack({
       plan: 'unlimited',
       sqs: { queue_url: `${sqsSim.endpoint}/123456789012/gone`, endpoint: sqsSim.endpoint, raw_message_delivery: false },

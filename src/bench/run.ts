@@ -11,6 +11,7 @@ import type { LoadResult } from './loadgen.js';
 import { startBrevoSim, type BrevoSimState } from '../sim/brevo/index.js';
 import { startSnsSim } from '../sim/sns/index.js';
 import { startSesSim } from '../sim/ses/index.js';
+import { startSqsSim } from '../sim/sqs/index.js';
 import { realisticMix } from '../sim/ses-events/index.js';
 import { parseConfig } from '../config/load.js';
 import { parseSesNotification } from '../ses/parse.js';
@@ -34,6 +35,7 @@ const SLICE_N = Number(args.get('slice') ?? 5_000);
 const RECIPIENTS = Number(args.get('recipients') ?? 20_000);
 const BACKFILL_N = Number(args.get('backfill') ?? 100_000);
 const ONLY = args.get('only');
+const SQS_POLLERS = (args.get('sqs-pollers') ?? '2,8').split(',').map(Number);
 
 function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -209,6 +211,108 @@ async function ingest() {
     verifyOnlyPeakRssMb,
     storedAtEnd: status.inbox,
   };
+}
+
+/**
+ * SQS intake next to the webhook, on the same `serve` (both intakes on, SQLite): in turns,
+ * a burst of INGEST_N signed notifications POSTed to the webhook (concurrency 64), then the
+ * same number of other signed notifications put on the SQS simulator's queue at once, timed
+ * until the last is deleted (the intake deletes a message only after its durable commit).
+ * Medians of ROUNDS turns, for each poller count in --sqs-pollers.
+ */
+async function sqsIngest() {
+  const sns = await startSnsSim();
+  // In this process, like the other simulators: it shares the two cores (AWS's SQS would not).
+  const sqs = await startSqsSim({
+    queues: { 'bench-dlq': {}, bench: { visibilityTimeoutSeconds: 30, redrive: { deadLetterQueue: 'bench-dlq', maxReceiveCount: 5 } } },
+  });
+  const perRun = 1000 + 2 * INGEST_N * ROUNDS;
+  const payloads = realisticMix(perRun * SQS_POLLERS.length, { recipients: RECIPIENTS, seed: 55 });
+  log(`signing ${payloads.length} SNS notifications...`);
+  const bodies = payloads.map((p) => JSON.stringify(sns.notification(TOPIC, p)));
+  let next = 0;
+  const take = (n: number) => bodies.slice(next, (next += n));
+  const brevo = await startBrevoChild('unlimited');
+  const runs = [];
+  for (const pollers of SQS_POLLERS) {
+    const dir = mkdtempSync(join(tmpdir(), 'tajo-bench-sqs-'));
+    const port = await freePort();
+    const config = writeConfig(dir, {
+      connectors: {
+        'amazon-ses': {
+          region: 'us-east-1',
+          sync: { contacts: false, suppressions: false, account: false },
+          sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
+          sqs: { queue_url: sqs.queueUrl('bench'), endpoint: sqs.endpoint, raw_message_delivery: false, pollers },
+        },
+      },
+      brevo: { api_key: 'sim-key', base_url: brevo.url, plan: 'extended' },
+      store: { url: `sqlite:${join(dir, 'sqs.db')}` },
+      server: { port, host: '127.0.0.1' },
+      log: { level: 'warn' },
+    });
+    const serve = cli(['serve', '--config', config], { AWS_ACCESS_KEY_ID: 'BENCH', AWS_SECRET_ACCESS_KEY: 'bench', AWS_EC2_METADATA_DISABLED: 'true' });
+    await waitHttp(`http://127.0.0.1:${port}/readyz`);
+    const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
+    // Nothing left for this process to do: no envelope to plan, no operation due or in flight
+    // (contact imports Brevo accepted may still be awaited: that costs no CPU here).
+    const drained = async () => {
+      for (let i = 0; i < 600; i++) {
+        const st = (await fetch(`http://127.0.0.1:${port}/admin/status`).then((r) => r.json())) as {
+          inbox: Record<string, number>;
+          queues: Array<{ state: string; count: number }>;
+        };
+        if ((st.inbox.pending ?? 0) === 0 && !st.queues.some((q) => (q.state === 'pending' || q.state === 'inflight') && q.count > 0)) return;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    };
+    const queueEmptied = async (n: number): Promise<number> => {
+      const t0 = process.hrtime.bigint();
+      for (const b of take(n)) sqs.send('bench', b);
+      while (sqs.messages('bench').length > 0) await new Promise((r) => setTimeout(r, 20));
+      return Number(process.hrtime.bigint() - t0) / 1e9;
+    };
+    // Warm-up of both paths.
+    await loadgen(url, take(500), 64);
+    await queueEmptied(500);
+    await drained();
+    const webhook: LoadResult[] = [];
+    const queue: Array<{ messages: number; seconds: number; perSecond: number }> = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      log(`sqs (${pollers} pollers) round ${round}/${ROUNDS}: webhook burst...`);
+      webhook.push(await loadgen(url, take(INGEST_N), 64));
+      await drained();
+      log(`sqs (${pollers} pollers) round ${round}/${ROUNDS}: ${INGEST_N} messages on the queue...`);
+      const seconds = await queueEmptied(INGEST_N);
+      queue.push({ messages: INGEST_N, seconds, perSecond: INGEST_N / seconds });
+      await drained();
+    }
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+    const accepted = Number(/tajo_ses_sqs_messages_total\{outcome="accepted"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
+    const peak = peakRssOf(serve.pid!);
+    const exited = new Promise((r) => serve.once('exit', r));
+    serve.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+    const webhookRate = median(webhook.map((r) => r.perSecond));
+    const sqsRate = median(queue.map((r) => r.perSecond));
+    runs.push({
+      pollers,
+      webhook: webhook.map((r) => ({ perSecond: r.perSecond, p99Ms: r.p99Ms, ok: r.ok })),
+      sqs: queue,
+      medians: { webhookPerSecond: webhookRate, sqsCommittedPerSecond: sqsRate },
+      ratio: sqsRate / webhookRate,
+      sqsAccepted: accepted,
+      sqsExpected: 500 + INGEST_N * ROUNDS,
+      deadLettered: sqs.messages('bench-dlq').length,
+      receiveCalls: sqs.calls()['ReceiveMessage'] ?? 0,
+      connectorPeakRssMb: peak,
+    });
+  }
+  brevo.stop();
+  await sns.close();
+  await sqs.close();
+  return { rounds: ROUNDS, messagesPerTurn: INGEST_N, runs };
 }
 
 function sesRecords(payloads: Array<Record<string, unknown>>) {
@@ -396,6 +500,10 @@ async function main(): Promise<void> {
   if (!ONLY || ONLY === 'ingest') {
     out.ingest = await ingest();
     log(JSON.stringify(out.ingest));
+  }
+  if (!ONLY || ONLY === 'sqs') {
+    out.sqs = await sqsIngest();
+    log(JSON.stringify(out.sqs));
   }
   if (!ONLY || ONLY === 'drain') {
     const full = realisticMix(DRAIN_N, { recipients: RECIPIENTS, seed: 33 });

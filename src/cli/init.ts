@@ -106,6 +106,7 @@ export function renderInitConfig(a: InitAnswers): string {
     ),
     line(6, 'endpoint', '""', 'SQS API endpoint override; "" is AWS itself (a URL for a simulator)'),
     line(6, 'pollers', '2', 'concurrent long polls (20 s, 10 messages each)'),
+    line(6, 'poison', 'redrive', 'a message that can never be stored: redrive (left for the DLQ) or delete; recorded in failures either way'),
     line(4, 'eventbridge', '', 'POST /webhooks/amazon-ses/eventbridge, for an EventBridge API destination'),
     line(6, 'header_name', 'x-api-key', "the header the API destination's connection sends (API key authorization)"),
     line(6, 'secret', '${TAJO_EVENTBRIDGE_SECRET:-}', 'its value; empty: the route answers 404'),

@@ -7,7 +7,7 @@ import { makeOut, pad, type Out } from './output.js';
 import { DEMO_INTAKES, formatDemo, runDemo } from './demo.js';
 import { openStore } from '../store/index.js';
 import { CHECK_MAX_LAG_SECONDS, collectStatus, operatorReasons, type StatusReport } from '../engine/status.js';
-import { failureView } from '../engine/failures.js';
+import { failureView, refusedView } from '../engine/failures.js';
 import { createConnector, defaultLogger, type Connector } from '../engine/connector.js';
 import { isOwnerGone } from '../engine/owner.js';
 import { buildServer } from '../server/app.js';
@@ -396,8 +396,10 @@ async function failures(argv: string[], out: Out): Promise<number> {
   return withStore(flags, async (store) => {
     switch (sub ?? 'list') {
       case 'list': {
-        const rows = (await deadLetters(store, code, intFlag(flags.limit, 'limit', 100, 1, 100_000))).map(failureView);
-        if (out.json) for (const r of rows) out.emit(r, () => '');
+        const limit = intFlag(flags.limit, 'limit', 100, 1, 100_000);
+        const rows = (await deadLetters(store, code, limit)).map(failureView);
+        const refused = (await store.listRefusedMessages({ limit })).filter((r) => code === undefined || r.reason === code).map(refusedView);
+        if (out.json) for (const r of [...rows, ...refused]) out.emit(r, () => '');
         else if (rows.length === 0) out.line(code === undefined ? 'No dead letters.' : `No dead letters with code ${code}.`);
         else
           out.line(
@@ -414,6 +416,16 @@ async function failures(argv: string[], out: Out): Promise<number> {
               ]),
             ]),
           );
+        if (!out.json && refused.length > 0) {
+          out.line('');
+          out.line(`Messages refused at intake (never stored, nothing to retry; fix the cause, then redrive the dead-letter queue): ${refused.length}`);
+          out.line(
+            pad([
+              ['id', 'source', 'reason', 'sqs message id', 'at', 'message'],
+              ...refused.map((r) => [String(r.id), r.source, r.reason, r.sqsMessageId ?? '', r.at, shorten(r.message, 80)]),
+            ]),
+          );
+        }
         return 0;
       }
       case 'show': {

@@ -117,6 +117,7 @@ export const sesConnectorSchema = z
           .default('')
           .refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
         pollers: num(z.number().int().min(1).max(32)).default(2),
+        poison: z.enum(['redrive', 'delete']).default('redrive'),
       })
       .strict()
       .prefault({}),

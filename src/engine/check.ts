@@ -45,13 +45,19 @@ export async function checkSqs(c: Connector, push: (r: CheckResult) => void, cre
             ok: true,
             detail: `dead-letter queue ${String((JSON.parse(a.RedrivePolicy) as { deadLetterTargetArn?: string }).deadLetterTargetArn)}`,
           }
-        : {
-            name: 'sqs.redrive_policy',
-            ok: true,
-            warning: true,
-            detail: 'the queue has no redrive policy: a message that can never be stored comes back until it expires',
-            fix: 'give the queue a dead-letter queue (redrive policy, e.g. maxReceiveCount 5)',
-          },
+        : ses.sqs.poison === 'delete'
+          ? {
+              name: 'sqs.redrive_policy',
+              ok: true,
+              detail: 'no redrive policy; sqs.poison: delete records a message that can never be stored in failures, then deletes it',
+            }
+          : {
+              name: 'sqs.redrive_policy',
+              ok: true,
+              warning: true,
+              detail: 'the queue has no redrive policy: a message that can never be stored comes back until it expires',
+              fix: 'give the queue a dead-letter queue (redrive policy, e.g. maxReceiveCount 5), or set sqs.poison: delete',
+            },
     );
   } catch (err) {
     push({

@@ -231,6 +231,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
         ? new SqsIntake({
             cfg: ses,
             writer,
+            store,
             verify,
             log,
             metrics,

@@ -1,6 +1,6 @@
 // How a dead letter is shown to an operator: the source records, the Brevo call we planned,
 // and what Brevo answered.
-import type { OpRow } from '../store/port.js';
+import type { OpRow, RefusedMessageRow } from '../store/port.js';
 import { plannedCall } from './deliver.js';
 
 export interface FailureView {
@@ -33,5 +33,31 @@ export function failureView(r: OpRow): FailureView {
     history: r.history.map((h) => ({ at: new Date(h.at).toISOString(), code: h.code, message: h.message, status: h.status })),
     createdAt: new Date(r.createdAt).toISOString(),
     updatedAt: new Date(r.updatedAt).toISOString(),
+  };
+}
+
+/** A message an intake refused for good (a poison SQS message): not a dead letter, nothing to retry. */
+export interface RefusedView {
+  kind: 'refused_message';
+  id: number;
+  source: string;
+  reason: string;
+  message: string;
+  /** The SQS MessageId. */
+  sqsMessageId: string | null;
+  body: string;
+  at: string;
+}
+
+export function refusedView(r: RefusedMessageRow): RefusedView {
+  return {
+    kind: 'refused_message',
+    id: r.id,
+    source: r.source,
+    reason: r.reason,
+    message: r.message,
+    sqsMessageId: r.externalId,
+    body: r.body,
+    at: new Date(r.at).toISOString(),
   };
 }

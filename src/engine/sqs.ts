@@ -3,7 +3,9 @@
 // happened yet stays invisible (its visibility is extended), so no other poller takes it; one
 // that fails for a reason time may fix (store down, certificate unavailable) is simply not
 // deleted and comes back after its visibility timeout. One that can never be stored (malformed,
-// forged, unknown topic) is counted, logged and left to the queue's redrive policy.
+// forged, unknown topic) is counted, logged, recorded once among the refused messages that
+// `failures` lists, and left to the queue's redrive policy (or deleted: `sqs.poison: delete`).
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
@@ -20,6 +22,7 @@ import { awsCredentials, type SesClientOptions } from '../ses/client.js';
 import { SnsVerificationError, verifySnsMessage, type VerifySnsOptions } from '../ses/sns.js';
 import { isBareSesRecord, type InboxWriter } from './ingest.js';
 import type { Metrics } from './metrics.js';
+import type { Store } from '../store/port.js';
 
 /** SQS keeps a message at most 14 days: an envelope may wait that long in a queue (or its DLQ), so SNS's replay window does not apply. */
 const SQS_MAX_AGE_MS = 15 * 24 * 3600 * 1000;
@@ -30,11 +33,14 @@ const ERROR_PAUSE_MS = 2_000;
 /** Inbox id of a raw message (no SNS MessageId): the SQS MessageId, which a redelivery keeps. */
 export const SQS_ID_PREFIX = 'sqs:';
 
-export type SqsOutcome = 'stored' | 'duplicate' | 'retry' | 'poison' | 'ignored';
+/** `poison`: recorded and left for the redrive policy; `poison_deleted`: recorded, and deleted (`sqs.poison: delete`). */
+export type SqsOutcome = 'stored' | 'duplicate' | 'retry' | 'poison' | 'poison_deleted' | 'ignored';
 
 export interface SqsIntakeOptions {
   cfg: SesConnectorConfig;
   writer: InboxWriter;
+  /** Where poison messages are recorded (`failures`). */
+  store: Pick<Store, 'recordRefusedMessage'>;
   /** The webhook's verification options; the replay window is widened to SQS's retention. */
   verify: VerifySnsOptions;
   log: Logger;
@@ -92,10 +98,10 @@ export class SqsIntake {
         'SQS intake accepts raw SES records (raw message delivery): they carry no signature, so the queue policy (who may SendMessage) is their only authentication; set sqs.raw_message_delivery: false to accept signed SNS envelopes only',
       );
     }
-    if (!attrs.Attributes?.RedrivePolicy) {
+    if (!attrs.Attributes?.RedrivePolicy && this.o.cfg.sqs.poison === 'redrive') {
       this.o.log.warn(
         { queueUrl: this.queueUrl },
-        'the SQS queue has no redrive policy: a message that can never be stored comes back until it expires; give the queue a dead-letter queue',
+        'the SQS queue has no redrive policy: a message that can never be stored comes back until it expires; give the queue a dead-letter queue, or set sqs.poison: delete',
       );
     }
     const n = this.o.cfg.sqs.pollers;
@@ -150,7 +156,8 @@ export class SqsIntake {
       pending = false;
       clearInterval(extend);
     }
-    const done = messages.filter((_m, i) => outcomes[i] === 'stored' || outcomes[i] === 'duplicate' || outcomes[i] === 'ignored');
+    const deletable: SqsOutcome[] = ['stored', 'duplicate', 'ignored', 'poison_deleted'];
+    const done = messages.filter((_m, i) => deletable.includes(outcomes[i] as SqsOutcome));
     if (outcomes.includes('stored')) this.o.onStored();
     if (done.length > 0) {
       try {
@@ -182,13 +189,30 @@ export class SqsIntake {
     }
   }
 
-  private poison(m: Message, reason: string, message: string): SqsOutcome {
+  /**
+   * A message that can never be stored: recorded once (by its SQS MessageId, else its body's
+   * hash) for `failures`, then left for the redrive policy, or deleted when `sqs.poison` says so
+   * and the record is committed. A record that cannot be written leaves the message on the queue.
+   */
+  private async poison(m: Message, reason: string, message: string): Promise<SqsOutcome> {
     this.o.metrics.sqsMessages.inc({ outcome: reason });
+    const body = m.Body ?? '';
+    const key = m.MessageId ? SQS_ID_PREFIX + m.MessageId : `sqs-body:${createHash('sha256').update(body).digest('hex')}`;
+    let recorded: 'inserted' | 'duplicate' | 'failed';
+    try {
+      recorded = await this.o.store.recordRefusedMessage({ key, source: 'sqs', reason, message, externalId: m.MessageId ?? null, body, at: this.now() });
+    } catch (err) {
+      this.o.log.error({ err: errorMessage(err), sqsMessageId: m.MessageId }, 'could not record a poison SQS message in failures; it stays on the queue');
+      recorded = 'failed';
+    }
+    const deleting = this.o.cfg.sqs.poison === 'delete' && recorded !== 'failed';
     this.o.log.warn(
-      { reason, sqsMessageId: m.MessageId, receiveCount: m.Attributes?.ApproximateReceiveCount },
-      `SQS message can never be stored (${message}); left on the queue for its redrive policy to move to the dead-letter queue`,
+      { reason, sqsMessageId: m.MessageId, receiveCount: m.Attributes?.ApproximateReceiveCount, recorded },
+      deleting
+        ? `SQS message can never be stored (${message}); recorded in failures and deleted (sqs.poison: delete)`
+        : `SQS message can never be stored (${message}); ${recorded === 'failed' ? 'not recorded' : 'recorded in failures'} and left on the queue for its redrive policy to move to the dead-letter queue`,
     );
-    return 'poison';
+    return deleting ? 'poison_deleted' : 'poison';
   }
 
   /** One message: verified (an SNS envelope) or accepted as a raw SES record, then committed. */

@@ -2,7 +2,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Connector } from '../engine/connector.js';
 import { ADMIN_RESPONSE_HEADERS, dashboardSections, renderDashboard, renderFailure, type DashboardData } from './dashboard.js';
-import { failureView } from '../engine/failures.js';
+import { failureView, refusedView } from '../engine/failures.js';
 import { adminAccess, pathOnly } from './admin.js';
 import { errorMessage } from '../core/errors.js';
 import { Timeline } from './timeline.js';
@@ -198,7 +198,9 @@ export function buildServer(connector: Connector): FastifyInstance {
     const limit = Math.min(500, Math.max(1, Number(q.limit ?? 100) || 100));
     const offset = Math.max(0, Number(q.offset ?? 0) || 0);
     const rows = await connector.store.listFailures({ limit, offset });
-    return { failures: rows.map(failureView) };
+    // Poison messages an intake refused (by their own offset: two lists, one page size).
+    const refused = await connector.store.listRefusedMessages({ limit, offset });
+    return { failures: rows.map(failureView), refused: refused.map(refusedView) };
   });
   app.post('/admin/failures/:id/retry', admin, async (req, reply) => {
     const id = idParam(req, reply);

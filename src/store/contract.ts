@@ -398,6 +398,27 @@ function bookkeepingContract(store: CurrentStore): void {
     expect(await s.getState('missing')).toBeUndefined();
   });
 
+  it('refused messages are recorded once per key, listed oldest first, bodies capped', async () => {
+    const s = store();
+    expect(await s.listRefusedMessages({ limit: 10 })).toEqual([]);
+    const m = { key: 'sqs:m-1', source: 'sqs' as const, reason: 'malformed_json', message: 'the body is not JSON', externalId: 'm-1', body: '{oops', at: T0 };
+    expect(await s.recordRefusedMessage(m)).toBe('inserted');
+    // A redelivery of the same message (same key, later, maybe another reason) changes nothing.
+    expect(await s.recordRefusedMessage({ ...m, reason: 'other', at: T0 + 5 })).toBe('duplicate');
+    const big = 'x'.repeat(300 * 1024);
+    expect(await s.recordRefusedMessage({ ...m, key: 'sqs:m-2', externalId: null, reason: 'topic_not_allowed', body: big, at: T0 + 1 })).toBe('inserted');
+    const rows = await s.listRefusedMessages({ limit: 10 });
+    expect(rows.map((r) => [r.key, r.reason, r.externalId, r.at])).toEqual([
+      ['sqs:m-1', 'malformed_json', 'm-1', T0],
+      ['sqs:m-2', 'topic_not_allowed', null, T0 + 1],
+    ]);
+    expect(rows[0]).toMatchObject({ source: 'sqs', message: 'the body is not JSON', body: '{oops' });
+    expect(rows[1]?.body.length).toBe(256 * 1024);
+    expect((await s.listRefusedMessages({ limit: 1, offset: 1 })).map((r) => r.key)).toEqual(['sqs:m-2']);
+    // Not dead letters: nothing to retry, nothing planned.
+    expect(await s.listFailures({ limit: 10 })).toEqual([]);
+  });
+
   it('stats count operations by kind, state and priority with the oldest open one', async () => {
     const s = store();
     await s.enqueue([event('k1', 'a@x.io', 1), event('k2', 'a@x.io', 2), contact('a@x.io', { A: { v: 1, at: 1 } }, true, 0)], T0);

@@ -372,6 +372,10 @@ export interface Store extends ClusterStore {
   /** Dead letters back to pending (all of them when ids is 'all'). Returns how many. */
   retryFailures(ids: number[] | 'all', now: number): Promise<number>;
   discardFailures(ids: number[], now: number): Promise<number>;
+  /** Records a message an intake refused for good; 'duplicate' (nothing changed) when its key is already recorded. */
+  recordRefusedMessage(m: RefusedMessageInsert): Promise<'inserted' | 'duplicate'>;
+  /** Refused messages, oldest first. */
+  listRefusedMessages(opts: { limit: number; offset?: number }): Promise<RefusedMessageRow[]>;
 
   getCursor(stream: string): Promise<CursorRow | undefined>;
   setCursor(stream: string, value: string | null, now: number, status?: string, note?: string): Promise<void>;
@@ -382,6 +386,29 @@ export interface Store extends ClusterStore {
   stats(): Promise<StoreStats>;
   /** Pending operations whose last attempt failed (they wait for a retry): how many, and the newest error. */
   waitingErrors(): Promise<WaitingErrors>;
+}
+
+/**
+ * A message an intake received and can never store (a poison SQS message: malformed body,
+ * unknown topic, forged signature, raw record refused). Kept for `failures`; nothing is
+ * planned from it. Recorded once per `key` however often the queue redelivers it.
+ */
+export interface RefusedMessageInsert {
+  /** Dedupe key, e.g. `sqs:<SQS MessageId>`. */
+  key: string;
+  source: 'sqs';
+  /** The reason code (as counted in metrics), e.g. `malformed_json`, `topic_not_allowed`. */
+  reason: string;
+  message: string;
+  /** The SQS MessageId. */
+  externalId: string | null;
+  /** The body as received (at most 256 KiB kept). */
+  body: string;
+  at: number;
+}
+
+export interface RefusedMessageRow extends RefusedMessageInsert {
+  id: number;
 }
 
 export interface WaitingErrors {

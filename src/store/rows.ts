@@ -10,6 +10,7 @@ import type {
   CursorRow,
   EnqueueResult,
   InboxRow,
+  RefusedMessageRow,
   LeaseRequest,
   LeaseRow,
   LedgerEntry,
@@ -231,5 +232,21 @@ export function toWaitingError(r: Row): NonNullable<WaitingErrors['newest']> {
     message: (r.last_message as string | null) ?? null,
     status: r.last_status === null || r.last_status === undefined ? null : Number(r.last_status),
     at: Number(r.updated_at),
+  };
+}
+
+/** Bodies of refused messages are kept up to this many characters (SQS's message limit). */
+export const REFUSED_BODY_MAX = 256 * 1024;
+
+export function toRefusedMessage(r: Row): RefusedMessageRow {
+  return {
+    id: Number(r.id),
+    key: String(r.key),
+    source: String(r.source) as RefusedMessageRow['source'],
+    reason: String(r.reason),
+    message: String(r.message),
+    externalId: (r.external_id as string | null) ?? null,
+    body: String(r.body),
+    at: Number(r.at),
   };
 }

@@ -2,10 +2,18 @@
 // loopback HTTP like SNS serves SigningCertURL), posts them to an endpoint the way SNS
 // does, and answers SubscribeURL visits. Used by `demo`, integration tests and benches.
 //
+// Subscriptions (subscribe + publishToTopic) model what SNS does with a published message:
+// to an SQS queue (of the SQS simulator) it is sent wrapped in a signed envelope, or raw with
+// raw message delivery; to an HTTP/S endpoint it is POSTed, and a failed delivery (a 5xx, a 429,
+// no connection, no answer) is retried per the subscription's delivery policy (SNS's default:
+// 3 retries, 20 s apart) and then moved to the subscription's dead-letter queue, or discarded
+// when it has none. Another 4xx is a client-side error: no retry, straight to the DLQ.
+//
 // Its cert URL is http://127.0.0.1:<port>/..., so a verifier talking to it needs
 // allowHttpCertUrls: true and signingCertHosts: ['^127\\.0\\.0\\.1$'].
 
 import { randomBytes, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { SnsEnvelope } from '../../ses/sns.js';
@@ -48,11 +56,66 @@ export interface SnsSim {
   confirmations(): string[];
   /** POSTs like SNS: text/plain; charset=UTF-8 and the x-amz-sns-* headers. */
   publish(endpointUrl: string, env: SnsEnvelope, opts?: { keepAliveAgent?: unknown; timeoutMs?: number }): Promise<{ status: number; body: string }>;
+  /** Subscribes an SQS queue or an HTTP/S endpoint to a topic (already confirmed). */
+  subscribe(topicArn: string, spec: SnsSubscriptionSpec): SnsSimSubscription;
+  /**
+   * Publishes like sns:Publish: one envelope (one MessageId) delivered to every subscription of
+   * the topic. Resolves, per subscription in subscription order, once it settled: delivered,
+   * moved to its DLQ, or discarded (after the whole delivery policy).
+   */
+  publishToTopic(topicArn: string, message: string | object, opts?: SnsSimMessageOptions & { subject?: string }): Promise<SnsDeliveryOutcome[]>;
   /** How many times the certificate was downloaded (to test caching). */
   certFetches(): number;
   /** A URL on this simulator that misbehaves; `target` is where 'redirect' points (default certUrl). */
   faultUrl(kind: SnsSimFault, target?: string): string;
   close(): Promise<void>;
+}
+
+/** An HTTP/S subscription's retry policy, linear: `numRetries` retries `delayMs` apart after the first attempt. */
+export interface SnsHttpDeliveryPolicy {
+  numRetries: number;
+  delayMs: number;
+}
+
+/** SNS's default for HTTP/S: up to three retries, 20 seconds apart; then the message is dropped unless a DLQ is attached. */
+export const SNS_DEFAULT_HTTP_DELIVERY_POLICY: SnsHttpDeliveryPolicy = { numRetries: 3, delayMs: 20_000 };
+
+/** A queue of the SQS simulator (anything with its `send`). */
+export interface SnsSqsTarget {
+  sqs: { send(name: string, body: string): string };
+  queue: string;
+}
+
+export type SnsSubscriptionSpec =
+  | {
+      protocol: 'http';
+      endpoint: string;
+      /** Default SNS_DEFAULT_HTTP_DELIVERY_POLICY. */
+      deliveryPolicy?: SnsHttpDeliveryPolicy;
+      /** Where an undeliverable message goes (the signed envelope, or the raw message when raw); absent: discarded. */
+      deadLetterQueue?: SnsSqsTarget;
+      rawMessageDelivery?: boolean;
+      /** Per attempt; default 15 s as SNS. */
+      timeoutMs?: number;
+    }
+  | { protocol: 'sqs'; queue: SnsSqsTarget; rawMessageDelivery?: boolean };
+
+export type SnsDeliveryOutcome = 'delivered' | 'dead_lettered' | 'discarded';
+
+export interface SnsSubscriptionStats {
+  /** Messages delivered to the endpoint or queue. */
+  delivered: number;
+  /** Delivery attempts that failed (each retry follows one). */
+  failedAttempts: number;
+  deadLettered: number;
+  discarded: number;
+}
+
+export interface SnsSimSubscription {
+  arn: string;
+  topicArn: string;
+  stats(): SnsSubscriptionStats;
+  unsubscribe(): void;
 }
 
 const ACCOUNT_ID = '123456789012';
@@ -176,6 +239,78 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
     });
   };
 
+  const notification = (
+    topicArn: string,
+    message: string | object,
+    o: SnsSimMessageOptions & { subject?: string; messageAttributes?: Record<string, unknown> } = {},
+  ) =>
+    sign({
+      Type: 'Notification',
+      MessageId: o.messageId ?? randomUUID(),
+      TopicArn: topicArn,
+      ...(o.subject !== undefined ? { Subject: o.subject } : {}),
+      Message: typeof message === 'string' ? message : JSON.stringify(message),
+      Timestamp: o.timestamp ?? new Date().toISOString(),
+      UnsubscribeURL: `${base}/unsubscribe?SubscriptionArn=${encodeURIComponent(`${topicArn}:${randomUUID()}`)}`,
+      ...(o.messageAttributes ? { MessageAttributes: o.messageAttributes } : {}),
+      ...(o.signatureVersion ? { SignatureVersion: o.signatureVersion } : {}),
+    });
+
+  interface Sub {
+    arn: string;
+    topicArn: string;
+    spec: SnsSubscriptionSpec;
+    stats: SnsSubscriptionStats;
+  }
+  const subs: Sub[] = [];
+  // Aborts the retry waits of deliveries still in progress when the simulator closes.
+  const closing = new AbortController();
+
+  const deliverTo = async (sub: Sub, env: SnsEnvelope): Promise<SnsDeliveryOutcome> => {
+    const { spec, stats } = sub;
+    const body = spec.rawMessageDelivery ? env.Message : JSON.stringify(env);
+    if (spec.protocol === 'sqs') {
+      spec.queue.sqs.send(spec.queue.queue, body);
+      stats.delivered++;
+      return 'delivered';
+    }
+    const policy = spec.deliveryPolicy ?? SNS_DEFAULT_HTTP_DELIVERY_POLICY;
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) {
+        try {
+          await sleep(policy.delayMs, undefined, { signal: closing.signal });
+        } catch {
+          stats.discarded++;
+          return 'discarded';
+        }
+      }
+      let retryable: boolean;
+      try {
+        const res = await postLikeSns(spec.endpoint, env, {
+          timeoutMs: spec.timeoutMs,
+          subscriptionArn: sub.arn,
+          ...(spec.rawMessageDelivery ? { raw: true } : {}),
+        });
+        if (res.status >= 200 && res.status < 300) {
+          stats.delivered++;
+          return 'delivered';
+        }
+        retryable = res.status >= 500 || res.status === 429;
+      } catch {
+        retryable = true; // no connection, or no answer in time: server-side
+      }
+      stats.failedAttempts++;
+      if (!retryable || attempt >= policy.numRetries) break;
+    }
+    if (spec.deadLetterQueue) {
+      spec.deadLetterQueue.sqs.send(spec.deadLetterQueue.queue, body);
+      stats.deadLettered++;
+      return 'dead_lettered';
+    }
+    stats.discarded++;
+    return 'discarded';
+  };
+
   return {
     certUrl,
     url: base,
@@ -183,18 +318,23 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
     certPem: material.certPem,
     topicArn: (name) => `arn:aws:sns:${region}:${ACCOUNT_ID}:${name}`,
     sign,
-    notification(topicArn, message, o = {}) {
-      return sign({
-        Type: 'Notification',
-        MessageId: o.messageId ?? randomUUID(),
-        TopicArn: topicArn,
-        ...(o.subject !== undefined ? { Subject: o.subject } : {}),
-        Message: typeof message === 'string' ? message : JSON.stringify(message),
-        Timestamp: o.timestamp ?? new Date().toISOString(),
-        UnsubscribeURL: `${base}/unsubscribe?SubscriptionArn=${encodeURIComponent(`${topicArn}:${randomUUID()}`)}`,
-        ...(o.messageAttributes ? { MessageAttributes: o.messageAttributes } : {}),
-        ...(o.signatureVersion ? { SignatureVersion: o.signatureVersion } : {}),
-      });
+    notification,
+    subscribe(topicArn, spec) {
+      const sub: Sub = { arn: `${topicArn}:${randomUUID()}`, topicArn, spec, stats: { delivered: 0, failedAttempts: 0, deadLettered: 0, discarded: 0 } };
+      subs.push(sub);
+      return {
+        arn: sub.arn,
+        topicArn,
+        stats: () => ({ ...sub.stats }),
+        unsubscribe: () => {
+          const i = subs.indexOf(sub);
+          if (i >= 0) subs.splice(i, 1);
+        },
+      };
+    },
+    async publishToTopic(topicArn, message, o = {}) {
+      const env = notification(topicArn, message, o);
+      return Promise.all(subs.filter((s) => s.topicArn === topicArn).map((s) => deliverTo(s, env)));
     },
     subscriptionConfirmation: (topicArn, o) => confirmation('SubscriptionConfirmation', topicArn, o),
     unsubscribeConfirmation: (topicArn, o) => confirmation('UnsubscribeConfirmation', topicArn, o),
@@ -208,6 +348,7 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
+        closing.abort();
         server.close((err) => (err ? reject(err) : resolve()));
         // Keep-alive and deliberately hung ('slow') connections would hold close() open.
         server.closeAllConnections();
@@ -219,10 +360,15 @@ function escapeXml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-function postLikeSns(endpointUrl: string, env: SnsEnvelope, opts: { keepAliveAgent?: unknown; timeoutMs?: number }): Promise<{ status: number; body: string }> {
+function postLikeSns(
+  endpointUrl: string,
+  env: SnsEnvelope,
+  opts: { keepAliveAgent?: unknown; timeoutMs?: number | undefined; subscriptionArn?: string; raw?: boolean },
+): Promise<{ status: number; body: string }> {
   const target = new URL(endpointUrl);
   const client = target.protocol === 'https:' ? https : http;
-  const body = Buffer.from(JSON.stringify(env), 'utf8');
+  // Raw message delivery posts the message itself, without the envelope.
+  const body = Buffer.from(opts.raw ? env.Message : JSON.stringify(env), 'utf8');
   const headers: Record<string, string | number> = {
     'content-type': 'text/plain; charset=UTF-8',
     'content-length': body.length,
@@ -231,7 +377,8 @@ function postLikeSns(endpointUrl: string, env: SnsEnvelope, opts: { keepAliveAge
     'x-amz-sns-message-id': env.MessageId,
     'x-amz-sns-topic-arn': env.TopicArn,
   };
-  if (env.Type === 'Notification') headers['x-amz-sns-subscription-arn'] = `${env.TopicArn}:sim-subscription`;
+  if (env.Type === 'Notification') headers['x-amz-sns-subscription-arn'] = opts.subscriptionArn ?? `${env.TopicArn}:sim-subscription`;
+  if (opts.raw) headers['x-amz-sns-rawdelivery'] = 'true';
   const agent = opts.keepAliveAgent instanceof http.Agent ? opts.keepAliveAgent : undefined;
   // SNS gives up on an endpoint after 15 s and retries later.
   const timeoutMs = opts.timeoutMs ?? 15_000;

@@ -24,6 +24,8 @@ import type {
   InboxPruneResult,
   InboxRetentionStats,
   InboxRow,
+  RefusedMessageInsert,
+  RefusedMessageRow,
   LedgerEntry,
   OpError,
   OpRow,
@@ -39,6 +41,8 @@ import {
   noneEnqueued,
   rowToContactOp,
   toCursorRow,
+  toRefusedMessage,
+  REFUSED_BODY_MAX,
   toInboxRow,
   toOp,
   toOpStats,
@@ -915,6 +919,20 @@ export class PostgresStore extends ForwardsCluster implements Store {
 
   async listCursors(): Promise<CursorRow[]> {
     return (await this.query(`SELECT * FROM ${this.table('cursors')} ORDER BY stream`)).map(toCursorRow);
+  }
+
+  async recordRefusedMessage(m: RefusedMessageInsert): Promise<'inserted' | 'duplicate'> {
+    const n = await this.exec(
+      `INSERT INTO ${this.table('refused_messages')} (key, source, reason, message, external_id, body, at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING`,
+      [m.key, m.source, m.reason, m.message, m.externalId, m.body.slice(0, REFUSED_BODY_MAX), m.at],
+    );
+    return n === 1 ? 'inserted' : 'duplicate';
+  }
+
+  async listRefusedMessages(opts: { limit: number; offset?: number }): Promise<RefusedMessageRow[]> {
+    return (await this.query(`SELECT * FROM ${this.table('refused_messages')} ORDER BY id LIMIT $1 OFFSET $2`, [opts.limit, opts.offset ?? 0])).map(
+      toRefusedMessage,
+    );
   }
 
   async getState(key: string): Promise<string | undefined> {

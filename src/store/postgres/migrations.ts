@@ -173,4 +173,21 @@ CREATE TABLE ${schema}.list_members (
     name: 'attempts history of an operation',
     sql: (schema) => `ALTER TABLE ${schema}.ops ADD COLUMN history TEXT NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 7,
+    name: 'messages an intake refused for good (poison SQS messages)',
+    // As SQLite's migration 9.
+    sql: (schema) => `
+CREATE TABLE ${schema}.refused_messages (
+  id BIGSERIAL PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  message TEXT NOT NULL,
+  external_id TEXT,
+  body TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+`,
+  },
 ];

@@ -530,6 +530,7 @@ describe('PostgresStore connection', () => {
           'list_members',
           'ops',
           'processes',
+          'refused_messages',
           'route_buckets',
           'schema_migrations',
           'soft_bounces',

@@ -10,6 +10,8 @@ import {
   noneEnqueued,
   rowToContactOp,
   toCursorRow,
+  toRefusedMessage,
+  REFUSED_BODY_MAX,
   toInboxRow,
   toOp,
   toOpStats,
@@ -33,6 +35,8 @@ import type {
   InboxPruneResult,
   InboxRetentionStats,
   InboxRow,
+  RefusedMessageInsert,
+  RefusedMessageRow,
   LedgerEntry,
   OpError,
   OpRow,
@@ -562,6 +566,17 @@ export class SqliteStore extends ForwardsCluster implements Store {
   async discardFailures(ids: number[], now: number): Promise<number> {
     if (ids.length === 0) return 0;
     return this.stmt(`UPDATE ops SET state = 'discarded', updated_at = ? WHERE state = 'dead' AND id IN ${IN_LIST}`).run(now, JSON.stringify(ids)).changes;
+  }
+
+  async recordRefusedMessage(m: RefusedMessageInsert): Promise<'inserted' | 'duplicate'> {
+    const res = this.stmt(
+      'INSERT INTO refused_messages (key, source, reason, message, external_id, body, at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING',
+    ).run(m.key, m.source, m.reason, m.message, m.externalId, m.body.slice(0, REFUSED_BODY_MAX), m.at);
+    return res.changes === 1 ? 'inserted' : 'duplicate';
+  }
+
+  async listRefusedMessages(opts: { limit: number; offset?: number }): Promise<RefusedMessageRow[]> {
+    return (this.stmt('SELECT * FROM refused_messages ORDER BY id LIMIT ? OFFSET ?').all(opts.limit, opts.offset ?? 0) as Row[]).map(toRefusedMessage);
   }
 
   async getCursor(stream: string): Promise<CursorRow | undefined> {

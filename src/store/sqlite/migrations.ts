@@ -191,4 +191,20 @@ CREATE TABLE list_members (
     name: 'attempts history of an operation',
     sql: `ALTER TABLE ops ADD COLUMN history TEXT NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 9,
+    name: 'messages an intake refused for good (poison SQS messages)',
+    sql: `
+CREATE TABLE refused_messages (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  key TEXT NOT NULL UNIQUE,
+  source TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  message TEXT NOT NULL,
+  external_id TEXT,
+  body TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+`,
+  },
 ];
