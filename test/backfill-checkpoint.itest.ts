@@ -126,37 +126,47 @@ class InjectedStop extends Error {
 }
 
 describe('backfill commit-then-checkpoint at named points', () => {
-  it('a cursor is saved only once Brevo has accepted every page queued before it (imports held 1.5 s after each checkpoint)', async () => {
-    brevo.reset();
-    const gate = holdingImports();
-    const watch = acceptedBeforeCheckpoint();
-    const c = await started(freshConfig(), gate.fetchImpl);
-    try {
-      const s = await c.backfill({
-        streams: STREAMS,
-        checkpointHooks: {
-          afterEnqueue: watch.hooks.afterEnqueue,
-          afterCheckpoint: async (p) => {
-            await watch.hooks.afterCheckpoint(p);
-            gate.reopen();
+  // Every page checkpointed (checkpointRows 0), or every 2,000 rows read (the default cadence
+  // is 10,000; these lists are small): contact_lists 1; contacts 4 pages, 2 lists done,
+  // complete; suppressions 3 pages, complete. With 2,000: the first page of each list, the
+  // third suppressions page and the ends.
+  it.each([
+    { checkpointRows: 0, checkpoints: 12 },
+    { checkpointRows: 2_000, checkpoints: 9 },
+  ])(
+    'a cursor is saved only once Brevo has accepted every page queued before it (imports held 1.5 s after each checkpoint; checkpointRows $checkpointRows)',
+    async ({ checkpointRows, checkpoints }) => {
+      brevo.reset();
+      const gate = holdingImports();
+      const watch = acceptedBeforeCheckpoint();
+      const c = await started(freshConfig(), gate.fetchImpl);
+      try {
+        const s = await c.backfill({
+          streams: STREAMS,
+          checkpointRows,
+          checkpointHooks: {
+            afterEnqueue: watch.hooks.afterEnqueue,
+            afterCheckpoint: async (p) => {
+              await watch.hooks.afterCheckpoint(p);
+              gate.reopen();
+            },
           },
-        },
-      });
-      expect(watch.violations).toEqual([]);
-      // The hooks ran at every page and every cursor: contact_lists 1; contacts 4 pages,
-      // 2 lists done, complete; suppressions 3 pages, complete.
-      expect(watch.seen).toEqual({ pages: 7, checkpoints: 12 });
-      expect(gate.held.count).toBeGreaterThanOrEqual(7);
-      expect(s.streams.contacts?.read).toBe(DATA.contacts);
-      expect(s.streams.suppressions?.read).toBe(DATA.suppressions);
-      await delivered(c);
-    } finally {
-      await c.stop(5_000);
-    }
-    expect(compareBackfill(sesSim.data(), brevo.state()).problems).toEqual([]);
-  }, 120_000);
+        });
+        expect(watch.violations).toEqual([]);
+        expect(watch.seen).toEqual({ pages: 7, checkpoints });
+        expect(gate.held.count).toBeGreaterThanOrEqual(checkpointRows === 0 ? 7 : 1);
+        expect(s.streams.contacts?.read).toBe(DATA.contacts);
+        expect(s.streams.suppressions?.read).toBe(DATA.suppressions);
+        await delivered(c);
+      } finally {
+        await c.stop(5_000);
+      }
+      expect(compareBackfill(sesSim.data(), brevo.state()).problems).toEqual([]);
+    },
+    120_000,
+  );
 
-  // The second page of each stream: for contacts the last page of list-1 (the next cursor is
+  // Every page checkpointed (checkpointRows 0). The second page of each stream: for contacts the last page of list-1 (the next cursor is
   // "list-1 done"), for suppressions the middle page (the next cursor is the third page's).
   const stops: Array<{ stream: 'contacts' | 'suppressions'; at: keyof BackfillCheckpointHooks; resumedReads: Partial<Record<StreamName, number>> }> = [
     { stream: 'contacts', at: 'afterEnqueue', resumedReads: { contacts: 3_000, suppressions: 2_500 } },
@@ -188,7 +198,7 @@ describe('backfill commit-then-checkpoint at named points', () => {
       const first = await started(cfg);
       let stop: InjectedStop | undefined;
       try {
-        await first.backfill({ streams: STREAMS, checkpointHooks }).catch((err: unknown) => {
+        await first.backfill({ streams: STREAMS, checkpointHooks, checkpointRows: 0 }).catch((err: unknown) => {
           if (!(err instanceof InjectedStop)) throw err;
           stop = err;
         });

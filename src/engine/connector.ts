@@ -20,7 +20,7 @@ import { InboxWriter, IngestRate, WebhookIngest, verifyOptions } from './ingest.
 import { Processor } from './processor.js';
 import { EventBridgeIngest } from './eventbridge.js';
 import { SqsIntake } from './sqs.js';
-import { Deliverer, DEFAULT_STOP_GRACE_MS, type DeliveryOptions } from './deliver.js';
+import { BULK_FLUSH_KEY, Deliverer, DEFAULT_STOP_GRACE_MS, FLUSH_FRESH_MS, type DeliveryOptions } from './deliver.js';
 import type { AttributeReport, BrevoSetup } from './setup.js';
 import { BACKFILL_LEASE, HEARTBEAT_MS, isOwnerGone, makeOwnerId } from './owner.js';
 import { LoopPressure } from './pressure.js';
@@ -42,8 +42,19 @@ const DELIVERY_LEASE_MS = 120_000;
 /** Backfill contacts per bulk claim: room for full imports (IMPORT_MAX_ROWS each) after the split by list set. */
 const BULK_CLAIM = 20_000;
 
-/** How often accepted imports are followed up; the governor keeps these /processes calls within their 100 an hour. */
-const RECONCILE_EVERY_MS = 30_000;
+/**
+ * How often the bulk worker asks to follow accepted imports. Asking is store reads only: the
+ * GET /processes calls themselves are paced across the cluster within their share of the
+ * hourly budget (imports.ts, FollowPacer).
+ */
+const RECONCILE_EVERY_MS = 2_000;
+
+/**
+ * Fuller imports: backfill rows wait for this many, or until the oldest is BULK_LINGER_MS old
+ * (or the backfill waits for them): a 20,000-row backfill makes a handful of imports.
+ */
+const BULK_FILL_ROWS = 5_000;
+const BULK_LINGER_MS = 5_000;
 
 /** Envelopes planned per slice: small slices keep the event loop free for webhooks between them (benchmarked). */
 const PLAN_SLICE = 50;
@@ -147,9 +158,18 @@ export interface Connector {
   /**
    * Resolves when nothing is left to deliver (unprocessed, pending or in flight), or rejects
    * at the timeout. Imports Brevo has accepted but not finished count as delivered unless
-   * `includeAwaiting`, in which case they are followed to their end within the budget.
+   * `includeAwaiting`, in which case they are followed to their end within the budget; with
+   * `awaitingForMs` too, only while they keep settling: once everything else is written and
+   * no import was found finished for that long (following them spends the scarce hourly
+   * budget, paced), it resolves and `serve` settles the rest later. Resolves with the
+   * operations still awaiting Brevo.
    */
-  waitIdle(timeoutMs: number, opts?: { includeAwaiting?: boolean }): Promise<void>;
+  waitIdle(timeoutMs: number, opts?: WaitIdleOptions): Promise<{ awaiting: number }>;
+}
+
+export interface WaitIdleOptions {
+  includeAwaiting?: boolean;
+  awaitingForMs?: number;
 }
 
 /** The connector's log on stdout (1) or stderr (2), as `log.format` says (log.ts). */
@@ -332,7 +352,13 @@ function deliveryOptions(cfg: TajoConfig, lists: BrevoLists, underPressure: () =
     lanes: ['realtime'],
     underPressure,
     listId: lists,
-    bulk: { lanes: ['backfill'], claimLimit: BULK_CLAIM, defaultListId: () => lists.ensure(RECIPIENTS_LIST), reconcileEveryMs: RECONCILE_EVERY_MS },
+    bulk: {
+      lanes: ['backfill'],
+      claimLimit: BULK_CLAIM,
+      defaultListId: () => lists.ensure(RECIPIENTS_LIST),
+      reconcileEveryMs: RECONCILE_EVERY_MS,
+      fill: { rows: BULK_FILL_ROWS, lingerMs: BULK_LINGER_MS },
+    },
     ...overrides,
   };
 }
@@ -385,8 +411,14 @@ function backfillRun(
       now: p.now,
       onQueued: () => wake(),
       waitAccepted: async () => {
+        let flushedAt = 0;
         while ((await backfillOpen(store)) > 0) {
           if (hooks.signal?.aborted) throw new TajoError('backfill_stopped', 'backfill stopped');
+          // The bulk workers (of any process) hold rows back for fuller imports: not these.
+          if (p.now() - flushedAt >= FLUSH_FRESH_MS / 3) {
+            flushedAt = p.now();
+            await store.setState(BULK_FLUSH_KEY, String(flushedAt), flushedAt).catch(() => undefined);
+          }
           wake();
           await sleep(BACKFILL_ACCEPTED_POLL_MS);
         }
@@ -487,18 +519,29 @@ async function backfillOpen(store: Store): Promise<number> {
   return st.ops.filter((o) => o.lane === 'backfill' && (o.state === 'pending' || o.state === 'inflight')).reduce((a, o) => a + o.count, 0);
 }
 
-async function waitForIdle(store: Store, engine: Engine, timeoutMs: number, opts: { includeAwaiting?: boolean }): Promise<void> {
+async function waitForIdle(store: Store, engine: Engine, timeoutMs: number, opts: WaitIdleOptions): Promise<{ awaiting: number }> {
   const deadline = Date.now() + timeoutMs;
-  const openStates = new Set(opts.includeAwaiting ? ['pending', 'inflight', 'awaiting'] : ['pending', 'inflight']);
   let lastReconcile = 0;
+  /** When everything but the awaiting imports was found written, or the awaiting last went down. */
+  let writtenAt: number | undefined;
+  let lastAwaiting = Infinity;
   for (;;) {
     const st = await store.stats();
-    const open = (st.inbox.pending ?? 0) + st.ops.filter((o) => openStates.has(o.state)).reduce((a, o) => a + o.count, 0);
-    if (open === 0) return;
+    const count = (states: string[]) => st.ops.filter((o) => states.includes(o.state)).reduce((a, o) => a + o.count, 0);
+    const busy = (st.inbox.pending ?? 0) + count(['pending', 'inflight']);
+    const awaiting = count(['awaiting']);
+    if (busy === 0 && (!opts.includeAwaiting || awaiting === 0)) return { awaiting };
+    if (busy === 0 && opts.awaitingForMs !== undefined) {
+      // Waiting on the awaiting imports only while they keep settling.
+      if (writtenAt === undefined || awaiting < lastAwaiting) writtenAt = Date.now();
+      lastAwaiting = awaiting;
+      if (Date.now() - writtenAt >= opts.awaitingForMs) return { awaiting };
+    } else writtenAt = undefined;
+    const open = busy + (opts.includeAwaiting ? awaiting : 0);
     if (Date.now() > deadline)
       throw new TajoError('wait_idle_timeout', `still ${open} open item(s) after ${timeoutMs} ms`, { retryable: true, details: { open } });
     engine.wake('all');
-    if (engine.followImports && opts.includeAwaiting && Date.now() - lastReconcile > WAIT_IDLE_RECONCILE_MS && st.ops.some((o) => o.state === 'awaiting')) {
+    if (engine.followImports && opts.includeAwaiting && Date.now() - lastReconcile > WAIT_IDLE_RECONCILE_MS && awaiting > 0) {
       lastReconcile = Date.now();
       await engine.followImports().catch(() => undefined);
     }

@@ -14,7 +14,7 @@ import { contactBody, ledgerOf, nothingToSend, resolveListChanges, type ListReso
 import { removeFromLists } from './list-removals.js';
 import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 import { BrevoHealth } from './brevo-health.js';
-import { ContactImports } from './imports.js';
+import { BULK_THRESHOLD, ContactImports, FOLLOW_SHARE } from './imports.js';
 import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
 import { isOwnerGone } from './owner.js';
 
@@ -48,8 +48,14 @@ export interface DeliveryOptions {
     claimLimit: number;
     /** Brevo's import needs a list for every row: rows with none go to this one. */
     defaultListId: (op: OpRow) => Promise<number>;
-    /** How often the import processes are checked (the /processes budget is 100/h). */
+    /** How often the bulk worker asks to follow accepted imports (imports.ts paces the calls). */
     reconcileEveryMs: number;
+    /**
+     * Fuller imports: rows wait until `rows` are pending, the oldest is `lingerMs` old, or a
+     * backfill waits for them to be accepted (the BULK_FLUSH_KEY store state, set by any
+     * process of the cluster less than FLUSH_FRESH_MS ago). Unset: claim at once.
+     */
+    fill?: { rows: number; lingerMs: number };
   };
 }
 
@@ -76,8 +82,24 @@ const DEFAULT_LINGER_MS = 100;
 /** How often leases that ran out are looked for: a dead worker's operations come back within this after their lease. */
 const LEASE_RECOVERY_EVERY_MS = 15_000;
 
+/**
+ * When the batch endpoint spends the hourly "other" budget: the share event batches may use.
+ * Following imports has FOLLOW_SHARE of it, and a tenth stays for lists and folders.
+ */
+const BATCH_SHARE = 1 - FOLLOW_SHARE - 0.1;
+
 /** When the batch endpoint spends a scarcer budget: this many events or fewer go one call each. */
 const SINGLE_EVENTS_PER_ROUND = 10;
+
+/** After a realtime round that wrote a backlog of contacts by import (see deliveryLoop). */
+const IMPORT_LINGER_MS = 500;
+/** After a partial round of events while batches spend the hourly budget (see deliveryLoop). */
+const SCARCE_BATCH_LINGER_MS = 1_000;
+
+/** Store state: when a backfill last asked the bulk workers of every process to write what is pending now. */
+export const BULK_FLUSH_KEY = 'bulk_flush_at';
+/** A flush request is heard for this long (the waiting backfill renews it). */
+export const FLUSH_FRESH_MS = 3_000;
 
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
 export const REALTIME_BULK_CLAIM = 500;
@@ -113,6 +135,8 @@ export function plannedCall(op: Pick<OpRow, 'kind' | 'email' | 'payload'>): { me
 export class Deliverer {
   private running = false;
   private loops: { realtime: PollLoop[]; bulk: PollLoop | undefined; all: PollLoop[] } | undefined;
+  /** The last realtime contact round wrote a backlog (BULK_THRESHOLD or more) by import. */
+  private importedBacklog = false;
   private readonly abort = new AbortController();
   private inflight = 0;
   /** The /contacts/import path: bulk writes and following their processes to the end. */
@@ -201,7 +225,19 @@ export class Deliverer {
       idleMs: DELIVERY_IDLE_MS,
       // Events only: a few contacts go out at once as single writes (a blocklisting must not
       // wait), while a backlog of them is written in bulk anyway.
-      pauseMs: (n) => (kind === 'event' && n < this.opts.eventBatchSize ? lingerMs : 0),
+      // A backlog of contacts written by import waits a little before the next round, so
+      // that the next import carries more (Brevo applies imports later anyway). And while the
+      // batch endpoint spends the scarce hourly budget, a partial batch waits longer for more.
+      pauseMs: (n) =>
+        kind === 'contact'
+          ? this.importedBacklog
+            ? IMPORT_LINGER_MS
+            : 0
+          : n < this.opts.eventBatchSize
+            ? this.scarceBatches()
+              ? SCARCE_BATCH_LINGER_MS
+              : lingerMs
+            : 0,
       ...(this.opts.underPressure ? { defer: { underPressure: this.opts.underPressure, maxDeferMs: this.opts.maxDeferMs ?? DEFAULT_MAX_DEFER_MS } } : {}),
       now: this.now,
     });
@@ -257,9 +293,16 @@ export class Deliverer {
    * POST /events (its published table), in one batch call. When the batch endpoint spends
    * another budget (learned from Brevo's headers: the hourly 100 of "other endpoints", which
    * import follow-ups also need), a few events go one call each on the events budget, and a
-   * backlog in batches only while that other budget is free and less than half spent here;
-   * then one by one, so that neither budget waits while the other has room.
+   * backlog in batches only while that other budget is free and less than BATCH_SHARE spent
+   * (the rest is for following imports and for lists); then one by one, so that neither
+   * budget waits while the other has room.
    */
+  /** Does POST /events/batch spend another (scarcer) budget than POST /events? */
+  private scarceBatches(): boolean {
+    const g = this.o.client.governor;
+    return g !== undefined && g.bucketFor('POST', '/events/batch') !== g.bucketFor('POST', '/events');
+  }
+
   eventRoute(count: number): 'batch' | 'single' {
     if (count === 1) return 'single';
     const g = this.o.client.governor;
@@ -267,7 +310,7 @@ export class Deliverer {
     const batch = g.bucketFor('POST', '/events/batch');
     if (batch === g.bucketFor('POST', '/events')) return 'batch';
     if (count <= SINGLE_EVENTS_PER_ROUND) return 'single';
-    return g.waitMs(batch) === 0 && g.spent(batch) < 0.5 ? 'batch' : 'single';
+    return g.waitMs(batch) === 0 && g.spent(batch) < BATCH_SHARE ? 'batch' : 'single';
   }
 
   /** One POST /events per event, `contactConcurrency` at a time (the governor paces them). */
@@ -382,8 +425,12 @@ export class Deliverer {
       leaseMs: this.opts.leaseMs,
       now: this.now(),
     });
+    this.importedBacklog = false;
     if (ops.length === 0) return 0;
-    if (bulk && (await this.imports.preferred(ops))) return this.importOps(ops, bulk.defaultListId);
+    if (bulk && (await this.imports.preferred(ops))) {
+      this.importedBacklog = ops.length >= BULK_THRESHOLD;
+      return this.importOps(ops, bulk.defaultListId);
+    }
     return this.guarded(ops, async () => {
       const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
       const lists = await resolveListChanges(ops, ledger, this.opts.listId);
@@ -413,6 +460,7 @@ export class Deliverer {
   async deliverContactsBulk(): Promise<number> {
     const bulk = this.opts.bulk;
     if (!bulk) return 0;
+    if (bulk.fill && !(await this.bulkDue(bulk.lanes, bulk.fill))) return 0;
     const ops = await this.o.store.claimOps({
       kind: 'contact',
       lanes: bulk.lanes,
@@ -423,6 +471,18 @@ export class Deliverer {
     });
     if (ops.length === 0) return 0;
     return this.importOps(ops, bulk.defaultListId);
+  }
+
+  /** Are the pending bulk contacts worth an import now (see DeliveryOptions.bulk.fill)? */
+  private async bulkDue(lanes: Lane[], fill: { rows: number; lingerMs: number }): Promise<boolean> {
+    const pending = (await this.o.store.stats()).ops.filter((o) => o.kind === 'contact' && o.state === 'pending' && lanes.includes(o.lane));
+    const rows = pending.reduce((a, o) => a + o.count, 0);
+    if (rows === 0) return false;
+    if (rows >= fill.rows) return true;
+    const oldest = Math.min(...pending.map((o) => o.oldestCreatedAt ?? Infinity));
+    if (this.now() - oldest >= fill.lingerMs) return true;
+    const flush = Number((await this.o.store.getState(BULK_FLUSH_KEY)) ?? 0);
+    return this.now() - flush < FLUSH_FRESH_MS;
   }
 
   /** Writes claimed contact operations through /contacts/import (see imports.ts). */
