@@ -327,7 +327,7 @@ async function checkWebhookSubscription(
   const dlq = jsonObject(attrs['RedrivePolicy'])?.['deadLetterTargetArn'];
   const queueId = ses.sqs.queue_url ? queueIdOf(ses.sqs.queue_url) : undefined;
   const drained = typeof dlq === 'string' && queueId !== undefined && dlq.endsWith(queueId);
-  const spanText = `${span.retries} retries over about ${Math.round(span.seconds / 60)} min${set || attrs['EffectiveDeliveryPolicy'] ? '' : ' (SNS default)'}`;
+  const spanText = `${span.retries} retries over about ${Math.round(span.seconds / 60)} min`;
   const long = span.seconds >= MIN_RETRY_SPAN_S;
   if (typeof dlq === 'string' && long) {
     push({
