@@ -49,6 +49,14 @@ const snsCheck = (topics: string[], more: Record<string, unknown> = {}) => run('
 const brief = (rs: CheckResult[]) => rs.map((r) => [r.name, r.ok, r.warning === true]);
 
 describe('check: SNS subscriptions that deliver to the connector', () => {
+  it('SES read from a simulator and no sns.endpoint (init --local): not checked, and real SNS is not asked with the simulator keys', async () => {
+    const topic = sims.sns.topicArn('beside-sim');
+    sims.sns.subscribe(topic, { protocol: 'http', endpoint: HOOK });
+    const rs = await run('sns', { endpoint: 'http://127.0.0.1:9', sns: { topic_arns: [topic] } });
+    expect(brief(rs)).toEqual([['sns.subscriptions', true, false]]);
+    expect(rs[0]!.detail).toContain('connectors.amazon-ses.sns.endpoint is not set');
+  });
+
   it("SNS's default delivery policy and no DLQ: a warning with both fixes (the policy command, a DLQ the SQS intake drains)", async () => {
     const topic = sims.sns.topicArn('defaults');
     const sub = sims.sns.subscribe(topic, { protocol: 'http', endpoint: HOOK });
