@@ -1,18 +1,24 @@
 // Issue: `tajo-ses check` verifies the SES and Brevo set-up and prints a fix for each
 // failure. The command runs as a child process (bin/tajo-ses.js) against the SES simulator
-// (AWS keys from the environment, as the SDK's default chain reads them) and the Brevo
-// simulator.
-import { describe, it, expect, beforeAll } from 'vitest';
+// (AWS keys from the environment, as the SDK's default chain reads them), the Brevo
+// simulator, and the SNS and EventBridge simulators for how events reach the connector (the
+// cases of those checks: test/check-delivery.itest.ts).
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { join } from 'node:path';
 import type { CheckResult } from '../src/engine/check.js';
 import { childEnv, ensureBuilt, runCli, simConfig, writeConfig, type CliRun } from './backfill-helpers.js';
 import { TOPIC, useSims } from './helpers.js';
+import { startEventBridgeSim, type EventBridgeSim } from '../src/sim/eventbridge/index.js';
 
 const WRONG_KEY = 'xkeysib-wrong-SECRET-7a7a7a7a';
 const SES_ATTRIBUTES = 15;
 
 describe('tajo-ses check', () => {
-  const sims = useSims({ brevo: { plan: 'general' }, ses: { rps: 1 }, tmpDir: 'tajo-check-' });
+  const sims = useSims({ brevo: { plan: 'general' }, ses: { rps: 1 }, sns: {}, tmpDir: 'tajo-check-' });
+  let eb: EventBridgeSim;
+  afterAll(async () => {
+    await eb?.close();
+  });
   let env: Record<string, string>;
   let good: string;
   let wrongKey: string;
@@ -28,17 +34,45 @@ describe('tajo-ses check', () => {
     ],
   });
 
-  beforeAll(() => {
+  /** How events reach the connector: an SNS webhook subscription at SNS's defaults, an EventBridge rule to its API destination. */
+  const delivery = () => ({
+    sns: { topic_arns: [TOPIC], endpoint: sims.sns.url },
+    eventbridge: { secret: 'check-eb-secret', endpoint: eb.endpoint },
+  });
+
+  beforeAll(async () => {
     ensureBuilt();
     sims.ses.seed({ identities: [{ name: 'example.com' }], ...publishing(TOPIC) });
+    sims.sns.subscribe(TOPIC, { protocol: 'http', endpoint: 'https://hooks.example.com/webhooks/amazon-ses' });
+    eb = await startEventBridgeSim();
+    eb.seed({
+      rules: [
+        {
+          name: 'ses-to-tajo',
+          eventPattern: { source: ['aws.ses'] },
+          targets: [{ id: 'tajo', arn: eb.apiDestinationArn('tajo'), deadLetterArn: 'arn:aws:sqs:us-east-1:123456789012:eb-dlq' }],
+        },
+      ],
+      apiDestinations: [{ name: 'tajo', invocationEndpoint: 'https://hooks.example.com/webhooks/amazon-ses/eventbridge' }],
+    });
     env = childEnv(sims.dir);
     good = writeConfig(
       join(sims.dir, 'tajo.yaml'),
-      simConfig({ sesEndpoint: sims.ses.endpoint, brevo: { url: sims.brevo.url, apiKey: sims.brevo.apiKey }, db: join(sims.dir, 'store', 'amazon-ses.db') }),
+      simConfig({
+        sesEndpoint: sims.ses.endpoint,
+        brevo: { url: sims.brevo.url, apiKey: sims.brevo.apiKey },
+        db: join(sims.dir, 'store', 'amazon-ses.db'),
+        ses: delivery(),
+      }),
     );
     wrongKey = writeConfig(
       join(sims.dir, 'wrong-key.yaml'),
-      simConfig({ sesEndpoint: sims.ses.endpoint, brevo: { url: sims.brevo.url, apiKey: WRONG_KEY }, db: join(sims.dir, 'store', 'amazon-ses.db') }),
+      simConfig({
+        sesEndpoint: sims.ses.endpoint,
+        brevo: { url: sims.brevo.url, apiKey: WRONG_KEY },
+        db: join(sims.dir, 'store', 'amazon-ses.db'),
+        ses: delivery(),
+      }),
     );
   });
 
@@ -87,6 +121,12 @@ describe('tajo-ses check', () => {
     }
     expect(r.stdout).toMatch(/^✓ ses\.event_publishing: marketing\/to-sns publish BOUNCE, COMPLAINT, DELIVERY, SEND to an allowed topic$/m);
     expect(r.stdout).toMatch(/^! brevo\.lists: folder "Amazon SES" does not exist yet$/m);
+    // SNS's default delivery policy on the webhook's subscription: a warning, with the fix under it.
+    const lines = r.stdout.split('\n');
+    const policy = lines.findIndex((l) => l.startsWith('! sns.delivery_policy: https://hooks.example.com/webhooks/amazon-ses on '));
+    expect(lines[policy], r.stdout).toContain("SNS's default delivery policy (3 retries over about 60 s)");
+    expect(lines[policy + 1]).toMatch(/^\s+fix: aws sns set-subscription-attributes --subscription-arn \S+ --attribute-name DeliveryPolicy /);
+    expect(r.stdout).toMatch(/^✓ eventbridge\.rule: rule ses-to-tajo sends source aws\.ses events to the API destination tajo /m);
     expect(r.stdout).not.toMatch(/^✗/m);
     expect(r.stdout).toContain('All checks passed.');
     expect(r.stdout + r.stderr).not.toContain(sims.brevo.apiKey);
@@ -162,7 +202,7 @@ describe('tajo-ses check', () => {
   it('an empty Brevo key gives one "brevo.api_key" result (--json stays one object per check)', async () => {
     const noKey = writeConfig(
       join(sims.dir, 'no-key.yaml'),
-      simConfig({ sesEndpoint: sims.ses.endpoint, brevo: { url: sims.brevo.url, apiKey: '' }, db: join(sims.dir, 'store', 'amazon-ses.db') }),
+      simConfig({ sesEndpoint: sims.ses.endpoint, brevo: { url: sims.brevo.url, apiKey: '' }, db: join(sims.dir, 'store', 'amazon-ses.db'), ses: delivery() }),
     );
     const r = await check('--json', '--config', noKey);
     expect(r.code, r.stdout + r.stderr).toBe(1);

@@ -96,6 +96,7 @@ export function renderInitConfig(a: InitAnswers): string {
     local
       ? line(6, 'allow_http_cert_urls', 'true', 'the simulator serves its certificate over plain HTTP (default false)')
       : line(6, 'allow_http_cert_urls', 'false', 'true only for simulators: certificates over plain HTTP'),
+    line(6, 'endpoint', '""', 'SNS API endpoint override, read by check (the subscriptions\' retry policy); "" is AWS itself'),
     line(4, 'sqs', '', 'optional second intake: SNS -> SQS, polled by serve (every process may poll)'),
     line(6, 'queue_url', '""', 'https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE; "" polls nothing'),
     line(
@@ -110,6 +111,7 @@ export function renderInitConfig(a: InitAnswers): string {
     line(4, 'eventbridge', '', 'POST /webhooks/amazon-ses/eventbridge, for an EventBridge API destination'),
     line(6, 'header_name', 'x-api-key', "the header the API destination's connection sends (API key authorization)"),
     line(6, 'secret', '${TAJO_EVENTBRIDGE_SECRET:-}', 'its value; empty: the route answers 404'),
+    line(6, 'endpoint', '""', 'EventBridge API endpoint override, read by check (the rule and API destination); "" is AWS itself'),
     line(4, 'bounce_policy', '', 'transient (soft) bounces are counted per recipient (SES_SOFT_BOUNCE_COUNT)'),
     line(6, 'soft_bounce_blocklist_after', '0', 'N soft bounces within the window blocklist the contact; 0: never'),
     line(6, 'soft_bounce_window', '7d', 'how far back soft bounces count'),

@@ -105,6 +105,11 @@ export const sesConnectorSchema = z
         max_message_age: duration('1h'),
         signing_cert_hosts: z.array(regex).min(1).default([DEFAULT_SIGNING_CERT_HOST]),
         allow_http_cert_urls: bool(false),
+        /** SNS API endpoint override (simulators), for `check`'s reading of the topic's subscriptions; "": AWS itself. */
+        endpoint: z
+          .string()
+          .default('')
+          .refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
       })
       .strict()
       .prefault({}),
@@ -128,6 +133,11 @@ export const sesConnectorSchema = z
           .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected an HTTP header name such as x-api-key')
           .default('x-api-key'),
         secret: z.string().default(''),
+        /** EventBridge API endpoint override (simulators), for `check`'s reading of the rule and API destination; "": AWS itself. */
+        endpoint: z
+          .string()
+          .default('')
+          .refine((s) => s === '' || /^https?:\/\//.test(s), 'expected an http(s) URL or ""'),
       })
       .strict()
       .prefault({}),

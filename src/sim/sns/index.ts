@@ -9,6 +9,12 @@
 // 3 retries, 20 s apart) and then moved to the subscription's dead-letter queue, or discarded
 // when it has none. Another 4xx is a client-side error: no retry, straight to the DLQ.
 //
+// It also answers the SNS API as @aws-sdk/client-sns speaks it (the AWS Query protocol: a
+// form-encoded POST / with Action=..., XML answers) for the calls `tajo-ses check` makes:
+// ListSubscriptionsByTopic, GetSubscriptionAttributes and SetSubscriptionAttributes (a
+// DeliveryPolicy, RedrivePolicy or RawMessageDelivery set there changes how publishToTopic
+// delivers). `deny` answers chosen actions with AuthorizationError, as IAM would.
+//
 // Its cert URL is http://127.0.0.1:<port>/..., so a verifier talking to it needs
 // allowHttpCertUrls: true and signingCertHosts: ['^127\\.0\\.0\\.1$'].
 
@@ -64,6 +70,12 @@ export interface SnsSim {
    * moved to its DLQ, or discarded (after the whole delivery policy).
    */
   publishToTopic(topicArn: string, message: string | object, opts?: SnsSimMessageOptions & { subject?: string }): Promise<SnsDeliveryOutcome[]>;
+  /** Makes a topic exist for the API (subscribe does too); ListSubscriptionsByTopic on another answers NotFound. */
+  createTopic(topicArn: string): void;
+  /** API actions answered 403 AuthorizationError from now on ('*': every one); [] allows all again. */
+  deny(actions: string[]): void;
+  /** API calls per action. */
+  apiCalls(): Record<string, number>;
   /** How many times the certificate was downloaded (to test caching). */
   certFetches(): number;
   /** A URL on this simulator that misbehaves; `target` is where 'redirect' points (default certUrl). */
@@ -82,7 +94,8 @@ export const SNS_DEFAULT_HTTP_DELIVERY_POLICY: SnsHttpDeliveryPolicy = { numRetr
 
 /** A queue of the SQS simulator (anything with its `send`). */
 export interface SnsSqsTarget {
-  sqs: { send(name: string, body: string): string };
+  /** `queueArn` names the queue in the API's answers (default arn:aws:sqs:<region>:123456789012:<queue>). */
+  sqs: { send(name: string, body: string): string; queueArn?(name: string): string };
   queue: string;
 }
 
@@ -128,7 +141,25 @@ export interface SnsSimOptions {
   /** Address to listen on. Default 127.0.0.1; the certificate and SubscribeURL links name it. */
   host?: string;
   signatureVersion?: '1' | '2';
+  /** Where a RedrivePolicy set through the API (deadLetterTargetArn ...:<queue>) delivers: a queue of this SQS simulator. */
+  sqs?: SnsSqsTarget['sqs'];
 }
+
+/** SNS's effective delivery policy of an HTTP/S subscription that sets none (3 retries, 20 s apart). */
+export const SNS_DEFAULT_EFFECTIVE_DELIVERY_POLICY = {
+  healthyRetryPolicy: {
+    minDelayTarget: 20,
+    maxDelayTarget: 20,
+    numRetries: 3,
+    numMaxDelayRetries: 0,
+    numNoDelayRetries: 0,
+    numMinDelayRetries: 0,
+    backoffFunction: 'linear',
+  },
+  sicklyRetryPolicy: null,
+  throttlePolicy: null,
+  guaranteed: false,
+};
 
 export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
   const region = opts.region ?? 'us-east-1';
@@ -140,6 +171,13 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://sim.invalid');
+    if (req.method === 'POST' && url.pathname === '/') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => api(new URLSearchParams(Buffer.concat(chunks).toString('utf8')), res));
+      req.on('error', () => res.destroy());
+      return;
+    }
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
       return;
@@ -261,20 +299,28 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
     topicArn: string;
     spec: SnsSubscriptionSpec;
     stats: SnsSubscriptionStats;
+    raw: boolean;
+    /** HTTP/S only. */
+    policy: SnsHttpDeliveryPolicy;
+    dlq: SnsSqsTarget | undefined;
+    /** The DeliveryPolicy and RedrivePolicy attributes, as set (JSON); absent: none. */
+    deliveryPolicyJson: string | undefined;
+    redrivePolicyJson: string | undefined;
   }
   const subs: Sub[] = [];
+  const topics = new Set<string>();
   // Aborts the retry waits of deliveries still in progress when the simulator closes.
   const closing = new AbortController();
 
   const deliverTo = async (sub: Sub, env: SnsEnvelope): Promise<SnsDeliveryOutcome> => {
     const { spec, stats } = sub;
-    const body = spec.rawMessageDelivery ? env.Message : JSON.stringify(env);
+    const body = sub.raw ? env.Message : JSON.stringify(env);
     if (spec.protocol === 'sqs') {
       spec.queue.sqs.send(spec.queue.queue, body);
       stats.delivered++;
       return 'delivered';
     }
-    const policy = spec.deliveryPolicy ?? SNS_DEFAULT_HTTP_DELIVERY_POLICY;
+    const policy = sub.policy;
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) {
         try {
@@ -289,7 +335,7 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
         const res = await postLikeSns(spec.endpoint, env, {
           timeoutMs: spec.timeoutMs,
           subscriptionArn: sub.arn,
-          ...(spec.rawMessageDelivery ? { raw: true } : {}),
+          ...(sub.raw ? { raw: true } : {}),
         });
         if (res.status >= 200 && res.status < 300) {
           stats.delivered++;
@@ -302,13 +348,177 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
       stats.failedAttempts++;
       if (!retryable || attempt >= policy.numRetries) break;
     }
-    if (spec.deadLetterQueue) {
-      spec.deadLetterQueue.sqs.send(spec.deadLetterQueue.queue, body);
+    if (sub.dlq) {
+      sub.dlq.sqs.send(sub.dlq.queue, body);
       stats.deadLettered++;
       return 'dead_lettered';
     }
     stats.discarded++;
     return 'discarded';
+  };
+
+  const queueArnOf = (t: SnsSqsTarget) => t.sqs.queueArn?.(t.queue) ?? `arn:aws:sqs:${region}:${ACCOUNT_ID}:${t.queue}`;
+  let denied = new Set<string>();
+  const apiCallCount: Record<string, number> = {};
+
+  const subscriptionAttributes = (sub: Sub): Record<string, string> => {
+    const isHttp = sub.spec.protocol === 'http';
+    const effective = (): string => {
+      if (!sub.deliveryPolicyJson) return JSON.stringify(SNS_DEFAULT_EFFECTIVE_DELIVERY_POLICY);
+      const set = JSON.parse(sub.deliveryPolicyJson) as { healthyRetryPolicy?: object };
+      return JSON.stringify({
+        ...SNS_DEFAULT_EFFECTIVE_DELIVERY_POLICY,
+        ...set,
+        healthyRetryPolicy: { ...SNS_DEFAULT_EFFECTIVE_DELIVERY_POLICY.healthyRetryPolicy, ...set.healthyRetryPolicy },
+      });
+    };
+    return {
+      SubscriptionArn: sub.arn,
+      TopicArn: sub.topicArn,
+      Owner: ACCOUNT_ID,
+      Protocol: protocolOf(sub.spec),
+      Endpoint: endpointOf(sub.spec),
+      ConfirmationWasAuthenticated: 'true',
+      PendingConfirmation: 'false',
+      RawMessageDelivery: String(sub.raw),
+      SubscriptionPrincipal: `arn:aws:iam::${ACCOUNT_ID}:user/sim`,
+      ...(isHttp && sub.deliveryPolicyJson ? { DeliveryPolicy: sub.deliveryPolicyJson } : {}),
+      ...(isHttp ? { EffectiveDeliveryPolicy: effective() } : {}),
+      ...(sub.redrivePolicyJson ? { RedrivePolicy: sub.redrivePolicyJson } : {}),
+    };
+  };
+  const protocolOf = (spec: SnsSubscriptionSpec) => (spec.protocol === 'sqs' ? 'sqs' : new URL(spec.endpoint).protocol === 'https:' ? 'https' : 'http');
+  const endpointOf = (spec: SnsSubscriptionSpec) => (spec.protocol === 'sqs' ? queueArnOf(spec.queue) : spec.endpoint);
+
+  const setAttribute = (sub: Sub, name: string, value: string): void => {
+    const invalid = (why: string) => new SnsApiError(400, 'InvalidParameter', `Invalid parameter: ${why}`);
+    const json = (): Record<string, unknown> => {
+      try {
+        const v = JSON.parse(value) as unknown;
+        if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+      } catch {
+        // fall through
+      }
+      throw invalid(`${name}: not a JSON object`);
+    };
+    switch (name) {
+      case 'RawMessageDelivery':
+        if (value !== 'true' && value !== 'false') throw invalid('RawMessageDelivery: expected true or false');
+        sub.raw = value === 'true';
+        return;
+      case 'DeliveryPolicy': {
+        if (sub.spec.protocol !== 'http') throw invalid('DeliveryPolicy: only HTTP/S subscriptions take one');
+        if (value === '') {
+          sub.deliveryPolicyJson = undefined;
+          sub.policy = SNS_DEFAULT_HTTP_DELIVERY_POLICY;
+          return;
+        }
+        const h = json()['healthyRetryPolicy'] as Record<string, unknown> | undefined;
+        const n = h?.['numRetries'];
+        const min = h?.['minDelayTarget'];
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 100) throw invalid('DeliveryPolicy: healthyRetryPolicy.numRetries must be 0..100');
+        if (typeof min !== 'number' || min < 0 || min > 3600) throw invalid('DeliveryPolicy: healthyRetryPolicy.minDelayTarget must be 0..3600');
+        sub.deliveryPolicyJson = value;
+        // The simulator's model is linear at minDelayTarget.
+        sub.policy = { numRetries: n, delayMs: min * 1000 };
+        return;
+      }
+      case 'RedrivePolicy': {
+        if (value === '') {
+          sub.redrivePolicyJson = undefined;
+          sub.dlq = undefined;
+          return;
+        }
+        const arn = json()['deadLetterTargetArn'];
+        if (typeof arn !== 'string' || !/^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[\w.-]+$/.test(arn))
+          throw invalid('RedrivePolicy: deadLetterTargetArn must be an SQS queue ARN');
+        sub.redrivePolicyJson = value;
+        sub.dlq = opts.sqs ? { sqs: opts.sqs, queue: arn.slice(arn.lastIndexOf(':') + 1) } : undefined;
+        return;
+      }
+      default:
+        throw invalid(`AttributeName ${name} is not supported by the simulator`);
+    }
+  };
+
+  const apiActions: Record<string, (p: URLSearchParams) => { resource: string; run: () => string }> = {
+    ListSubscriptionsByTopic: (p) => {
+      const topicArn = p.get('TopicArn') ?? '';
+      return {
+        resource: topicArn,
+        run: () => {
+          if (!topics.has(topicArn)) throw new SnsApiError(404, 'NotFound', 'Topic does not exist');
+          const all = subs.filter((s) => s.topicArn === topicArn);
+          const from = Number(p.get('NextToken') ?? '0') || 0;
+          const page = all.slice(from, from + 100);
+          const members = page
+            .map(
+              (s) =>
+                `<member><TopicArn>${escapeXml(s.topicArn)}</TopicArn><Protocol>${protocolOf(s.spec)}</Protocol><SubscriptionArn>${escapeXml(s.arn)}</SubscriptionArn><Owner>${ACCOUNT_ID}</Owner><Endpoint>${escapeXml(endpointOf(s.spec))}</Endpoint></member>`,
+            )
+            .join('');
+          const next = from + 100 < all.length ? `<NextToken>${from + 100}</NextToken>` : '';
+          return `<Subscriptions>${members}</Subscriptions>${next}`;
+        },
+      };
+    },
+    GetSubscriptionAttributes: (p) => {
+      const arn = p.get('SubscriptionArn') ?? '';
+      return {
+        resource: arn,
+        run: () => {
+          const attrs = subscriptionAttributes(subNamed(arn));
+          return `<Attributes>${Object.entries(attrs)
+            .map(([k, v]) => `<entry><key>${k}</key><value>${escapeXml(v)}</value></entry>`)
+            .join('')}</Attributes>`;
+        },
+      };
+    },
+    SetSubscriptionAttributes: (p) => {
+      const arn = p.get('SubscriptionArn') ?? '';
+      return {
+        resource: arn,
+        run: () => {
+          setAttribute(subNamed(arn), p.get('AttributeName') ?? '', p.get('AttributeValue') ?? '');
+          return '';
+        },
+      };
+    },
+  };
+  const subNamed = (arn: string): Sub => {
+    const sub = subs.find((s) => s.arn === arn);
+    if (!sub) throw new SnsApiError(404, 'NotFound', 'Subscription does not exist');
+    return sub;
+  };
+
+  const api = (p: URLSearchParams, res: http.ServerResponse): void => {
+    const action = p.get('Action') ?? '';
+    const requestId = randomUUID();
+    const xml = (status: number, body: string) =>
+      res.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-requestid': requestId, 'content-length': Buffer.byteLength(body) }).end(body);
+    try {
+      const handler = apiActions[action];
+      if (!handler) throw new SnsApiError(400, 'InvalidAction', `The action ${action} is not valid for this endpoint (simulator).`);
+      apiCallCount[action] = (apiCallCount[action] ?? 0) + 1;
+      const { resource, run } = handler(p);
+      if (denied.has('*') || denied.has(action))
+        throw new SnsApiError(
+          403,
+          'AuthorizationError',
+          `User: arn:aws:iam::${ACCOUNT_ID}:user/sim is not authorized to perform: SNS:${action} on resource: ${resource}`,
+        );
+      const result = run();
+      xml(
+        200,
+        `<${action}Response xmlns="${SNS_XMLNS}">${result === '' ? '' : `<${action}Result>${result}</${action}Result>`}<ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></${action}Response>`,
+      );
+    } catch (err) {
+      const e = err instanceof SnsApiError ? err : new SnsApiError(500, 'InternalError', String(err));
+      xml(
+        e.status,
+        `<ErrorResponse xmlns="${SNS_XMLNS}"><Error><Type>${e.status >= 500 ? 'Receiver' : 'Sender'}</Type><Code>${e.code}</Code><Message>${escapeXml(e.message)}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`,
+      );
+    }
   };
 
   return {
@@ -320,7 +530,19 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
     sign,
     notification,
     subscribe(topicArn, spec) {
-      const sub: Sub = { arn: `${topicArn}:${randomUUID()}`, topicArn, spec, stats: { delivered: 0, failedAttempts: 0, deadLettered: 0, discarded: 0 } };
+      const web = spec.protocol === 'http' ? spec : undefined;
+      const sub: Sub = {
+        arn: `${topicArn}:${randomUUID()}`,
+        topicArn,
+        spec,
+        stats: { delivered: 0, failedAttempts: 0, deadLettered: 0, discarded: 0 },
+        raw: spec.rawMessageDelivery === true,
+        policy: web?.deliveryPolicy ?? SNS_DEFAULT_HTTP_DELIVERY_POLICY,
+        dlq: web?.deadLetterQueue,
+        deliveryPolicyJson: web?.deliveryPolicy ? deliveryPolicyJson(web.deliveryPolicy) : undefined,
+        redrivePolicyJson: web?.deadLetterQueue ? JSON.stringify({ deadLetterTargetArn: queueArnOf(web.deadLetterQueue) }) : undefined,
+      };
+      topics.add(topicArn);
       subs.push(sub);
       return {
         arn: sub.arn,
@@ -340,6 +562,11 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
     unsubscribeConfirmation: (topicArn, o) => confirmation('UnsubscribeConfirmation', topicArn, o),
     confirmations: () => [...confirmed],
     publish: (endpointUrl, env, o = {}) => postLikeSns(endpointUrl, env, o),
+    createTopic: (topicArn) => void topics.add(topicArn),
+    deny(actions) {
+      denied = new Set(actions);
+    },
+    apiCalls: () => ({ ...apiCallCount }),
     certFetches: () => certFetchCount,
     faultUrl(kind, target) {
       const u = new URL(`${base}/fault/${kind}.pem`);
@@ -354,6 +581,24 @@ export async function startSnsSim(opts: SnsSimOptions = {}): Promise<SnsSim> {
         server.closeAllConnections();
       }),
   };
+}
+
+const SNS_XMLNS = 'http://sns.amazonaws.com/doc/2010-03-31/';
+
+class SnsApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The DeliveryPolicy attribute of a linear policy (delays in whole seconds, as SNS takes them). */
+export function deliveryPolicyJson(p: SnsHttpDeliveryPolicy): string {
+  const s = p.delayMs / 1000;
+  return JSON.stringify({ healthyRetryPolicy: { numRetries: p.numRetries, minDelayTarget: s, maxDelayTarget: s, backoffFunction: 'linear' } });
 }
 
 function escapeXml(s: string): string {
