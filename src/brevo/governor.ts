@@ -99,6 +99,11 @@ class SlidingWindow {
     }
   }
 
+  /** The send times held, oldest first. */
+  sent(): number[] {
+    return [...this.times.slice(this.head), ...this.times.slice(0, this.head)];
+  }
+
   used(now: number): number {
     let n = 0;
     for (const t of this.times) if (t > now - this.windowMs) n++;
@@ -131,6 +136,11 @@ export interface GovernorOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Safety margin added to each window: send times on our side and arrival on Brevo's differ. */
   marginMs?: number;
+  /**
+   * The margin once the budget is shared through a store (useStore); default SHARED_MARGIN_MS,
+   * or `marginMs` when that is given.
+   */
+  sharedMarginMs?: number;
   /** Told when the shared budget's store fails (the governor tries again). */
   onStoreError?: (err: unknown, what: string) => void;
 }
@@ -146,17 +156,41 @@ class BucketState {
   seq = 0;
   /** The plan's windows (before any resize), to recognise the bucket a header describes. */
   readonly table: WindowLimit[];
-  constructor(limits: WindowLimit[], margin: number) {
+  constructor(
+    limits: WindowLimit[],
+    private margin: number,
+  ) {
     this.table = limits;
     this.windows = limits.map((l) => new SlidingWindow({ limit: l.limit, windowMs: l.windowMs + margin }));
   }
+
+  /** A wider margin from now on (the windows keep their limits; what they hold is kept). */
+  widen(margin: number): void {
+    if (margin <= this.margin) return;
+    this.windows = this.windows.map((w, i) => {
+      const wider = new SlidingWindow({ limit: w.limit, windowMs: this.table[i]!.windowMs + margin });
+      for (const t of w.sent()) wider.record(t);
+      return wider;
+    });
+    this.margin = margin;
+  }
 }
+
+/**
+ * The margin of a budget shared through the store. The store stamps a grant when its
+ * transaction takes the bucket's lock; the request leaves after the commit, once the answer
+ * is back in the process and its event loop gets to it. With three processes on a loaded
+ * 2-core machine that took long enough for 11 requests of one bucket to reach Brevo within
+ * one second (and a 429) with the 50 ms margin (test/cluster-three.itest.ts).
+ */
+export const SHARED_MARGIN_MS = 250;
 
 export class Governor {
   private readonly buckets = new Map<BrevoBucket, BucketState>();
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly onStoreError: ((err: unknown, what: string) => void) | undefined;
+  private readonly sharedMargin: number;
   /** The account's budget in the store, when several processes share it. */
   private shared: SharedBudget | undefined;
   /** Routes whose bucket Brevo's headers told (or the store remembered), and whether this process wrote it. */
@@ -166,6 +200,7 @@ export class Governor {
     this.onStoreError = opts.onStoreError;
     const plan = PLAN_LIMITS[opts.plan ?? 'general'];
     const margin = opts.marginMs ?? 50;
+    this.sharedMargin = opts.sharedMarginMs ?? opts.marginMs ?? SHARED_MARGIN_MS;
     for (const b of ['contacts', 'events', 'other'] as const) {
       this.buckets.set(b, new BucketState(opts.limits?.[b] ?? plan[b], margin));
     }
@@ -183,6 +218,7 @@ export class Governor {
    */
   async useStore(store: BudgetStore): Promise<void> {
     this.shared = new SharedBudget({ store, now: this.now, ...(this.onStoreError ? { onError: this.onStoreError } : {}) });
+    for (const s of this.buckets.values()) s.widen(this.sharedMargin);
     for (const r of await store.listRouteBuckets()) {
       if ((BUCKETS as readonly string[]).includes(r.bucket)) this.learned.set(r.route, { bucket: r.bucket as BrevoBucket, saved: true });
     }

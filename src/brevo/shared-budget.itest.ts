@@ -4,7 +4,7 @@
 import { setMaxListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../store/sqlite/index.js';
-import { Governor, routeKey } from './governor.js';
+import { Governor, routeKey, SHARED_MARGIN_MS } from './governor.js';
 import { SharedBudget } from './shared-budget.js';
 import { until } from '../../test/helpers.js';
 
@@ -24,6 +24,37 @@ async function sharedGovernor(): Promise<Governor> {
 }
 
 describe('governors sharing a store', () => {
+  it('widens the margin of their windows once they share the store (grants leave later than the store stamps them)', async () => {
+    const g = new Governor({ plan: 'general' });
+    const before = g
+      .status()
+      .find((b) => b.bucket === 'contacts')!
+      .windows.map((w) => w.windowMs);
+    expect(before).toEqual([1050, 3_600_050]);
+    const seq = await g.acquire('contacts');
+    expect(seq).toBe(1);
+    await g.useStore(store);
+    const after = g.status().find((b) => b.bucket === 'contacts')!;
+    expect(after.windows.map((w) => w.windowMs)).toEqual([1000 + SHARED_MARGIN_MS, 3_600_000 + SHARED_MARGIN_MS]);
+    // What the windows held is kept.
+    expect(after.windows.map((w) => w.used)).toEqual([1, 1]);
+    // The store counts on the same (wider) windows.
+    await g.acquire('contacts');
+    expect((await store.budgetStatus()).buckets.find((b) => b.bucket === 'contacts')?.windows.map((w) => w.windowMs)).toEqual([
+      1000 + SHARED_MARGIN_MS,
+      3_600_000 + SHARED_MARGIN_MS,
+    ]);
+    // An explicit margin stays what it was told.
+    const fixed = new Governor({ plan: 'general', marginMs: 0 });
+    await fixed.useStore(store);
+    expect(
+      fixed
+        .status()
+        .find((b) => b.bucket === 'events')!
+        .windows.map((w) => w.windowMs),
+    ).toEqual([1000, 3_600_000]);
+  });
+
   it('two governors together get no more than the 100/h of the other bucket', async () => {
     const a = await sharedGovernor();
     const b = await sharedGovernor();

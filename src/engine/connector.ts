@@ -201,7 +201,7 @@ export async function createConnector(config: TajoConfig | Record<string, unknow
   });
   const owner = makeOwnerId();
   const writer = new InboxWriter(store);
-  const lists = new BrevoLists(client, store, ses.lists.folder, now);
+  const lists = new BrevoLists(client, store, ses.lists.folder, now, owner);
   const ingestRate = new IngestRate();
   const pressure = pressureProbe(ingestRate, opts.ingestPressure);
   const delivery = deliveryOptions(cfg, lists, pressure, opts.delivery);

@@ -57,7 +57,14 @@ export interface Comparison {
   byName: Record<string, number>;
 }
 
-export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: { allowDuplicates?: boolean; alsoBlocklisted?: Set<string> } = {}): Comparison {
+export interface CompareOptions {
+  allowDuplicates?: boolean;
+  alsoBlocklisted?: Set<string>;
+  /** Also check SES_LAST_EVENT_AT: the day (`YYYY-MM-DD`, a Brevo date) of the newest event. */
+  lastEventAt?: boolean;
+}
+
+export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: CompareOptions = {}): Comparison {
   const problems: string[] = [];
   const seen = new Map<string, number>();
   const byName: Record<string, number> = {};
@@ -88,12 +95,19 @@ export function compareWithBrevo(exp: Expected, state: BrevoSimState, opts: { al
   for (const [email, l] of exp.lastEvent) {
     const c = state.contacts[email];
     const got = c?.attributes.SES_LAST_EVENT;
-    if (got !== l.type) {
+    const day = new Date(l.at).toISOString().slice(0, 10);
+    const gotAt = c?.attributes.SES_LAST_EVENT_AT;
+    if (got !== l.type || (opts.lastEventAt && gotAt !== day)) {
       wrongLast++;
-      if (wrongLast <= 5) problems.push(`${email}: SES_LAST_EVENT is ${JSON.stringify(got)}, expected ${l.type}`);
+      if (wrongLast <= 5)
+        problems.push(
+          got !== l.type
+            ? `${email}: SES_LAST_EVENT is ${JSON.stringify(got)}, expected ${l.type}`
+            : `${email}: SES_LAST_EVENT_AT is ${JSON.stringify(gotAt)}, expected ${day}`,
+        );
     }
   }
-  if (wrongLast > 5) problems.push(`... and ${wrongLast - 5} more contacts with a wrong SES_LAST_EVENT`);
+  if (wrongLast > 5) problems.push(`... and ${wrongLast - 5} more contacts with a wrong SES_LAST_EVENT${opts.lastEventAt ? ' or SES_LAST_EVENT_AT' : ''}`);
   if (state.dropped.length > 0) problems.push(`Brevo dropped ${state.dropped.length} attribute value(s), e.g. ${JSON.stringify(state.dropped[0])}`);
   return {
     ok: problems.length === 0,

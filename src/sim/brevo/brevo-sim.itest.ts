@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startBrevoSim } from './index.js';
 import type { BrevoSim, BrevoSimOptions } from './index.js';
+import { until } from '../../../test/helpers.js';
 
 interface Res {
   status: number;
@@ -487,6 +488,48 @@ describe('Brevo simulator: rate limits', () => {
       expect(over.status).toBe(429);
       expect(over.headers.get('x-sib-ratelimit-limit')).toBe('100');
       expect(over.headers.get('x-sib-ratelimit-reset')).toBe('60');
+    });
+  });
+
+  it('records per bucket the most requests within any 1 s, across its own clock-aligned windows; 429s do not count', async () => {
+    let t = Date.UTC(2024, 0, 1, 12, 0, 0, 900);
+    await withSim({ plan: 'general', now: () => t }, async (sim) => {
+      // 10 at the end of one second and 10 at the start of the next: Brevo's aligned windows
+      // take all 20, yet 20 arrived within 200 ms.
+      for (let i = 0; i < 10; i++) expect((await call(sim, 'GET', '/contacts/attributes')).status).toBe(200);
+      expect((await call(sim, 'GET', '/contacts/attributes')).status).toBe(429);
+      t += 200;
+      for (let i = 0; i < 10; i++) expect((await call(sim, 'GET', '/contacts/attributes')).status).toBe(200);
+      expect(sim.stats().peakPerSecond).toEqual({ contacts: 20 });
+      // Spread out (one every 150 ms, 7 per sliding second): the peak stays what it was.
+      t += 1000;
+      for (let i = 0; i < 20; i++) {
+        await call(sim, 'POST', '/events', { event_name: 'x', identifiers: { email_id: 'a@example.com' } });
+        t += 150;
+      }
+      expect(sim.stats()).toMatchObject({ throttled: 1, peakPerSecond: { contacts: 20, events: 7 } });
+      const viaHttp = (await (await fetch(`http://127.0.0.1:${sim.port}/sim/stats`)).json()) as { stats: { peakPerSecond: Record<string, number> } };
+      expect(viaHttp.stats.peakPerSecond).toEqual({ contacts: 20, events: 7 });
+      // GET /sim/state is state() over HTTP (no key, no budget).
+      const state = (await (await fetch(`http://127.0.0.1:${sim.port}/sim/state`)).json()) as unknown;
+      expect(state).toEqual(JSON.parse(JSON.stringify(sim.state())));
+      expect(sim.stats().requests).toBe(41);
+      sim.reset();
+      expect(sim.stats().peakPerSecond).toEqual({});
+    });
+  });
+
+  it('counts a request in the second it arrived in, however long it takes to handle', async () => {
+    let t = Date.UTC(2024, 0, 1, 12, 0, 0, 900);
+    await withSim({ plan: 'general', now: () => t, faults: { latencyMs: 100 } }, async (sim) => {
+      // Ten arrive at .900; the clock passes into the next second while they are handled.
+      const first = Array.from({ length: 10 }, () => call(sim, 'GET', '/contacts/attributes'));
+      await until(() => sim.stats().requests === 10, 'ten requests arrived', 5_000, 5);
+      t += 200;
+      expect((await Promise.all(first)).map((r) => r.status)).toEqual(Array(10).fill(200));
+      // The next second is whole: ten more go through.
+      for (let i = 0; i < 10; i++) expect((await call(sim, 'GET', '/contacts/attributes')).status).toBe(200);
+      expect(sim.stats()).toMatchObject({ throttled: 0, peakPerSecond: { contacts: 20 } });
     });
   });
 

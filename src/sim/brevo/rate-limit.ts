@@ -66,9 +66,9 @@ export class RateLimiter {
     private readonly now: () => number,
   ) {}
 
-  /** Consumes one request from the bucket if both windows allow it. */
-  take(bucket: RateLimitBucket): RateDecision {
-    return this.decide(bucket, true);
+  /** Consumes one request from the bucket if both windows allow it; `at`: when it arrived (default now). */
+  take(bucket: RateLimitBucket, at?: number): RateDecision {
+    return this.decide(bucket, true, at);
   }
 
   /** Reports the bucket's budget without consuming it (for answers that are not counted, e.g. 401). */
@@ -80,10 +80,13 @@ export class RateLimiter {
     this.counters.clear();
   }
 
-  private decide(bucket: RateLimitBucket, consume: boolean): RateDecision {
+  private decide(bucket: RateLimitBucket, consume: boolean, at?: number): RateDecision {
     if (this.plan === 'unlimited') return UNLIMITED;
     const limits = RATE_LIMITS[this.plan][bucket];
-    const t = this.now();
+    // Counted when it arrived, not when its body was read (a busy simulator must not move a
+    // request into the next second); never before a request already counted (windows only move on).
+    const seen = this.counters.get(bucket);
+    const t = at === undefined ? this.now() : Math.max(at, seen ? seen.second * 1000 : 0);
     const second = Math.floor(t / 1000);
     const hour = Math.floor(t / 3_600_000);
     let c = this.counters.get(bucket);
@@ -123,5 +126,44 @@ export class RateLimiter {
       if (!best || h.remaining < best.remaining) best = h;
     }
     return best ?? UNLIMITED;
+  }
+}
+
+/**
+ * The most requests seen within any 1 s (sliding: every interval of 1000 ms, however it is
+ * aligned), per bucket. Brevo's own windows may be aligned anywhere, so a client that stays
+ * within the plan's per-second limit on every sliding second is within it on Brevo's too.
+ */
+export class PeakPerSecond {
+  private readonly recent = new Map<RateLimitBucket, number[]>();
+  readonly peaks: Partial<Record<RateLimitBucket, number>> = {};
+
+  /** Counts a request that arrived at `t` (arrival times may come slightly out of order). */
+  record(bucket: RateLimitBucket, t: number): void {
+    let times = this.recent.get(bucket);
+    if (!times) {
+      times = [];
+      this.recent.set(bucket, times);
+    }
+    let i = times.length;
+    while (i > 0 && times[i - 1]! > t) i--;
+    times.splice(i, 0, t);
+    // Windows (u - 1000, u] ending at a request at or after t hold t.
+    for (let j = i; j < times.length && times[j]! < t + 1000; j++) {
+      const u = times[j]!;
+      let k = j;
+      while (k > 0 && times[k - 1]! > u - 1000) k--;
+      if (j - k + 1 > (this.peaks[bucket] ?? 0)) this.peaks[bucket] = j - k + 1;
+    }
+    // Older requests can no longer share a window with one yet to come (out of order by < 1 s).
+    const newest = times[times.length - 1]!;
+    let drop = 0;
+    while (drop < times.length && times[drop]! <= newest - 2000) drop++;
+    if (drop > 0) times.splice(0, drop);
+  }
+
+  reset(): void {
+    this.recent.clear();
+    for (const k of Object.keys(this.peaks)) delete this.peaks[k as RateLimitBucket];
   }
 }

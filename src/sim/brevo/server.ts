@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RateLimiter, bucketFor } from './rate-limit.js';
+import { PeakPerSecond, RateLimiter, bucketFor } from './rate-limit.js';
 import type { RateDecision } from './rate-limit.js';
 import { ApiError, matchRoute, reportCsv } from './routes.js';
 import type { Reply } from './routes.js';
@@ -75,7 +75,7 @@ function checkFaults(f: Faults): void {
 }
 
 function emptyStats(): BrevoSimStats {
-  return { requests: 0, byRoute: {}, status: {}, throttled: 0, byBucket: {}, faults: {} };
+  return { requests: 0, byRoute: {}, status: {}, throttled: 0, byBucket: {}, peakPerSecond: {}, faults: {} };
 }
 
 function inc(rec: Record<string, number>, key: string): void {
@@ -123,8 +123,11 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
   let faults = mergeFaults(NO_FAULTS, opts.faults, now());
   let random = faults.seed === undefined ? Math.random : seededRandom(faults.seed);
   let stats = emptyStats();
+  const peaks = new PeakPerSecond();
   const pending = new Set<PendingImport>();
   let origin = '';
+
+  const currentStats = (): BrevoSimStats => ({ ...stats, peakPerSecond: { ...peaks.peaks } });
 
   const chance = (rate: number): boolean => rate > 0 && random() < rate;
 
@@ -215,6 +218,8 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // When the request arrived (its headers), before its body is read: what the per-second peak counts.
+    const arrivedAt = now();
     const method = req.method ?? 'GET';
     // Cheaper than new URL() per request; paths here never carry a scheme or host.
     const rawUrl = req.url ?? '/';
@@ -225,7 +230,13 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
     // Simulator-only routes (what it holds, import report CSVs): no auth, no budget, no faults.
     if (path === '/sim/stats' && method === 'GET') {
       // Not through send(): polling what the simulator holds must not count as traffic.
-      const payload = JSON.stringify({ stats, holds: store.summary() });
+      const payload = JSON.stringify({ stats: currentStats(), holds: store.summary() });
+      res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) }).end(payload);
+      return;
+    }
+    // Everything it holds (BrevoSim.state()), for a test that runs the simulator in a process of its own.
+    if (path === '/sim/state' && method === 'GET') {
+      const payload = JSON.stringify(store.snapshot());
       res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) }).end(payload);
       return;
     }
@@ -281,12 +292,13 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
     }
     if (faults.latencyMs > 0) await sleep(faults.latencyMs);
 
-    const rl = limiter.take(bucket);
+    const rl = limiter.take(bucket, arrivedAt);
     if (!rl.allowed) {
       stats.throttled++;
       send(res, fail(429, 'too_many_requests', `Rate limit exceeded for the ${bucket} bucket; retry in ${rl.resetSeconds}s`), rl);
       return;
     }
+    peaks.record(bucket, arrivedAt);
     if (chance(faults.dropRate)) return drop(req, 'dropped');
     if (chance(faults.hangRate)) return hang(req);
     if (chance(faults.errorRate)) {
@@ -367,7 +379,7 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
       const c = store.findContact(email);
       return c ? store.contactView(c) : undefined;
     },
-    stats: () => structuredClone(stats),
+    stats: () => structuredClone(currentStats()),
     summary: () => store.summary(),
     async settle() {
       while (pending.size > 0) await Promise.all([...pending].map((j) => j.done));
@@ -376,6 +388,7 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
       cancelImports();
       store.reset();
       limiter.reset();
+      peaks.reset();
       stats = emptyStats();
       if (faults.seed !== undefined) random = seededRandom(faults.seed);
     },

@@ -154,6 +154,13 @@ export interface BrevoSimStats {
   throttled: number;
   byBucket: Record<string, number>;
   /**
+   * Per bucket, the most requests that took its budget within any 1 s (a sliding window of
+   * 1000 ms, so whatever the alignment of Brevo's own windows): what a client must keep
+   * under the plan's per-second limit. Answers not counted against the budget (401, 429,
+   * outage 503s) are not in it.
+   */
+  peakPerSecond: Record<string, number>;
+  /**
    * Injected faults by kind: error, throttle, throttle_bare, dropped, dropped_after_apply, hang,
    * malformed, outage (429s from the real budget are not faults: see `throttled`).
    */
