@@ -1,5 +1,7 @@
 // `npm run bench`: ingest and drain, side by side with a verify-only handler and with a
-// per-event baseline, on this machine. Prints a JSON summary and a Markdown table.
+// per-event baseline, the SQS intake, 1 to 3 `serve` processes on PostgreSQL next to SQLite
+// (`--only cluster`; TAJO_TEST_PG_URL, else postgres@127.0.0.1:5432/test), and the backfill,
+// on this machine. Prints a JSON summary.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -8,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import type { LoadResult } from './loadgen.js';
-import { startBrevoSim, type BrevoSimState } from '../sim/brevo/index.js';
+import { startBrevoSim, type BrevoSim, type BrevoSimState } from '../sim/brevo/index.js';
 import { startSnsSim } from '../sim/sns/index.js';
 import { startSesSim } from '../sim/ses/index.js';
 import { startSqsSim } from '../sim/sqs/index.js';
@@ -19,9 +21,11 @@ import { contactChangesForEvent } from '../core/plan.js';
 import { EVENT_NAMES, SES_ATTRIBUTES } from '../core/brevo-model.js';
 import { BrevoClient } from '../brevo/client.js';
 import { ensureAttributes } from '../engine/setup.js';
-import { expectedBrevoState, compareWithBrevo, compareBackfill } from '../sim/oracle.js';
-import { SqliteStore } from '../store/sqlite/index.js';
+import { expectedBrevoState, compareWithBrevo, compareBackfill, type Expected } from '../sim/oracle.js';
+import { openStore } from '../store/index.js';
 import type { SnsEnvelope } from '../ses/sns.js';
+import { counterSum } from '../server/timeline.js';
+import { freshPgSchema, pgServerVersion, PG_SERVER } from './pg-schema.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TOPIC = 'arn:aws:sns:us-east-1:123456789012:ses-events';
@@ -36,6 +40,9 @@ const RECIPIENTS = Number(args.get('recipients') ?? 20_000);
 const BACKFILL_N = Number(args.get('backfill') ?? 100_000);
 const ONLY = args.get('only');
 const SQS_POLLERS = (args.get('sqs-pollers') ?? '2,8').split(',').map(Number);
+const CLUSTER_N = Number(args.get('cluster') ?? 24_000);
+const CLUSTER_PROCESSES = (args.get('cluster-processes') ?? '1,2,3').split(',').map(Number);
+const IMPORT_DELAY_MS = Number(args.get('import-delay') ?? 1_000);
 
 function log(msg: string): void {
   process.stderr.write(`[bench] ${msg}\n`);
@@ -100,10 +107,73 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function writeConfig(dir: string, doc: Record<string, unknown>): string {
-  const file = join(dir, 'tajo.yaml');
+function writeConfig(dir: string, doc: Record<string, unknown>, name = 'tajo'): string {
+  const file = join(dir, `${name}.yaml`);
   writeFileSync(file, JSON.stringify(doc));
   return file;
+}
+
+/**
+ * The `serve` config the scenarios share: SNS intake (`signed` accepts the SNS simulator's
+ * signing certificate over loopback), no SES sync, warnings only.
+ */
+function serveDoc(o: {
+  port: number;
+  store: string;
+  brevo: { url: string; apiKey: string; plan: string };
+  signed?: boolean;
+  sqs?: Record<string, unknown>;
+}): Record<string, unknown> {
+  return {
+    connectors: {
+      'amazon-ses': {
+        region: 'us-east-1',
+        sync: { contacts: false, suppressions: false, account: false },
+        sns: { topic_arns: [TOPIC], ...(o.signed ? { signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true } : {}) },
+        ...(o.sqs ? { sqs: o.sqs } : {}),
+      },
+    },
+    brevo: { api_key: o.brevo.apiKey, base_url: o.brevo.url, plan: o.brevo.plan },
+    store: { url: o.store },
+    server: { port: o.port, host: '127.0.0.1' },
+    log: { level: 'warn' },
+  };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+interface Serve {
+  child: ChildProcess;
+  port: number;
+  base: string;
+  webhook: string;
+  peakRssMb(): number;
+  stop(): Promise<void>;
+}
+
+/** `tajo-ses serve` as its own process on a free port (config file `NAME.yaml` in dir), once it answers /readyz. */
+async function startServe(dir: string, name: string, doc: (port: number) => Record<string, unknown>, env: Record<string, string> = {}): Promise<Serve> {
+  const port = await freePort();
+  const child = cli(['serve', '--config', writeConfig(dir, doc(port), name)], env);
+  const base = `http://127.0.0.1:${port}`;
+  await waitHttp(`${base}/readyz`);
+  return { child, port, base, webhook: `${base}/webhooks/amazon-ses`, peakRssMb: () => peakRssOf(child.pid!), stop: () => stopChild(child) };
+}
+
+/** Seconds from t0 until the Brevo simulator holds the oracle's final state (imports applied), or null past timeoutMs. */
+async function untilBrevoHolds(brevo: BrevoSim, exp: Expected, t0: number, timeoutMs: number): Promise<number | null> {
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 250));
+    await brevo.settle();
+    const st = brevo.state();
+    if (st.events.length >= exp.events.size && compareWithBrevo(exp, st).ok) return (Date.now() - t0) / 1000;
+    if (Date.now() - t0 > timeoutMs) return null;
+  }
 }
 
 function startBrevoChild(plan: string): Promise<{ url: string; stop: () => void }> {
@@ -145,23 +215,10 @@ async function ingest() {
 
   const brevo = await startBrevoChild('unlimited');
   const dir = mkdtempSync(join(tmpdir(), 'tajo-bench-'));
-  const port = await freePort();
-  const config = writeConfig(dir, {
-    connectors: {
-      'amazon-ses': {
-        region: 'us-east-1',
-        sync: { contacts: false, suppressions: false, account: false },
-        sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
-      },
-    },
-    brevo: { api_key: 'sim-key', base_url: brevo.url, plan: 'extended' },
-    store: { url: `sqlite:${join(dir, 'ingest.db')}` },
-    server: { port, host: '127.0.0.1' },
-    log: { level: 'warn' },
-  });
-  const serve = cli(['serve', '--config', config]);
-  await waitHttp(`http://127.0.0.1:${port}/readyz`);
-  const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
+  const serve = await startServe(dir, 'tajo', (port) =>
+    serveDoc({ port, store: `sqlite:${join(dir, 'ingest.db')}`, brevo: { url: brevo.url, apiKey: 'sim-key', plan: 'extended' }, signed: true }),
+  );
+  const { port, webhook: url } = serve;
   await loadgen(url, take(1000), 64);
   // Steady load is measured on a steady state: the previous burst's backlog drained first.
   const drained = async () => {
@@ -192,11 +249,9 @@ async function ingest() {
     log(`connector at half its median rate (${halfRate}/s), window ${w}/${ROUNDS}...`);
     half.push(await loadgen(url, take(Math.min(halfBodiesPerWindow, halfRate * halfWindowS)), 64, halfRate));
   }
-  const peak = peakRssOf(serve.pid!);
+  const peak = serve.peakRssMb();
   const status = (await fetch(`http://127.0.0.1:${port}/admin/status`).then((r) => r.json())) as { inbox: Record<string, number> };
-  const exited = new Promise((r) => serve.once('exit', r));
-  serve.kill('SIGTERM');
-  await exited;
+  await serve.stop();
   brevo.stop();
   await sns.close();
   rmSync(dir, { recursive: true, force: true });
@@ -236,24 +291,20 @@ async function sqsIngest() {
   const runs = [];
   for (const pollers of SQS_POLLERS) {
     const dir = mkdtempSync(join(tmpdir(), 'tajo-bench-sqs-'));
-    const port = await freePort();
-    const config = writeConfig(dir, {
-      connectors: {
-        'amazon-ses': {
-          region: 'us-east-1',
-          sync: { contacts: false, suppressions: false, account: false },
-          sns: { topic_arns: [TOPIC], signing_cert_hosts: ['^127\\.0\\.0\\.1$'], allow_http_cert_urls: true },
+    const serve = await startServe(
+      dir,
+      'tajo',
+      (port) =>
+        serveDoc({
+          port,
+          store: `sqlite:${join(dir, 'sqs.db')}`,
+          brevo: { url: brevo.url, apiKey: 'sim-key', plan: 'extended' },
+          signed: true,
           sqs: { queue_url: sqs.queueUrl('bench'), endpoint: sqs.endpoint, raw_message_delivery: false, pollers },
-        },
-      },
-      brevo: { api_key: 'sim-key', base_url: brevo.url, plan: 'extended' },
-      store: { url: `sqlite:${join(dir, 'sqs.db')}` },
-      server: { port, host: '127.0.0.1' },
-      log: { level: 'warn' },
-    });
-    const serve = cli(['serve', '--config', config], { AWS_ACCESS_KEY_ID: 'BENCH', AWS_SECRET_ACCESS_KEY: 'bench', AWS_EC2_METADATA_DISABLED: 'true' });
-    await waitHttp(`http://127.0.0.1:${port}/readyz`);
-    const url = `http://127.0.0.1:${port}/webhooks/amazon-ses`;
+        }),
+      { AWS_ACCESS_KEY_ID: 'BENCH', AWS_SECRET_ACCESS_KEY: 'bench', AWS_EC2_METADATA_DISABLED: 'true' },
+    );
+    const { port, webhook: url } = serve;
     // Nothing left for this process to do: no envelope to plan, no operation due or in flight
     // (contact imports Brevo accepted may still be awaited: that costs no CPU here).
     const drained = async () => {
@@ -289,10 +340,8 @@ async function sqsIngest() {
     }
     const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
     const accepted = Number(/tajo_ses_sqs_messages_total\{outcome="accepted"\} (\d+)/.exec(metrics)?.[1] ?? NaN);
-    const peak = peakRssOf(serve.pid!);
-    const exited = new Promise((r) => serve.once('exit', r));
-    serve.kill('SIGTERM');
-    await exited;
+    const peak = serve.peakRssMb();
+    await serve.stop();
     rmSync(dir, { recursive: true, force: true });
     const webhookRate = median(webhook.map((r) => r.perSecond));
     const sqsRate = median(queue.map((r) => r.perSecond));
@@ -319,20 +368,21 @@ function sesRecords(payloads: Array<Record<string, unknown>>) {
   return payloads.flatMap((p) => parseSesNotification(p).records);
 }
 
-/** Our drain: envelopes already stored (as the webhook leaves them), then `serve` until Brevo holds the final state. */
-async function drain(payloads: Array<Record<string, unknown>>) {
-  const brevo = await startBrevoSim({ plan: 'general', importDelayMs: 50 });
+/**
+ * Our drain: envelopes already stored (as the webhook leaves them), then `serve` (`processes`
+ * of them at once: PostgreSQL only) until Brevo holds the final state.
+ */
+async function drain(payloads: Array<Record<string, unknown>>, opts: { store?: 'sqlite' | 'postgres'; processes?: number; importDelayMs?: number } = {}) {
+  const processes = opts.processes ?? 1;
+  const brevo = await startBrevoSim({ plan: 'general', importDelayMs: opts.importDelayMs ?? 50 });
   const dir = mkdtempSync(join(tmpdir(), 'tajo-drain-'));
-  const port = await freePort();
-  const doc = {
-    connectors: { 'amazon-ses': { region: 'us-east-1', sync: { contacts: false, suppressions: false, account: false }, sns: { topic_arns: [TOPIC] } } },
-    brevo: { api_key: brevo.apiKey, base_url: brevo.url, plan: 'general' },
-    store: { url: `sqlite:${join(dir, 'drain.db')}` },
-    server: { port, host: '127.0.0.1' },
-    log: { level: 'warn' },
-  };
-  const cfg = parseConfig(doc);
-  const store = new SqliteStore(join(dir, 'drain.db'));
+  const pgs = opts.store === 'postgres' ? freshPgSchema('bench') : undefined;
+  const storeUrl = pgs?.url ?? `sqlite:${join(dir, 'drain.db')}`;
+  const ports: number[] = [];
+  for (let i = 0; i < processes; i++) ports.push(await freePort());
+  const docs = ports.map((port) => serveDoc({ port, store: storeUrl, brevo: { url: brevo.url, apiKey: brevo.apiKey, plan: 'general' } }));
+  const cfg = parseConfig(docs[0]);
+  const store = await openStore(storeUrl);
   await store.migrate();
   const envs: SnsEnvelope[] = payloads.map((p, i) => ({
     Type: 'Notification',
@@ -353,37 +403,178 @@ async function drain(payloads: Array<Record<string, unknown>>) {
   const records = sesRecords(payloads);
   const exp = expectedBrevoState(records, cfg.connectors['amazon-ses'].events);
   const t0 = Date.now();
-  const serve = cli(['serve', '--config', writeConfig(dir, doc)]);
-  let seconds: number;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 250));
-    await brevo.settle();
-    const st = brevo.state();
-    if (st.events.length >= exp.events.size && compareWithBrevo(exp, st).ok) {
-      seconds = (Date.now() - t0) / 1000;
-      break;
-    }
-    if (Date.now() - t0 > 3_600_000) throw new Error('drain never reached the final state');
+  const serves = docs.map((doc, i) => cli(['serve', '--config', writeConfig(dir, doc, `serve-${i}`)]));
+  try {
+    const seconds = await untilBrevoHolds(brevo, exp, t0, 3_600_000);
+    if (seconds === null) throw new Error('drain never reached the final state');
+    const peaks = serves.map((s) => peakRssOf(s.pid!));
+    // Each process's own count of its Brevo calls (delivery; the set-up calls are not in it).
+    const perProcessCalls = await Promise.all(
+      ports.map((port) =>
+        fetch(`http://127.0.0.1:${port}/metrics`)
+          .then((r) => r.text())
+          .then((t) => counterSum(t, 'tajo_ses_brevo_calls_total')),
+      ),
+    );
+    const stats = brevo.stats();
+    const state = brevo.state();
+    return {
+      events: payloads.length,
+      processes,
+      store: opts.store ?? 'sqlite',
+      brevoEvents: exp.events.size,
+      contacts: Object.keys(state.contacts).length,
+      folders: state.folders.map((f) => f.name),
+      lists: state.lists.map((l) => l.name),
+      calls: stats.requests,
+      byRoute: stats.byRoute,
+      throttled429: stats.throttled,
+      throttledByRoute: stats.throttledByRoute,
+      seconds,
+      connectorPeakRssMb: Math.max(...peaks),
+      perProcessCalls,
+      state,
+    };
+  } finally {
+    for (const s of serves) await stopChild(s);
+    await brevo.close();
+    await pgs?.drop();
+    rmSync(dir, { recursive: true, force: true });
   }
-  const peak = peakRssOf(serve.pid!);
-  const exited = new Promise((r) => serve.once('exit', r));
-  serve.kill('SIGTERM');
-  await exited;
-  const stats = brevo.stats();
-  const state = brevo.state();
-  await brevo.close();
-  rmSync(dir, { recursive: true, force: true });
-  return {
-    events: payloads.length,
-    brevoEvents: exp.events.size,
-    contacts: Object.keys(state.contacts).length,
-    calls: stats.requests,
-    byRoute: stats.byRoute,
-    throttled429: stats.throttled,
-    seconds,
-    connectorPeakRssMb: peak,
-    state,
+}
+
+/**
+ * A cluster on PostgreSQL: for each count in --cluster-processes (1, 2, 3), a fresh schema,
+ * that many `serve` processes on it, and CLUSTER_N signed notifications posted round-robin
+ * across their webhooks (concurrency 64 in all; the first 1,000 warm the processes up and
+ * are not in the ingest figures). Ingest is the rate and p99 of the webhook's answers (each
+ * `200` after the durable commit); the drain is the time from the first post until the Brevo
+ * simulator (general plan, imports applied IMPORT_DELAY_MS after Brevo accepts them) holds
+ * the oracle's final state, and Brevo's calls by route. The same load on SQLite (one
+ * process, the only way SQLite runs) comes first, for comparison.
+ */
+/** host:port/db of the PostgreSQL server, without credentials. */
+function pgLabel(): string {
+  const u = new URL(PG_SERVER);
+  return `${u.hostname}:${u.port || 5432}${u.pathname}`;
+}
+
+/** The full run leaves the cluster part out, saying so, when no PostgreSQL server answers. */
+async function pgReachable(): Promise<boolean> {
+  try {
+    await pgServerVersion();
+    return true;
+  } catch (err) {
+    log(`cluster: skipped, no PostgreSQL at ${pgLabel()} (${err instanceof Error ? err.message : String(err)}); set TAJO_TEST_PG_URL`);
+    return false;
+  }
+}
+
+async function clusterBench() {
+  const sns = await startSnsSim();
+  const payloads = realisticMix(CLUSTER_N, { recipients: RECIPIENTS, seed: 77 });
+  log(`cluster: signing ${payloads.length} SNS notifications...`);
+  const bodies = payloads.map((p) => JSON.stringify(sns.notification(TOPIC, p)));
+  const warm = Math.min(1000, Math.floor(CLUSTER_N / 10));
+  const policies = parseConfig({ connectors: { 'amazon-ses': { region: 'us-east-1' } }, brevo: { api_key: 'x' } }).connectors['amazon-ses'].events;
+  const exp = expectedBrevoState(sesRecords(payloads), policies);
+  const postgresVersion = await pgServerVersion();
+
+  const runOne = async (store: 'sqlite' | 'postgres', processes: number) => {
+    log(`cluster: ${processes} × serve on ${store}...`);
+    const brevo = await startBrevoSim({ plan: 'general', importDelayMs: IMPORT_DELAY_MS });
+    const dir = mkdtempSync(join(tmpdir(), 'tajo-bench-cluster-'));
+    const pgs = store === 'postgres' ? freshPgSchema('bench') : undefined;
+    const storeUrl = pgs?.url ?? `sqlite:${join(dir, 'cluster.db')}`;
+    const serves: Serve[] = [];
+    try {
+      // One after the other: the first migrates the schema (the others would wait on its lock).
+      for (let i = 0; i < processes; i++)
+        serves.push(
+          await startServe(dir, `serve-${i}`, (port) =>
+            serveDoc({ port, store: storeUrl, brevo: { url: brevo.url, apiKey: brevo.apiKey, plan: 'general' }, signed: true }),
+          ),
+        );
+      const urls = serves.map((s) => s.webhook).join(',');
+      const t0 = Date.now();
+      const warmUp = await loadgen(urls, bodies.slice(0, warm), 64);
+      const ingest = await loadgen(urls, bodies.slice(warm), 64);
+      // What was not answered 200 is posted again, as SNS would (the first webhook gets it).
+      const unanswered = [...warmUp.failed.map((i) => bodies[i]!), ...ingest.failed.map((i) => bodies[warm + i]!)];
+      const retried = unanswered.length > 0 ? await loadgen(serves[0]!.webhook, unanswered, 8) : undefined;
+      const lastPost = (Date.now() - t0) / 1000;
+      const seconds = await untilBrevoHolds(brevo, exp, t0, 300_000);
+      const stats = brevo.stats();
+      const state = brevo.state();
+      const keys = new Set(state.events.map((e) => String(e.event_properties?.event_key)));
+      // What each process sent Brevo (its own counter), and what is left in the store.
+      const perProcess = await Promise.all(
+        serves.map(async (s) => {
+          const metrics = await fetch(`${s.base}/metrics`).then((r) => r.text());
+          return { brevoCalls: counterSum(metrics, 'tajo_ses_brevo_calls_total'), peakRssMb: s.peakRssMb() };
+        }),
+      );
+      const status = (await fetch(`${serves[0]!.base}/admin/status`).then((r) => r.json())) as {
+        inbox: Record<string, number>;
+        deadLetters: number;
+        cluster: { processes: Array<{ alive: boolean; role: string | null }> };
+      };
+      return {
+        store,
+        processes,
+        registered: status.cluster.processes.filter((p) => p.alive).map((p) => p.role),
+        ingest: {
+          sent: ingest.sent,
+          ok: ingest.ok + warmUp.ok,
+          other: Object.fromEntries(
+            [...new Set([...Object.keys(warmUp.other), ...Object.keys(ingest.other)])].map((k) => [k, (warmUp.other[k] ?? 0) + (ingest.other[k] ?? 0)]),
+          ),
+          retried: unanswered.length,
+          retriedOk: retried?.ok ?? 0,
+          perSecond: ingest.perSecond,
+          p50Ms: ingest.p50Ms,
+          p99Ms: ingest.p99Ms,
+          maxMs: ingest.maxMs,
+        },
+        drain: {
+          seconds,
+          afterLastPostSeconds: seconds === null ? null : seconds - lastPost,
+          reachedFinalState: seconds !== null,
+          problems: seconds === null ? compareWithBrevo(exp, state).problems.slice(0, 10) : [],
+          brevoEvents: exp.events.size,
+          duplicateEvents: state.events.length - keys.size,
+          folders: state.folders.map((f) => f.name),
+          lists: state.lists.map((l) => l.name),
+          calls: stats.requests,
+          byRoute: stats.byRoute,
+          throttled429: stats.throttled,
+          throttledByRoute: stats.throttledByRoute,
+          status: stats.status,
+        },
+        perProcess,
+        inbox: status.inbox,
+        deadLetters: status.deadLetters,
+      };
+    } finally {
+      for (const s of serves) await s.stop();
+      await brevo.close();
+      await pgs?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   };
+
+  const runs = [await runOne('sqlite', 1)];
+  for (const n of CLUSTER_PROCESSES) runs.push(await runOne('postgres', n));
+  await sns.close();
+  // The drain alone: the same notifications already stored, then the processes started at once
+  // (the calls above also depend on how fast the posts came: a slower ingest is delivered in
+  // more, smaller calls while it lasts).
+  const backlog = [];
+  for (const [store, n] of [['sqlite', 1] as const, ...CLUSTER_PROCESSES.map((k) => ['postgres', k] as const)]) {
+    log(`cluster: backlog drain, ${n} × serve on ${store}...`);
+    backlog.push({ ...(await drain(payloads, { store, processes: n, importDelayMs: IMPORT_DELAY_MS })), state: undefined });
+  }
+  return { notifications: CLUSTER_N, warmUp: warm, importDelayMs: IMPORT_DELAY_MS, postgres: { server: pgLabel(), version: postgresVersion }, runs, backlog };
 }
 
 /** The usual hand-written handler: for each SES record, one contact write and, when the type has one, one event call. */
@@ -504,6 +695,10 @@ async function main(): Promise<void> {
   if (!ONLY || ONLY === 'sqs') {
     out.sqs = await sqsIngest();
     log(JSON.stringify(out.sqs));
+  }
+  if (ONLY === 'cluster' || (!ONLY && (await pgReachable()))) {
+    out.cluster = await clusterBench();
+    log(JSON.stringify(out.cluster));
   }
   if (!ONLY || ONLY === 'drain') {
     const full = realisticMix(DRAIN_N, { recipients: RECIPIENTS, seed: 33 });

@@ -476,6 +476,7 @@ describe('Brevo simulator: rate limits', () => {
       t += 1000;
       expect((await call(sim, 'GET', '/contacts/attributes')).status).toBe(200);
       expect(sim.stats()).toMatchObject({ throttled: 1, byBucket: { contacts: 12, events: 1 } });
+      expect(sim.stats().throttledByRoute).toEqual({ 'GET /v3/contacts/attributes': 1 });
       expect(sim.stats().status['429']).toBe(1);
     });
   });

@@ -75,7 +75,7 @@ function checkFaults(f: Faults): void {
 }
 
 function emptyStats(): BrevoSimStats {
-  return { requests: 0, byRoute: {}, status: {}, throttled: 0, byBucket: {}, peakPerSecond: {}, faults: {} };
+  return { requests: 0, byRoute: {}, status: {}, throttled: 0, throttledByRoute: {}, byBucket: {}, peakPerSecond: {}, faults: {} };
 }
 
 function inc(rec: Record<string, number>, key: string): void {
@@ -279,7 +279,8 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
     const bucket = bucketFor(path, opts.eventsBatchBucket);
     inc(stats.byBucket, bucket);
     const match = matchRoute(method, path);
-    inc(stats.byRoute, match && 'route' in match ? match.route.key : 'UNMATCHED');
+    const routeKey = match && 'route' in match ? match.route.key : 'UNMATCHED';
+    inc(stats.byRoute, routeKey);
 
     if (req.headers['api-key'] !== apiKey) {
       send(res, fail(401, 'unauthorized', 'Key not found'), limiter.peek(bucket));
@@ -295,6 +296,7 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
     const rl = limiter.take(bucket, arrivedAt);
     if (!rl.allowed) {
       stats.throttled++;
+      inc(stats.throttledByRoute, routeKey);
       send(res, fail(429, 'too_many_requests', `Rate limit exceeded for the ${bucket} bucket; retry in ${rl.resetSeconds}s`), rl);
       return;
     }
@@ -309,12 +311,14 @@ export async function startBrevoSim(opts: BrevoSimOptions = {}): Promise<BrevoSi
     }
     if (chance(faults.throttleRate)) {
       stats.throttled++;
+      inc(stats.throttledByRoute, routeKey);
       inc(stats.faults, 'throttle');
       send(res, fail(429, 'too_many_requests', 'Simulated burst throttling'), { ...rl, remaining: 0 });
       return;
     }
     if (chance(faults.throttleBareRate)) {
       stats.throttled++;
+      inc(stats.throttledByRoute, routeKey);
       inc(stats.faults, 'throttle_bare');
       send(res, fail(429, 'too_many_requests', 'Simulated throttling without rate-limit headers'), undefined);
       return;

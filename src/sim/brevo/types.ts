@@ -152,6 +152,8 @@ export interface BrevoSimStats {
   status: Record<string, number>;
   /** 429 answers, over budget or injected. */
   throttled: number;
+  /** The same 429 answers by route (`METHOD /v3/route/:param`). */
+  throttledByRoute: Record<string, number>;
   byBucket: Record<string, number>;
   /**
    * Per bucket, the most requests that took its budget within any 1 s (a sliding window of
