@@ -7,6 +7,8 @@ const HOUR = 3_600_000;
 describe('FollowPacer: following imports within a share of the hourly budget', () => {
   it('the gap is nothing in a quiet hour, grows with the share spent, and ends at the even spacing', () => {
     expect(FollowPacer.gapMs(25, 0)).toBe(0);
+    // The first follow-ups of a quiet hour come quickly (a backfill's imports settle in seconds).
+    expect([0, 1, 2, 3, 4].reduce((a, used) => a + FollowPacer.gapMs(25, used), 0)).toBeLessThan(10_000);
     const gaps = Array.from({ length: 25 }, (_, used) => FollowPacer.gapMs(25, used));
     for (let i = 1; i < gaps.length; i++) expect(gaps[i]!).toBeGreaterThan(gaps[i - 1]!);
     expect(gaps[24]!).toBeLessThanOrEqual(HOUR / 25);
