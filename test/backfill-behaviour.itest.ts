@@ -332,7 +332,9 @@ describe('backfill failures an operator sees', () => {
     });
     const dir = mkdtempSync(join(root, 'unreachable-'));
     const db = join(dir, 'amazon-ses.db');
-    const good = simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db });
+    // A cursor saved at every page of 1,000 (the default is every 10,000 rows).
+    const perPage = { backfill: { checkpoint_rows: 1_000 } };
+    const good = simConfig({ sesEndpoint: sesSim.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db, ses: perPage });
     // A first run stopped after two of the three pages leaves a cursor with a token.
     const abort = new AbortController();
     await withConnector(good, async (c) => {
@@ -345,7 +347,7 @@ describe('backfill failures an operator sees', () => {
 
     const badPath = writeConfig(
       join(dir, 'bad.yaml'),
-      simConfig({ sesEndpoint: `http://127.0.0.1:${await closedPort()}`, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db }),
+      simConfig({ sesEndpoint: `http://127.0.0.1:${await closedPort()}`, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db, ses: perPage }),
     );
     const r = await runCli(['backfill', '--stream', 'contacts', '--config', badPath], { cwd: dir, env });
     expect(r.code, r.stdout + r.stderr).toBe(1);
@@ -404,10 +406,17 @@ describe('backfill failures an operator sees', () => {
       const dir = mkdtempSync(join(root, 'sigint-'));
       const configPath = writeConfig(
         join(dir, 'tajo.yaml'),
-        simConfig({ sesEndpoint: ses.endpoint, brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(dir, 'amazon-ses.db') }),
+        // A cursor saved at every page of 1,000 (the default is every 10,000 rows).
+        simConfig({
+          sesEndpoint: ses.endpoint,
+          brevo: { url: brevo.url, apiKey: brevo.apiKey },
+          db: join(dir, 'amazon-ses.db'),
+          ses: { backfill: { checkpoint_rows: 1_000 } },
+        }),
       );
       const run = spawnCli(['backfill', '--stream', 'contact_lists', '--stream', 'contacts', '--config', configPath], { cwd: dir, env });
-      await until(() => (ses.calls().ListContacts ?? 0) >= 2 || run.child.exitCode !== null, 'two contact pages', 60_000, 20);
+      // The third page is read once the second is checkpointed (after Brevo accepted the first).
+      await until(() => (ses.calls().ListContacts ?? 0) >= 3 || run.child.exitCode !== null, 'three contact pages', 60_000, 20);
       expect(run.child.exitCode, run.output()).toBeNull();
       const t0 = Date.now();
       run.child.kill('SIGINT');

@@ -118,6 +118,8 @@ export function renderInitConfig(a: InitAnswers): string {
     line(4, 'field_mapping', '{}', 'SES contact attribute -> Brevo attribute, e.g. { attributes.firstName: FIRSTNAME }'),
     '    contacts:',
     line(6, 'fetch_attributes', 'false', 'read each contact (1 SES call each) for field_mapping'),
+    '    backfill:',
+    line(6, 'checkpoint_rows', '10000', 'rows read between saved cursors: fuller imports; a stopped run reads at most this many again'),
     line(4, 'events', '', 'per SES event type: event (Brevo custom event), attributes (SES_*), both, or ignore'),
     line(6, 'Send', 'attributes', 'high volume: an event each would drown automations'),
     line(6, 'Delivery', 'attributes', ''),

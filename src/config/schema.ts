@@ -156,6 +156,13 @@ export const sesConnectorSchema = z
       })
       .strict()
       .prefault({}),
+    /** Backfill: SES rows read between two saved cursors of a stream (fuller imports; a stopped run reads at most this many again). */
+    backfill: z
+      .object({
+        checkpoint_rows: num(z.number().int().min(0).max(1_000_000)).default(10_000),
+      })
+      .strict()
+      .prefault({}),
     events: eventsSchema,
     lists: z
       .object({ folder: z.string().min(1).default('Amazon SES') })

@@ -92,13 +92,10 @@ export interface BackfillOptions {
   /**
    * Rows queued between two checkpoints of a stream (its first page is always checkpointed).
    * Waiting for Brevo to accept every page would make one import per page; a run stopped
-   * between checkpoints reads at most this many rows again. Default CHECKPOINT_ROWS; 0: every page.
+   * between checkpoints reads at most this many rows again. Default `backfill.checkpoint_rows`; 0: every page.
    */
   checkpointRows?: number;
 }
-
-/** See BackfillOptions.checkpointRows: with the bulk workers' fill (connector.ts), about one import per 5,000-10,000 rows. */
-export const CHECKPOINT_ROWS = 10_000;
 
 /** Where the records read go: queued for Brevo, or on --dry-run only counted and sampled. */
 export interface BackfillSink {
@@ -451,7 +448,7 @@ class BackfillRun {
     r.pages++;
     r.read += c.page.records.length;
     const since = this.unchecked.get(c.stream);
-    if (since === undefined || since >= (this.opts.checkpointRows ?? CHECKPOINT_ROWS)) {
+    if (since === undefined || since >= (this.opts.checkpointRows ?? this.deps.cfg.backfill.checkpoint_rows)) {
       await this.sink.accepted();
       await this.checkpoint(c.stream, c.cursor, 'running', c.note(r.read));
     }
