@@ -53,6 +53,8 @@ describe('the scheduled sync runs in one process and survives its SIGKILL', () =
           endpoint: ses.endpoint,
           sync: { suppressions: true, contacts: false, account: false },
           schedule: { suppressions: '1h' },
+          // A cursor at every page of 1,000: the takeover resumes from the page the dead one reached.
+          backfill: { checkpoint_rows: 1_000 },
         },
       });
       const s = spawnServe(path, env);
