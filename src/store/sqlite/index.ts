@@ -355,6 +355,10 @@ export class SqliteStore extends ForwardsCluster implements Store {
              AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key)) RETURNING *`,
         ).all(q.owner, q.now + q.leaseMs, q.now, JSON.stringify(ids)) as Row[],
     );
+    // The claim (its attempt counted) is on disk before anything is sent: a kernel that drops
+    // the unwritten pages of a failed disk must not bring a sent operation back as never tried
+    // (it would be sent again without the lookup a tried one gets). Nothing is sent otherwise.
+    if (rows.length > 0) await this.walSync?.afterCommit();
     const order = new Map(ids.map((id, i) => [id, i]));
     return rows.map(toOp).sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   }
