@@ -11,7 +11,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { startBrevoSim, type BrevoFaults, type BrevoSim } from '../../src/sim/brevo/index.js';
 import { startSnsSim, type SnsSim } from '../../src/sim/sns/index.js';
 import { startSesSim, type SesSim } from '../../src/sim/ses/index.js';
@@ -22,6 +21,7 @@ import { compareBackfill, compareWithBrevo, expectedBrevoState } from '../../src
 import type { SnsEnvelope } from '../../src/ses/sns.js';
 import { ALL_EVENTS_BOTH, freePort, LOOPBACK_CERT_HOST, TOPIC } from '../helpers.js';
 import { childEnv, ensureBuilt, runCli, spawnCli, writeConfig, type Spawned } from '../backfill-helpers.js';
+import { freshPgSchema, PG_SERVER } from '../pg.js';
 
 /** The Brevo faults a run switches on and off (src/sim/brevo/types.ts). */
 export type FaultKind = 'error' | 'throttle' | 'throttle_bare' | 'hang' | 'reset_after_apply' | 'malformed' | 'dropped' | 'outage';
@@ -171,20 +171,9 @@ export async function runChaos(label: string, o: ChaosOptions): Promise<ChaosRep
 
     let storeUrl = `sqlite:${join(dir, 'chaos.db')}`;
     if (o.store === 'postgres') {
-      const server = o.pgUrl ?? process.env.TAJO_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-      const schema = `chaos_${o.seed}_${randomBytes(3).toString('hex')}`;
-      const u = new URL(server);
-      u.searchParams.set('schema', schema);
-      storeUrl = u.toString();
-      cleanup.push(async () => {
-        const c = new pg.Client({ connectionString: server });
-        await c.connect();
-        try {
-          await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        } finally {
-          await c.end();
-        }
-      });
+      const pgs = freshPgSchema(`chaos_${o.seed}`, o.pgUrl ?? PG_SERVER);
+      storeUrl = pgs.url;
+      cleanup.push(() => pgs.drop());
     }
 
     const port = await freePort();
