@@ -258,11 +258,23 @@ export class BrevoClient {
     return this.request<{ id: number; email?: string }>('GET', `/contacts/${encodeURIComponent(email)}?identifierType=email_id`, undefined, signal);
   }
 
-  /** GET /events (custom events only), newest first: one contact's events of one name. */
-  listEvents(q: { contactId: number; eventName: string; limit: number }, signal?: AbortSignal) {
+  /**
+   * GET /events (custom events only), newest first: of some contacts (or all), some event
+   * names, between two dates (RFC 3339; both or neither), `limit` from `offset`.
+   */
+  listEvents(q: { contactIds?: number[]; eventNames: string[]; startDate?: string; endDate?: string; limit: number; offset?: number }, signal?: AbortSignal) {
+    const p = new URLSearchParams();
+    for (const id of q.contactIds ?? []) p.append('contact_id', String(id));
+    for (const name of q.eventNames) p.append('event_name', name);
+    if (q.startDate !== undefined && q.endDate !== undefined) {
+      p.set('startDate', q.startDate);
+      p.set('endDate', q.endDate);
+    }
+    p.set('limit', String(q.limit));
+    if (q.offset) p.set('offset', String(q.offset));
     return this.request<{ events?: Array<{ event_name?: string; event_properties?: Record<string, unknown> }>; count?: number }>(
       'GET',
-      `/events?contact_id=${q.contactId}&event_name=${encodeURIComponent(q.eventName)}&limit=${q.limit}`,
+      `/events?${p.toString()}`,
       undefined,
       signal,
     );

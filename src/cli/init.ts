@@ -164,6 +164,7 @@ export function renderInitConfig(a: InitAnswers): string {
     line(2, 'batch_size', '200', 'events per /events/batch call'),
     line(2, 'backoff_base', '1s', 'first retry delay, doubled at each try, with jitter...'),
     line(2, 'backoff_max', '15m', "...up to this; a 429 waits for Brevo's reset instead"),
+    line(2, 'linger', '1s', 'a partial Brevo call waits for more until its oldest write waited this long (fewer calls; a blocklisting waits 1 s at most)'),
     'log:',
     line(2, 'level', 'info', 'fatal, error, warn, info, debug (+ every Brevo and SES call), trace or silent'),
     line(2, 'format', 'auto', 'pretty (readable lines), json, or auto: pretty on a terminal, json otherwise'),

@@ -241,6 +241,8 @@ export const configSchema = z
         batch_size: num(z.number().int().min(1).max(200)).default(200),
         backoff_base: duration('1s'),
         backoff_max: duration('15m'),
+        /** A partial round waits until its oldest operation has waited this long (deliver.ts, DEFAULT_LINGER_MS). */
+        linger: duration('1s').pipe(z.number().max(60_000, 'at most 60s: a longer wait only delays Brevo')),
       })
       .strict()
       .prefault({}),

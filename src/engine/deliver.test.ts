@@ -1,10 +1,33 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffMs, mayBeInBrevo, plannedCall } from './deliver.js';
+import { BLOCKLIST_LINGER_MS, backoffMs, fillWait, mayBeInBrevo, plannedCall } from './deliver.js';
 import { planBrevoOperations, type ContactPayload, type EventPayload } from '../core/plan.js';
 import { SES_EVENT_TYPES, type SesEventType } from '../core/types.js';
 import { parseSesNotification } from '../ses/parse.js';
 import { sesEvent } from '../sim/ses-events/index.js';
+
+describe('fillWait (a realtime round waits until it is worth a call)', () => {
+  const now = 10_000;
+  const due = (count: number, oldestDueAt: number | null, topPriority: number | null = 2) => ({ count, oldestDueAt, topPriority });
+
+  it('nothing due: idle (0); a full claim: at once; a partial one: the rest of the linger of its oldest operation', () => {
+    expect(fillWait(due(0, null, null), { full: 200, lingerMs: 1000, now })).toBe(0);
+    expect(fillWait(due(200, now, 2), { full: 200, lingerMs: 1000, now })).toBeUndefined();
+    expect(fillWait(due(5, now - 300), { full: 200, lingerMs: 1000, now })).toEqual({ holdMs: 700 });
+    expect(fillWait(due(5, now - 1000), { full: 200, lingerMs: 1000, now })).toBeUndefined();
+    expect(fillWait(due(5, now - 5000), { full: 200, lingerMs: 1000, now })).toBeUndefined();
+  });
+
+  it('linger 0 claims whatever is due; a blocklisting waits at most BLOCKLIST_LINGER_MS, however long the linger', () => {
+    expect(fillWait(due(1, now), { full: 200, lingerMs: 0, now })).toBeUndefined();
+    expect(fillWait(due(3, now - 200, 0), { full: 500, lingerMs: 5000, now })).toEqual({ holdMs: BLOCKLIST_LINGER_MS - 200 });
+    expect(fillWait(due(3, now - BLOCKLIST_LINGER_MS, 0), { full: 500, lingerMs: 5000, now })).toBeUndefined();
+    // A critical event (priority 1) is not a blocklisting: it waits like the others.
+    expect(fillWait(due(3, now - BLOCKLIST_LINGER_MS, 1), { full: 500, lingerMs: 5000, now })).toEqual({ holdMs: 5000 - BLOCKLIST_LINGER_MS });
+    // A shorter linger than the blocklisting's cap applies to it too.
+    expect(fillWait(due(3, now - 100, 0), { full: 500, lingerMs: 300, now })).toEqual({ holdMs: 200 });
+  });
+});
 
 describe('backoffMs', () => {
   it('stays between half and all of base * 2^(n-1), capped at max (property)', () => {

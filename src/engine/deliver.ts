@@ -2,20 +2,20 @@
 // outcome (done, retry at a time, or dead with Brevo's code and message).
 import type { Logger } from 'pino';
 import { NotPersisted, persist, PERSIST_LEASE_MARGIN_MS } from './persist.js';
-import type { Store, OpRow, LedgerEntry, OpKind } from '../store/port.js';
+import type { Store, OpRow, LedgerEntry, OpKind, DueSummary } from '../store/port.js';
 import { INTERRUPTED } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
 import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
-import { PRIORITY_NAMES } from '../core/plan.js';
+import { PRIORITY, PRIORITY_NAMES } from '../core/plan.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage, TajoError } from '../core/errors.js';
 import { contactBody, ledgerOf, nothingToSend, resolveListChanges, type ListResolver } from './contact-body.js';
 import { removeFromLists } from './list-removals.js';
 import { attemptCall, type CallContext, type Outcome } from './outcome.js';
 import { BrevoHealth } from './brevo-health.js';
-import { BULK_THRESHOLD, ContactImports, FOLLOW_SHARE } from './imports.js';
-import { DEFAULT_MAX_DEFER_MS, PollLoop } from './loop.js';
+import { ContactImports, FOLLOW_SHARE } from './imports.js';
+import { DEFAULT_MAX_DEFER_MS, PollLoop, type Hold } from './loop.js';
 import { isOwnerGone } from './owner.js';
 
 export interface DeliveryOptions {
@@ -34,11 +34,19 @@ export interface DeliveryOptions {
   /** Lanes written one contact at a time (POST /contacts) and whose events are sent. */
   lanes?: Lane[];
   /**
-   * After a round of events that found less than a full batch, wait this long before the
-   * next claim, so that under a steady trickle each call carries more (fewer Brevo calls,
-   * less CPU). A full batch goes on at once. Default 100 ms.
+   * Fuller calls for the whole cluster: a round that would find less than a full claim waits
+   * until the oldest of its operations has been due this long, as every process reads it
+   * from the store (so three processes on a live stream send one call where each would have
+   * sent its own). A full claim goes at once; a blocklisting waits at most
+   * BLOCKLIST_LINGER_MS. 0: claim whatever is due at once. Default DEFAULT_LINGER_MS
+   * (`delivery.linger`).
    */
   lingerMs?: number;
+  /**
+   * Looking up events in doubt by time window (Deliverer.lookupByWindow): GET /events page
+   * size and the most events a window may hold. Defaults WINDOW_PAGE and WINDOW_MAX_EVENTS.
+   */
+  lookupWindow?: { page: number; maxEvents: number };
   /** Brevo lists by name (topic lists of Subscription events). Without it, topic membership is not written. */
   listId?: ListResolver;
   /** Lanes written in bulk through /contacts/import (backfill). */
@@ -76,8 +84,10 @@ export const DEFAULT_STOP_GRACE_MS = 20_000;
 /** Wait after a delivery round that found nothing (new work cuts it short). */
 const DELIVERY_IDLE_MS = 250;
 
-/** After a round of events that found less than a full batch (see DeliveryOptions.lingerMs). */
-const DEFAULT_LINGER_MS = 100;
+/** How long a partial round waits for more (DeliveryOptions.lingerMs, `delivery.linger`). */
+export const DEFAULT_LINGER_MS = 1_000;
+/** A due blocklisting waits at most this long for others to share its call: Brevo must stop mailing the address soon. */
+export const BLOCKLIST_LINGER_MS = 1_000;
 
 /** How often leases that ran out are looked for: a dead worker's operations come back within this after their lease. */
 const LEASE_RECOVERY_EVERY_MS = 15_000;
@@ -91,9 +101,7 @@ const BATCH_SHARE = 1 - FOLLOW_SHARE - 0.1;
 /** When the batch endpoint spends a scarcer budget: this many events or fewer go one call each. */
 const SINGLE_EVENTS_PER_ROUND = 10;
 
-/** After a realtime round that wrote a backlog of contacts by import (see deliveryLoop). */
-const IMPORT_LINGER_MS = 500;
-/** After a partial round of events while batches spend the hourly budget (see deliveryLoop). */
+/** The least a partial round of events waits while batches spend the hourly budget (see eventRoute). */
 const SCARCE_BATCH_LINGER_MS = 1_000;
 
 /** Store state: when a backfill last asked the bulk workers of every process to write what is pending now. */
@@ -103,6 +111,35 @@ export const FLUSH_FRESH_MS = 3_000;
 
 /** Realtime contacts per round: large enough to batch a backlog, small enough not to stall the event loop. */
 export const REALTIME_BULK_CLAIM = 500;
+
+/**
+ * Is a realtime round worth claiming now (DeliveryOptions.lingerMs)? `undefined`: yes (a full
+ * claim, or the oldest due operation has waited `lingerMs`, or a blocklisting
+ * BLOCKLIST_LINGER_MS); 0: nothing is due (idle); a hold: how long until it will be.
+ */
+export function fillWait(due: DueSummary, o: { full: number; lingerMs: number; now: number }): 0 | Hold | undefined {
+  if (due.count === 0) return 0;
+  if (due.count >= o.full || o.lingerMs <= 0) return undefined;
+  const linger = due.topPriority !== null && due.topPriority <= PRIORITY.blocklist ? Math.min(o.lingerMs, BLOCKLIST_LINGER_MS) : o.lingerMs;
+  const left = (due.oldestDueAt ?? o.now) + linger - o.now;
+  return left > 0 ? { holdMs: left } : undefined;
+}
+
+/** A failed lookup must not read as a refused send (mayBeInBrevo): the doubt stays (`lookup_*`). */
+function lookupError(e: unknown): BrevoError {
+  return e instanceof BrevoError
+    ? new BrevoError(`lookup_${e.code}`, `looking up whether Brevo holds it: ${e.message}`, e.status, e.bucket, true, e.retryAfterMs)
+    : new BrevoError('lookup_error', `looking up whether Brevo holds it: ${errorMessage(e)}`, 0, 'events', true);
+}
+
+/** Events in doubt of this many contacts or more are looked up by time window (Deliverer.lookupByWindow). */
+export const WINDOW_LOOKUP_CONTACTS = 3;
+/** Brevo's largest GET /events page. */
+export const WINDOW_PAGE = 10_000;
+/** A window holding more events than this is looked up contact by contact instead. */
+export const WINDOW_MAX_EVENTS = 30_000;
+/** Clock differences allowed for between SES, this host and Brevo. */
+export const WINDOW_SKEW_MS = 5 * 60_000;
 
 /** Exponential backoff with full jitter between half and all of the step. */
 export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand: () => number = Math.random): number {
@@ -135,8 +172,6 @@ export function plannedCall(op: Pick<OpRow, 'kind' | 'email' | 'payload'>): { me
 export class Deliverer {
   private running = false;
   private loops: { realtime: PollLoop[]; bulk: PollLoop | undefined; all: PollLoop[] } | undefined;
-  /** The last realtime contact round wrote a backlog (BULK_THRESHOLD or more) by import. */
-  private importedBacklog = false;
   private readonly abort = new AbortController();
   private inflight = 0;
   /** The /contacts/import path: bulk writes and following their processes to the end. */
@@ -168,9 +203,10 @@ export class Deliverer {
   /**
    * New work arrived: stop idling. `realtime` (what planning webhooks produces) leaves the
    * bulk loop of the backfill lane asleep: waking it would only cost an empty claim.
+   * `urgent` (a blocklisting was planned) also ends a realtime loop's wait for a fuller round.
    */
-  wake(scope: 'all' | 'realtime' = 'all'): void {
-    for (const l of this.loops?.realtime ?? []) l.wake();
+  wake(scope: 'all' | 'realtime' = 'all', o: { urgent?: boolean } = {}): void {
+    for (const l of this.loops?.realtime ?? []) l.wake(o);
     if (scope === 'all') this.loops?.bulk?.wake();
   }
 
@@ -218,29 +254,45 @@ export class Deliverer {
   }
 
   private deliveryLoop(kind: OpKind): PollLoop {
-    const lingerMs = this.opts.lingerMs ?? DEFAULT_LINGER_MS;
     return new PollLoop({
-      round: () => (kind === 'event' ? this.deliverEvents() : this.deliverContacts()),
+      round: () => this.realtimeRound(kind),
       onError: (err) => this.o.log.error({ err: errorMessage(err), kind }, 'delivery round failed; will retry'),
       idleMs: DELIVERY_IDLE_MS,
-      // Events only: a few contacts go out at once as single writes (a blocklisting must not
-      // wait), while a backlog of them is written in bulk anyway.
-      // A backlog of contacts written by import waits a little before the next round, so
-      // that the next import carries more (Brevo applies imports later anyway). And while the
-      // batch endpoint spends the scarce hourly budget, a partial batch waits longer for more.
-      pauseMs: (n) =>
-        kind === 'contact'
-          ? this.importedBacklog
-            ? IMPORT_LINGER_MS
-            : 0
-          : n < this.opts.eventBatchSize
-            ? this.scarceBatches()
-              ? SCARCE_BATCH_LINGER_MS
-              : lingerMs
-            : 0,
       ...(this.opts.underPressure ? { defer: { underPressure: this.opts.underPressure, maxDeferMs: this.opts.maxDeferMs ?? DEFAULT_MAX_DEFER_MS } } : {}),
       now: this.now,
     });
+  }
+
+  /** Operations of a kind one realtime round claims. */
+  private realtimeClaim(kind: OpKind): number {
+    if (kind === 'event') return this.opts.eventBatchSize;
+    // A backlog is written in bulk: one import call per list instead of one call per contact.
+    return this.opts.bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
+  }
+
+  /**
+   * One realtime round of `kind`: claims what is due once it is worth a call (fillWait, judged
+   * by the store for the whole cluster: the process that finds a partial round due takes all
+   * of it, and the others judge what is left), or returns the hold until it will be.
+   */
+  private async realtimeRound(kind: OpKind): Promise<number | Hold> {
+    let lingerMs = this.opts.lingerMs ?? DEFAULT_LINGER_MS;
+    if (kind === 'event' && this.scarceBatches()) lingerMs = Math.max(lingerMs, SCARCE_BATCH_LINGER_MS);
+    const full = this.realtimeClaim(kind);
+    const now = this.now();
+    const judged: { wait?: 0 | Hold } = {};
+    const ops = await this.o.store.claimOps({
+      kind,
+      lanes: this.opts.lanes,
+      limit: full,
+      owner: this.o.owner,
+      leaseMs: this.opts.leaseMs,
+      now,
+      ...(lingerMs > 0 ? { when: (due: DueSummary) => (judged.wait = fillWait(due, { full, lingerMs, now })) === undefined } : {}),
+    });
+    if (judged.wait !== undefined) return judged.wait;
+    if (ops.length === 0) return 0;
+    return kind === 'event' ? this.deliverEvents(ops) : this.deliverContacts(ops);
   }
 
   private bulkLoop(reconcileEveryMs: number): PollLoop {
@@ -260,17 +312,8 @@ export class Deliverer {
     });
   }
 
-  /** One round of events; returns how many operations it handled. */
-  async deliverEvents(): Promise<number> {
-    const ops = await this.o.store.claimOps({
-      kind: 'event',
-      lanes: this.opts.lanes,
-      limit: this.opts.eventBatchSize,
-      owner: this.o.owner,
-      leaseMs: this.opts.leaseMs,
-      now: this.now(),
-    });
-    if (ops.length === 0) return 0;
+  /** One round of claimed events; returns how many operations it handled. */
+  private deliverEvents(ops: OpRow[]): Promise<number> {
     return this.guarded(ops, async () => {
       // An operation tried before may already be in Brevo (an answer lost to a reset or a
       // timeout, a 5xx from a gateway after Brevo applied it, or a process killed between
@@ -328,10 +371,80 @@ export class Deliverer {
 
   /**
    * For event operations that were tried before: `done` for those Brevo already holds (same
-   * event_key, found through GET /contacts/{email} and GET /events), `retry` for those the
-   * lookup could not settle (Brevo failing). The others are absent from the map: send them.
+   * event_key), `retry` for those the lookup could not settle (Brevo failing). The others are
+   * absent from the map: send them. Events of a few contacts are looked up contact by contact
+   * (GET /contacts/{email}, then GET /events of that contact: two small reads each); those of
+   * more contacts (a round a dead process left in doubt) by the time window they can be in
+   * (lookupByWindow: one read for all of them, unless the window holds too many events).
    */
   private async alreadyInBrevo(ops: OpRow[]): Promise<Map<number, Outcome>> {
+    if (ops.length === 0) return new Map();
+    if (new Set(ops.map((o) => (o.payload as EventPayload).identifiers.email_id)).size >= WINDOW_LOOKUP_CONTACTS) {
+      const found = await this.lookupByWindow(ops);
+      if (found) return found;
+    }
+    return this.lookupByContact(ops);
+  }
+
+  /**
+   * GET /events of the event names in doubt over the window in which Brevo can hold them,
+   * whichever date Brevo filters on: the event's own date (event_date, sent as is) or when
+   * Brevo received it (after the operation was created, by our clock): from the earliest of
+   * both, less WINDOW_SKEW_MS, to now plus WINDOW_SKEW_MS. Paged by `offset`; events that
+   * arrive meanwhile only push others to later pages, so none is skipped. Undefined when the
+   * window holds more than WINDOW_MAX_EVENTS (looking up contact by contact is then cheaper).
+   */
+  private async lookupByWindow(ops: OpRow[]): Promise<Map<number, Outcome> | undefined> {
+    const { page, maxEvents } = this.opts.lookupWindow ?? { page: WINDOW_PAGE, maxEvents: WINDOW_MAX_EVENTS };
+    const payloads = ops.map((o) => o.payload as EventPayload);
+    const from = Math.min(...ops.map((o, i) => Math.min(o.createdAt, Date.parse(payloads[i]!.event_date) || o.createdAt))) - WINDOW_SKEW_MS;
+    const q = {
+      eventNames: [...new Set(payloads.map((p) => p.event_name))].sort(),
+      startDate: new Date(from).toISOString(),
+      endDate: new Date(this.now() + WINDOW_SKEW_MS).toISOString(),
+      limit: page,
+    };
+    const keys = new Set<string>();
+    let tooMany = false;
+    const outcome = await attemptCall(this.call, 'events_lookup', async () => {
+      for (let offset = 0; ; offset += page) {
+        const res = (await this.o.client.listEvents({ ...q, offset }, this.abort.signal)).data;
+        if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
+          throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
+        const events = res.events ?? [];
+        const count = typeof res.count === 'number' ? res.count : undefined;
+        if (offset === 0 && count !== undefined && count > maxEvents) {
+          tooMany = true;
+          return;
+        }
+        for (const e of events) {
+          const key = e?.event_properties?.event_key;
+          if (typeof key === 'string') keys.add(`${e.event_name ?? ''}\n${key}`);
+        }
+        if (events.length < page || (count !== undefined && offset + page >= count)) return;
+        if (offset + page >= maxEvents) {
+          tooMany = true; // no count, and more pages than that: not seen whole
+          return;
+        }
+      }
+    });
+    if (tooMany) return undefined;
+    const out = new Map<number, Outcome>();
+    if (outcome.kind === 'retry') {
+      const err = lookupError(outcome.err);
+      for (const op of ops) out.set(op.id, { ...outcome, err });
+      return out;
+    }
+    // A lookup Brevo refuses for good (`dead`) cannot tell: the events are sent (at least once wins).
+    if (outcome.kind !== 'done') return out;
+    ops.forEach((op, i) => {
+      if (keys.has(`${payloads[i]!.event_name}\n${payloads[i]!.event_properties.event_key}`)) out.set(op.id, { kind: 'done' });
+    });
+    return out;
+  }
+
+  /** alreadyInBrevo for events of a few contacts: the contact's id, then its events of that name. */
+  private async lookupByContact(ops: OpRow[]): Promise<Map<number, Outcome>> {
     const out = new Map<number, Outcome>();
     const contactIds = new Map<string, number | null>();
     // One GET /events per contact and event name in a round (a batch cut off holds several).
@@ -357,7 +470,7 @@ export class Deliverer {
         const listed = `${id}\n${p.event_name}`;
         let keys = keysOf.get(listed);
         if (!keys) {
-          const res = (await this.o.client.listEvents({ contactId: id, eventName: p.event_name, limit: 1000 }, this.abort.signal)).data;
+          const res = (await this.o.client.listEvents({ contactIds: [id], eventNames: [p.event_name], limit: 1000 }, this.abort.signal)).data;
           if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
             throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
           keys = new Set((res.events ?? []).map((e) => e?.event_properties?.event_key));
@@ -365,15 +478,8 @@ export class Deliverer {
         }
         found = keys.has(p.event_properties.event_key);
       });
-      if (outcome.kind === 'retry') {
-        // A failed lookup must not read as a refused send (mayBeInBrevo): the doubt stays.
-        const e = outcome.err;
-        const err =
-          e instanceof BrevoError
-            ? new BrevoError(`lookup_${e.code}`, `looking up whether Brevo holds it: ${e.message}`, e.status, e.bucket, true, e.retryAfterMs)
-            : new BrevoError('lookup_error', `looking up whether Brevo holds it: ${errorMessage(e)}`, 0, 'events', true);
-        out.set(op.id, { ...outcome, err });
-      } else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
+      if (outcome.kind === 'retry') out.set(op.id, { ...outcome, err: lookupError(outcome.err) });
+      else if (outcome.kind === 'done' && found) out.set(op.id, { kind: 'done' });
       // A lookup Brevo refuses for good (`dead`) cannot tell: the event is sent (at least once wins).
     }
     return out;
@@ -413,24 +519,10 @@ export class Deliverer {
     return ops.map(() => outcome);
   }
 
-  async deliverContacts(): Promise<number> {
+  /** One round of claimed contact operations: single writes, or imports for a backlog. */
+  private async deliverContacts(ops: OpRow[]): Promise<number> {
     const bulk = this.opts.bulk;
-    // A backlog is written in bulk: one import call per list set instead of one call per contact.
-    const limit = bulk ? Math.max(this.opts.contactBatchSize, REALTIME_BULK_CLAIM) : this.opts.contactBatchSize;
-    const ops = await this.o.store.claimOps({
-      kind: 'contact',
-      lanes: this.opts.lanes,
-      limit,
-      owner: this.o.owner,
-      leaseMs: this.opts.leaseMs,
-      now: this.now(),
-    });
-    this.importedBacklog = false;
-    if (ops.length === 0) return 0;
-    if (bulk && (await this.imports.preferred(ops))) {
-      this.importedBacklog = ops.length >= BULK_THRESHOLD;
-      return this.importOps(ops, bulk.defaultListId);
-    }
+    if (bulk && (await this.imports.preferred(ops))) return this.importOps(ops, bulk.defaultListId);
     return this.guarded(ops, async () => {
       const ledger = await this.o.store.getLedger(ops.map((o) => o.email));
       const lists = await resolveListChanges(ops, ledger, this.opts.listId);
@@ -475,12 +567,11 @@ export class Deliverer {
 
   /** Are the pending bulk contacts worth an import now (see DeliveryOptions.bulk.fill)? */
   private async bulkDue(lanes: Lane[], fill: { rows: number; lingerMs: number }): Promise<boolean> {
-    const pending = (await this.o.store.stats()).ops.filter((o) => o.kind === 'contact' && o.state === 'pending' && lanes.includes(o.lane));
-    const rows = pending.reduce((a, o) => a + o.count, 0);
-    if (rows === 0) return false;
-    if (rows >= fill.rows) return true;
-    const oldest = Math.min(...pending.map((o) => o.oldestCreatedAt ?? Infinity));
-    if (this.now() - oldest >= fill.lingerMs) return true;
+    const now = this.now();
+    const due = await this.o.store.pendingDue({ kind: 'contact', lanes, now, limit: fill.rows });
+    if (due.count === 0) return false;
+    if (due.count >= fill.rows) return true;
+    if (now - (due.oldestDueAt ?? now) >= fill.lingerMs) return true;
     const flush = Number((await this.o.store.getState(BULK_FLUSH_KEY)) ?? 0);
     return this.now() - flush < FLUSH_FRESH_MS;
   }

@@ -92,6 +92,35 @@ describe('PollLoop', () => {
     await loop.stop();
   });
 
+  it('a round that holds waits holdMs (not idleMs): wake() leaves the hold, wake({ urgent }) ends it, and a pause too', async () => {
+    const results: Array<number | { holdMs: number }> = [{ holdMs: 400 }, { holdMs: 400 }, 1];
+    const calls: number[] = [];
+    const loop = new PollLoop({
+      round: async () => {
+        calls.push(Date.now() - T0);
+        return results.shift() ?? 0;
+      },
+      onError: () => undefined,
+      idleMs: 10_000,
+      pauseMs: () => 5_000,
+    });
+    loop.start();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual([0]);
+    loop.wake();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(calls).toEqual([0]); // a plain wake does not end a hold
+    await vi.advanceTimersByTimeAsync(300);
+    expect(calls).toEqual([0, 400]); // the hold's end, not the idle's
+    loop.wake({ urgent: true });
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual([0, 400, 401]); // urgent work ends the hold at once (not at 800)
+    loop.wake({ urgent: true }); // ... and the pause after a round that did work
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toEqual([0, 400, 401, 402]); // not at 5,401
+    await loop.stop();
+  });
+
   it('after a failed round reports the error, waits retryMs and then idles, both cut short by wake()', async () => {
     const errors: unknown[] = [];
     const calls: number[] = [];

@@ -27,9 +27,17 @@ export interface DeferOptions {
   catchUp?: boolean;
 }
 
+/**
+ * A round that found work not worth doing yet (a partial batch still filling): the loop waits
+ * `holdMs` before the next round, and only urgent work (`wake({ urgent: true })`) cuts that short.
+ */
+export interface Hold {
+  holdMs: number;
+}
+
 export interface PollLoopOptions {
-  /** One round of work; resolves to how many items it handled (0: nothing to do). */
-  round: () => Promise<number>;
+  /** One round of work; resolves to how many items it handled (0: nothing to do), or to a hold. */
+  round: () => Promise<number | Hold>;
   /** A round threw: report it (the loop goes on). */
   onError: (err: unknown) => void;
   /** Wait after a round that found nothing; `wake` cuts it short. */
@@ -58,9 +66,12 @@ export class PollLoop {
     this.done = this.run();
   }
 
-  /** New work arrived: end an idle wait (not a pause). A loop in the middle of a round is not affected. */
-  wake(): void {
-    if (this.waiting?.wakeable) this.waiting.end();
+  /**
+   * New work arrived: end an idle wait (not a pause or a hold, unless the work is `urgent`).
+   * A loop in the middle of a round is not affected.
+   */
+  wake(o: { urgent?: boolean } = {}): void {
+    if (this.waiting?.wakeable || (this.waiting && o.urgent === true)) this.waiting.end();
   }
 
   /** Ends any wait and resolves once the round in progress, if any, has finished. */
@@ -101,14 +112,18 @@ export class PollLoop {
       }
       deferSince = 0;
       let n = 0;
+      let hold = 0;
       try {
-        n = await round();
+        const r = await round();
+        if (typeof r === 'number') n = r;
+        else hold = Math.max(1, r.holdMs);
         if (n === 0) catchingUp = false;
       } catch (err) {
         onError(err);
         if (retryMs > 0) await this.wait(retryMs, true);
       }
-      if (n === 0) await this.wait(idleMs, true);
+      if (hold > 0) await this.wait(hold, false);
+      else if (n === 0) await this.wait(idleMs, true);
       else {
         const ms = pauseMs?.(n) ?? 0;
         if (ms > 0) await this.wait(ms, false);

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import type { Store, InboxOutcome, InboxRow } from '../store/port.js';
 import { parseSesNotification } from '../ses/parse.js';
-import { isSoftBounce, planBrevoOperations, type PlanConfig } from '../core/plan.js';
+import { isSoftBounce, planBrevoOperations, PRIORITY, type PlanConfig } from '../core/plan.js';
 import { isEventBridgeEvent, parseEventBridgeEvent } from '../ses/eventbridge.js';
 import type { SesEventRecord } from '../core/types.js';
 import type { Metrics } from './metrics.js';
@@ -119,8 +119,8 @@ export interface ProcessorOptions {
   owner: string;
   log: Logger;
   metrics: Metrics;
-  /** Called after a batch planned operations (wakes the delivery loops they feed). */
-  onPlanned: () => void;
+  /** Called after a batch planned operations (wakes the delivery loops they feed); `urgent` when one is a blocklisting. */
+  onPlanned: (planned: { urgent: boolean }) => void;
   /** Envelopes claimed per batch (default 500). */
   batchSize?: number;
   now?: () => number;
@@ -199,7 +199,7 @@ export class Processor {
         stopped: () => this.stopping,
       },
     );
-    if (ops.length > 0) this.o.onPlanned();
+    if (ops.length > 0) this.o.onPlanned({ urgent: ops.some((o) => o.priority <= PRIORITY.blocklist) });
     return { envelopes: rows.length, records: records.length, ops: res.inserted + res.merged, duplicates: res.duplicates };
   }
 

@@ -111,6 +111,32 @@ export interface ClaimQuery {
   now: number;
   /** Only operations at this priority or more urgent (lower number). */
   maxPriority?: number;
+  /**
+   * Claim only if this says the round is worth a call, judged on what is due (pendingDue with
+   * this claim's kind, lanes and limit). Claims with a condition on one kind and set of lanes
+   * are serialized across every process of the store, so that a partial round that became
+   * due is claimed by one process and the others judge what is left, instead of each taking a
+   * slice of it at the same moment.
+   */
+  when?: (due: DueSummary) => boolean;
+}
+
+/** What of one kind is due now (Store.pendingDue): enough to decide whether a round is worth a claim. */
+export interface DueQuery {
+  kind: OpKind;
+  lanes?: Lane[];
+  now: number;
+  /** Rows looked at, at most (in claim order): `count` stops there. */
+  limit: number;
+}
+
+export interface DueSummary {
+  /** Due pending operations a claim would take (a contact whose write is in flight waits for it), at most the query's limit. */
+  count: number;
+  /** The earliest `next_at` among them (when the longest-waiting one became due); null when none. */
+  oldestDueAt: number | null;
+  /** The most urgent priority among them (lowest number); null when none. */
+  topPriority: number | null;
 }
 
 /** last_code of an operation whose worker died while it was in flight (recoverExpired). */
@@ -310,6 +336,12 @@ export interface Store extends ClusterStore {
 
   enqueue(ops: PlannedOp[], now: number): Promise<EnqueueResult>;
   claimOps(q: ClaimQuery): Promise<OpRow[]>;
+  /**
+   * How many operations a claim would find now (at most `limit`), since when the oldest has
+   * been due and the most urgent priority: an indexed read every process of a cluster may
+   * make before each round, so that a partial round waits until it is worth a Brevo call.
+   */
+  pendingDue(q: DueQuery): Promise<DueSummary>;
   /** Done. `ledger` records what Brevo now holds, in the same transaction. */
   completeOps(ids: number[], now: number, ledger?: LedgerEntry[]): Promise<void>;
   /** Accepted by Brevo asynchronously (import): waiting for `ref` (the process id). */

@@ -8,6 +8,7 @@ import type {
   BudgetWindow,
   ClaimQuery,
   CursorRow,
+  DueSummary,
   EnqueueResult,
   InboxRow,
   RefusedMessageRow,
@@ -112,8 +113,15 @@ export function mergeLedgerEntry(cur: LedgerEntry | undefined, next: LedgerEntry
 }
 
 /** Every lane, and a priority bound no operation exceeds: what a claim means when it names neither. */
-export function withClaimDefaults(q: ClaimQuery): Required<ClaimQuery> {
+export function withClaimDefaults(q: ClaimQuery): Required<Omit<ClaimQuery, 'when'>> & Pick<ClaimQuery, 'when'> {
   return { ...q, lanes: q.lanes ?? ['realtime', 'backfill'], maxPriority: q.maxPriority ?? 99 };
+}
+
+/** A pendingDue row (`n`, `oldest`, `top`; PostgreSQL's bigints arrive as text). */
+export function dueSummary(row: Row): DueSummary {
+  const count = Number(row.n ?? 0);
+  const num = (v: unknown) => (count === 0 || v === null || v === undefined ? null : Number(v));
+  return { count, oldestDueAt: num(row.oldest), topPriority: num(row.top) };
 }
 
 export function noneEnqueued(): EnqueueResult {

@@ -17,6 +17,8 @@ import { ForwardsCluster } from '../cluster.js';
 import type {
   ClaimQuery,
   CursorRow,
+  DueQuery,
+  DueSummary,
   EnqueueResult,
   InboxInsert,
   InboxOutcome,
@@ -43,6 +45,7 @@ import {
   toCursorRow,
   toRefusedMessage,
   REFUSED_BODY_MAX,
+  dueSummary,
   toInboxRow,
   toOp,
   toOpStats,
@@ -97,6 +100,15 @@ function isConflict(err: unknown): boolean {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The advisory lock key of conditional claims (ClaimQuery.when) of one kind and set of lanes in one schema. */
+export function claimLockKey(schema: string, kind: string, lanes: string[]): string {
+  return createHash('sha256')
+    .update(`tajo-ses:claim:${schema}:${kind}:${[...lanes].sort().join(',')}`)
+    .digest()
+    .readBigInt64BE(0)
+    .toString();
 }
 
 /** The advisory lock key for migrations of one schema: stable across processes and versions. */
@@ -624,10 +636,38 @@ export class PostgresStore extends ForwardsCluster implements Store {
     }
   }
 
+  async pendingDue(q: DueQuery): Promise<DueSummary> {
+    return this.dueOn((sql, params) => this.query(sql, params), q);
+  }
+
+  private async dueOn(run: (sql: string, params: unknown[]) => Promise<Row[]>, q: DueQuery): Promise<DueSummary> {
+    const [row] = await run(
+      `SELECT count(*) AS n, min(next_at) AS oldest, min(priority) AS top FROM (
+         SELECT next_at, priority FROM ${this.table('ops')} WHERE kind = $1 AND state = 'pending' AND next_at <= $2 AND lane = ANY($3::text[])
+           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ${this.table('ops')} f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ${this.table('ops')}.key))
+         ORDER BY priority, id LIMIT $4) d`,
+      [q.kind, q.now, q.lanes ?? ['realtime', 'backfill'], q.limit],
+    );
+    return dueSummary(row!);
+  }
+
   async claimOps(claim: ClaimQuery): Promise<OpRow[]> {
     const q = withClaimDefaults(claim);
+    const when = claim.when;
+    if (!when) return this.claimOn((sql, params) => this.query(sql, params), q);
+    // Judged and claimed under a transaction lock that every conditional claim of this kind
+    // and these lanes takes, in every process: the next one judges what this one left.
+    return this.tx(async (c) => {
+      const run = async (sql: string, params: unknown[]) => (await c.query<Row>(sql, params)).rows;
+      await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [claimLockKey(this.schema, q.kind, q.lanes)]);
+      if (!when(await this.dueOn(run, q))) return [];
+      return this.claimOn(run, q);
+    });
+  }
+
+  private async claimOn(run: (sql: string, params: unknown[]) => Promise<Row[]>, q: Required<Omit<ClaimQuery, 'when'>>): Promise<OpRow[]> {
     // A contact whose previous write is in flight waits for it (see the SQLite store).
-    const rows = await this.query(
+    const rows = await run(
       `WITH c AS (
          SELECT id FROM ${this.table('ops')}
          WHERE kind = $1 AND state = 'pending' AND next_at <= $2 AND priority <= $3 AND lane = ANY($4::text[])

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, it, expect, afterEach, beforeEach, vi } from 'vitest';
 import pg from 'pg';
 import { event, storeContract } from '../contract.js';
-import { PostgresStore } from './index.js';
+import { claimLockKey, PostgresStore } from './index.js';
 import { TajoError } from '../../core/errors.js';
 import type { ContactOp } from '../../core/plan.js';
 import type { BudgetWindow, OpRow } from '../port.js';
@@ -121,6 +121,38 @@ describe('PostgresStore shared by several processes', () => {
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids).toHaveLength(600);
     expect(new Set(taken.map((o) => o.key))).toEqual(new Set(keys));
+  });
+
+  it('conditional claims of two processes take turns: each judges what the other left, none while another holds the turn', async () => {
+    const [a, b] = await twoProcesses();
+    await a.enqueue([event('c1', 'a@x.io'), event('c2', 'b@x.io')], T0);
+    const schema = schemas[schemas.length - 1]!;
+    // Another process's turn, held by hand: neither claim may judge until it is given back.
+    const holder = new pg.Client({ connectionString: SERVER });
+    await holder.connect();
+    const judged: number[] = [];
+    try {
+      await holder.query('SELECT pg_advisory_lock($1::bigint)', [claimLockKey(schema, 'event', ['realtime'])]);
+      const claims = [a, b].map((s, i) =>
+        s.claimOps({
+          kind: 'event',
+          lanes: ['realtime'],
+          limit: 10,
+          owner: `w${i}`,
+          leaseMs: 60_000,
+          now: T0 + 10,
+          when: (d) => (judged.push(d.count), d.count > 0),
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      expect(judged).toEqual([]);
+      await holder.query('SELECT pg_advisory_unlock($1::bigint)', [claimLockKey(schema, 'event', ['realtime'])]);
+      const got = await Promise.all(claims);
+      expect(got.map((g) => g.length).sort()).toEqual([0, 2]);
+      expect(judged).toEqual([2, 0]);
+    } finally {
+      await holder.end();
+    }
   });
 
   it('200 concurrent changes of one contact from two processes coalesce into one pending row', async () => {

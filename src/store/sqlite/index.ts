@@ -12,6 +12,7 @@ import {
   toCursorRow,
   toRefusedMessage,
   REFUSED_BODY_MAX,
+  dueSummary,
   toInboxRow,
   toOp,
   toOpStats,
@@ -28,6 +29,8 @@ import { ForwardsCluster } from '../cluster.js';
 import type {
   ClaimQuery,
   CursorRow,
+  DueQuery,
+  DueSummary,
   EnqueueResult,
   InboxInsert,
   InboxOutcome,
@@ -333,8 +336,25 @@ export class SqliteStore extends ForwardsCluster implements Store {
     this.stmt("UPDATE ops SET history = json_insert(history, '$[#]', json(?)) WHERE id = ?").run(JSON.stringify(entry), id);
   }
 
+  async pendingDue(q: DueQuery): Promise<DueSummary> {
+    return this.dueNow(q);
+  }
+
+  /** Synchronous: a conditional claim judges and claims with nothing in between (one process per file). */
+  private dueNow(q: DueQuery): DueSummary {
+    const lanes = q.lanes ?? ['realtime', 'backfill'];
+    const row = this.stmt(
+      `SELECT count(*) AS n, min(next_at) AS oldest, min(priority) AS top FROM (
+         SELECT next_at, priority FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND lane IN (${placeholders(lanes.length)})
+           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key))
+         ORDER BY priority, id LIMIT ?)`,
+    ).get(q.kind, q.now, ...lanes, q.limit) as Row;
+    return dueSummary(row);
+  }
+
   async claimOps(claim: ClaimQuery): Promise<OpRow[]> {
     const q = withClaimDefaults(claim);
+    if (claim.when && !claim.when(this.dueNow(q))) return [];
     // As claimInbox: choose without the write lock, then lease what is still pending. The
     // rows come back from the UPDATE itself, so a payload merged in between is the one sent.
     // A contact whose previous write is still in flight (in this process or another) waits
