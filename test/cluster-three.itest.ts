@@ -8,8 +8,8 @@
 // every contact's newest SES_LAST_EVENT(_AT), the blocklist of hard bounces and complaints,
 // one folder; together the three never made Brevo answer a 429, never sent a bucket more
 // than the plan's 10 requests in any 1 s, however aligned (the Brevo simulator runs in its
-// own process so that its clock is not held up by the posting), and made about 2 Brevo calls
-// per 100 events, set-up included.
+// own process so that its clock is not held up by the posting), and made about 1.5 Brevo
+// calls per 100 events, set-up included.
 import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -43,17 +43,17 @@ const KILL_AT = 0.4;
  * Brevo calls per 100 SES events. Every event here is also a Brevo custom event (policy
  * `both`), so 6,000 events take at least 30 full /events/batch calls, and the contacts they
  * touch go by /contacts/import (two per round while bounces and complaints flow: Brevo's
- * import blocklists all its rows or none). Set-up takes 24 (attributes, folder, lists; three
- * processes check the attributes). A partial round waits until its oldest operation has been
- * due `delivery.linger` (1 s), judged by the store for the whole cluster, one process at a
- * time; a kill's events in doubt are looked up in one GET /events over their time window.
- * Measured on 2026-12-02 on the 2-core machine: 114-172 calls (1.9-2.9 per 100: 37-44
- * batches, 45-61 imports, 2-44 single contact writes, 6 /processes, 24 set-up, 0-1 lookup);
- * before the shared linger, 189-363 (3.2-6.0 per 100, 90 of them lookups after the kill).
- * 4 holds that with room, and fails a design that sends a call per contact (20 per 100) or
- * per process and round.
+ * import blocklists all its rows or none). Set-up takes 24 (attributes, folder, lists; each
+ * process checks the attributes). A partial round waits until its oldest operation has been
+ * due `delivery.linger` (1 s) and the cluster's last round is that old, judged by the store
+ * one process at a time; a kill's events in doubt are looked up in one GET /events over
+ * their time window. Measured on 2026-12-02 on the 2-core machine: 89-90 calls (1.5 per 100,
+ * 1.1 without set-up: 32-34 batches, 26-28 imports, 5-6 /processes); before the shared
+ * linger, 189-363 (3.2-6.0 per 100, up to 90 of them lookups after the kill). 2.5 leaves room
+ * for a loaded machine and fails the earlier design, and any that sends a call per contact
+ * (20 per 100) or per process and round.
  */
-const MAX_CALLS_PER_100_EVENTS = 4;
+const MAX_CALLS_PER_100_EVENTS = 2.5;
 
 /** The Brevo simulator as its own process (`tajo-ses sim brevo`): its clock is not held up by the test's posting. */
 interface BrevoProcess {
@@ -111,7 +111,7 @@ describe('three serve processes on PostgreSQL, one Brevo account (issue 9)', () 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('6,000 notifications with replays and a SIGKILL: every event once, newest attributes, blocklist, one folder, no 429, within the plan in every second, at most 4 calls per 100 events', async () => {
+  it('6,000 notifications with replays and a SIGKILL: every event once, newest attributes, blocklist, one folder, no 429, within the plan in every second, at most 2.5 calls per 100 events', async () => {
     const began = Date.now();
     // ---- inputs and what Brevo must end with
     const payloads = realisticMix(NOTIFICATIONS, { recipients: RECIPIENTS, seed: SEED });

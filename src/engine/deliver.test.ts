@@ -8,7 +8,12 @@ import { sesEvent } from '../sim/ses-events/index.js';
 
 describe('fillWait (a realtime round waits until it is worth a call)', () => {
   const now = 10_000;
-  const due = (count: number, oldestDueAt: number | null, topPriority: number | null = 2) => ({ count, oldestDueAt, topPriority });
+  const due = (count: number, oldestDueAt: number | null, topPriority: number | null = 2, lastClaimAt: number | null = null) => ({
+    count,
+    oldestDueAt,
+    topPriority,
+    lastClaimAt,
+  });
 
   it('nothing due: idle (0); a full claim: at once; a partial one: the rest of the linger of its oldest operation', () => {
     expect(fillWait(due(0, null, null), { full: 200, lingerMs: 1000, now })).toBe(0);
@@ -26,6 +31,14 @@ describe('fillWait (a realtime round waits until it is worth a call)', () => {
     expect(fillWait(due(3, now - BLOCKLIST_LINGER_MS, 1), { full: 500, lingerMs: 5000, now })).toEqual({ holdMs: 5000 - BLOCKLIST_LINGER_MS });
     // A shorter linger than the blocklisting's cap applies to it too.
     expect(fillWait(due(3, now - 100, 0), { full: 500, lingerMs: 300, now })).toEqual({ holdMs: 200 });
+  });
+
+  it("a partial round also waits a linger after the cluster's last round (operations made visible late look long due); a full one does not", () => {
+    expect(fillWait(due(7, now - 1500, 2, now - 300), { full: 200, lingerMs: 1000, now })).toEqual({ holdMs: 700 });
+    expect(fillWait(due(7, now - 1500, 2, now - 1000), { full: 200, lingerMs: 1000, now })).toBeUndefined();
+    expect(fillWait(due(7, now - 200, 2, now - 5000), { full: 200, lingerMs: 1000, now })).toEqual({ holdMs: 800 });
+    expect(fillWait(due(200, now - 1500, 2, now - 10), { full: 200, lingerMs: 1000, now })).toBeUndefined();
+    expect(fillWait(due(3, now - 1500, 0, now - 100), { full: 500, lingerMs: 5000, now })).toEqual({ holdMs: BLOCKLIST_LINGER_MS - 100 });
   });
 });
 

@@ -114,14 +114,19 @@ export const REALTIME_BULK_CLAIM = 500;
 
 /**
  * Is a realtime round worth claiming now (DeliveryOptions.lingerMs)? `undefined`: yes (a full
- * claim, or the oldest due operation has waited `lingerMs`, or a blocklisting
- * BLOCKLIST_LINGER_MS); 0: nothing is due (idle); a hold: how long until it will be.
+ * claim, or the oldest due operation has waited `lingerMs` and the cluster's last round was
+ * that long ago; a blocklisting BLOCKLIST_LINGER_MS); 0: nothing is due (idle); a hold: how
+ * long until it will be.
  */
 export function fillWait(due: DueSummary, o: { full: number; lingerMs: number; now: number }): 0 | Hold | undefined {
   if (due.count === 0) return 0;
   if (due.count >= o.full || o.lingerMs <= 0) return undefined;
   const linger = due.topPriority !== null && due.topPriority <= PRIORITY.blocklist ? Math.min(o.lingerMs, BLOCKLIST_LINGER_MS) : o.lingerMs;
-  const left = (due.oldestDueAt ?? o.now) + linger - o.now;
+  // From the oldest operation's due time, or from the cluster's last round if that is later:
+  // operations a slow transaction made visible late look long due, and would otherwise go in
+  // a round of their own right after the last one.
+  const from = Math.max(due.oldestDueAt ?? o.now, due.lastClaimAt ?? -Infinity);
+  const left = from + linger - o.now;
   return left > 0 ? { holdMs: left } : undefined;
 }
 

@@ -242,22 +242,52 @@ function queueContract(store: CurrentStore): void {
 
   it('pendingDue: what a claim would find now, capped, with the oldest due time and the most urgent priority', async () => {
     const s = store();
-    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0, limit: 10 })).toEqual({ count: 0, oldestDueAt: null, topPriority: null });
+    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0, limit: 10 })).toEqual({
+      count: 0,
+      oldestDueAt: null,
+      topPriority: null,
+      lastClaimAt: null,
+    });
     await s.enqueue([event('a', 'a@x.io', 2), event('b', 'b@x.io', 2), event('c', 'c@x.io', 1)], T0);
     await s.enqueue([event('d', 'd@x.io', 2)], T0 + 300);
     await s.enqueue([{ ...event('bf', 'e@x.io', 1), lane: 'backfill' } as PlannedOp], T0 - 5000);
-    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 500, limit: 10 })).toEqual({ count: 4, oldestDueAt: T0, topPriority: 1 });
+    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 500, limit: 10 })).toEqual({
+      count: 4,
+      oldestDueAt: T0,
+      topPriority: 1,
+      lastClaimAt: null,
+    });
     // Not due yet, another kind, another lane: not counted.
-    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 100, limit: 10 })).toEqual({ count: 3, oldestDueAt: T0, topPriority: 1 });
+    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 100, limit: 10 })).toEqual({
+      count: 3,
+      oldestDueAt: T0,
+      topPriority: 1,
+      lastClaimAt: null,
+    });
     expect((await s.pendingDue({ kind: 'contact', lanes: ['realtime'], now: T0 + 500, limit: 10 })).count).toBe(0);
-    expect(await s.pendingDue({ kind: 'event', lanes: ['backfill'], now: T0 + 500, limit: 10 })).toEqual({ count: 1, oldestDueAt: T0 - 5000, topPriority: 1 });
+    expect(await s.pendingDue({ kind: 'event', lanes: ['backfill'], now: T0 + 500, limit: 10 })).toEqual({
+      count: 1,
+      oldestDueAt: T0 - 5000,
+      topPriority: 1,
+      lastClaimAt: null,
+    });
     // The count stops at the limit (a full round is due whatever the rest).
     expect((await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 500, limit: 2 })).count).toBe(2);
     // Claimed operations are no longer pending; one retried later is due from its new time.
     const [first] = await s.claimOps({ kind: 'event', lanes: ['realtime'], limit: 1, owner: 'w', leaseMs: 1000, now: T0 + 500 });
-    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 500, limit: 10 })).toEqual({ count: 3, oldestDueAt: T0, topPriority: 2 });
+    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 500, limit: 10 })).toEqual({
+      count: 3,
+      oldestDueAt: T0,
+      topPriority: 2,
+      lastClaimAt: null,
+    });
     await s.retryOps([{ id: first!.id, nextAt: T0 + 2000, code: 'server_error', message: '503', status: 503 }], T0 + 600);
-    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 2000, limit: 10 })).toEqual({ count: 4, oldestDueAt: T0, topPriority: 1 });
+    expect(await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 2000, limit: 10 })).toEqual({
+      count: 4,
+      oldestDueAt: T0,
+      topPriority: 1,
+      lastClaimAt: null,
+    });
   });
 
   it('pendingDue leaves out a contact whose write is in flight (a claim would too)', async () => {
@@ -265,7 +295,7 @@ function queueContract(store: CurrentStore): void {
     await s.enqueue([contact('a@x.io', { A: { v: 1, at: 1 } })], T0);
     await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 60_000, now: T0 });
     await s.enqueue([contact('a@x.io', { A: { v: 2, at: 2 } }), contact('b@x.io', { A: { v: 1, at: 1 } })], T0 + 100);
-    expect(await s.pendingDue({ kind: 'contact', now: T0 + 200, limit: 10 })).toEqual({ count: 1, oldestDueAt: T0 + 100, topPriority: 2 });
+    expect(await s.pendingDue({ kind: 'contact', now: T0 + 200, limit: 10 })).toEqual({ count: 1, oldestDueAt: T0 + 100, topPriority: 2, lastClaimAt: null });
   });
 
   it('a conditional claim (when) judges what is due first: refused, nothing is claimed; accepted, the claim goes on', async () => {
@@ -274,9 +304,16 @@ function queueContract(store: CurrentStore): void {
     const seen: DueSummary[] = [];
     const no = await s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 10, when: (d) => (seen.push(d), false) });
     expect(no).toEqual([]);
-    expect(seen).toEqual([{ count: 2, oldestDueAt: T0, topPriority: 2 }]);
+    expect(seen).toEqual([{ count: 2, oldestDueAt: T0, topPriority: 2, lastClaimAt: null }]);
     const yes = await s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 10, when: (d) => d.count >= 2 });
     expect(yes.map((o) => o.key)).toEqual(['a', 'b']);
+    // The claim that took operations is remembered for the next judgement (these lanes only);
+    // a plain claim is not.
+    expect((await s.pendingDue({ kind: 'event', now: T0 + 20, limit: 10 })).lastClaimAt).toBe(T0 + 10);
+    expect((await s.pendingDue({ kind: 'event', lanes: ['realtime'], now: T0 + 20, limit: 10 })).lastClaimAt).toBeNull();
+    await s.enqueue([event('p', 'p@x.io')], T0 + 15);
+    await s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 15 });
+    expect((await s.pendingDue({ kind: 'event', now: T0 + 20, limit: 10 })).lastClaimAt).toBe(T0 + 10);
     // Two conditional claims at once: the second judges what the first left (nothing).
     await s.enqueue([event('c', 'c@x.io'), event('d', 'd@x.io')], T0 + 20);
     const judged: number[] = [];

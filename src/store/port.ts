@@ -137,6 +137,12 @@ export interface DueSummary {
   oldestDueAt: number | null;
   /** The most urgent priority among them (lowest number); null when none. */
   topPriority: number | null;
+  /**
+   * When a conditional claim (ClaimQuery.when) of this kind and lanes last took operations,
+   * in any process (that process's clock); null: never. Operations a slow transaction made
+   * visible late look long due; this keeps their round from following the last one at once.
+   */
+  lastClaimAt: number | null;
 }
 
 /** last_code of an operation whose worker died while it was in flight (recoverExpired). */

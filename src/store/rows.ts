@@ -117,11 +117,17 @@ export function withClaimDefaults(q: ClaimQuery): Required<Omit<ClaimQuery, 'whe
   return { ...q, lanes: q.lanes ?? ['realtime', 'backfill'], maxPriority: q.maxPriority ?? 99 };
 }
 
-/** A pendingDue row (`n`, `oldest`, `top`; PostgreSQL's bigints arrive as text). */
+/** A pendingDue row (`n`, `oldest`, `top`, `last`; PostgreSQL's bigints arrive as text). */
 export function dueSummary(row: Row): DueSummary {
   const count = Number(row.n ?? 0);
   const num = (v: unknown) => (count === 0 || v === null || v === undefined ? null : Number(v));
-  return { count, oldestDueAt: num(row.oldest), topPriority: num(row.top) };
+  const last = row.last === null || row.last === undefined ? null : Number(row.last);
+  return { count, oldestDueAt: num(row.oldest), topPriority: num(row.top), lastClaimAt: Number.isFinite(last) ? last : null };
+}
+
+/** The kv key under which conditional claims of one kind and set of lanes record their time (DueSummary.lastClaimAt). */
+export function claimTurnKey(kind: string, lanes: string[]): string {
+  return `claim_turn:${kind}:${[...lanes].sort().join(',')}`;
 }
 
 export function noneEnqueued(): EnqueueResult {

@@ -45,6 +45,7 @@ import {
   toCursorRow,
   toRefusedMessage,
   REFUSED_BODY_MAX,
+  claimTurnKey,
   dueSummary,
   toInboxRow,
   toOp,
@@ -641,12 +642,13 @@ export class PostgresStore extends ForwardsCluster implements Store {
   }
 
   private async dueOn(run: (sql: string, params: unknown[]) => Promise<Row[]>, q: DueQuery): Promise<DueSummary> {
+    const lanes = q.lanes ?? ['realtime', 'backfill'];
     const [row] = await run(
-      `SELECT count(*) AS n, min(next_at) AS oldest, min(priority) AS top FROM (
+      `SELECT count(*) AS n, min(next_at) AS oldest, min(priority) AS top, (SELECT value FROM ${this.table('kv')} WHERE key = $5) AS last FROM (
          SELECT next_at, priority FROM ${this.table('ops')} WHERE kind = $1 AND state = 'pending' AND next_at <= $2 AND lane = ANY($3::text[])
            AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ${this.table('ops')} f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ${this.table('ops')}.key))
          ORDER BY priority, id LIMIT $4) d`,
-      [q.kind, q.now, q.lanes ?? ['realtime', 'backfill'], q.limit],
+      [q.kind, q.now, lanes, q.limit, claimTurnKey(q.kind, lanes)],
     );
     return dueSummary(row!);
   }
@@ -661,7 +663,14 @@ export class PostgresStore extends ForwardsCluster implements Store {
       const run = async (sql: string, params: unknown[]) => (await c.query<Row>(sql, params)).rows;
       await c.query('SELECT pg_advisory_xact_lock($1::bigint)', [claimLockKey(this.schema, q.kind, q.lanes)]);
       if (!when(await this.dueOn(run, q))) return [];
-      return this.claimOn(run, q);
+      const claimed = await this.claimOn(run, q);
+      if (claimed.length > 0) {
+        await run(
+          `INSERT INTO ${this.table('kv')} (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+          [claimTurnKey(q.kind, q.lanes), String(q.now), q.now],
+        );
+      }
+      return claimed;
     });
   }
 

@@ -12,6 +12,7 @@ import {
   toCursorRow,
   toRefusedMessage,
   REFUSED_BODY_MAX,
+  claimTurnKey,
   dueSummary,
   toInboxRow,
   toOp,
@@ -344,11 +345,11 @@ export class SqliteStore extends ForwardsCluster implements Store {
   private dueNow(q: DueQuery): DueSummary {
     const lanes = q.lanes ?? ['realtime', 'backfill'];
     const row = this.stmt(
-      `SELECT count(*) AS n, min(next_at) AS oldest, min(priority) AS top FROM (
+      `SELECT count(*) AS n, min(next_at) AS oldest, min(priority) AS top, (SELECT value FROM kv WHERE key = ?) AS last FROM (
          SELECT next_at, priority FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND lane IN (${placeholders(lanes.length)})
            AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key))
          ORDER BY priority, id LIMIT ?)`,
-    ).get(q.kind, q.now, ...lanes, q.limit) as Row;
+    ).get(claimTurnKey(q.kind, lanes), q.kind, q.now, ...lanes, q.limit) as Row;
     return dueSummary(row);
   }
 
@@ -368,13 +369,18 @@ export class SqliteStore extends ForwardsCluster implements Store {
       ).all(q.kind, q.now, q.maxPriority, ...q.lanes, q.limit) as Row[]
     ).map((r) => Number(r.id));
     if (ids.length === 0) return [];
-    const rows = this.tx(
-      () =>
+    const rows = this.tx(() => {
+      const claimed = this.stmt(
+        `UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND id IN ${IN_LIST}
+           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key)) RETURNING *`,
+      ).all(q.owner, q.now + q.leaseMs, q.now, JSON.stringify(ids)) as Row[];
+      if (claim.when && claimed.length > 0) {
         this.stmt(
-          `UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND id IN ${IN_LIST}
-             AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key)) RETURNING *`,
-        ).all(q.owner, q.now + q.leaseMs, q.now, JSON.stringify(ids)) as Row[],
-    );
+          'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+        ).run(claimTurnKey(q.kind, q.lanes), String(q.now), q.now);
+      }
+      return claimed;
+    });
     // The claim (its attempt counted) is on disk before anything is sent: a kernel that drops
     // the unwritten pages of a failed disk must not bring a sent operation back as never tried
     // (it would be sent again without the lookup a tried one gets). Nothing is sent otherwise.
