@@ -137,6 +137,16 @@ function lookupError(e: unknown): BrevoError {
     : new BrevoError('lookup_error', `looking up whether Brevo holds it: ${errorMessage(e)}`, 0, 'events', true);
 }
 
+/** A GET /events answer, checked: its events and its count (when Brevo gave one). */
+function eventList(res: Awaited<ReturnType<BrevoClient['listEvents']>>['data']): {
+  events: NonNullable<NonNullable<typeof res>['events']>;
+  count: number | undefined;
+} {
+  if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
+    throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
+  return { events: res.events ?? [], count: typeof res.count === 'number' ? res.count : undefined };
+}
+
 /** Events in doubt of this many contacts or more are looked up by time window (Deliverer.lookupByWindow). */
 export const WINDOW_LOOKUP_CONTACTS = 3;
 /** Brevo's largest GET /events page. */
@@ -413,11 +423,7 @@ export class Deliverer {
     let tooMany = false;
     const outcome = await attemptCall(this.call, 'events_lookup', async () => {
       for (let offset = 0; ; offset += page) {
-        const res = (await this.o.client.listEvents({ ...q, offset }, this.abort.signal)).data;
-        if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
-          throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
-        const events = res.events ?? [];
-        const count = typeof res.count === 'number' ? res.count : undefined;
+        const { events, count } = eventList((await this.o.client.listEvents({ ...q, offset }, this.abort.signal)).data);
         if (offset === 0 && count !== undefined && count > maxEvents) {
           tooMany = true;
           return;
@@ -475,10 +481,8 @@ export class Deliverer {
         const listed = `${id}\n${p.event_name}`;
         let keys = keysOf.get(listed);
         if (!keys) {
-          const res = (await this.o.client.listEvents({ contactIds: [id], eventNames: [p.event_name], limit: 1000 }, this.abort.signal)).data;
-          if (!res || typeof res !== 'object' || (res.events !== undefined && !Array.isArray(res.events)))
-            throw new BrevoError('bad_response', 'GET /events: the answer is not a list of events', 200, 'events', true);
-          keys = new Set((res.events ?? []).map((e) => e?.event_properties?.event_key));
+          const { events } = eventList((await this.o.client.listEvents({ contactIds: [id], eventNames: [p.event_name], limit: 1000 }, this.abort.signal)).data);
+          keys = new Set(events.map((e) => e?.event_properties?.event_key));
           keysOf.set(listed, keys);
         }
         found = keys.has(p.event_properties.event_key);

@@ -186,6 +186,17 @@ export class PostgresStore extends ForwardsCluster implements Store {
   }
 
   /** A table name qualified with the schema (search_path is not kept by poolers in transaction mode). */
+  /** An operation's condition to be claimed (and counted as due): see the SQLite store's NOT_WAITING_ON_CONTACT. */
+  private notWaitingOnContact(): string {
+    const ops = this.table('ops');
+    return `(kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ${ops} f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ${ops}.key))`;
+  }
+
+  /** Sets a kv row ($1 key, $2 value, $3 time): setState, and the claim turn's time inside a claim. */
+  private kvUpsert(): string {
+    return `INSERT INTO ${this.table('kv')} (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`;
+  }
+
   private table(name: string): string {
     return `${this.quotedSchema}.${name}`;
   }
@@ -646,7 +657,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
     const [row] = await run(
       `SELECT count(*) AS n, min(next_at) AS oldest, min(priority) AS top, (SELECT value FROM ${this.table('kv')} WHERE key = $5) AS last FROM (
          SELECT next_at, priority FROM ${this.table('ops')} WHERE kind = $1 AND state = 'pending' AND next_at <= $2 AND lane = ANY($3::text[])
-           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ${this.table('ops')} f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ${this.table('ops')}.key))
+           AND ${this.notWaitingOnContact()}
          ORDER BY priority, id LIMIT $4) d`,
       [q.kind, q.now, lanes, q.limit, claimTurnKey(q.kind, lanes)],
     );
@@ -665,10 +676,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
       if (!when(await this.dueOn(run, q))) return [];
       const claimed = await this.claimOn(run, q);
       if (claimed.length > 0) {
-        await run(
-          `INSERT INTO ${this.table('kv')} (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-          [claimTurnKey(q.kind, q.lanes), String(q.now), q.now],
-        );
+        await run(this.kvUpsert(), [claimTurnKey(q.kind, q.lanes), String(q.now), q.now]);
       }
       return claimed;
     });
@@ -680,7 +688,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
       `WITH c AS (
          SELECT id FROM ${this.table('ops')}
          WHERE kind = $1 AND state = 'pending' AND next_at <= $2 AND priority <= $3 AND lane = ANY($4::text[])
-           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ${this.table('ops')} f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ${this.table('ops')}.key))
+           AND ${this.notWaitingOnContact()}
          ORDER BY priority, id LIMIT $5
          FOR UPDATE SKIP LOCKED
        )
@@ -990,10 +998,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
   }
 
   async setState(key: string, value: string, now: number): Promise<void> {
-    await this.exec(
-      `INSERT INTO ${this.table('kv')} (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-      [key, value, now],
-    );
+    await this.exec(this.kvUpsert(), [key, value, now]);
   }
 
   async stats(): Promise<StoreStats> {

@@ -91,6 +91,12 @@ function toLedgerEntry(r: Row): LedgerEntry {
   return { email: String(r.email), attrs: JSON.parse(String(r.attrs)) as Record<string, number>, blocklisted: Number(r.blocklisted) === 1 };
 }
 
+/**
+ * An operation's condition to be claimed (and counted as due): a contact whose previous write
+ * is in flight, in this process or another, waits for it (see claimOps).
+ */
+const NOT_WAITING_ON_CONTACT = "(kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key))";
+
 export class SqliteStore extends ForwardsCluster implements Store {
   readonly kind = 'sqlite' as const;
   readonly path: string;
@@ -347,7 +353,7 @@ export class SqliteStore extends ForwardsCluster implements Store {
     const row = this.stmt(
       `SELECT count(*) AS n, min(next_at) AS oldest, min(priority) AS top, (SELECT value FROM kv WHERE key = ?) AS last FROM (
          SELECT next_at, priority FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND lane IN (${placeholders(lanes.length)})
-           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key))
+           AND ${NOT_WAITING_ON_CONTACT}
          ORDER BY priority, id LIMIT ?)`,
     ).get(claimTurnKey(q.kind, lanes), q.kind, q.now, ...lanes, q.limit) as Row;
     return dueSummary(row);
@@ -364,7 +370,7 @@ export class SqliteStore extends ForwardsCluster implements Store {
     const ids = (
       this.stmt(
         `SELECT id FROM ops WHERE kind = ? AND state = 'pending' AND next_at <= ? AND priority <= ? AND lane IN (${placeholders(q.lanes.length)})
-           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key))
+           AND ${NOT_WAITING_ON_CONTACT}
          ORDER BY priority, id LIMIT ?`,
       ).all(q.kind, q.now, q.maxPriority, ...q.lanes, q.limit) as Row[]
     ).map((r) => Number(r.id));
@@ -372,13 +378,9 @@ export class SqliteStore extends ForwardsCluster implements Store {
     const rows = this.tx(() => {
       const claimed = this.stmt(
         `UPDATE ops SET state = 'inflight', lease_owner = ?, lease_until = ?, attempts = attempts + 1, updated_at = ? WHERE state = 'pending' AND id IN ${IN_LIST}
-           AND (kind <> 'contact' OR NOT EXISTS (SELECT 1 FROM ops f WHERE f.state = 'inflight' AND f.kind = 'contact' AND f.key = ops.key)) RETURNING *`,
+           AND ${NOT_WAITING_ON_CONTACT} RETURNING *`,
       ).all(q.owner, q.now + q.leaseMs, q.now, JSON.stringify(ids)) as Row[];
-      if (claim.when && claimed.length > 0) {
-        this.stmt(
-          'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
-        ).run(claimTurnKey(q.kind, q.lanes), String(q.now), q.now);
-      }
+      if (claim.when && claimed.length > 0) this.putState(claimTurnKey(q.kind, q.lanes), String(q.now), q.now);
       return claimed;
     });
     // The claim (its attempt counted) is on disk before anything is sent: a kernel that drops
@@ -630,6 +632,10 @@ export class SqliteStore extends ForwardsCluster implements Store {
   }
 
   async setState(key: string, value: string, now: number): Promise<void> {
+    this.putState(key, value, now);
+  }
+
+  private putState(key: string, value: string, now: number): void {
     this.stmt(
       'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
     ).run(key, value, now);
