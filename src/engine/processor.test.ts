@@ -60,6 +60,18 @@ describe('Processor', () => {
     expect((await store.stats()).inbox).toEqual({ done: 1, unparseable: 1 });
   });
 
+  it('says a planned batch is urgent when it holds a blocklisting (the delivery loops stop waiting for a fuller round)', async () => {
+    store = new SqliteStore(':memory:');
+    await store.migrate();
+    const planned: Array<{ urgent: boolean }> = [];
+    const p = new Processor({ store, plan: cfg, owner: 'w', log: pino({ level: 'silent' }), metrics: createMetrics(), onPlanned: (x) => planned.push(x) });
+    await store.insertInbox([envelope(1, sesEvent('Delivery', { recipients: ['c@x.io'] }))]);
+    await p.runOnce();
+    await store.insertInbox([envelope(2, sesEvent('Bounce', { recipients: ['b@x.io'], bounceType: 'Permanent' }))]);
+    await p.runOnce();
+    expect(planned).toEqual([{ urgent: false }, { urgent: true }]);
+  });
+
   it('normalizeInbox reads raw SES payloads (SQS raw delivery) as well as SNS envelopes', () => {
     const raw = { id: 1, messageId: 'x', source: 'sqs', topicArn: null, receivedAt: 0, body: JSON.stringify(sesEvent('Open', { recipients: ['d@x.io'] })) };
     const { records, outcomes } = normalizeInbox([raw]);
