@@ -51,4 +51,60 @@ describe('import ordering survives the process that sent the import', () => {
       await second.stop();
     }
   });
+
+  it('a write whose import went unanswered goes behind it by import, even after a later answered refusal', async () => {
+    const brevo = sims.brevo!;
+    const cfg = simConfig({ sesEndpoint: 'http://127.0.0.1:9', brevo: { url: brevo.url, apiKey: brevo.apiKey }, db: join(sims.dir!, 'unanswered.db') });
+    const target = 'unanswered@example.com';
+    const first = await inProcessConnector(cfg);
+    await first.store.migrate();
+    await first.start();
+    try {
+      // Set-up done and a first import through (its list resolved), before Brevo's answers go bad.
+      const warm = Array.from({ length: 25 }, (_, i) => `warm${i}@example.com`);
+      await first.store.enqueue(
+        warm.map((e) => lastEvent(e, 'Send', T0)),
+        Date.now(),
+      );
+      await until(() => warm.every((e) => brevo.contact(e) !== undefined), 'the warm-up import applied', 20_000);
+      // Brevo accepts the import and answers 200 with a body that cannot be read.
+      brevo.setFaults({ malformedRate: 1 });
+      const importsBefore = brevo.summary().imports;
+      const backlog = [target, ...Array.from({ length: 24 }, (_, i) => `u${i}@example.com`)].map((e) => lastEvent(e, 'Send', T0));
+      await first.store.enqueue(backlog, Date.now());
+      await until(() => brevo.summary().imports > importsBefore, 'the import accepted by Brevo', 20_000);
+    } finally {
+      await first.stop();
+      brevo.setFaults({ malformedRate: 0 });
+    }
+    expect(brevo.summary().importsOpen).toBeGreaterThan(0);
+    expect(brevo.contact(target)).toBeUndefined();
+
+    // The others went through; the target's next attempt was refused with an answer (a 503).
+    const second = await inProcessConnector(cfg);
+    try {
+      const store = second.store;
+      await store.migrate();
+      const rows = await store.claimOps({ kind: 'contact', limit: 100, owner: 'test', leaseMs: 60_000, now: Date.now() + 3_600_000 });
+      const mine = rows.find((r) => r.email === target)!;
+      expect(mine.lastCode).toBe('bad_response');
+      await store.completeOps(
+        rows.filter((r) => r !== mine).map((r) => r.id),
+        Date.now(),
+      );
+      await store.retryOps([{ id: mine.id, code: 'server_error', message: 'Simulated server error', status: 503, nextAt: Date.now() }], Date.now());
+      await store.enqueue([lastEvent(target, 'Click', T0 + 60_000)], Date.now());
+      await second.start();
+      await until(() => brevo.summary().importsOpen === 0, 'every import applied', 30_000);
+      await until(
+        async () => (await second.store.stats()).ops.every((o) => o.state !== 'pending' && o.state !== 'inflight' && o.state !== 'awaiting'),
+        'every write settled',
+        30_000,
+      );
+      await until(() => brevo.summary().importsOpen === 0, 'every import applied', 30_000);
+      expect(brevo.contact(target)?.attributes.SES_LAST_EVENT).toBe('Click');
+    } finally {
+      await second.stop();
+    }
+  });
 });

@@ -3,7 +3,7 @@
 import type { Logger } from 'pino';
 import { NotPersisted, persist, PERSIST_LEASE_MARGIN_MS } from './persist.js';
 import type { Store, OpRow, LedgerEntry, OpKind, DueSummary } from '../store/port.js';
-import { INTERRUPTED } from '../store/port.js';
+import { UNANSWERED_CODES } from '../store/port.js';
 import type { BrevoClient } from '../brevo/client.js';
 import { BrevoError, type BatchEventsResult } from '../brevo/client.js';
 import type { ContactPayload, EventPayload, Lane } from '../core/plan.js';
@@ -162,9 +162,6 @@ export function backoffMs(attempts: number, baseMs: number, maxMs: number, rand:
   return Math.round(step / 2 + (step / 2) * rand());
 }
 
-/** Last codes after which an attempt's outcome is unknown: no answer, or one that cannot be read. */
-const OUTCOME_UNKNOWN = new Set(['network_error', 'timeout', 'bad_response', INTERRUPTED]);
-
 /**
  * Could an earlier attempt of this operation have reached Brevo unseen? Only when it was
  * tried and its last attempt got no readable answer (a reset, a timeout, a garbled body, a
@@ -174,7 +171,7 @@ const OUTCOME_UNKNOWN = new Set(['network_error', 'timeout', 'bad_response', INT
  */
 export function mayBeInBrevo(op: Pick<OpRow, 'attempts' | 'lastCode'>): boolean {
   if (op.attempts <= 1) return false;
-  return op.lastCode === null || OUTCOME_UNKNOWN.has(op.lastCode) || op.lastCode.startsWith('lookup_');
+  return op.lastCode === null || UNANSWERED_CODES.has(op.lastCode) || op.lastCode.startsWith('lookup_');
 }
 
 /** The Brevo call an operation stands for, as shown to an operator in `failures show`. */

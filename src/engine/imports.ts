@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { BrevoClient, BrevoProcess, ImportRequest } from '../brevo/client.js';
 import type { ContactPayload } from '../core/plan.js';
 import { errorMessage } from '../core/errors.js';
-import { INTERRUPTED, type LedgerEntry, type OpRow, type Store } from '../store/port.js';
+import { hadUnansweredAttempt, type LedgerEntry, type OpRow, type Store } from '../store/port.js';
 import { contactBody, ledgerOf, nothingToSend, resolveListChanges, type ListResolver } from './contact-body.js';
 import { removeFromLists } from './list-removals.js';
 import { attemptCall, type CallContext, type Outcome } from './outcome.js';
@@ -113,10 +113,11 @@ export class ContactImports {
    */
   async preferred(ops: OpRow[]): Promise<boolean> {
     if (ops.length >= BULK_THRESHOLD) return true;
-    // A write whose last call was interrupted (its process died, or the store failed, before
-    // Brevo's answer was recorded) may have an import Brevo accepted and applies later: an
-    // import of ours goes behind it, a direct write would be overtaken by it.
-    if (ops.some((o) => o.lastCode === INTERRUPTED)) return true;
+    // A write one of whose calls went unanswered (no answer, an unreadable one, or a process
+    // that died before it recorded the answer), even if a later one was refused, may have an
+    // import Brevo accepted and applies later: an import of ours goes behind it, a direct
+    // write would be overtaken by it.
+    if (ops.some(hadUnansweredAttempt)) return true;
     return (await this.o.store.contactsWithOpenImports(ops.map((o) => o.email))).size > 0;
   }
 

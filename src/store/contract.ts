@@ -1,6 +1,6 @@
 // The Store contract: every adapter runs this same suite (sqlite.itest.ts, postgres.itest.ts).
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
-import type { DueSummary, Store } from './port.js';
+import { hadUnansweredAttempt, type DueSummary, type Store } from './port.js';
 import type { ContactOp, EventOp, PlannedOp } from '../core/plan.js';
 
 export interface StoreHarness {
@@ -226,6 +226,38 @@ function queueContract(store: CurrentStore): void {
     expect(merged!.payload).toEqual({ attrs: { A: { v: 'one', at: 1 }, B: { v: 'two', at: 2 } }, blocklist: false });
     expect(merged!.lastCode).toBe('interrupted');
     expect((await s.getOp(first!.id))!.state).toBe('superseded');
+  });
+
+  it('an unanswered contact write folded into a newer pending one carries that attempt, which a later answered refusal does not erase', async () => {
+    const s = store();
+    await s.enqueue([contact('a@x.io', { A: { v: 'one', at: 1 } })], T0);
+    const [first] = await s.claimOps({ kind: 'contact', limit: 1, owner: 'w', leaseMs: 1000, now: T0 });
+    await s.enqueue([contact('a@x.io', { B: { v: 'two', at: 2 } })], T0);
+    await s.retryOps([{ id: first!.id, nextAt: T0 + 10, code: 'timeout', message: 'no answer in 10 s' }], T0 + 5);
+    expect((await s.getOp(first!.id))!.state).toBe('superseded');
+    const [merged] = await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 10 });
+    expect(merged!.lastCode).toBe('timeout');
+    expect(merged!.history.map((h) => h.code)).toEqual(['timeout']);
+    expect(hadUnansweredAttempt(merged!)).toBe(true);
+    await s.retryOps([{ id: merged!.id, nextAt: T0 + 20, code: 'server_error', message: '503', status: 503 }], T0 + 15);
+    const [again] = await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 20 });
+    expect(again!.lastCode).toBe('server_error');
+    expect(hadUnansweredAttempt(again!)).toBe(true);
+    // Folding a row whose earlier attempt went unanswered carries it too, though its last was answered.
+    await s.enqueue([contact('a@x.io', { C: { v: 'three', at: 3 } })], T0 + 21);
+    await s.retryOps([{ id: again!.id, nextAt: T0 + 30, code: 'server_error', message: '503', status: 503 }], T0 + 25);
+    const [third] = await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 30 });
+    expect(third!.id).not.toBe(again!.id);
+    expect(third!.payload).toEqual({ attrs: { A: { v: 'one', at: 1 }, B: { v: 'two', at: 2 }, C: { v: 'three', at: 3 } }, blocklist: false });
+    expect(hadUnansweredAttempt(third!)).toBe(true);
+    // A write whose only failure was answered carries no doubt.
+    await s.enqueue([contact('b@x.io', { A: { v: 'one', at: 1 } })], T0);
+    const [b] = await s.claimOps({ kind: 'contact', limit: 1, owner: 'w', leaseMs: 1000, now: T0 + 40 });
+    await s.enqueue([contact('b@x.io', { B: { v: 'two', at: 2 } })], T0 + 40);
+    await s.retryOps([{ id: b!.id, nextAt: T0 + 50, code: 'server_error', message: '503', status: 503 }], T0 + 45);
+    const [bMerged] = await s.claimOps({ kind: 'contact', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 50 });
+    expect(bMerged!.email).toBe('b@x.io');
+    expect(hadUnansweredAttempt(bMerged!)).toBe(false);
   });
 
   it('retry of a contact merges into a newer pending write for the same contact', async () => {

@@ -148,6 +148,18 @@ export interface DueSummary {
 /** last_code of an operation whose worker died while it was in flight (recoverExpired). */
 export const INTERRUPTED = 'interrupted';
 
+/** Last codes after which an attempt's outcome is unknown: no answer, or one that cannot be read (its call may have reached Brevo). */
+export const UNANSWERED_CODES: ReadonlySet<string> = new Set(['network_error', 'timeout', 'bad_response', INTERRUPTED]);
+
+/**
+ * Did an attempt of this operation go unanswered (UNANSWERED_CODES), now or before a later
+ * answered refusal? Its call may have been an import that Brevo accepted and applies later:
+ * the operation's next write goes behind it, by import (engine/imports.ts).
+ */
+export function hadUnansweredAttempt(op: Pick<OpRow, 'lastCode' | 'history'>): boolean {
+  return (op.lastCode !== null && UNANSWERED_CODES.has(op.lastCode)) || op.history.some((h) => UNANSWERED_CODES.has(h.code));
+}
+
 export interface OpError {
   id: number;
   code: string;

@@ -22,13 +22,25 @@ import type {
   StoreStats,
   WaitingErrors,
 } from './port.js';
-import { INTERRUPTED } from './port.js';
+import { INTERRUPTED, UNANSWERED_CODES } from './port.js';
 
 export type Row = Record<string, unknown>;
 
 /** What recoverExpired records on an operation whose worker died in flight. */
 export function interruptedError(id: number): OpError {
   return { id, code: INTERRUPTED, message: "the process delivering it stopped before it recorded Brevo's answer" };
+}
+
+/**
+ * When a contact write is folded into a newer pending one for the same contact, the doubt
+ * that its call may have reached Brevo (an import applied later) goes with it: the attempt
+ * that went unanswered (this one, or an earlier one of the folded row), recorded on the row
+ * it folds into, so that row's write goes behind such an import (hadUnansweredAttempt).
+ */
+export function foldedDoubt(row: Pick<OpRow, 'history'>, err: OpError | undefined): Omit<OpError, 'id'> | undefined {
+  if (err && UNANSWERED_CODES.has(err.code)) return { code: err.code, message: err.message, ...(err.status !== undefined ? { status: err.status } : {}) };
+  const h = [...row.history].reverse().find((e) => UNANSWERED_CODES.has(e.code));
+  return h ? { code: h.code, message: h.message ?? '', ...(h.status !== null && h.status !== undefined ? { status: h.status } : {}) } : undefined;
 }
 
 export function toOp(r: Row): OpRow {

@@ -36,8 +36,8 @@ import type {
   WaitingErrors,
   SoftBounce,
 } from '../port.js';
-import { INTERRUPTED } from '../port.js';
 import {
+  foldedDoubt,
   interruptedError,
   mergeLedgerEntry,
   noneEnqueued,
@@ -129,8 +129,8 @@ interface MergeTarget {
   nextAt: number;
   attempts: number;
   dirty: boolean;
-  /** A write folded into it was interrupted (its call may have reached Brevo): see the SQLite store's requeue. */
-  interrupted?: boolean;
+  /** A write folded into it may have reached Brevo unseen (rows.foldedDoubt): see the SQLite store's requeue. */
+  doubt?: Omit<OpError, 'id'>;
 }
 
 export class PostgresStore extends ForwardsCluster implements Store {
@@ -595,7 +595,7 @@ export class PostgresStore extends ForwardsCluster implements Store {
           t.nextAt = Math.min(t.nextAt, it.nextAt);
           t.attempts = Math.max(t.attempts, r.attempts);
           t.dirty = true;
-          if (it.err?.code === INTERRUPTED) t.interrupted = true;
+          t.doubt = foldedDoubt(r, it.err) ?? t.doubt;
           superseded.push(r.id);
           continue;
         }
@@ -630,8 +630,11 @@ export class PostgresStore extends ForwardsCluster implements Store {
     if (dirty.length > 0) {
       await c.query(
         `UPDATE ${this.table('ops')} o SET payload = v.payload, sources = v.sources, priority = v.priority, lane = v.lane, next_at = v.next_at, attempts = v.attempts, updated_at = $8,
-           last_code = CASE WHEN v.interrupted THEN '${INTERRUPTED}' ELSE o.last_code END
-         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::int[], $9::boolean[]) AS v(id, payload, sources, priority, lane, next_at, attempts, interrupted)
+           last_code = COALESCE(v.code, o.last_code), last_message = COALESCE(v.message, o.last_message),
+           last_status = CASE WHEN v.code IS NULL THEN o.last_status ELSE v.status END,
+           history = CASE WHEN v.code IS NULL THEN o.history ELSE (o.history::jsonb || jsonb_build_array(jsonb_build_object('at', $8::bigint, 'code', v.code, 'message', v.message, 'status', v.status)))::text END
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::bigint[], $7::int[], $9::text[], $10::text[], $11::int[])
+           AS v(id, payload, sources, priority, lane, next_at, attempts, code, message, status)
          WHERE o.id = v.id`,
         [
           dirty.map((t) => t.id),
@@ -642,7 +645,9 @@ export class PostgresStore extends ForwardsCluster implements Store {
           dirty.map((t) => t.nextAt),
           dirty.map((t) => t.attempts),
           now,
-          dirty.map((t) => t.interrupted === true),
+          dirty.map((t) => t.doubt?.code ?? null),
+          dirty.map((t) => t.doubt?.message ?? null),
+          dirty.map((t) => t.doubt?.status ?? null),
         ],
       );
     }

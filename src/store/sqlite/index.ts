@@ -5,6 +5,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SQLITE_MIGRATIONS } from './migrations.js';
 import {
+  foldedDoubt,
   interruptedError,
   mergeLedgerEntry,
   noneEnqueued,
@@ -49,7 +50,6 @@ import type {
   WaitingErrors,
   SoftBounce,
 } from '../port.js';
-import { INTERRUPTED } from '../port.js';
 
 export interface SqliteStoreOptions {
   /**
@@ -325,7 +325,16 @@ export class SqliteStore extends ForwardsCluster implements Store {
         this.stmt("UPDATE ops SET state = 'superseded', lease_owner = NULL, updated_at = ? WHERE id = ?").run(now, row.id);
         // Its call may have reached Brevo (an import applied later): the write it folds into
         // carries that, so that it goes behind such an import (engine/imports.ts).
-        if (err?.code === INTERRUPTED) this.stmt('UPDATE ops SET last_code = ?, last_message = ? WHERE id = ?').run(err.code, err.message, other.id);
+        const doubt = foldedDoubt(row, err);
+        if (doubt) {
+          this.stmt('UPDATE ops SET last_code = ?, last_message = ?, last_status = ? WHERE id = ?').run(
+            doubt.code,
+            doubt.message,
+            doubt.status ?? null,
+            other.id,
+          );
+          this.appendHistory(Number(other.id), { id: Number(other.id), ...doubt }, now);
+        }
         return;
       }
     }
