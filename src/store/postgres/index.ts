@@ -672,7 +672,11 @@ export class PostgresStore extends ForwardsCluster implements Store {
   async claimOps(claim: ClaimQuery): Promise<OpRow[]> {
     const q = withClaimDefaults(claim);
     const when = claim.when;
-    if (!when) return this.claimOn((sql, params) => this.query(sql, params), q);
+    const pooled = (sql: string, params: unknown[]) => this.query(sql, params);
+    if (!when) return this.claimOn(pooled, q);
+    // Judged first without the turn: an idle poll (nothing due, or a round not worth a call
+    // yet) is one indexed read, not a transaction. What it lets through is judged again under it.
+    if (!when(await this.dueOn(pooled, q))) return [];
     // Judged and claimed under a transaction lock that every conditional claim of this kind
     // and these lanes takes, in every process: the next one judges what this one left.
     return this.tx(async (c) => {

@@ -123,7 +123,7 @@ describe('PostgresStore shared by several processes', () => {
     expect(new Set(taken.map((o) => o.key))).toEqual(new Set(keys));
   });
 
-  it('conditional claims of two processes take turns: each judges what the other left, none while another holds the turn', async () => {
+  it('conditional claims of two processes take turns: each judges what the other left, none claims while another holds the turn, an idle one does not wait for it', async () => {
     const [a, b] = await twoProcesses();
     await a.enqueue([event('c1', 'a@x.io'), event('c2', 'b@x.io')], T0);
     const schema = schemas[schemas.length - 1]!;
@@ -145,11 +145,19 @@ describe('PostgresStore shared by several processes', () => {
         }),
       );
       await new Promise((r) => setTimeout(r, 300));
-      expect(judged).toEqual([]);
+      // Each judged once without the turn (worth a claim), and waits for the turn to judge again.
+      expect(judged).toEqual([2, 2]);
+      expect((await a.stats()).ops.filter((o) => o.state === 'inflight')).toEqual([]);
       await holder.query('SELECT pg_advisory_unlock($1::bigint)', [claimLockKey(schema, 'event', ['realtime'])]);
       const got = await Promise.all(claims);
       expect(got.map((g) => g.length).sort()).toEqual([0, 2]);
-      expect(judged).toEqual([2, 0]);
+      expect(judged).toEqual([2, 2, 2, 0]);
+      // A claim not worth it (here: nothing due) is answered without the turn, though another holds it.
+      await holder.query('SELECT pg_advisory_lock($1::bigint)', [claimLockKey(schema, 'event', ['realtime'])]);
+      const idle = a.claimOps({ kind: 'event', lanes: ['realtime'], limit: 10, owner: 'w9', leaseMs: 60_000, now: T0 + 20, when: (d) => d.count > 0 });
+      const blocked = new Promise<'blocked'>((r) => setTimeout(() => r('blocked'), 5_000).unref());
+      expect(await Promise.race([idle, blocked])).toEqual([]);
+      await holder.query('SELECT pg_advisory_unlock($1::bigint)', [claimLockKey(schema, 'event', ['realtime'])]);
     } finally {
       await holder.end();
     }
