@@ -346,14 +346,17 @@ function queueContract(store: CurrentStore): void {
     await s.enqueue([event('p', 'p@x.io')], T0 + 15);
     await s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 15 });
     expect((await s.pendingDue({ kind: 'event', now: T0 + 20, limit: 10 })).lastClaimAt).toBe(T0 + 10);
-    // Two conditional claims at once: the second judges what the first left (nothing).
+    // Two conditional claims at once: the second judges what the first left (nothing). A store
+    // may judge a claim first without the turn (PostgreSQL does); the last judgement decides.
     await s.enqueue([event('c', 'c@x.io'), event('d', 'd@x.io')], T0 + 20);
-    const judged: number[] = [];
+    const judged: number[][] = [[], []];
     const [one, two] = await Promise.all(
-      [1, 2].map(() => s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 30, when: (d) => (judged.push(d.count), d.count > 0) })),
+      [0, 1].map((i) =>
+        s.claimOps({ kind: 'event', limit: 10, owner: 'w', leaseMs: 1000, now: T0 + 30, when: (d) => (judged[i]!.push(d.count), d.count > 0) }),
+      ),
     );
     expect([one!.length, two!.length].sort()).toEqual([0, 2]);
-    expect(judged).toEqual([2, 0]);
+    expect(judged.map((j) => j.at(-1)).sort()).toEqual([0, 2]);
   });
 
   it('claims respect next_at, priority, lanes and leases; expired leases are recovered', async () => {
