@@ -8,9 +8,14 @@ import type { Logger } from 'pino';
 import { fromIni, fromTemporaryCredentials } from '@aws-sdk/credential-providers';
 import type { SesConnectorConfig } from '../config/schema.js';
 
-/** Spaces requests at `rps` per second; FIFO so a long backfill cannot starve a `check`. */
+/**
+ * Spaces requests at `rps` per second; FIFO so a long backfill cannot starve a `check`. Each
+ * request is spaced from the moment the previous one was actually let go, not from when it was
+ * due: a timer that fires late (a busy event loop) must not bring the next request closer.
+ */
 export class RateLimiter {
-  private nextAt = 0;
+  private lastAt = -Infinity;
+  private tail: Promise<void> = Promise.resolve();
   private readonly intervalMs: number;
   calls = 0;
 
@@ -24,12 +29,14 @@ export class RateLimiter {
     this.intervalMs = rps === Infinity ? 0 : (1000 / rps) * 1.05;
   }
 
-  async take(): Promise<void> {
-    const now = this.now();
-    const at = Math.max(now, this.nextAt);
-    this.nextAt = at + this.intervalMs;
+  take(): Promise<void> {
     this.calls++;
-    if (at > now) await this.sleep(at - now);
+    const turn = this.tail.then(async () => {
+      for (let wait = this.lastAt + this.intervalMs - this.now(); wait > 0; wait = this.lastAt + this.intervalMs - this.now()) await this.sleep(wait);
+      this.lastAt = this.now();
+    });
+    this.tail = turn.catch(() => undefined);
+    return turn;
   }
 
   /** Seconds needed for `n` more calls at this rate. */
